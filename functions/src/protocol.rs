@@ -1,0 +1,680 @@
+//! The client↔server wire protocol: JSON text frames.
+//!
+//! Client frames are objects routed by `action`; server frames are objects
+//! tagged by `type`. Every client frame may carry `ref`, echoed in the reply.
+//! `docs/protocol.md` is the reference, with an example of every frame.
+//!
+//! Parsing never panics and never guesses: a frame that is not exactly right
+//! gets a [`FrameError`] with a specific [`ErrorCode`], and the `ref` when one
+//! could be read, so the client can match the error to its request.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Limits;
+
+/// A client's request reference: a short string or an integer, echoed as is.
+pub type Ref = Value;
+
+/// Longest accepted `ref` string, in bytes.
+pub const MAX_REF_LEN: usize = 64;
+
+/// Every error code a client can receive. The wire form is snake_case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not JSON. Fix the client; do not retry as is.
+    InvalidJson,
+    /// Empty, binary, or not a JSON object. Fix the client.
+    InvalidFrame,
+    /// `action` names nothing this server does.
+    UnknownAction,
+    /// A field is missing or has the wrong type; the message names it.
+    InvalidField,
+    /// The room name breaks the charset or length rules.
+    InvalidRoom,
+    /// The client message id is empty, too long or has bad characters.
+    InvalidId,
+    /// `data` is larger than the configured limit.
+    PayloadTooLarge,
+    /// The token's room claims do not allow this action on this room.
+    Forbidden,
+    /// The action needs the connection to have joined the room first.
+    NotJoined,
+    /// Over the per-connection rate limit. Slow down and retry.
+    RateLimited,
+    /// The token has expired; the connection is closed. Reconnect with a new one.
+    TokenExpired,
+    /// `auth` carried a token that does not verify, or names another user.
+    InvalidToken,
+    /// A backend dependency failed. Retrying with the same `id` is safe.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The snake_case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidFrame => "invalid_frame",
+            Self::UnknownAction => "unknown_action",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidRoom => "invalid_room",
+            Self::InvalidId => "invalid_id",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Forbidden => "forbidden",
+            Self::NotJoined => "not_joined",
+            Self::RateLimited => "rate_limited",
+            Self::TokenExpired => "token_expired",
+            Self::InvalidToken => "invalid_token",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A rejected client frame: what to send back in an `error` frame.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct FrameError {
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// A human-readable explanation naming the offending field.
+    pub message: String,
+    /// The client's `ref`, when it could be read.
+    pub reference: Option<Ref>,
+}
+
+impl FrameError {
+    /// A new error without a reference.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            reference: None,
+        }
+    }
+
+    /// The server frame that reports this error.
+    pub fn to_frame(&self) -> ServerFrame {
+        ServerFrame::Error {
+            code: self.code,
+            message: self.message.clone(),
+            reference: self.reference.clone(),
+        }
+    }
+}
+
+/// A validated room name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// Validates a room name: 1..=max bytes of `A-Z a-z 0-9 . _ - : @`.
+    /// `*` and `?` are excluded because they are glob characters in claims.
+    pub fn parse(raw: &str, limits: &Limits) -> Result<Self, FrameError> {
+        if raw.is_empty() || raw.len() > limits.max_room_len {
+            return Err(FrameError::new(
+                ErrorCode::InvalidRoom,
+                format!("room must be 1 to {} characters", limits.max_room_len),
+            ));
+        }
+        if let Some(bad) = raw.chars().find(|c| !is_room_char(*c)) {
+            return Err(FrameError::new(
+                ErrorCode::InvalidRoom,
+                format!("room contains {bad:?}; allowed are letters, digits and . _ - : @"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RoomName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_room_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@')
+}
+
+/// A validated client message id (the idempotency key).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// Validates an id: 1..=max bytes of printable ASCII, no spaces.
+    pub fn parse(raw: &str, limits: &Limits) -> Result<Self, FrameError> {
+        if raw.is_empty() || raw.len() > limits.max_id_len {
+            return Err(FrameError::new(
+                ErrorCode::InvalidId,
+                format!("id must be 1 to {} characters", limits.max_id_len),
+            ));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(FrameError::new(
+                ErrorCode::InvalidId,
+                "id must be printable ASCII without spaces",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Answered by `welcome`.
+    Hello,
+    /// Join a room; `since` is the last seq seen, for resume.
+    Join {
+        /// The room.
+        room: RoomName,
+        /// Last seq the client saw, if resuming.
+        since: Option<u64>,
+    },
+    /// Leave a room.
+    Leave {
+        /// The room.
+        room: RoomName,
+    },
+    /// Publish to a room.
+    Send {
+        /// The room.
+        room: RoomName,
+        /// Client message id, for idempotency.
+        id: MessageId,
+        /// The payload, any JSON value.
+        data: Value,
+    },
+    /// Ephemeral typing indicator; never stored.
+    Typing {
+        /// The room.
+        room: RoomName,
+        /// Typing started (true) or stopped (false).
+        active: bool,
+    },
+    /// A message to every connection of one user.
+    Direct {
+        /// The recipient's user id.
+        to: String,
+        /// Client message id, for idempotency.
+        id: MessageId,
+        /// The payload.
+        data: Value,
+    },
+    /// A page of history, newest first.
+    History {
+        /// The room.
+        room: RoomName,
+        /// Only messages with a seq below this.
+        before: Option<u64>,
+        /// Page size; capped by the configured maximum.
+        limit: Option<u32>,
+    },
+    /// Keep-alive; answered by `pong`.
+    Heartbeat,
+    /// Refresh the token on a live connection.
+    Auth {
+        /// The new JWT.
+        token: String,
+    },
+}
+
+impl Action {
+    /// The wire name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Join { .. } => "join",
+            Self::Leave { .. } => "leave",
+            Self::Send { .. } => "send",
+            Self::Typing { .. } => "typing",
+            Self::Direct { .. } => "direct",
+            Self::History { .. } => "history",
+            Self::Heartbeat => "heartbeat",
+            Self::Auth { .. } => "auth",
+        }
+    }
+}
+
+/// A parsed, validated client frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientFrame {
+    /// The client's reference, echoed in the reply.
+    pub reference: Option<Ref>,
+    /// What the client asks for.
+    pub action: Action,
+}
+
+/// Parses and validates one client frame. `None` is an empty body.
+pub fn parse_client_frame(body: Option<&str>, limits: &Limits) -> Result<ClientFrame, FrameError> {
+    let body = body.unwrap_or_default();
+    if body.trim().is_empty() {
+        return Err(FrameError::new(ErrorCode::InvalidFrame, "empty frame"));
+    }
+    let value: Value = serde_json::from_str(body).map_err(|e| {
+        FrameError::new(
+            ErrorCode::InvalidJson,
+            format!("frame is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(FrameError::new(
+            ErrorCode::InvalidFrame,
+            "frame must be a JSON object",
+        ));
+    };
+    // Read `ref` first, so every later error can carry it.
+    let reference = match obj.remove("ref") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= MAX_REF_LEN => Some(Value::String(s)),
+        Some(n @ Value::Number(_)) if n.is_i64() || n.is_u64() => Some(n),
+        Some(_) => {
+            return Err(FrameError::new(
+                ErrorCode::InvalidField,
+                format!("ref must be an integer or a string of at most {MAX_REF_LEN} characters"),
+            ));
+        }
+    };
+    parse_action(&mut obj, limits)
+        .map(|action| ClientFrame {
+            reference: reference.clone(),
+            action,
+        })
+        .map_err(|mut e| {
+            e.reference = reference;
+            e
+        })
+}
+
+fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action, FrameError> {
+    let action = match obj.get("action") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(field_error("action", "a string")),
+        None => return Err(field_error("action", "present")),
+    };
+    let f = Fields { obj, limits };
+    Ok(match action.as_str() {
+        "hello" => Action::Hello,
+        "heartbeat" => Action::Heartbeat,
+        "join" => Action::Join {
+            room: f.room()?,
+            since: f.opt_u64("since")?,
+        },
+        "leave" => Action::Leave { room: f.room()? },
+        "send" => Action::Send {
+            room: f.room()?,
+            id: f.id()?,
+            data: f.data()?,
+        },
+        "typing" => Action::Typing {
+            room: f.room()?,
+            active: f.bool("active")?,
+        },
+        "direct" => Action::Direct {
+            to: f.user("to")?,
+            id: f.id()?,
+            data: f.data()?,
+        },
+        "history" => Action::History {
+            room: f.room()?,
+            before: f.opt_u64("before")?,
+            limit: f.limit()?,
+        },
+        "auth" => {
+            let token = f.string("token")?;
+            if token.is_empty() || token.len() > limits.max_token_len {
+                return Err(FrameError::new(
+                    ErrorCode::InvalidField,
+                    format!("token must be 1 to {} characters", limits.max_token_len),
+                ));
+            }
+            Action::Auth { token }
+        }
+        other => {
+            let shown: String = other.chars().take(32).collect();
+            return Err(FrameError::new(
+                ErrorCode::UnknownAction,
+                format!(
+                    "unknown action {shown:?}; expected one of hello, join, leave, send, typing, direct, history, heartbeat, auth"
+                ),
+            ));
+        }
+    })
+}
+
+fn field_error(name: &str, expected: &str) -> FrameError {
+    FrameError::new(
+        ErrorCode::InvalidField,
+        format!("{name} must be {expected}"),
+    )
+}
+
+/// Typed access to the fields of one frame object.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    limits: &'a Limits,
+}
+
+impl Fields<'_> {
+    fn string(&self, name: &str) -> Result<String, FrameError> {
+        match self.obj.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(field_error(name, "a string")),
+            None => Err(field_error(name, "present")),
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, FrameError> {
+        match self.obj.get(name) {
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(field_error(name, "true or false")),
+            None => Err(field_error(name, "present")),
+        }
+    }
+
+    fn opt_u64(&self, name: &str) -> Result<Option<u64>, FrameError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| field_error(name, "a non-negative integer")),
+        }
+    }
+
+    fn room(&self) -> Result<RoomName, FrameError> {
+        RoomName::parse(&self.string("room")?, self.limits)
+    }
+
+    fn id(&self) -> Result<MessageId, FrameError> {
+        MessageId::parse(&self.string("id")?, self.limits)
+    }
+
+    fn user(&self, name: &str) -> Result<String, FrameError> {
+        let user = self.string(name)?;
+        if user.is_empty() || user.len() > crate::auth::MAX_USER_ID_LEN {
+            return Err(field_error(
+                name,
+                &format!(
+                    "a user id of 1 to {} characters",
+                    crate::auth::MAX_USER_ID_LEN
+                ),
+            ));
+        }
+        Ok(user)
+    }
+
+    fn data(&self) -> Result<Value, FrameError> {
+        let data = self
+            .obj
+            .get("data")
+            .ok_or_else(|| field_error("data", "present"))?;
+        let size = serde_json::to_string(data)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
+        if size > self.limits.max_data_bytes {
+            return Err(FrameError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "data is {size} bytes; the limit is {}",
+                    self.limits.max_data_bytes
+                ),
+            ));
+        }
+        Ok(data.clone())
+    }
+
+    fn limit(&self) -> Result<Option<u32>, FrameError> {
+        let Some(limit) = self.opt_u64("limit")? else {
+            return Ok(None);
+        };
+        let max = self.limits.history_page_max;
+        match u32::try_from(limit) {
+            Ok(l) if (1..=max).contains(&l) => Ok(Some(l)),
+            _ => Err(field_error("limit", &format!("between 1 and {max}"))),
+        }
+    }
+}
+
+/// Who sent a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The user id (the token's `sub`).
+    pub user: String,
+    /// The display name (the token's `name`, else the user id).
+    pub name: String,
+}
+
+/// A room message as delivered, stored and replayed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The room.
+    pub room: String,
+    /// The room's sequence number: strictly increasing, one per message.
+    pub seq: u64,
+    /// The sender's client message id.
+    pub id: String,
+    /// The sender.
+    pub from: Sender,
+    /// The payload.
+    pub data: Value,
+    /// Server time of acceptance, ms since the epoch.
+    pub ts: i64,
+}
+
+/// One user present in a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The user id.
+    pub user: String,
+    /// The display name.
+    pub name: String,
+    /// How many of the user's connections are in the room.
+    pub devices: u32,
+}
+
+/// Presence transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceEvent {
+    /// The user's first device joined.
+    Joined,
+    /// The user's last device left.
+    Left,
+}
+
+/// Limits the client should respect, sent in `welcome`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientLimits {
+    /// Largest `data`, in bytes.
+    pub max_data_bytes: usize,
+    /// Longest room name.
+    pub max_room_len: usize,
+    /// Longest message id.
+    pub max_id_len: usize,
+    /// Largest history page.
+    pub history_page_max: u32,
+    /// Sustained messages per second.
+    pub rate_per_second: u32,
+    /// Burst above the sustained rate.
+    pub rate_burst: u32,
+    /// Idle timeout in seconds: send a heartbeat well within it.
+    pub idle_timeout_secs: u64,
+}
+
+/// Frames the server sends, tagged by `type`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerFrame {
+    /// Reply to `hello`.
+    #[serde(rename_all = "camelCase")]
+    Welcome {
+        /// This connection's id.
+        connection_id: String,
+        /// The authenticated user.
+        user: Sender,
+        /// Token expiry, seconds since the epoch.
+        exp: i64,
+        /// Limits to respect.
+        limits: ClientLimits,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// Reply to `join`.
+    Joined {
+        /// The room.
+        room: String,
+        /// The room's current seq.
+        seq: u64,
+        /// Present users; absent without the `presence` right.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<Member>>,
+        /// Messages after `since`, oldest first; present when `since` was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        missed: Option<Vec<Message>>,
+        /// Some messages after `since` are beyond retention and lost.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
+        /// More missed messages remain: join again with the last seq received.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// Reply to `leave`.
+    Left {
+        /// The room.
+        room: String,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// A room message.
+    Message(Message),
+    /// Reply to `send` and `direct`.
+    Ack {
+        /// The client message id.
+        id: String,
+        /// The room seq (absent for `direct`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        /// This id was seen before; the original seq is returned and nothing
+        /// was delivered again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// A user's presence changed in a room.
+    Presence {
+        /// The room.
+        room: String,
+        /// The user id.
+        user: String,
+        /// The display name.
+        name: String,
+        /// What happened.
+        event: PresenceEvent,
+    },
+    /// A user started or stopped typing.
+    Typing {
+        /// The room.
+        room: String,
+        /// The user id.
+        user: String,
+        /// The display name.
+        name: String,
+        /// Whether they are typing.
+        active: bool,
+    },
+    /// A direct message.
+    Direct {
+        /// The sender.
+        from: Sender,
+        /// The sender's message id.
+        id: String,
+        /// The payload.
+        data: Value,
+        /// Server time, ms since the epoch.
+        ts: i64,
+    },
+    /// Reply to `history`: newest first.
+    History {
+        /// The room.
+        room: String,
+        /// The page, newest first.
+        messages: Vec<Message>,
+        /// Older messages exist: ask again with `before` = the last seq here.
+        more: bool,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// Reply to `heartbeat`.
+    Pong {
+        /// Server time, ms since the epoch.
+        ts: i64,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// Reply to `auth`.
+    Authed {
+        /// The new token's expiry, seconds since the epoch.
+        exp: i64,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+    /// Something was wrong.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// Details for humans.
+        message: String,
+        /// Echoed reference.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Ref>,
+    },
+}
+
+impl ServerFrame {
+    /// An error frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<Ref>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            reference,
+        }
+    }
+
+    /// The JSON text of this frame.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every map key is a string and
+        // every value is plain data. Fall back to a fixed error frame anyway.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"unavailable","message":"could not encode reply"}"#.into()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
