@@ -10,5 +10,8 @@
 //!   domain calls; the binaries in `src/bin/` and the emulator both call it.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod protocol;
+pub mod ratelimit;
+pub mod store;

@@ -1,0 +1,620 @@
+//! The `Store` conformance suite: the executable specification of the trait.
+//!
+//! Every adapter runs the same list through [`store_conformance_tests!`]:
+//!
+//! ```ignore
+//! roomcast_functions::store_conformance_tests!(async { std::sync::Arc::new(MemoryStore::new()) });
+//! ```
+//!
+//! Each case gets a fresh store from the factory expression, and also uses
+//! names unique to the run, so adapters may share one backing table.
+// This module is a test suite shipped as library code so that other crates'
+// tests can run it; assertions are its purpose.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{Appended, ConnectionRecord, Membership, NewMessage, Store, StoreError};
+use crate::auth::{Identity, Right, RoomRights};
+use crate::clock::Millis;
+use crate::config::RateLimit;
+use crate::protocol::Sender;
+use crate::ratelimit::Verdict;
+
+/// Generates one `#[tokio::test]` per conformance case for a store factory.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@cases $make;
+            connection_round_trip,
+            expired_connections_are_invisible,
+            remove_connection_cleans_memberships_and_index,
+            remove_connection_in_hundreds_of_rooms,
+            touch_applies_the_rate_limit,
+            touch_is_atomic_under_concurrency,
+            touch_on_missing_connection_is_not_found,
+            update_identity_replaces_rights,
+            join_is_idempotent_and_members_are_live_only,
+            leave_returns_the_membership,
+            refresh_extends_memberships,
+            members_of_a_large_room_are_all_listed,
+            append_assigns_gap_free_seqs,
+            append_is_idempotent_per_sender_and_room,
+            concurrent_appends_get_distinct_gap_free_seqs,
+            history_pages_newest_first,
+            history_after_resumes_in_order,
+            expired_history_is_skipped,
+            direct_markers_dedupe_until_expiry,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store: ::std::sync::Arc<dyn $crate::store::Store> = $make.await;
+                $crate::store::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// A fixed "now" far from zero, so that "expired" is unambiguous.
+pub const NOW: Millis = 1_900_000_000_000;
+const HOUR: Millis = 3_600_000;
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn identity(user: &str) -> Identity {
+    Identity {
+        user: user.to_owned(),
+        name: format!("{user} name"),
+        exp: NOW / 1000 + 3600,
+        rooms: RoomRights::all(),
+        direct: true,
+    }
+}
+
+fn connection(id: &str, user: &str) -> ConnectionRecord {
+    ConnectionRecord::new(id, &identity(user), NOW, NOW + 2 * HOUR)
+}
+
+fn membership(room: &str, c: &ConnectionRecord, expires_at: Millis) -> Membership {
+    Membership {
+        room: room.to_owned(),
+        connection_id: c.connection_id.clone(),
+        user: c.user.clone(),
+        name: c.name.clone(),
+        presence: true,
+        joined_at: NOW,
+        expires_at,
+    }
+}
+
+fn message(room: &str, user: &str, id: &str) -> NewMessage {
+    NewMessage {
+        room: room.to_owned(),
+        id: id.to_owned(),
+        from: Sender {
+            user: user.to_owned(),
+            name: format!("{user} name"),
+        },
+        data: json!({"text": format!("message {id}"), "n": [1, 2.5, null, true]}),
+        ts: NOW,
+        expires_at: NOW + 7 * 24 * HOUR,
+    }
+}
+
+async fn new_seq(store: &dyn Store, msg: NewMessage) -> u64 {
+    match store.append(msg, NOW + 24 * HOUR).await.unwrap() {
+        Appended::New(m) => m.seq,
+        Appended::Duplicate { seq } => panic!("unexpected duplicate of seq {seq}"),
+    }
+}
+
+/// Put, get, and the user→connection index.
+pub async fn connection_round_trip(store: Arc<dyn Store>) {
+    let user = unique("u");
+    let (a, b) = (
+        connection(&unique("c"), &user),
+        connection(&unique("c"), &user),
+    );
+    store.put_connection(&a).await.unwrap();
+    store.put_connection(&b).await.unwrap();
+    assert_eq!(
+        store.get_connection(&a.connection_id, NOW).await.unwrap(),
+        Some(a.clone())
+    );
+    let mut devices = store.user_connections(&user, NOW).await.unwrap();
+    devices.sort();
+    let mut want = vec![a.connection_id.clone(), b.connection_id.clone()];
+    want.sort();
+    assert_eq!(devices, want);
+    assert_eq!(
+        store.get_connection(&unique("missing"), NOW).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .user_connections(&unique("nobody"), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Reads ignore items past `expires_at`, before any backend cleanup.
+pub async fn expired_connections_are_invisible(store: Arc<dyn Store>) {
+    let user = unique("u");
+    let mut c = connection(&unique("c"), &user);
+    c.expires_at = NOW - 1;
+    store.put_connection(&c).await.unwrap();
+    assert_eq!(
+        store.get_connection(&c.connection_id, NOW).await.unwrap(),
+        None
+    );
+    assert!(store.user_connections(&user, NOW).await.unwrap().is_empty());
+    let err = store
+        .touch(&c.connection_id, NOW, &RateLimit::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+/// Removing a connection removes its index entry and every membership.
+pub async fn remove_connection_cleans_memberships_and_index(store: Arc<dyn Store>) {
+    let user = unique("u");
+    let c = connection(&unique("c"), &user);
+    let other = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    store.put_connection(&other).await.unwrap();
+    let rooms: Vec<String> = (0..3).map(|i| unique(&format!("room{i}"))).collect();
+    for room in &rooms {
+        store.join(&membership(room, &c, NOW + HOUR)).await.unwrap();
+        store
+            .join(&membership(room, &other, NOW + HOUR))
+            .await
+            .unwrap();
+    }
+    let removed = store
+        .remove_connection(&c.connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.connection, c);
+    let mut got: Vec<String> = removed.memberships.iter().map(|m| m.room.clone()).collect();
+    got.sort();
+    let mut want = rooms.clone();
+    want.sort();
+    assert_eq!(got, want);
+    for room in &rooms {
+        let members = store.members(room, NOW).await.unwrap();
+        assert_eq!(
+            members.len(),
+            1,
+            "only the other connection remains in {room}"
+        );
+        assert_eq!(members[0].connection_id, other.connection_id);
+    }
+    assert!(store.user_connections(&user, NOW).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_connection(&c.connection_id, NOW).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .remove_connection(&c.connection_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Cleanup stays correct for a connection in hundreds of rooms.
+pub async fn remove_connection_in_hundreds_of_rooms(store: Arc<dyn Store>) {
+    let c = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    let prefix = unique("many");
+    for i in 0..260 {
+        store
+            .join(&membership(&format!("{prefix}-{i}"), &c, NOW + HOUR))
+            .await
+            .unwrap();
+    }
+    let removed = store
+        .remove_connection(&c.connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.memberships.len(), 260);
+    for i in [0, 99, 100, 259] {
+        assert!(
+            store
+                .members(&format!("{prefix}-{i}"), NOW)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+/// `touch` charges the GCRA limiter and persists its state.
+pub async fn touch_applies_the_rate_limit(store: Arc<dyn Store>) {
+    let c = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    let limit = RateLimit {
+        per_second: 10,
+        burst: 3,
+        abuse_strikes: 5,
+    };
+    for _ in 0..3 {
+        let t = store.touch(&c.connection_id, NOW, &limit).await.unwrap();
+        assert_eq!(t.verdict, Verdict::Allowed);
+        assert_eq!(t.connection.user, c.user);
+    }
+    let t = store.touch(&c.connection_id, NOW, &limit).await.unwrap();
+    assert_eq!(t.verdict, Verdict::Limited { strikes: 1 });
+    let t = store.touch(&c.connection_id, NOW, &limit).await.unwrap();
+    assert_eq!(t.verdict, Verdict::Limited { strikes: 2 });
+    let t = store
+        .touch(&c.connection_id, NOW + 100, &limit)
+        .await
+        .unwrap();
+    assert_eq!(t.verdict, Verdict::Allowed);
+}
+
+/// Concurrent touches never let more through than the burst.
+pub async fn touch_is_atomic_under_concurrency(store: Arc<dyn Store>) {
+    let c = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    let limit = RateLimit {
+        per_second: 1,
+        burst: 5,
+        abuse_strikes: 1000,
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let id = c.connection_id.clone();
+        tasks.push(tokio::spawn(
+            async move { store.touch(&id, NOW, &limit).await },
+        ));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().verdict == Verdict::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5, "exactly the burst gets through");
+}
+
+/// Touching an unknown connection is `NotFound`, not a crash or a create.
+pub async fn touch_on_missing_connection_is_not_found(store: Arc<dyn Store>) {
+    let id = unique("ghost");
+    let err = store
+        .touch(&id, NOW, &RateLimit::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.get_connection(&id, NOW).await.unwrap(), None);
+}
+
+/// `auth` refreshes expiry and rights in place.
+pub async fn update_identity_replaces_rights(store: Arc<dyn Store>) {
+    let c = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    let mut fresh = identity(&c.user);
+    fresh.exp += 3600;
+    fresh.name = "Renamed".into();
+    fresh.rooms = RoomRights::new(BTreeMap::from([("only.*".to_owned(), vec![Right::Join])]));
+    fresh.direct = false;
+    store
+        .update_identity(&c.connection_id, &fresh)
+        .await
+        .unwrap();
+    let got = store
+        .get_connection(&c.connection_id, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.token_exp, fresh.exp);
+    assert_eq!(got.name, "Renamed");
+    assert_eq!(got.rooms, fresh.rooms);
+    assert!(!got.direct);
+    let err = store
+        .update_identity(&unique("ghost"), &fresh)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+/// Joining twice is one membership; expired memberships are not listed.
+pub async fn join_is_idempotent_and_members_are_live_only(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let (a, b) = (
+        connection(&unique("c"), &unique("u")),
+        connection(&unique("c"), &unique("u")),
+    );
+    assert!(
+        store
+            .join(&membership(&room, &a, NOW + HOUR))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .join(&membership(&room, &a, NOW + HOUR))
+            .await
+            .unwrap()
+    );
+    store.join(&membership(&room, &b, NOW - 1)).await.unwrap();
+    let members = store.members(&room, NOW).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0], membership(&room, &a, NOW + HOUR));
+    assert!(
+        store
+            .members(&unique("empty"), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Leaving returns what was removed, once.
+pub async fn leave_returns_the_membership(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let a = connection(&unique("c"), &unique("u"));
+    store.put_connection(&a).await.unwrap();
+    store
+        .join(&membership(&room, &a, NOW + HOUR))
+        .await
+        .unwrap();
+    let left = store.leave(&room, &a.connection_id).await.unwrap();
+    assert_eq!(left, Some(membership(&room, &a, NOW + HOUR)));
+    assert_eq!(store.leave(&room, &a.connection_id).await.unwrap(), None);
+    assert!(store.members(&room, NOW).await.unwrap().is_empty());
+    // A later disconnect does not resurrect or double-count it.
+    let removed = store
+        .remove_connection(&a.connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(removed.memberships.is_empty());
+}
+
+/// Refreshing keeps an active connection's memberships live.
+pub async fn refresh_extends_memberships(store: Arc<dyn Store>) {
+    let c = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    let rooms = [unique("r"), unique("r")];
+    for room in &rooms {
+        store.join(&membership(room, &c, NOW + 1000)).await.unwrap();
+    }
+    store
+        .refresh_memberships(&c.connection_id, NOW + 500, NOW + HOUR)
+        .await
+        .unwrap();
+    for room in &rooms {
+        assert_eq!(
+            store.members(room, NOW + 5000).await.unwrap().len(),
+            1,
+            "{room} still live"
+        );
+    }
+    let got = store
+        .get_connection(&c.connection_id, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.refreshed_at, NOW + 500);
+}
+
+/// Large rooms are listed completely (adapters must follow pagination).
+pub async fn members_of_a_large_room_are_all_listed(store: Arc<dyn Store>) {
+    let room = unique("big");
+    for _ in 0..300 {
+        let c = connection(&unique("c"), &unique("u"));
+        store
+            .join(&membership(&room, &c, NOW + HOUR))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.members(&room, NOW).await.unwrap().len(), 300);
+}
+
+/// Seqs start at 1 and increase by one per message.
+pub async fn append_assigns_gap_free_seqs(store: Arc<dyn Store>) {
+    let room = unique("room");
+    assert_eq!(store.room_seq(&room).await.unwrap(), 0);
+    for i in 1..=5u64 {
+        assert_eq!(
+            new_seq(&*store, message(&room, "alice", &format!("m{i}"))).await,
+            i
+        );
+    }
+    assert_eq!(store.room_seq(&room).await.unwrap(), 5);
+    let page = store.history_before(&room, None, 1, NOW).await.unwrap();
+    assert_eq!(
+        page.messages[0].data,
+        message(&room, "alice", "m5").data,
+        "data round-trips"
+    );
+}
+
+/// The same sender and id in the same room is a duplicate with the original seq.
+pub async fn append_is_idempotent_per_sender_and_room(store: Arc<dyn Store>) {
+    let (room, other_room) = (unique("room"), unique("room"));
+    assert_eq!(new_seq(&*store, message(&room, "alice", "x")).await, 1);
+    assert_eq!(new_seq(&*store, message(&room, "alice", "y")).await, 2);
+    let again = store
+        .append(message(&room, "alice", "x"), NOW + HOUR)
+        .await
+        .unwrap();
+    assert_eq!(again, Appended::Duplicate { seq: 1 });
+    assert_eq!(
+        store.room_seq(&room).await.unwrap(),
+        2,
+        "a duplicate takes no seq"
+    );
+    assert_eq!(
+        new_seq(&*store, message(&room, "bob", "x")).await,
+        3,
+        "ids are per sender"
+    );
+    assert_eq!(
+        new_seq(&*store, message(&other_room, "alice", "x")).await,
+        1,
+        "and per room"
+    );
+    let page = store.history_before(&room, None, 10, NOW).await.unwrap();
+    assert_eq!(page.messages.len(), 3, "the duplicate was not stored");
+}
+
+/// Many concurrent senders get distinct seqs with no gaps.
+pub async fn concurrent_appends_get_distinct_gap_free_seqs(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let mut tasks = Vec::new();
+    for sender in 0..8 {
+        let store = store.clone();
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..5 {
+                let msg = message(&room, &format!("user{sender}"), &format!("m{i}"));
+                seqs.push(new_seq(&*store, msg).await);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<u64>>());
+}
+
+/// History pages go newest first, with `more` and `before`.
+pub async fn history_pages_newest_first(store: Arc<dyn Store>) {
+    let room = unique("room");
+    for i in 1..=25 {
+        new_seq(&*store, message(&room, "alice", &format!("m{i}"))).await;
+    }
+    let seqs = |p: &super::Page| p.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let p1 = store.history_before(&room, None, 10, NOW).await.unwrap();
+    assert_eq!(seqs(&p1), (16..=25).rev().collect::<Vec<u64>>());
+    assert!(p1.more);
+    let p2 = store
+        .history_before(&room, Some(16), 10, NOW)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&p2), (6..=15).rev().collect::<Vec<u64>>());
+    assert!(p2.more);
+    let p3 = store.history_before(&room, Some(6), 10, NOW).await.unwrap();
+    assert_eq!(seqs(&p3), (1..=5).rev().collect::<Vec<u64>>());
+    assert!(!p3.more);
+    let empty = store
+        .history_before(&unique("none"), None, 10, NOW)
+        .await
+        .unwrap();
+    assert!(empty.messages.is_empty() && !empty.more);
+    let m = &p1.messages[0];
+    assert_eq!(
+        (m.id.as_str(), m.from.user.as_str(), m.ts),
+        ("m25", "alice", NOW)
+    );
+}
+
+/// Resume reads forward from a seq, oldest first.
+pub async fn history_after_resumes_in_order(store: Arc<dyn Store>) {
+    let room = unique("room");
+    for i in 1..=10 {
+        new_seq(&*store, message(&room, "alice", &format!("m{i}"))).await;
+    }
+    let p = store.history_after(&room, 4, 3, NOW).await.unwrap();
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+    assert!(p.more);
+    let p = store.history_after(&room, 7, 10, NOW).await.unwrap();
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![8, 9, 10]
+    );
+    assert!(!p.more);
+    assert!(
+        store
+            .history_after(&room, 10, 10, NOW)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}
+
+/// Messages past retention are not returned, whatever the backend's cleanup.
+pub async fn expired_history_is_skipped(store: Arc<dyn Store>) {
+    let room = unique("room");
+    for i in 1..=6 {
+        let mut m = message(&room, "alice", &format!("m{i}"));
+        m.expires_at = if i <= 3 { NOW + 1000 } else { NOW + HOUR };
+        new_seq(&*store, m).await;
+    }
+    let later = NOW + 2000;
+    let p = store.history_after(&room, 0, 10, later).await.unwrap();
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![4, 5, 6]
+    );
+    let p = store.history_before(&room, None, 10, later).await.unwrap();
+    assert_eq!(p.messages.len(), 3);
+    assert!(!p.more);
+}
+
+/// Direct-message ids are deduplicated per sender until the marker expires.
+pub async fn direct_markers_dedupe_until_expiry(store: Arc<dyn Store>) {
+    let user = unique("u");
+    assert!(
+        store
+            .mark_direct(&user, "d1", NOW, NOW + HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_direct(&user, "d1", NOW + 10, NOW + HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_direct(&user, "d2", NOW, NOW + HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_direct(&unique("u"), "d1", NOW, NOW + HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_direct(&user, "d1", NOW + HOUR + 1, NOW + 2 * HOUR)
+            .await
+            .unwrap()
+    );
+}
+
+#[cfg(test)]
+mod memory_adapter {
+    crate::store_conformance_tests!(async {
+        ::std::sync::Arc::new(crate::store::memory::MemoryStore::new())
+    });
+}

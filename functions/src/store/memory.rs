@@ -1,0 +1,307 @@
+//! The in-memory `Store`: unit tests and the emulator's embedded store.
+//!
+//! One `std::sync::Mutex` over plain maps. It is never held across an
+//! `.await` (no method awaits while holding it), so it cannot deadlock the
+//! runtime, and every operation is atomic, as the trait requires.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{
+    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
+    apply_identity,
+};
+use crate::auth::Identity;
+use crate::clock::Millis;
+use crate::config::RateLimit;
+use crate::protocol::Message;
+use crate::ratelimit;
+
+#[derive(Default)]
+struct Inner {
+    connections: HashMap<String, ConnectionRecord>,
+    by_user: HashMap<String, BTreeSet<String>>,
+    rooms: HashMap<String, BTreeMap<String, Membership>>,
+    by_connection: HashMap<String, BTreeSet<String>>,
+    seqs: HashMap<String, u64>,
+    history: HashMap<String, BTreeMap<u64, (Message, Millis)>>,
+    /// (room, user, id) → (seq, expires_at)
+    markers: HashMap<(String, String, String), (u64, Millis)>,
+    /// (user, id) → expires_at
+    direct_markers: HashMap<(String, String), Millis>,
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock means a panic elsewhere mid-update; the maps are
+        // still structurally valid, so keep serving rather than cascade.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn not_found(what: &'static str, key: &str) -> StoreError {
+    StoreError::NotFound {
+        what,
+        key: key.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        g.by_user
+            .entry(c.user.clone())
+            .or_default()
+            .insert(c.connection_id.clone());
+        g.connections.insert(c.connection_id.clone(), c.clone());
+        Ok(())
+    }
+
+    async fn get_connection(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .connections
+            .get(id)
+            .filter(|c| c.expires_at > now)
+            .cloned())
+    }
+
+    async fn touch(&self, id: &str, now: Millis, limit: &RateLimit) -> Result<Touched, StoreError> {
+        let mut g = self.lock();
+        let c = g
+            .connections
+            .get_mut(id)
+            .filter(|c| c.expires_at > now)
+            .ok_or_else(|| not_found("connection", id))?;
+        let (state, verdict) = ratelimit::charge(c.rate, now, limit);
+        c.rate = state;
+        Ok(Touched {
+            connection: c.clone(),
+            verdict,
+        })
+    }
+
+    async fn update_identity(&self, id: &str, identity: &Identity) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        let c = g
+            .connections
+            .get_mut(id)
+            .ok_or_else(|| not_found("connection", id))?;
+        apply_identity(c, identity);
+        Ok(())
+    }
+
+    async fn remove_connection(&self, id: &str) -> Result<Option<Removed>, StoreError> {
+        let mut g = self.lock();
+        let Some(connection) = g.connections.remove(id) else {
+            return Ok(None);
+        };
+        if let Some(set) = g.by_user.get_mut(&connection.user) {
+            set.remove(id);
+            if set.is_empty() {
+                g.by_user.remove(&connection.user);
+            }
+        }
+        let rooms = g.by_connection.remove(id).unwrap_or_default();
+        let mut memberships = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            if let Some(members) = g.rooms.get_mut(&room) {
+                if let Some(m) = members.remove(id) {
+                    memberships.push(m);
+                }
+                if members.is_empty() {
+                    g.rooms.remove(&room);
+                }
+            }
+        }
+        Ok(Some(Removed {
+            connection,
+            memberships,
+        }))
+    }
+
+    async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError> {
+        let g = self.lock();
+        Ok(g.by_user
+            .get(user)
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| g.connections.get(*id).is_some_and(|c| c.expires_at > now))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
+        let mut g = self.lock();
+        g.by_connection
+            .entry(m.connection_id.clone())
+            .or_default()
+            .insert(m.room.clone());
+        let previous = g
+            .rooms
+            .entry(m.room.clone())
+            .or_default()
+            .insert(m.connection_id.clone(), m.clone());
+        // An expired membership counts as new: its owner was not present.
+        Ok(previous.is_none_or(|p| p.expires_at <= m.joined_at))
+    }
+
+    async fn leave(&self, room: &str, id: &str) -> Result<Option<Membership>, StoreError> {
+        let mut g = self.lock();
+        if let Some(rooms) = g.by_connection.get_mut(id) {
+            rooms.remove(room);
+        }
+        let removed = g.rooms.get_mut(room).and_then(|members| members.remove(id));
+        if g.rooms.get(room).is_some_and(BTreeMap::is_empty) {
+            g.rooms.remove(room);
+        }
+        Ok(removed)
+    }
+
+    async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
+        Ok(self
+            .lock()
+            .rooms
+            .get(room)
+            .map(|m| m.values().filter(|m| m.expires_at > now).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn refresh_memberships(
+        &self,
+        id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let c = inner
+            .connections
+            .get_mut(id)
+            .ok_or_else(|| not_found("connection", id))?;
+        c.refreshed_at = now;
+        for room in inner.by_connection.get(id).into_iter().flatten() {
+            if let Some(m) = inner.rooms.get_mut(room).and_then(|r| r.get_mut(id)) {
+                m.expires_at = expires_at;
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        msg: NewMessage,
+        marker_expires_at: Millis,
+    ) -> Result<Appended, StoreError> {
+        let mut g = self.lock();
+        let key = (msg.room.clone(), msg.from.user.clone(), msg.id.clone());
+        if let Some((seq, expires)) = g.markers.get(&key) {
+            if *expires > msg.ts {
+                return Ok(Appended::Duplicate { seq: *seq });
+            }
+        }
+        let seq = {
+            let s = g.seqs.entry(msg.room.clone()).or_insert(0);
+            *s += 1;
+            *s
+        };
+        g.markers.insert(key, (seq, marker_expires_at));
+        let stored = Message {
+            room: msg.room.clone(),
+            seq,
+            id: msg.id,
+            from: msg.from,
+            data: msg.data,
+            ts: msg.ts,
+        };
+        g.history
+            .entry(msg.room)
+            .or_default()
+            .insert(seq, (stored.clone(), msg.expires_at));
+        Ok(Appended::New(stored))
+    }
+
+    async fn room_seq(&self, room: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().seqs.get(room).copied().unwrap_or(0))
+    }
+
+    async fn history_before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
+        let g = self.lock();
+        let Some(h) = g.history.get(room) else {
+            return Ok(Page::default());
+        };
+        let upper = before.unwrap_or(u64::MAX);
+        let live = h.range(..upper).rev().filter(|(_, (_, exp))| *exp > now);
+        Ok(page(live, limit))
+    }
+
+    async fn history_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
+        let g = self.lock();
+        let Some(h) = g.history.get(room) else {
+            return Ok(Page::default());
+        };
+        let live = h
+            .range(after.saturating_add(1)..)
+            .filter(|(_, (_, exp))| *exp > now);
+        Ok(page(live, limit))
+    }
+
+    async fn mark_direct(
+        &self,
+        user: &str,
+        id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock();
+        let key = (user.to_owned(), id.to_owned());
+        if g.direct_markers.get(&key).is_some_and(|exp| *exp > now) {
+            return Ok(false);
+        }
+        g.direct_markers.insert(key, expires_at);
+        Ok(true)
+    }
+}
+
+fn page<'a>(mut live: impl Iterator<Item = (&'a u64, &'a (Message, Millis))>, limit: u32) -> Page {
+    let limit = limit as usize;
+    let messages: Vec<Message> = live
+        .by_ref()
+        .take(limit)
+        .map(|(_, (m, _))| m.clone())
+        .collect();
+    let more = live.next().is_some();
+    Page { messages, more }
+}

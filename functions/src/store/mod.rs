@@ -1,0 +1,305 @@
+//! The `Store` port: connections, room memberships, history and counters.
+//!
+//! Adapters: [`memory::MemoryStore`] (tests and the emulator's default) and
+//! the DynamoDB adapter. Both must pass the same [`conformance`] suite, which
+//! is the executable specification of this trait.
+//!
+//! Times are milliseconds since the epoch, supplied by the caller, so the
+//! domain's clock decides expiry. Every item carries `expires_at`; reads skip
+//! expired items even before the backend deletes them (DynamoDB's TTL
+//! deletion is lazy).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::{Identity, RoomRights};
+use crate::clock::Millis;
+use crate::config::RateLimit;
+use crate::protocol::{Message, Sender};
+use crate::ratelimit::{RateState, Verdict};
+
+pub mod conformance;
+pub mod memory;
+
+/// What went wrong in the store. Each variant says what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The item does not exist (or has expired). For a connection: treat it
+    /// as disconnected, or re-create it from the event's authorizer context.
+    #[error("{what} {key} not found")]
+    NotFound {
+        /// The kind of item.
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// A stored item is missing attributes or has wrong types. Report it;
+    /// do not retry. The key names the item to inspect.
+    #[error("corrupt item {key}: {reason}")]
+    CorruptItem {
+        /// The item's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The item would exceed the backend's size limit. Refuse the input.
+    #[error("item {key} would be {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// The item's key.
+        key: String,
+        /// Its estimated size.
+        size: usize,
+        /// The backend's limit.
+        limit: usize,
+    },
+    /// Concurrent writers kept conflicting after retries. Retry later.
+    #[error("conflicting writes on {key}")]
+    Conflict {
+        /// The contested item's key.
+        key: String,
+    },
+    /// The backend failed, timed out or throttled beyond the SDK's retries.
+    /// Nothing may be assumed about the write; retry later (sends are
+    /// idempotent by id, so retrying them is safe).
+    #[error("store unavailable during {operation}: {reason}")]
+    Unavailable {
+        /// The operation attempted.
+        operation: &'static str,
+        /// The backend's explanation.
+        reason: String,
+    },
+}
+
+/// A live WebSocket connection and who is behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// API Gateway's connection id.
+    pub connection_id: String,
+    /// The user id.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// Room rights from the token.
+    pub rooms: RoomRights,
+    /// Direct messages allowed.
+    pub direct: bool,
+    /// Token expiry, seconds since the epoch (updated by `auth`).
+    pub token_exp: i64,
+    /// When the connection was made.
+    pub connected_at: Millis,
+    /// When memberships were last refreshed for presence.
+    pub refreshed_at: Millis,
+    /// Rate limiter state.
+    pub rate: RateState,
+    /// When the item expires.
+    pub expires_at: Millis,
+}
+
+impl ConnectionRecord {
+    /// A new record for `identity`.
+    pub fn new(connection_id: &str, identity: &Identity, now: Millis, expires_at: Millis) -> Self {
+        Self {
+            connection_id: connection_id.to_owned(),
+            user: identity.user.clone(),
+            name: identity.name.clone(),
+            rooms: identity.rooms.clone(),
+            direct: identity.direct,
+            token_exp: identity.exp,
+            connected_at: now,
+            refreshed_at: now,
+            rate: RateState::default(),
+            expires_at,
+        }
+    }
+
+    /// The sender as shown on messages.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            user: self.user.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// One connection's membership of one room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The room.
+    pub room: String,
+    /// The member connection.
+    pub connection_id: String,
+    /// Its user.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// Whether this connection may see presence and typing.
+    pub presence: bool,
+    /// When it joined.
+    pub joined_at: Millis,
+    /// Live until then; refreshed while the connection is active.
+    pub expires_at: Millis,
+}
+
+/// A message to append to a room.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    /// The room.
+    pub room: String,
+    /// The sender's client message id (the idempotency key, per sender).
+    pub id: String,
+    /// The sender.
+    pub from: Sender,
+    /// The payload.
+    pub data: Value,
+    /// Acceptance time.
+    pub ts: Millis,
+    /// History expiry.
+    pub expires_at: Millis,
+}
+
+/// The result of appending.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Appended {
+    /// Stored under a fresh seq.
+    New(Message),
+    /// The sender used this id before: nothing was stored; this is the
+    /// original seq.
+    Duplicate {
+        /// The original seq.
+        seq: u64,
+    },
+}
+
+/// A page of history.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    /// Messages in the order asked for.
+    pub messages: Vec<Message>,
+    /// More messages exist beyond this page.
+    pub more: bool,
+}
+
+/// The result of [`Store::touch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Touched {
+    /// The connection after the update.
+    pub connection: ConnectionRecord,
+    /// The rate limiter's verdict on this message.
+    pub verdict: Verdict,
+}
+
+/// What [`Store::remove_connection`] removed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Removed {
+    /// The connection item.
+    pub connection: ConnectionRecord,
+    /// Its memberships, one per room.
+    pub memberships: Vec<Membership>,
+}
+
+/// The storage port. Implementations must be safe to share between tasks.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Writes the connection item and its user→connection index entry.
+    async fn put_connection(&self, connection: &ConnectionRecord) -> Result<(), StoreError>;
+
+    /// Reads a connection; `None` if absent or expired.
+    async fn get_connection(
+        &self,
+        connection_id: &str,
+        now: Millis,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+
+    /// Atomically charges one message to the connection's rate limit.
+    /// `NotFound` if the connection is absent or expired.
+    async fn touch(
+        &self,
+        connection_id: &str,
+        now: Millis,
+        limit: &RateLimit,
+    ) -> Result<Touched, StoreError>;
+
+    /// Replaces the connection's identity after `auth` (same user).
+    async fn update_identity(
+        &self,
+        connection_id: &str,
+        identity: &Identity,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the connection, its index entry and all its memberships.
+    /// `None` if it was already gone. Must stay correct for hundreds of rooms.
+    async fn remove_connection(&self, connection_id: &str) -> Result<Option<Removed>, StoreError>;
+
+    /// Live connection ids of a user (all devices).
+    async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError>;
+
+    /// Adds or refreshes a membership. Returns true if it is new.
+    async fn join(&self, membership: &Membership) -> Result<bool, StoreError>;
+
+    /// Removes a membership; returns it if it existed.
+    async fn leave(
+        &self,
+        room: &str,
+        connection_id: &str,
+    ) -> Result<Option<Membership>, StoreError>;
+
+    /// Live members of a room (all pages).
+    async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError>;
+
+    /// Extends every membership of a connection to `expires_at` and records
+    /// `now` as the connection's `refreshed_at`.
+    async fn refresh_memberships(
+        &self,
+        connection_id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Appends a message under the room's next seq, unless the sender already
+    /// used this id in this room (then returns the original seq).
+    async fn append(
+        &self,
+        message: NewMessage,
+        marker_expires_at: Millis,
+    ) -> Result<Appended, StoreError>;
+
+    /// The room's current (highest assigned) seq; 0 for a new room.
+    async fn room_seq(&self, room: &str) -> Result<u64, StoreError>;
+
+    /// Up to `limit` live messages with seq < `before` (all if `None`), newest first.
+    async fn history_before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError>;
+
+    /// Up to `limit` live messages with seq > `after`, oldest first.
+    async fn history_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError>;
+
+    /// Records that `user` sent direct message `id`. Returns false if it
+    /// was recorded before (a retry: do not deliver again).
+    async fn mark_direct(
+        &self,
+        user: &str,
+        id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Replaces stored identity fields from `identity`.
+pub(crate) fn apply_identity(record: &mut ConnectionRecord, identity: &Identity) {
+    record.name = identity.name.clone();
+    record.rooms = identity.rooms.clone();
+    record.direct = identity.direct;
+    record.token_exp = identity.exp;
+}
