@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod gateway;
 pub mod protocol;
 pub mod ratelimit;
 pub mod store;

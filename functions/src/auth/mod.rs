@@ -9,7 +9,7 @@ mod origin;
 
 pub use authorizer::{
     AuthorizerContext, CONTEXT_DIRECT, CONTEXT_EXP, CONTEXT_NAME, CONTEXT_ROOMS, CONTEXT_USER,
-    authorize, context_from_event, token_from_request,
+    SUBPROTOCOL, authorize, context_from_event, token_from_request,
 };
 pub use claims::{
     Identity, MAX_NAME_LEN, MAX_USER_ID_LEN, Right, RoomRights, clean_name, glob_match,

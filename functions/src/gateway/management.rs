@@ -1,0 +1,215 @@
+//! The production `Gateway`: the API Gateway Management API.
+//!
+//! One SDK client per endpoint, built on first use from the shared SDK
+//! config and reused for the life of the process (Lambda container or
+//! emulator). `GoneException` is matched by type, never by message text.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::error::SdkError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+use super::{ConnectionInfo, Gateway, GatewayError};
+
+/// Clients for the Management API, one per callback endpoint.
+pub struct ManagementApi {
+    sdk: aws_config::SdkConfig,
+    /// `ROOMCAST_CALLBACK_URL`: overrides the endpoint derived from events
+    /// (custom domains, the emulator, the publish function).
+    fixed_endpoint: Option<String>,
+    clients: Mutex<HashMap<String, Arc<ManagementGateway>>>,
+}
+
+impl ManagementApi {
+    /// Builds the pool. `fixed_endpoint` is `ROOMCAST_CALLBACK_URL`, if set.
+    pub fn new(sdk: aws_config::SdkConfig, fixed_endpoint: Option<String>) -> Self {
+        Self {
+            sdk,
+            fixed_endpoint: fixed_endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The endpoint for an event: the fixed one, else `https://{domain}/{stage}`.
+    pub fn endpoint_for(&self, domain_name: Option<&str>, stage: Option<&str>) -> Option<String> {
+        if let Some(fixed) = &self.fixed_endpoint {
+            return Some(fixed.clone());
+        }
+        let domain = domain_name.filter(|d| !d.is_empty())?;
+        Some(match stage.filter(|s| !s.is_empty()) {
+            Some(stage) => format!("https://{domain}/{stage}"),
+            None => format!("https://{domain}"),
+        })
+    }
+
+    /// The gateway for `endpoint`, creating its client on first use.
+    pub fn gateway(&self, endpoint: &str) -> Arc<ManagementGateway> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| {
+                let config = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk)
+                    .endpoint_url(endpoint)
+                    .build();
+                tracing::debug!(endpoint, "management API client created");
+                Arc::new(ManagementGateway {
+                    client: Client::from_conf(config),
+                })
+            })
+            .clone()
+    }
+}
+
+/// One endpoint's Management API client.
+pub struct ManagementGateway {
+    client: Client,
+}
+
+fn classify<E, R>(
+    err: &SdkError<E, R>,
+    gone: bool,
+    too_large: bool,
+    throttled: bool,
+    forbidden: bool,
+) -> GatewayError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if gone {
+        GatewayError::Gone
+    } else if too_large {
+        GatewayError::PayloadTooLarge
+    } else if throttled {
+        GatewayError::Throttled
+    } else if forbidden {
+        GatewayError::Forbidden(
+            aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+        )
+    } else {
+        GatewayError::Unavailable(
+            aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+        )
+    }
+}
+
+fn millis(t: Option<&aws_smithy_types::DateTime>) -> Option<i64> {
+    t.and_then(|t| t.to_millis().ok())
+}
+
+#[async_trait]
+impl Gateway for ManagementGateway {
+    async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), GatewayError> {
+        self.client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(payload))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let s = e.as_service_error();
+                classify(
+                    &e,
+                    s.is_some_and(|s| s.is_gone_exception()),
+                    s.is_some_and(|s| s.is_payload_too_large_exception()),
+                    s.is_some_and(|s| s.is_limit_exceeded_exception()),
+                    s.is_some_and(|s| s.is_forbidden_exception()),
+                )
+            })
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<(), GatewayError> {
+        self.client
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let s = e.as_service_error();
+                classify(
+                    &e,
+                    s.is_some_and(|s| s.is_gone_exception()),
+                    false,
+                    s.is_some_and(|s| s.is_limit_exceeded_exception()),
+                    s.is_some_and(|s| s.is_forbidden_exception()),
+                )
+            })
+    }
+
+    async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, GatewayError> {
+        let out = self
+            .client
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+            .map_err(|e| {
+                let s = e.as_service_error();
+                classify(
+                    &e,
+                    s.is_some_and(|s| s.is_gone_exception()),
+                    false,
+                    s.is_some_and(|s| s.is_limit_exceeded_exception()),
+                    s.is_some_and(|s| s.is_forbidden_exception()),
+                )
+            })?;
+        Ok(ConnectionInfo {
+            connected_at_ms: millis(out.connected_at()),
+            source_ip: out
+                .identity()
+                .and_then(|i| i.source_ip())
+                .map(str::to_owned),
+            user_agent: out
+                .identity()
+                .and_then(|i| i.user_agent())
+                .map(str::to_owned),
+            last_active_at_ms: millis(out.last_active_at()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(fixed: Option<&str>) -> ManagementApi {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        ManagementApi::new(sdk, fixed.map(str::to_owned))
+    }
+
+    #[test]
+    fn endpoint_comes_from_the_event_unless_fixed() {
+        let a = api(None);
+        assert_eq!(
+            a.endpoint_for(
+                Some("abc.execute-api.eu-west-1.amazonaws.com"),
+                Some("prod")
+            )
+            .as_deref(),
+            Some("https://abc.execute-api.eu-west-1.amazonaws.com/prod")
+        );
+        assert_eq!(a.endpoint_for(None, Some("prod")), None);
+        let f = api(Some("http://127.0.0.1:3001/local/"));
+        assert_eq!(
+            f.endpoint_for(Some("x"), Some("y")).as_deref(),
+            Some("http://127.0.0.1:3001/local")
+        );
+    }
+
+    #[test]
+    fn clients_are_built_once_per_endpoint() {
+        let a = api(None);
+        let first = a.gateway("https://one/prod");
+        let again = a.gateway("https://one/prod");
+        let other = a.gateway("https://two/prod");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!Arc::ptr_eq(&first, &other));
+    }
+}

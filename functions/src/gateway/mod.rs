@@ -1,0 +1,154 @@
+//! The `Gateway` port: talking back to WebSocket connections.
+//!
+//! Adapters: [`management::ManagementApi`] (the API Gateway Management API
+//! through aws-sdk-apigatewaymanagement, used in Lambda and, by default, by
+//! the emulator) and [`memory::MemoryGateway`] (unit tests).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use crate::config::FanoutConfig;
+
+pub mod management;
+pub mod memory;
+
+/// Why a gateway call failed. Each variant says what the caller should do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The connection no longer exists (410). Delete it and its memberships.
+    #[error("connection is gone")]
+    Gone,
+    /// The payload is over the 128 KB limit (413). Do not retry.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The client's buffer is full or the account is throttled (429). The
+    /// frame was not delivered; the client recovers through resume.
+    #[error("throttled")]
+    Throttled,
+    /// No answer within the per-call timeout. Delivery is unknown.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The function may not manage connections (403): an IAM misconfiguration.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Anything else: network or service failure. Delivery is unknown.
+    #[error("gateway unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What `GET @connections/{id}` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// When the connection was made (ms since the epoch).
+    pub connected_at_ms: Option<i64>,
+    /// The client's IP.
+    pub source_ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// Last activity (ms since the epoch).
+    pub last_active_at_ms: Option<i64>,
+}
+
+/// The gateway port.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    /// Sends one frame to a connection.
+    async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), GatewayError>;
+    /// Closes a connection.
+    async fn delete(&self, connection_id: &str) -> Result<(), GatewayError>;
+    /// Describes a connection.
+    async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, GatewayError>;
+}
+
+/// The outcome of one fan-out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FanoutReport {
+    /// Frames accepted by the gateway.
+    pub delivered: usize,
+    /// Connections that turned out to be gone: clean them up.
+    pub gone: Vec<String>,
+    /// Calls that failed otherwise (timeouts, throttling, outages).
+    pub failed: usize,
+}
+
+/// Posts `payload` to every target with bounded concurrency and a deadline
+/// per call, so that one hung call cannot stall the rest.
+pub async fn fan_out(
+    gateway: &dyn Gateway,
+    targets: impl IntoIterator<Item = String>,
+    payload: &[u8],
+    config: &FanoutConfig,
+) -> FanoutReport {
+    let results = futures::stream::iter(targets)
+        .map(|id| async move {
+            let outcome =
+                match tokio::time::timeout(config.call_timeout, gateway.post(&id, payload)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(GatewayError::Timeout(config.call_timeout)),
+                };
+            (id, outcome)
+        })
+        .buffer_unordered(config.concurrency.max(1));
+    futures::pin_mut!(results);
+    let mut report = FanoutReport::default();
+    while let Some((id, outcome)) = results.next().await {
+        match outcome {
+            Ok(()) => report.delivered += 1,
+            Err(GatewayError::Gone) => report.gone.push(id),
+            Err(e) => {
+                tracing::warn!(connection_id = %id, error = %e, "post failed");
+                report.failed += 1;
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory::MemoryGateway;
+
+    #[tokio::test]
+    async fn fan_out_reports_delivered_gone_and_failed() {
+        let gw = MemoryGateway::new();
+        gw.mark_gone("b");
+        gw.fail_with("c", GatewayError::Throttled);
+        let targets = ["a", "b", "c", "d"].map(String::from);
+        let report = fan_out(&gw, targets, b"hi", &FanoutConfig::default()).await;
+        assert_eq!(report.delivered, 2);
+        assert_eq!(report.gone, vec!["b".to_owned()]);
+        assert_eq!(report.failed, 1);
+        assert_eq!(gw.texts("a"), vec!["hi".to_owned()]);
+        assert!(gw.texts("b").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_call_times_out_without_stalling_the_rest() {
+        let gw = MemoryGateway::new();
+        gw.hang("slow");
+        let config = FanoutConfig {
+            concurrency: 2,
+            call_timeout: Duration::from_millis(50),
+        };
+        let targets = ["slow", "x", "y", "z"].map(String::from);
+        let report = fan_out(&gw, targets, b"m", &config).await;
+        assert_eq!(report.delivered, 3);
+        assert_eq!(report.failed, 1);
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_bounded() {
+        let gw = MemoryGateway::new();
+        let config = FanoutConfig {
+            concurrency: 3,
+            call_timeout: Duration::from_secs(1),
+        };
+        let targets: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+        let report = fan_out(&gw, targets, b"m", &config).await;
+        assert_eq!(report.delivered, 50);
+        assert!(gw.max_in_flight() <= 3, "in flight {}", gw.max_in_flight());
+    }
+}
