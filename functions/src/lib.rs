@@ -15,4 +15,5 @@ pub mod config;
 pub mod gateway;
 pub mod protocol;
 pub mod ratelimit;
+pub mod routes;
 pub mod store;

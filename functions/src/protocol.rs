@@ -579,6 +579,10 @@ pub enum ServerFrame {
         /// was delivered again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         duplicate: bool,
+        /// For `direct`: how many of the recipient's connections took it
+        /// (0 when the user is offline; direct messages are not stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivered: Option<usize>,
         /// Echoed reference.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<Ref>,

@@ -1,0 +1,57 @@
+//! `$connect` and `$disconnect`.
+
+use super::{Context, RouteError};
+use crate::auth::Identity;
+use crate::clock::{Clock, Millis};
+use crate::config::Config;
+use crate::store::{ConnectionRecord, Store};
+
+/// `$connect`: records the connection and who is behind it. API Gateway
+/// cannot post to a connection during `$connect`, so the client learns its
+/// id from the `welcome` that answers its `hello`.
+pub async fn connect(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    config: &Config,
+    connection_id: &str,
+    identity: &Identity,
+) -> Result<(), RouteError> {
+    let now = clock.now_ms();
+    let expires = now.saturating_add(Context::ms(config.retention.connection));
+    store
+        .put_connection(&ConnectionRecord::new(
+            connection_id,
+            identity,
+            now,
+            expires,
+        ))
+        .await?;
+    tracing::info!(connection_id, user = %identity.user, "connected");
+    Ok(())
+}
+
+/// `$disconnect`: removes the connection and its memberships, and tells
+/// each room where the user has no other device left. Best-effort by
+/// nature (API Gateway may not deliver it); TTLs clean up what it misses.
+pub async fn disconnect(ctx: &Context<'_>, connection_id: &str) -> Result<(), RouteError> {
+    let Some(removed) = ctx.store.remove_connection(connection_id).await? else {
+        tracing::info!(connection_id, "disconnect of an unknown connection");
+        return Ok(());
+    };
+    let mut gone = Vec::new();
+    for m in &removed.memberships {
+        gone.extend(ctx.announce_departure(m).await);
+    }
+    if !gone.is_empty() {
+        ctx.reap(gone).await;
+    }
+    let lifetime: Millis = ctx.now().saturating_sub(removed.connection.connected_at);
+    tracing::info!(
+        connection_id,
+        user = %removed.connection.user,
+        rooms = removed.memberships.len(),
+        lifetime_ms = lifetime,
+        "disconnected"
+    );
+    Ok(())
+}

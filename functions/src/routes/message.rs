@@ -1,0 +1,276 @@
+//! The `$default` route: every client frame comes through here.
+//!
+//! Order matters: the frame is parsed and validated before anything is read
+//! or written, so bad input changes no stored state and costs no store call.
+//! Then the connection is touched (rate limit, atomically), its token expiry
+//! checked, its memberships refreshed when due, and the action dispatched.
+
+use super::{Context, RouteError, rooms, send};
+use crate::auth::Identity;
+use crate::clock::Millis;
+use crate::protocol::{
+    Action, ClientFrame, ClientLimits, ErrorCode, ServerFrame, parse_client_frame,
+};
+use crate::ratelimit::Verdict;
+use crate::store::{ConnectionRecord, StoreError};
+
+/// Handles one client frame. Returns the reply for the caller, if any.
+/// Never fails: every problem becomes an `error` frame with the client's
+/// `ref` and a log line with the connection id.
+///
+/// `identity` is the authorizer context carried by the event; it lets a
+/// connection whose item was lost be re-registered instead of rejected.
+pub async fn message(
+    ctx: &Context<'_>,
+    connection_id: &str,
+    identity: Option<&Identity>,
+    body: Option<&str>,
+    is_binary: bool,
+) -> Option<ServerFrame> {
+    if is_binary {
+        tracing::warn!(connection_id, "binary frame rejected");
+        return Some(ServerFrame::error(
+            ErrorCode::InvalidFrame,
+            "binary frames are not supported; send JSON text frames",
+            None,
+        ));
+    }
+    let frame = match parse_client_frame(body, &ctx.config.limits) {
+        Ok(frame) => frame,
+        Err(e) => {
+            tracing::warn!(connection_id, code = e.code.as_str(), reason = %e.message, "bad frame");
+            return Some(e.to_frame());
+        }
+    };
+    let action = frame.action.name();
+    let reference = frame.reference.clone();
+    match handle(ctx, connection_id, identity, frame).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            match &e {
+                RouteError::Rejected(r) => {
+                    tracing::info!(connection_id, action, code = r.code.as_str(), reason = %r.message, "rejected")
+                }
+                RouteError::Store(s) => {
+                    tracing::error!(connection_id, action, error = %s, "store failure")
+                }
+            }
+            Some(e.to_frame(reference))
+        }
+    }
+}
+
+async fn handle(
+    ctx: &Context<'_>,
+    connection_id: &str,
+    identity: Option<&Identity>,
+    frame: ClientFrame,
+) -> Result<Option<ServerFrame>, RouteError> {
+    let now = ctx.now();
+    let reference = frame.reference;
+    let Some(touched) = touch_or_heal(ctx, connection_id, identity, now).await? else {
+        close(
+            ctx,
+            connection_id,
+            ErrorCode::TokenExpired,
+            "not registered and no valid identity; reconnect",
+        )
+        .await;
+        return Ok(None);
+    };
+    let conn = touched.connection;
+    if now / 1000 > conn.token_exp.saturating_add(leeway(ctx)) {
+        close(
+            ctx,
+            connection_id,
+            ErrorCode::TokenExpired,
+            "token expired; reconnect with a fresh token",
+        )
+        .await;
+        return Ok(None);
+    }
+    if let Verdict::Limited { strikes } = touched.verdict {
+        if strikes >= ctx.config.rate.abuse_strikes {
+            tracing::warn!(connection_id, strikes, "closing abusive connection");
+            close(
+                ctx,
+                connection_id,
+                ErrorCode::RateLimited,
+                "sustained flooding; connection closed",
+            )
+            .await;
+            return Ok(None);
+        }
+        let rate = ctx.config.rate;
+        return Err(RouteError::rejected(
+            ErrorCode::RateLimited,
+            format!(
+                "over {} messages/s (burst {}); slow down",
+                rate.per_second, rate.burst
+            ),
+        ));
+    }
+    refresh_if_due(ctx, &conn, now).await;
+    dispatch(ctx, &conn, frame.action, reference, now).await
+}
+
+fn leeway(ctx: &Context<'_>) -> i64 {
+    i64::try_from(ctx.config.token_leeway_secs).unwrap_or(0)
+}
+
+/// Touches the connection; if its item is missing (lost `$connect` write,
+/// expired TTL) but the event carries a still-valid identity, registers it
+/// again. `None` when it cannot be registered.
+async fn touch_or_heal(
+    ctx: &Context<'_>,
+    connection_id: &str,
+    identity: Option<&Identity>,
+    now: Millis,
+) -> Result<Option<crate::store::Touched>, RouteError> {
+    match ctx.store.touch(connection_id, now, &ctx.config.rate).await {
+        Ok(t) => Ok(Some(t)),
+        Err(StoreError::NotFound { .. }) => {
+            let Some(identity) =
+                identity.filter(|i| now / 1000 <= i.exp.saturating_add(leeway(ctx)))
+            else {
+                return Ok(None);
+            };
+            tracing::warn!(
+                connection_id,
+                "connection item missing; registering it again"
+            );
+            super::connect(ctx.store, ctx.clock, ctx.config, connection_id, identity).await?;
+            Ok(Some(
+                ctx.store
+                    .touch(connection_id, now, &ctx.config.rate)
+                    .await?,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Keeps the connection's memberships live for presence, at most once per
+/// refresh interval. A failure only delays presence expiry, so it is logged.
+async fn refresh_if_due(ctx: &Context<'_>, conn: &ConnectionRecord, now: Millis) {
+    let interval = Context::ms(ctx.config.retention.membership_refresh());
+    if now.saturating_sub(conn.refreshed_at) < interval {
+        return;
+    }
+    if let Err(e) = ctx
+        .store
+        .refresh_memberships(&conn.connection_id, now, ctx.membership_expiry(now))
+        .await
+    {
+        tracing::warn!(connection_id = %conn.connection_id, error = %e, "membership refresh failed");
+    }
+}
+
+/// Sends a last error frame and closes the connection. The frame goes out
+/// through the gateway, not as the route response, because the route
+/// response would arrive after the close.
+async fn close(ctx: &Context<'_>, connection_id: &str, code: ErrorCode, message: &str) {
+    let frame = ServerFrame::error(code, message, None).to_json();
+    if let Err(e) = ctx.gateway.post(connection_id, frame.as_bytes()).await {
+        tracing::info!(connection_id, error = %e, "could not send the closing error");
+    }
+    match ctx.gateway.delete(connection_id).await {
+        Ok(()) | Err(crate::gateway::GatewayError::Gone) => {
+            tracing::info!(
+                connection_id,
+                code = code.as_str(),
+                "connection closed by server"
+            )
+        }
+        Err(e) => tracing::warn!(connection_id, error = %e, "could not close connection"),
+    }
+}
+
+async fn dispatch(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    action: Action,
+    reference: Option<crate::protocol::Ref>,
+    now: Millis,
+) -> Result<Option<ServerFrame>, RouteError> {
+    Ok(Some(match action {
+        Action::Hello => welcome(ctx, conn, reference),
+        Action::Heartbeat => ServerFrame::Pong { ts: now, reference },
+        Action::Auth { token } => reauth(ctx, conn, &token, reference).await?,
+        Action::Join { room, since } => {
+            rooms::join(ctx, conn, &room, since, reference, now).await?
+        }
+        Action::Leave { room } => rooms::leave(ctx, conn, &room, reference, now).await?,
+        Action::History {
+            room,
+            before,
+            limit,
+        } => rooms::history(ctx, conn, &room, before, limit, reference, now).await?,
+        Action::Typing { room, active } => {
+            rooms::typing(ctx, conn, &room, active, now).await?;
+            return Ok(None);
+        }
+        Action::Send { room, id, data } => {
+            send::send(ctx, conn, &room, id, data, reference, now).await?
+        }
+        Action::Direct { to, id, data } => {
+            send::direct(ctx, conn, &to, id, data, reference, now).await?
+        }
+    }))
+}
+
+fn welcome(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    reference: Option<crate::protocol::Ref>,
+) -> ServerFrame {
+    let c = ctx.config;
+    ServerFrame::Welcome {
+        connection_id: conn.connection_id.clone(),
+        user: conn.sender(),
+        exp: conn.token_exp,
+        limits: ClientLimits {
+            max_data_bytes: c.limits.max_data_bytes,
+            max_room_len: c.limits.max_room_len,
+            max_id_len: c.limits.max_id_len,
+            history_page_max: c.limits.history_page_max,
+            rate_per_second: c.rate.per_second,
+            rate_burst: c.rate.burst,
+            idle_timeout_secs: c.retention.idle_timeout.as_secs(),
+        },
+        reference,
+    }
+}
+
+/// `auth`: a fresh token for the same user extends the connection's life
+/// and replaces its room rights.
+async fn reauth(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    token: &str,
+    reference: Option<crate::protocol::Ref>,
+) -> Result<ServerFrame, RouteError> {
+    let Some(verifier) = ctx.verifier else {
+        return Err(RouteError::rejected(
+            ErrorCode::Unavailable,
+            "token refresh is not configured",
+        ));
+    };
+    let identity = verifier.verify(token).await.map_err(|e| {
+        RouteError::rejected(ErrorCode::InvalidToken, format!("token refused: {e}"))
+    })?;
+    if identity.user != conn.user {
+        return Err(RouteError::rejected(
+            ErrorCode::InvalidToken,
+            "the token is for another user; reconnect to change users",
+        ));
+    }
+    ctx.store
+        .update_identity(&conn.connection_id, &identity)
+        .await?;
+    tracing::info!(connection_id = %conn.connection_id, exp = identity.exp, "token refreshed");
+    Ok(ServerFrame::Authed {
+        exp: identity.exp,
+        reference,
+    })
+}

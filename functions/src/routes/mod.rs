@@ -1,0 +1,170 @@
+//! The domain: what `$connect`, `$disconnect` and each client action do.
+//!
+//! Written against the ports only ([`Store`], [`Gateway`], [`Verify`],
+//! [`Clock`]); nothing here knows about Lambda, DynamoDB or the emulator.
+//! Replies to the caller are returned (they become the route response);
+//! frames for anybody else go out through the gateway.
+
+use crate::auth::Verify;
+use crate::clock::{Clock, Millis};
+use crate::config::Config;
+use crate::gateway::{Gateway, fan_out};
+use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
+use crate::store::{Membership, Store, StoreError};
+
+mod connection;
+mod message;
+mod rooms;
+mod send;
+
+pub use connection::{connect, disconnect};
+pub use message::message;
+pub use send::{PublishError, PublishReport, PublishTarget, publish};
+
+/// What a route needs. Built per invocation from long-lived parts.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// Connections, rooms, history.
+    pub store: &'a dyn Store,
+    /// Posting to other connections.
+    pub gateway: &'a dyn Gateway,
+    /// Token verification for `auth`; `None` where a function never verifies.
+    pub verifier: Option<&'a dyn Verify>,
+    /// The time.
+    pub clock: &'a dyn Clock,
+    /// Limits and knobs.
+    pub config: &'a Config,
+}
+
+/// Why a route failed. Each variant says what the caller does with it.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The client asked for something it may not or cannot have: send it an
+    /// error frame with this code. Nothing was changed.
+    #[error(transparent)]
+    Rejected(#[from] FrameError),
+    /// The store failed: send `unavailable`; the client may retry (sends
+    /// are idempotent by id).
+    #[error("store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl RouteError {
+    /// A rejection with a code and message.
+    pub(crate) fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Rejected(FrameError::new(code, message))
+    }
+
+    /// The error frame for the client.
+    pub fn to_frame(&self, reference: Option<Ref>) -> ServerFrame {
+        match self {
+            Self::Rejected(e) => ServerFrame::error(e.code, e.message.clone(), reference),
+            Self::Store(_) => ServerFrame::error(
+                ErrorCode::Unavailable,
+                "temporarily unavailable; retry (sends with the same id are not duplicated)",
+                reference,
+            ),
+        }
+    }
+}
+
+impl Context<'_> {
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    fn ms(d: std::time::Duration) -> Millis {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn membership_expiry(&self, now: Millis) -> Millis {
+        now.saturating_add(Self::ms(self.config.retention.membership_ttl()))
+    }
+
+    /// Sends `frame` to `targets`, then removes the connections that turned
+    /// out to be gone, announcing their departure. Returns how many
+    /// connections accepted the frame.
+    async fn deliver(&self, targets: Vec<String>, frame: &ServerFrame) -> usize {
+        if targets.is_empty() {
+            return 0;
+        }
+        let payload = frame.to_json();
+        let report = fan_out(
+            self.gateway,
+            targets,
+            payload.as_bytes(),
+            &self.config.fanout,
+        )
+        .await;
+        if !report.gone.is_empty() {
+            self.reap(report.gone).await;
+        }
+        report.delivered
+    }
+
+    /// Removes gone connections and tells their rooms. Connections found gone
+    /// while announcing are removed silently, so this never recurses.
+    async fn reap(&self, gone: Vec<String>) {
+        for id in gone {
+            tracing::info!(connection_id = %id, "removing gone connection");
+            let removed = match self.store.remove_connection(&id).await {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "could not remove gone connection");
+                    continue;
+                }
+            };
+            for m in &removed.memberships {
+                for more in self.announce_departure(m).await {
+                    if let Err(e) = self.store.remove_connection(&more).await {
+                        tracing::warn!(connection_id = %more, error = %e, "could not remove gone connection");
+                    }
+                }
+            }
+        }
+    }
+
+    /// After `m` left its room: if its user has no other device there, tells
+    /// the room's presence watchers. Returns connections found gone.
+    async fn announce_departure(&self, m: &Membership) -> Vec<String> {
+        let members = match self.store.members(&m.room, self.now()).await {
+            Ok(members) => members,
+            Err(e) => {
+                tracing::warn!(room = %m.room, error = %e, "could not list members to announce a departure");
+                return Vec::new();
+            }
+        };
+        if members.iter().any(|o| o.user == m.user) {
+            return Vec::new();
+        }
+        let frame = ServerFrame::Presence {
+            room: m.room.clone(),
+            user: m.user.clone(),
+            name: m.name.clone(),
+            event: PresenceEvent::Left,
+        };
+        let targets = presence_watchers(&members, |_| true);
+        let payload = frame.to_json();
+        fan_out(
+            self.gateway,
+            targets,
+            payload.as_bytes(),
+            &self.config.fanout,
+        )
+        .await
+        .gone
+    }
+}
+
+/// Connections in `members` that may see presence and pass `keep`.
+fn presence_watchers(members: &[Membership], keep: impl Fn(&Membership) -> bool) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| m.presence && keep(m))
+        .map(|m| m.connection_id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

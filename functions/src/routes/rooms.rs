@@ -1,0 +1,186 @@
+//! Room actions: join (with resume), leave, typing, history.
+
+use std::collections::BTreeMap;
+
+use super::{Context, RouteError, presence_watchers};
+use crate::auth::Right;
+use crate::clock::Millis;
+use crate::protocol::{ErrorCode, Member, PresenceEvent, Ref, RoomName, ServerFrame};
+use crate::store::{ConnectionRecord, Membership};
+
+/// Deny-by-default check of the token's room rights.
+pub(super) fn require(
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    right: Right,
+) -> Result<(), RouteError> {
+    if conn.rooms.allows(room.as_str(), right) {
+        return Ok(());
+    }
+    let what = match right {
+        Right::Join => "join",
+        Right::Send => "send to",
+        Right::Presence => "see presence in",
+    };
+    Err(RouteError::rejected(
+        ErrorCode::Forbidden,
+        format!("your token does not allow you to {what} room {room}"),
+    ))
+}
+
+/// `join`: becomes a member, announces the user if this is their first
+/// device in the room, and replies with the room's seq, its members (with
+/// the presence right) and, with `since`, every message after it.
+pub(super) async fn join(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    since: Option<u64>,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<ServerFrame, RouteError> {
+    require(conn, room, Right::Join)?;
+    let sees_presence = conn.rooms.allows(room.as_str(), Right::Presence);
+    let membership = Membership {
+        room: room.to_string(),
+        connection_id: conn.connection_id.clone(),
+        user: conn.user.clone(),
+        name: conn.name.clone(),
+        presence: sees_presence,
+        joined_at: now,
+        expires_at: ctx.membership_expiry(now),
+    };
+    let is_new = ctx.store.join(&membership).await?;
+    let members = ctx.store.members(room.as_str(), now).await?;
+    let other_device =
+        |m: &Membership| m.user == conn.user && m.connection_id != conn.connection_id;
+    if is_new && !members.iter().any(other_device) {
+        let frame = ServerFrame::Presence {
+            room: room.to_string(),
+            user: conn.user.clone(),
+            name: conn.name.clone(),
+            event: PresenceEvent::Joined,
+        };
+        let targets = presence_watchers(&members, |m| m.connection_id != conn.connection_id);
+        ctx.deliver(targets, &frame).await;
+    }
+    // Read the seq before the missed messages: anything appended in between
+    // shows up in both the page and live, and clients dedupe by seq.
+    let seq = ctx.store.room_seq(room.as_str()).await?;
+    let (missed, truncated, more) = match since {
+        None => (None, false, false),
+        Some(since) if since >= seq => (Some(Vec::new()), false, false),
+        Some(since) => {
+            let page = ctx
+                .store
+                .history_after(room.as_str(), since, ctx.config.limits.resume_max, now)
+                .await?;
+            // The first retained message must directly follow `since`;
+            // otherwise the messages between are past retention.
+            let truncated = page.messages.first().is_none_or(|m| m.seq != since + 1);
+            (Some(page.messages), truncated, page.more)
+        }
+    };
+    tracing::info!(connection_id = %conn.connection_id, %room, is_new, since, "joined");
+    Ok(ServerFrame::Joined {
+        room: room.to_string(),
+        seq,
+        members: sees_presence.then(|| group_by_user(&members)),
+        missed,
+        truncated,
+        more,
+        reference,
+    })
+}
+
+fn group_by_user(members: &[Membership]) -> Vec<Member> {
+    let mut users: BTreeMap<&str, Member> = BTreeMap::new();
+    for m in members {
+        users
+            .entry(m.user.as_str())
+            .or_insert_with(|| Member {
+                user: m.user.clone(),
+                name: m.name.clone(),
+                devices: 0,
+            })
+            .devices += 1;
+    }
+    users.into_values().collect()
+}
+
+/// `leave`: idempotent; announces the user's departure when this was their
+/// last device in the room.
+pub(super) async fn leave(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<ServerFrame, RouteError> {
+    if let Some(m) = ctx.store.leave(room.as_str(), &conn.connection_id).await? {
+        let gone = ctx.announce_departure(&m).await;
+        if !gone.is_empty() {
+            ctx.reap(gone).await;
+        }
+        tracing::info!(connection_id = %conn.connection_id, %room, since_ms = now - m.joined_at, "left");
+    }
+    Ok(ServerFrame::Left {
+        room: room.to_string(),
+        reference,
+    })
+}
+
+/// `typing`: ephemeral, never stored; goes to the other users' presence
+/// watchers. The sender must have joined the room.
+pub(super) async fn typing(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    active: bool,
+    now: Millis,
+) -> Result<(), RouteError> {
+    require(conn, room, Right::Send)?;
+    let members = ctx.store.members(room.as_str(), now).await?;
+    if !members
+        .iter()
+        .any(|m| m.connection_id == conn.connection_id)
+    {
+        return Err(RouteError::rejected(
+            ErrorCode::NotJoined,
+            format!("join room {room} before sending typing indicators"),
+        ));
+    }
+    let frame = ServerFrame::Typing {
+        room: room.to_string(),
+        user: conn.user.clone(),
+        name: conn.name.clone(),
+        active,
+    };
+    ctx.deliver(presence_watchers(&members, |m| m.user != conn.user), &frame)
+        .await;
+    Ok(())
+}
+
+/// `history`: a page, newest first. Needs the join right, not membership.
+pub(super) async fn history(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    before: Option<u64>,
+    limit: Option<u32>,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<ServerFrame, RouteError> {
+    require(conn, room, Right::Join)?;
+    let limit = limit.unwrap_or(ctx.config.limits.history_page_default);
+    let page = ctx
+        .store
+        .history_before(room.as_str(), before, limit, now)
+        .await?;
+    Ok(ServerFrame::History {
+        room: room.to_string(),
+        messages: page.messages,
+        more: page.more,
+        reference,
+    })
+}

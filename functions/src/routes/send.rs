@@ -1,0 +1,235 @@
+//! Publishing: `send` to a room, `direct` to a user, and the backend
+//! `publish` used by the publish function.
+
+use serde_json::Value;
+
+use super::{Context, RouteError, rooms::require};
+use crate::auth::Right;
+use crate::clock::Millis;
+use crate::protocol::{ErrorCode, FrameError, MessageId, Ref, RoomName, Sender, ServerFrame};
+use crate::store::{Appended, ConnectionRecord, NewMessage, StoreError};
+
+/// `send`: appends under the room's next seq, fans out to every other
+/// member connection, and acks the sender. A repeated id (a retry after a
+/// reconnect) is acked with the original seq and not delivered again.
+pub(super) async fn send(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    id: MessageId,
+    data: Value,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<ServerFrame, RouteError> {
+    require(conn, room, Right::Send)?;
+    let (seq, duplicate) = append_and_fan_out(
+        ctx,
+        room,
+        id.as_str(),
+        conn.sender(),
+        data,
+        Some(&conn.connection_id),
+        now,
+    )
+    .await
+    .map(|(seq, duplicate, _)| (seq, duplicate))?;
+    Ok(ServerFrame::Ack {
+        id: id.as_str().to_owned(),
+        seq: Some(seq),
+        duplicate,
+        delivered: None,
+        reference,
+    })
+}
+
+/// Appends, then delivers to the room's members except `exclude`.
+/// Returns (seq, duplicate, delivered).
+async fn append_and_fan_out(
+    ctx: &Context<'_>,
+    room: &RoomName,
+    id: &str,
+    from: Sender,
+    data: Value,
+    exclude: Option<&str>,
+    now: Millis,
+) -> Result<(u64, bool, usize), StoreError> {
+    let history_ttl = Context::ms(ctx.config.retention.history);
+    let expires_at = now.saturating_add(history_ttl);
+    let message = NewMessage {
+        room: room.to_string(),
+        id: id.to_owned(),
+        from,
+        data,
+        ts: now,
+        expires_at,
+    };
+    let stored = match ctx.store.append(message, expires_at).await? {
+        Appended::Duplicate { seq } => {
+            tracing::info!(%room, id, seq, "duplicate send acked with the original seq");
+            return Ok((seq, true, 0));
+        }
+        Appended::New(m) => m,
+    };
+    // Members are read after the append: whoever joins later finds the
+    // message in history, so no joiner can miss it.
+    let members = ctx.store.members(room.as_str(), now).await?;
+    let targets: Vec<String> = members
+        .into_iter()
+        .map(|m| m.connection_id)
+        .filter(|c| Some(c.as_str()) != exclude)
+        .collect();
+    let fanout = targets.len();
+    let seq = stored.seq;
+    let delivered = ctx.deliver(targets, &ServerFrame::Message(stored)).await;
+    tracing::info!(%room, seq, fanout, delivered, "message sent");
+    Ok((seq, false, delivered))
+}
+
+/// `direct`: to every connection of one user. Needs the token's `direct`
+/// claim. Not stored: an offline user does not get it (the ack says so).
+pub(super) async fn direct(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    to: &str,
+    id: MessageId,
+    data: Value,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<ServerFrame, RouteError> {
+    if !conn.direct {
+        return Err(RouteError::rejected(
+            ErrorCode::Forbidden,
+            "your token does not allow direct messages",
+        ));
+    }
+    let ack = |duplicate, delivered| ServerFrame::Ack {
+        id: id.as_str().to_owned(),
+        seq: None,
+        duplicate,
+        delivered,
+        reference: reference.clone(),
+    };
+    let ttl = Context::ms(ctx.config.retention.history);
+    if !ctx
+        .store
+        .mark_direct(&conn.user, id.as_str(), now, now.saturating_add(ttl))
+        .await?
+    {
+        return Ok(ack(true, None));
+    }
+    let targets: Vec<String> = ctx
+        .store
+        .user_connections(to, now)
+        .await?
+        .into_iter()
+        .filter(|c| *c != conn.connection_id)
+        .collect();
+    let frame = ServerFrame::Direct {
+        from: conn.sender(),
+        id: id.as_str().to_owned(),
+        data,
+        ts: now,
+    };
+    let delivered = ctx.deliver(targets, &frame).await;
+    Ok(ack(false, Some(delivered)))
+}
+
+/// Where a backend publish goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PublishTarget {
+    /// A room: stored in history with a seq, like a client `send`.
+    Room(String),
+    /// Every connection of a user, as a `direct` frame.
+    User(String),
+}
+
+/// What a backend publish did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PublishReport {
+    /// The room seq (room publishes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The id was used before; nothing was delivered again.
+    pub duplicate: bool,
+    /// Connections that accepted the frame.
+    pub delivered: usize,
+}
+
+/// Why a backend publish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The request is malformed: fix the caller.
+    #[error("invalid publish request: {0}")]
+    Invalid(#[from] FrameError),
+    /// The store failed: retry with the same id.
+    #[error("store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Publishes from a trusted backend (the publish function, invoked with IAM).
+/// `id` makes retries idempotent; without one a random id is used.
+pub async fn publish(
+    ctx: &Context<'_>,
+    target: PublishTarget,
+    from: Sender,
+    id: Option<&str>,
+    data: Value,
+) -> Result<PublishReport, PublishError> {
+    let limits = &ctx.config.limits;
+    let id = match id {
+        Some(id) => MessageId::parse(id, limits)?,
+        None => MessageId::parse(&uuid::Uuid::new_v4().simple().to_string(), limits)?,
+    };
+    let size = serde_json::to_string(&data)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
+    if size > limits.max_data_bytes {
+        return Err(FrameError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "data is {size} bytes; the limit is {}",
+                limits.max_data_bytes
+            ),
+        )
+        .into());
+    }
+    let now = ctx.now();
+    match target {
+        PublishTarget::Room(room) => {
+            let room = RoomName::parse(&room, limits)?;
+            let (seq, duplicate, delivered) =
+                append_and_fan_out(ctx, &room, id.as_str(), from, data, None, now).await?;
+            Ok(PublishReport {
+                seq: Some(seq),
+                duplicate,
+                delivered,
+            })
+        }
+        PublishTarget::User(user) => {
+            let ttl = Context::ms(ctx.config.retention.history);
+            if !ctx
+                .store
+                .mark_direct(&from.user, id.as_str(), now, now.saturating_add(ttl))
+                .await?
+            {
+                return Ok(PublishReport {
+                    seq: None,
+                    duplicate: true,
+                    delivered: 0,
+                });
+            }
+            let targets = ctx.store.user_connections(&user, now).await?;
+            let frame = ServerFrame::Direct {
+                from,
+                id: id.as_str().to_owned(),
+                data,
+                ts: now,
+            };
+            Ok(PublishReport {
+                seq: None,
+                duplicate: false,
+                delivered: ctx.deliver(targets, &frame).await,
+            })
+        }
+    }
+}

@@ -1,0 +1,1082 @@
+//! Domain tests through the ports, with the memory adapters.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::auth::{
+    DevClaims, Identity, Right, RoomRights, TokenVerifier, VerifierOptions, mint_hs256,
+};
+use crate::clock::ManualClock;
+use crate::config::RateLimit;
+use crate::gateway::memory::MemoryGateway;
+use crate::protocol::Sender;
+use crate::store::memory::MemoryStore;
+use crate::store::{Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Touched};
+
+const SECRET: &[u8] = b"routes-test-secret";
+const T0: i64 = 1_900_000_000_000;
+
+struct World {
+    store: Box<dyn Store>,
+    gateway: MemoryGateway,
+    clock: ManualClock,
+    config: Config,
+    verifier: TokenVerifier,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with_store(Box::new(MemoryStore::new()))
+    }
+
+    fn with_store(store: Box<dyn Store>) -> Self {
+        Self {
+            store,
+            gateway: MemoryGateway::new(),
+            clock: ManualClock::new(T0),
+            config: Config::default(),
+            verifier: TokenVerifier::hs256(SECRET, VerifierOptions::default()),
+        }
+    }
+
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            store: &*self.store,
+            gateway: &self.gateway,
+            verifier: Some(&self.verifier),
+            clock: &self.clock,
+            config: &self.config,
+        }
+    }
+
+    fn identity(&self, user: &str, rooms: RoomRights) -> Identity {
+        Identity {
+            user: user.into(),
+            name: format!("{user}!"),
+            exp: T0 / 1000 + 3600,
+            rooms,
+            direct: true,
+        }
+    }
+
+    async fn connect(&self, conn: &str, user: &str) {
+        self.connect_as(conn, &self.identity(user, RoomRights::all()))
+            .await;
+    }
+
+    async fn connect_as(&self, conn: &str, identity: &Identity) {
+        connect(&*self.store, &self.clock, &self.config, conn, identity)
+            .await
+            .unwrap();
+    }
+
+    /// Sends a frame and returns the reply as JSON.
+    async fn call(&self, conn: &str, frame: Value) -> Option<Value> {
+        self.raw(conn, &frame.to_string()).await
+    }
+
+    async fn raw(&self, conn: &str, body: &str) -> Option<Value> {
+        message(&self.ctx(), conn, None, Some(body), false)
+            .await
+            .map(|f| serde_json::to_value(&f).unwrap())
+    }
+
+    async fn reply(&self, conn: &str, frame: Value) -> Value {
+        self.call(conn, frame).await.expect("a reply")
+    }
+
+    async fn join(&self, conn: &str, room: &str) -> Value {
+        self.reply(conn, json!({"action": "join", "room": room}))
+            .await
+    }
+
+    fn frames(&self, conn: &str) -> Vec<Value> {
+        self.gateway.take(conn)
+    }
+
+    fn frames_of(&self, conn: &str, kind: &str) -> Vec<Value> {
+        self.frames(conn)
+            .into_iter()
+            .filter(|f| f["type"] == kind)
+            .collect()
+    }
+}
+
+fn rights(pairs: &[(&str, &[Right])]) -> RoomRights {
+    RoomRights::new(
+        pairs
+            .iter()
+            .map(|(p, r)| ((*p).to_owned(), r.to_vec()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+fn assert_error(reply: &Value, code: &str) {
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["code"], code, "{reply}");
+}
+
+// ---- hello, heartbeat ------------------------------------------------------
+
+#[tokio::test]
+async fn hello_is_answered_with_welcome() {
+    let w = World::new();
+    w.connect("c1", "alice").await;
+    let r = w.reply("c1", json!({"action": "hello", "ref": "h1"})).await;
+    assert_eq!(r["type"], "welcome");
+    assert_eq!(r["connectionId"], "c1");
+    assert_eq!(r["user"], json!({"user": "alice", "name": "alice!"}));
+    assert_eq!(r["exp"], T0 / 1000 + 3600);
+    assert_eq!(r["limits"]["maxDataBytes"], 32 * 1024);
+    assert_eq!(r["limits"]["ratePerSecond"], 10);
+    assert_eq!(r["ref"], "h1");
+}
+
+#[tokio::test]
+async fn heartbeat_is_answered_with_pong() {
+    let w = World::new();
+    w.connect("c1", "alice").await;
+    let r = w
+        .reply("c1", json!({"action": "heartbeat", "ref": 7}))
+        .await;
+    assert_eq!(r, json!({"type": "pong", "ts": T0, "ref": 7}));
+}
+
+// ---- join, presence ----------------------------------------------------------
+
+#[tokio::test]
+async fn join_replies_with_seq_and_members_and_announces() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    let r = w
+        .reply("a1", json!({"action": "join", "room": "lobby", "ref": "j"}))
+        .await;
+    assert_eq!(
+        r,
+        json!({"type": "joined", "room": "lobby", "seq": 0,
+        "members": [{"user": "alice", "name": "alice!", "devices": 1}], "ref": "j"})
+    );
+    let r = w.join("b1", "lobby").await;
+    assert_eq!(r["members"].as_array().unwrap().len(), 2);
+    let presence = w.frames_of("a1", "presence");
+    assert_eq!(
+        presence,
+        vec![
+            json!({"type": "presence", "room": "lobby", "user": "bob", "name": "bob!", "event": "joined"})
+        ]
+    );
+    assert!(
+        w.frames("b1").is_empty(),
+        "the joiner gets its roster in the reply, not as events"
+    );
+}
+
+#[tokio::test]
+async fn presence_is_multi_device() {
+    let w = World::new();
+    for (c, u) in [("a1", "alice"), ("a2", "alice"), ("b1", "bob")] {
+        w.connect(c, u).await;
+    }
+    w.join("b1", "room").await;
+    w.join("a1", "room").await;
+    assert_eq!(
+        w.frames_of("b1", "presence").len(),
+        1,
+        "first device: joined"
+    );
+    let r = w.join("a2", "room").await;
+    assert!(
+        w.frames_of("b1", "presence").is_empty(),
+        "second device: no event"
+    );
+    assert_eq!(
+        r["members"],
+        json!([{"user": "alice", "name": "alice!", "devices": 2}, {"user": "bob", "name": "bob!", "devices": 1}])
+    );
+    w.reply("a1", json!({"action": "leave", "room": "room"}))
+        .await;
+    assert!(
+        w.frames_of("b1", "presence").is_empty(),
+        "one device left: still present"
+    );
+    disconnect(&w.ctx(), "a2").await.unwrap();
+    let left = w.frames_of("b1", "presence");
+    assert_eq!(
+        left,
+        vec![
+            json!({"type": "presence", "room": "room", "user": "alice", "name": "alice!", "event": "left"})
+        ]
+    );
+}
+
+#[tokio::test]
+async fn joining_twice_does_not_announce_twice() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.join("b1", "r").await;
+    w.join("a1", "r").await;
+    w.join("a1", "r").await;
+    assert_eq!(w.frames_of("b1", "presence").len(), 1);
+}
+
+#[tokio::test]
+async fn without_the_presence_right_no_roster_and_no_presence_events() {
+    let w = World::new();
+    w.connect_as(
+        "q1",
+        &w.identity("quiet", rights(&[("*", &[Right::Join, Right::Send])])),
+    )
+    .await;
+    w.connect("a1", "alice").await;
+    let r = w.join("q1", "r").await;
+    assert!(r.get("members").is_none(), "{r}");
+    w.join("a1", "r").await;
+    assert_eq!(
+        w.call(
+            "a1",
+            json!({"action": "typing", "room": "r", "active": true})
+        )
+        .await,
+        None
+    );
+    assert!(w.frames_of("q1", "presence").is_empty());
+    assert!(w.frames_of("q1", "typing").is_empty());
+    // ...but it still receives messages, and is still announced to others.
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "1", "data": "hi"}),
+    )
+    .await;
+    assert_eq!(w.frames_of("q1", "message").len(), 1);
+}
+
+#[tokio::test]
+async fn presence_expires_without_activity_and_heartbeats_keep_it() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.join("a1", "r").await;
+    w.join("b1", "r").await;
+    let idle = Context::ms(w.config.retention.idle_timeout);
+    // Bob heartbeats every 5 minutes; Alice goes silent.
+    for _ in 0..4 {
+        w.clock.advance_ms(idle / 2);
+        w.reply("b1", json!({"action": "heartbeat"})).await;
+    }
+    let r = w.join("b1", "r").await;
+    assert_eq!(
+        r["members"],
+        json!([{"user": "bob", "name": "bob!", "devices": 1}]),
+        "alice's membership lapsed"
+    );
+}
+
+// ---- rights --------------------------------------------------------------------
+
+#[tokio::test]
+async fn room_rights_are_deny_by_default() {
+    let w = World::new();
+    let id = w.identity(
+        "eve",
+        rights(&[
+            ("public.*", &[Right::Join]),
+            ("team.*", &[Right::Join, Right::Send]),
+        ]),
+    );
+    w.connect_as("e1", &id).await;
+    assert_error(&w.join("e1", "private.x").await, "forbidden");
+    assert_eq!(w.join("e1", "public.x").await["type"], "joined");
+    let r = w
+        .reply(
+            "e1",
+            json!({"action": "send", "room": "public.x", "id": "1", "data": 1, "ref": "s"}),
+        )
+        .await;
+    assert_error(&r, "forbidden");
+    assert_eq!(r["ref"], "s");
+    assert_eq!(
+        w.store.room_seq("public.x").await.unwrap(),
+        0,
+        "nothing stored"
+    );
+    assert_error(
+        &w.reply("e1", json!({"action": "history", "room": "private.x"}))
+            .await,
+        "forbidden",
+    );
+    assert_error(
+        &w.reply(
+            "e1",
+            json!({"action": "typing", "room": "public.x", "active": true}),
+        )
+        .await,
+        "forbidden",
+    );
+    assert_eq!(
+        w.reply(
+            "e1",
+            json!({"action": "send", "room": "team.a", "id": "1", "data": 1})
+        )
+        .await["type"],
+        "ack"
+    );
+    let none = w.identity("nobody", RoomRights::default());
+    w.connect_as("n1", &none).await;
+    assert_error(&w.join("n1", "public.x").await, "forbidden");
+}
+
+// ---- send, idempotency -----------------------------------------------------------
+
+#[tokio::test]
+async fn send_assigns_seq_fans_out_and_acks() {
+    let w = World::new();
+    for (c, u) in [("a1", "alice"), ("a2", "alice"), ("b1", "bob")] {
+        w.connect(c, u).await;
+        w.join(c, "r").await;
+    }
+    w.frames("a1");
+    w.frames("a2");
+    w.frames("b1");
+    let ack = w
+        .reply(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "m1", "data": {"t": "hi"}, "ref": 5}),
+        )
+        .await;
+    assert_eq!(ack, json!({"type": "ack", "id": "m1", "seq": 1, "ref": 5}));
+    let want = json!({"type": "message", "room": "r", "seq": 1, "id": "m1",
+        "from": {"user": "alice", "name": "alice!"}, "data": {"t": "hi"}, "ts": T0});
+    assert_eq!(w.frames("b1"), vec![want.clone()]);
+    assert_eq!(
+        w.frames("a2"),
+        vec![want],
+        "the sender's other devices get it"
+    );
+    assert!(
+        w.frames("a1").is_empty(),
+        "the sender gets the ack, not an echo"
+    );
+    let ack = w
+        .reply(
+            "b1",
+            json!({"action": "send", "room": "r", "id": "m1", "data": 2}),
+        )
+        .await;
+    assert_eq!(ack["seq"], 2, "ids are per sender");
+}
+
+#[tokio::test]
+async fn a_resent_id_is_acked_with_the_original_seq_and_not_redelivered() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.join("b1", "r").await;
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "x", "data": 1}),
+    )
+    .await;
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "y", "data": 2}),
+    )
+    .await;
+    assert_eq!(w.frames_of("b1", "message").len(), 2);
+    // Alice reconnects (new connection id) and retries "x".
+    w.connect("a9", "alice").await;
+    let ack = w
+        .reply(
+            "a9",
+            json!({"action": "send", "room": "r", "id": "x", "data": 1, "ref": "retry"}),
+        )
+        .await;
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "id": "x", "seq": 1, "duplicate": true, "ref": "retry"})
+    );
+    assert!(w.frames("b1").is_empty(), "not delivered twice");
+    assert_eq!(w.store.room_seq("r").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn sending_does_not_require_membership_but_typing_does() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.join("b1", "r").await;
+    assert_eq!(
+        w.reply(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "1", "data": 1})
+        )
+        .await["seq"],
+        1
+    );
+    let r = w
+        .reply(
+            "a1",
+            json!({"action": "typing", "room": "r", "active": true, "ref": "t"}),
+        )
+        .await;
+    assert_error(&r, "not_joined");
+    assert_eq!(r["ref"], "t");
+}
+
+// ---- typing ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn typing_is_ephemeral_and_goes_to_other_users() {
+    let w = World::new();
+    for (c, u) in [("a1", "alice"), ("a2", "alice"), ("b1", "bob")] {
+        w.connect(c, u).await;
+        w.join(c, "r").await;
+    }
+    w.frames("b1");
+    w.frames("a2");
+    assert_eq!(
+        w.call(
+            "a1",
+            json!({"action": "typing", "room": "r", "active": true})
+        )
+        .await,
+        None
+    );
+    assert_eq!(
+        w.frames("b1"),
+        vec![
+            json!({"type": "typing", "room": "r", "user": "alice", "name": "alice!", "active": true})
+        ]
+    );
+    assert!(w.frames("a2").is_empty(), "not to the typist's own devices");
+    assert_eq!(w.store.room_seq("r").await.unwrap(), 0);
+    assert!(
+        w.store
+            .history_before("r", None, 10, T0)
+            .await
+            .unwrap()
+            .messages
+            .is_empty(),
+        "never stored"
+    );
+}
+
+// ---- resume, history -------------------------------------------------------------
+
+async fn fill(w: &World, room: &str, n: u64) {
+    w.connect("filler", "filler").await;
+    for i in 1..=n {
+        w.reply(
+            "filler",
+            json!({"action": "send", "room": room, "id": format!("f{i}"), "data": i}),
+        )
+        .await;
+        // Stay under the rate limit.
+        w.clock.advance_ms(100);
+    }
+}
+
+fn seqs(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn join_with_since_returns_every_missed_message_in_order() {
+    let w = World::new();
+    fill(&w, "r", 12).await;
+    w.connect("b1", "bob").await;
+    let r = w
+        .reply(
+            "b1",
+            json!({"action": "join", "room": "r", "since": 7, "ref": "resume"}),
+        )
+        .await;
+    assert_eq!(r["seq"], 12);
+    assert_eq!(seqs(&r["missed"]), vec![8, 9, 10, 11, 12]);
+    assert!(
+        r.get("truncated").is_none() && r.get("more").is_none(),
+        "{r}"
+    );
+    assert_eq!(r["missed"][0]["data"], 8);
+    let up_to_date = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 12}))
+        .await;
+    assert_eq!(up_to_date["missed"], json!([]));
+    let fresh = w.join("b1", "r").await;
+    assert!(fresh.get("missed").is_none(), "no since, no missed list");
+}
+
+#[tokio::test]
+async fn resume_beyond_retention_is_truncated() {
+    let mut w = World::new();
+    w.config.retention.history = std::time::Duration::from_secs(60);
+    fill(&w, "r", 5).await; // seqs 1..5 written at T0..T0+400ms
+    w.clock.advance_ms(59_750); // 1..3 have now expired, 4..5 not yet
+    w.connect("b1", "bob").await;
+    let r = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 1}))
+        .await;
+    assert_eq!(r["truncated"], true, "{r}");
+    assert_eq!(seqs(&r["missed"]), vec![4, 5]);
+    w.clock.advance_ms(60_000);
+    let r = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 1}))
+        .await;
+    assert_eq!(r["truncated"], true);
+    assert_eq!(r["missed"], json!([]));
+}
+
+#[tokio::test]
+async fn long_resumes_come_in_pages() {
+    let mut w = World::new();
+    w.config.limits.resume_max = 4;
+    fill(&w, "r", 10).await;
+    w.connect("b1", "bob").await;
+    let r = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 0}))
+        .await;
+    assert_eq!(seqs(&r["missed"]), vec![1, 2, 3, 4]);
+    assert_eq!(r["more"], true);
+    let r = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 8}))
+        .await;
+    assert_eq!(seqs(&r["missed"]), vec![9, 10]);
+    assert!(r.get("more").is_none());
+}
+
+#[tokio::test]
+async fn history_pages_backwards() {
+    let w = World::new();
+    fill(&w, "r", 7).await;
+    w.connect("b1", "bob").await;
+    let p = w
+        .reply(
+            "b1",
+            json!({"action": "history", "room": "r", "limit": 3, "ref": "h"}),
+        )
+        .await;
+    assert_eq!(p["type"], "history");
+    assert_eq!(seqs(&p["messages"]), vec![7, 6, 5]);
+    assert_eq!(
+        (p["more"].clone(), p["ref"].clone()),
+        (json!(true), json!("h"))
+    );
+    let p = w
+        .reply("b1", json!({"action": "history", "room": "r", "before": 2}))
+        .await;
+    assert_eq!(seqs(&p["messages"]), vec![1]);
+    assert_eq!(p["more"], false);
+}
+
+// ---- direct ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn direct_goes_to_every_device_of_the_user_once() {
+    let w = World::new();
+    for (c, u) in [("a1", "alice"), ("b1", "bob"), ("b2", "bob")] {
+        w.connect(c, u).await;
+    }
+    let ack = w
+        .reply(
+            "a1",
+            json!({"action": "direct", "to": "bob", "id": "d1", "data": "psst", "ref": 1}),
+        )
+        .await;
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "id": "d1", "delivered": 2, "ref": 1})
+    );
+    let want = json!({"type": "direct", "from": {"user": "alice", "name": "alice!"}, "id": "d1", "data": "psst", "ts": T0});
+    assert_eq!(w.frames("b1"), vec![want.clone()]);
+    assert_eq!(w.frames("b2"), vec![want]);
+    let again = w
+        .reply(
+            "a1",
+            json!({"action": "direct", "to": "bob", "id": "d1", "data": "psst"}),
+        )
+        .await;
+    assert_eq!(again["duplicate"], true);
+    assert!(w.frames("b1").is_empty());
+    let offline = w
+        .reply(
+            "a1",
+            json!({"action": "direct", "to": "carol", "id": "d2", "data": 1}),
+        )
+        .await;
+    assert_eq!(offline["delivered"], 0);
+}
+
+#[tokio::test]
+async fn direct_needs_the_claim() {
+    let w = World::new();
+    let mut id = w.identity("alice", RoomRights::all());
+    id.direct = false;
+    w.connect_as("a1", &id).await;
+    w.connect("b1", "bob").await;
+    assert_error(
+        &w.reply(
+            "a1",
+            json!({"action": "direct", "to": "bob", "id": "1", "data": 1}),
+        )
+        .await,
+        "forbidden",
+    );
+    assert!(w.frames("b1").is_empty());
+}
+
+// ---- rate limit --------------------------------------------------------------------
+
+#[tokio::test]
+async fn over_the_rate_limit_gets_rate_limited_with_the_ref() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    for i in 0..20 {
+        assert_eq!(
+            w.reply("a1", json!({"action": "heartbeat"})).await["type"],
+            "pong",
+            "burst message {i}"
+        );
+    }
+    let r = w
+        .reply(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "1", "data": 1, "ref": "over"}),
+        )
+        .await;
+    assert_error(&r, "rate_limited");
+    assert_eq!(r["ref"], "over");
+    assert_eq!(
+        w.store.room_seq("r").await.unwrap(),
+        0,
+        "the limited send was not stored"
+    );
+    w.clock.advance_ms(100);
+    assert_eq!(
+        w.reply("a1", json!({"action": "heartbeat"})).await["type"],
+        "pong",
+        "a token came back"
+    );
+}
+
+#[tokio::test]
+async fn sustained_abuse_closes_the_connection() {
+    let mut w = World::new();
+    w.config.rate = RateLimit {
+        per_second: 10,
+        burst: 5,
+        abuse_strikes: 10,
+    };
+    w.connect("a1", "alice").await;
+    let mut replies = Vec::new();
+    for _ in 0..30 {
+        replies.push(w.call("a1", json!({"action": "heartbeat"})).await);
+    }
+    assert_eq!(w.gateway.deleted(), vec!["a1".to_owned()]);
+    let last = w.frames("a1");
+    assert_error(last.last().unwrap(), "rate_limited");
+    assert!(
+        replies.iter().any(Option::is_none),
+        "the closing message has no route response"
+    );
+}
+
+// ---- token expiry, auth --------------------------------------------------------------
+
+fn token(user: &str, exp: i64) -> String {
+    mint_hs256(
+        &DevClaims {
+            sub: user.into(),
+            name: user.into(),
+            exp,
+            rooms: RoomRights::all(),
+            direct: true,
+            iss: None,
+            aud: None,
+        },
+        SECRET,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_message_after_exp_closes_the_connection() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.clock.advance_ms(3600 * 1000 + 31_000); // past exp plus the 30 s leeway
+    assert_eq!(w.call("a1", json!({"action": "heartbeat"})).await, None);
+    let frames = w.frames("a1");
+    assert_error(&frames[0], "token_expired");
+    assert_eq!(w.gateway.deleted(), vec!["a1".to_owned()]);
+}
+
+#[tokio::test]
+async fn auth_with_a_fresh_token_extends_the_connection() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    let new_exp = T0 / 1000 + 7200;
+    let r = w
+        .reply(
+            "a1",
+            json!({"action": "auth", "token": token("alice", new_exp), "ref": "a"}),
+        )
+        .await;
+    assert_eq!(r, json!({"type": "authed", "exp": new_exp, "ref": "a"}));
+    w.clock.advance_ms(3600 * 1000 + 60_000);
+    assert_eq!(
+        w.reply("a1", json!({"action": "heartbeat"})).await["type"],
+        "pong"
+    );
+    assert!(w.gateway.deleted().is_empty());
+}
+
+#[tokio::test]
+async fn auth_rejects_bad_tokens_and_other_users() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    let far = T0 / 1000 + 7200;
+    // The verifier checks exp against the real clock: use a far-future exp for "valid" tokens.
+    let real_future = jsonwebtoken::get_current_timestamp() as i64 + 3600;
+    assert_error(
+        &w.reply(
+            "a1",
+            json!({"action": "auth", "token": token("mallory", real_future.max(far))}),
+        )
+        .await,
+        "invalid_token",
+    );
+    assert_error(
+        &w.reply("a1", json!({"action": "auth", "token": "garbage"}))
+            .await,
+        "invalid_token",
+    );
+    assert_error(
+        &w.reply(
+            "a1",
+            json!({"action": "auth", "token": token("alice", 1000)}),
+        )
+        .await,
+        "invalid_token",
+    );
+    let conn = w.store.get_connection("a1", T0).await.unwrap().unwrap();
+    assert_eq!(conn.token_exp, T0 / 1000 + 3600, "rights unchanged");
+}
+
+// ---- stale connections ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_gone_recipient_is_removed_not_the_sender() {
+    let w = World::new();
+    for (c, u) in [("a1", "alice"), ("b1", "bob"), ("g1", "ghost")] {
+        w.connect(c, u).await;
+        w.join(c, "r").await;
+    }
+    w.frames("b1");
+    w.gateway.mark_gone("g1");
+    let ack = w
+        .reply(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "1", "data": 1}),
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    assert!(
+        w.store.get_connection("g1", T0).await.unwrap().is_none(),
+        "the gone connection is deleted"
+    );
+    assert!(
+        w.store.get_connection("a1", T0).await.unwrap().is_some(),
+        "the sender is kept"
+    );
+    let members: Vec<String> = w
+        .store
+        .members("r", T0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.connection_id)
+        .collect();
+    assert!(!members.contains(&"g1".to_owned()));
+    let frames = w.frames("b1");
+    assert!(frames.iter().any(|f| f["type"] == "message"));
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "presence" && f["user"] == "ghost" && f["event"] == "left"),
+        "{frames:?}"
+    );
+}
+
+// ---- disconnect, heal ---------------------------------------------------------------
+
+#[tokio::test]
+async fn disconnect_removes_everything_and_is_idempotent() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    for room in ["r1", "r2", "r3"] {
+        w.join("a1", room).await;
+    }
+    disconnect(&w.ctx(), "a1").await.unwrap();
+    assert!(w.store.get_connection("a1", T0).await.unwrap().is_none());
+    for room in ["r1", "r2", "r3"] {
+        assert!(w.store.members(room, T0).await.unwrap().is_empty());
+    }
+    disconnect(&w.ctx(), "a1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_connection_item_is_registered_again_from_the_event() {
+    let w = World::new();
+    let id = w.identity("alice", RoomRights::all());
+    let r = message(
+        &w.ctx(),
+        "a1",
+        Some(&id),
+        Some(r#"{"action":"hello"}"#),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, ServerFrame::Welcome { .. }));
+    assert!(w.store.get_connection("a1", T0).await.unwrap().is_some());
+    // Without an identity it cannot be: the client is told and disconnected.
+    assert_eq!(w.call("z1", json!({"action": "hello"})).await, None);
+    assert_eq!(w.gateway.deleted(), vec!["z1".to_owned()]);
+}
+
+// ---- bad input --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_input_gets_a_specific_error_and_changes_nothing() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.join("a1", "r").await;
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "keep", "data": "stored"}),
+    )
+    .await;
+    let before = w.store.get_connection("a1", T0).await.unwrap();
+    let big = "x".repeat(33 * 1024);
+    let cases: Vec<(String, &str)> = vec![
+        ("{oops".into(), "invalid_json"),
+        ("[]".into(), "invalid_frame"),
+        ("".into(), "invalid_frame"),
+        (r#"{"ref":"r1"}"#.into(), "invalid_field"),
+        (r#"{"action":"fly","ref":"r1"}"#.into(), "unknown_action"),
+        (
+            r#"{"action":"send","room":"r","ref":"r1"}"#.into(),
+            "invalid_field",
+        ),
+        (
+            r#"{"action":"send","room":"r","id":"1","data":1,"ref":"r1","since":"x"}"#.into(),
+            "ok",
+        ),
+        (
+            json!({"action":"send","room":"r","id":"big","data":big,"ref":"r1"}).to_string(),
+            "payload_too_large",
+        ),
+        (
+            r#"{"action":"join","room":"no spaces","ref":"r1"}"#.into(),
+            "invalid_room",
+        ),
+        (
+            json!({"action":"send","room":"r","id":"i".repeat(65),"data":1,"ref":"r1"}).to_string(),
+            "invalid_id",
+        ),
+        (
+            r#"{"action":"typing","room":"r","active":1,"ref":"r1"}"#.into(),
+            "invalid_field",
+        ),
+        (
+            r#"{"action":"history","room":"r","limit":1000,"ref":"r1"}"#.into(),
+            "invalid_field",
+        ),
+    ];
+    for (body, code) in cases {
+        if code == "ok" {
+            continue; // extra fields are ignored: covered by the protocol tests
+        }
+        let r = w.raw("a1", &body).await.unwrap();
+        assert_error(&r, code);
+        if body.contains("\"ref\"") && code != "invalid_json" {
+            assert_eq!(r["ref"], "r1", "{body}");
+        }
+    }
+    let binary = message(&w.ctx(), "a1", None, Some("AAEC"), true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        binary,
+        ServerFrame::Error {
+            code: ErrorCode::InvalidFrame,
+            ..
+        }
+    ));
+    // Nothing stored changed: not the history, not the room, not even the rate limiter.
+    assert_eq!(w.store.room_seq("r").await.unwrap(), 1);
+    assert_eq!(w.store.members("r", T0).await.unwrap().len(), 1);
+    assert_eq!(w.store.get_connection("a1", T0).await.unwrap(), before);
+}
+
+// ---- store failures ------------------------------------------------------------------------
+
+/// A store whose appends fail: the client must hear about it.
+struct BrokenAppends(MemoryStore);
+
+#[async_trait]
+impl Store for BrokenAppends {
+    async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
+        self.0.put_connection(c).await
+    }
+    async fn get_connection(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.0.get_connection(id, now).await
+    }
+    async fn touch(&self, id: &str, now: i64, l: &RateLimit) -> Result<Touched, StoreError> {
+        self.0.touch(id, now, l).await
+    }
+    async fn update_identity(&self, id: &str, i: &Identity) -> Result<(), StoreError> {
+        self.0.update_identity(id, i).await
+    }
+    async fn remove_connection(&self, id: &str) -> Result<Option<Removed>, StoreError> {
+        self.0.remove_connection(id).await
+    }
+    async fn user_connections(&self, u: &str, now: i64) -> Result<Vec<String>, StoreError> {
+        self.0.user_connections(u, now).await
+    }
+    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
+        self.0.join(m).await
+    }
+    async fn leave(&self, r: &str, id: &str) -> Result<Option<Membership>, StoreError> {
+        self.0.leave(r, id).await
+    }
+    async fn members(&self, r: &str, now: i64) -> Result<Vec<Membership>, StoreError> {
+        self.0.members(r, now).await
+    }
+    async fn refresh_memberships(&self, id: &str, now: i64, e: i64) -> Result<(), StoreError> {
+        self.0.refresh_memberships(id, now, e).await
+    }
+    async fn append(&self, _: NewMessage, _: i64) -> Result<Appended, StoreError> {
+        Err(StoreError::Unavailable {
+            operation: "append",
+            reason: "injected".into(),
+        })
+    }
+    async fn room_seq(&self, r: &str) -> Result<u64, StoreError> {
+        self.0.room_seq(r).await
+    }
+    async fn history_before(
+        &self,
+        r: &str,
+        b: Option<u64>,
+        l: u32,
+        now: i64,
+    ) -> Result<Page, StoreError> {
+        self.0.history_before(r, b, l, now).await
+    }
+    async fn history_after(&self, r: &str, a: u64, l: u32, now: i64) -> Result<Page, StoreError> {
+        self.0.history_after(r, a, l, now).await
+    }
+    async fn mark_direct(&self, u: &str, id: &str, now: i64, e: i64) -> Result<bool, StoreError> {
+        self.0.mark_direct(u, id, now, e).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_during_send_reaches_the_client() {
+    let w = World::with_store(Box::new(BrokenAppends(MemoryStore::new())));
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.join("b1", "r").await;
+    w.frames("b1");
+    let r = w
+        .reply(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "1", "data": 1, "ref": "s1"}),
+        )
+        .await;
+    assert_error(&r, "unavailable");
+    assert_eq!(r["ref"], "s1");
+    assert!(w.frames("b1").is_empty());
+}
+
+// ---- backend publish ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn publish_reaches_rooms_and_users() {
+    let w = World::new();
+    w.connect("b1", "bob").await;
+    w.join("b1", "news").await;
+    let server = Sender {
+        user: "backend".into(),
+        name: "Backend".into(),
+    };
+    let report = publish(
+        &w.ctx(),
+        PublishTarget::Room("news".into()),
+        server.clone(),
+        Some("p1"),
+        json!({"n": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report,
+        PublishReport {
+            seq: Some(1),
+            duplicate: false,
+            delivered: 1
+        }
+    );
+    assert_eq!(w.frames_of("b1", "message")[0]["from"]["user"], "backend");
+    let again = publish(
+        &w.ctx(),
+        PublishTarget::Room("news".into()),
+        server.clone(),
+        Some("p1"),
+        json!({"n": 1}),
+    )
+    .await
+    .unwrap();
+    assert!(again.duplicate);
+    let report = publish(
+        &w.ctx(),
+        PublishTarget::User("bob".into()),
+        server.clone(),
+        None,
+        json!("hi"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.delivered, 1);
+    assert_eq!(w.frames_of("b1", "direct").len(), 1);
+    let bad = publish(
+        &w.ctx(),
+        PublishTarget::Room("bad room".into()),
+        server.clone(),
+        None,
+        json!(1),
+    )
+    .await;
+    assert!(matches!(bad, Err(PublishError::Invalid(_))));
+    let big = publish(
+        &w.ctx(),
+        PublishTarget::Room("news".into()),
+        server,
+        None,
+        json!("x".repeat(40_000)),
+    )
+    .await;
+    assert!(matches!(big, Err(PublishError::Invalid(e)) if e.code == ErrorCode::PayloadTooLarge));
+}
