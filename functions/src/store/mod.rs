@@ -20,6 +20,7 @@ use crate::protocol::{Message, Sender};
 use crate::ratelimit::{RateState, Verdict};
 
 pub mod conformance;
+pub mod dynamodb;
 pub mod memory;
 
 /// What went wrong in the store. Each variant says what the caller should do.

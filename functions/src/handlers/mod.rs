@@ -1,0 +1,268 @@
+//! The Lambda-facing layer: API Gateway events in, domain calls, API
+//! Gateway responses out. The binaries in `src/bin/` and the local emulator
+//! call exactly these functions.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use aws_lambda_events::encodings::Body;
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::auth::{self, AuthError, OriginPolicy, Verify, SUBPROTOCOL};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::gateway::management::ManagementApi;
+use crate::gateway::Gateway;
+use crate::protocol::Sender;
+use crate::routes::{self, Context, PublishError, PublishReport, PublishTarget, RouteError};
+use crate::store::Store;
+
+mod init;
+
+pub use init::{init_tracing, AppBuilder, InitError, LogFormat};
+
+/// Why a handler failed. A failed invocation makes API Gateway answer 500
+/// (on `$connect`: the upgrade fails); each variant says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event has no `requestContext.connectionId`: this function is not
+    /// wired to a WebSocket route. Fix the integration.
+    #[error("not a WebSocket event: requestContext.connectionId is missing")]
+    MissingConnectionId,
+    /// `$connect` arrived without Roomcast's authorizer context. Attach the
+    /// authorizer to the `$connect` route.
+    #[error("no authorizer context on $connect: {0}")]
+    Unauthenticated(AuthError),
+    /// The Management API endpoint cannot be derived from the event. Set
+    /// `ROOMCAST_CALLBACK_URL`.
+    #[error("no Management API endpoint: set ROOMCAST_CALLBACK_URL")]
+    NoEndpoint,
+    /// The domain failed (the store, usually). The client retries.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A publish request was invalid or could not be stored. The message
+    /// says which; invalid requests must be fixed by the caller.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::MissingConnectionId => "MissingConnectionId",
+            HandlerError::Unauthenticated(_) => "Unauthenticated",
+            HandlerError::NoEndpoint => "NoEndpoint",
+            HandlerError::Route(_) => "RouteFailed",
+            HandlerError::Publish(PublishError::Invalid(_)) => "InvalidPublish",
+            HandlerError::Publish(PublishError::Store(_)) => "StoreUnavailable",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Where a handler's gateway comes from.
+pub enum Gateways {
+    /// The Management API, one client per endpoint (production, emulator).
+    Management(ManagementApi),
+    /// One fixed gateway (tests).
+    Fixed(Arc<dyn Gateway>),
+}
+
+/// Everything the handlers need, built once at init.
+pub struct App {
+    /// The store adapter.
+    pub store: Arc<dyn Store>,
+    /// The gateway adapter(s).
+    pub gateways: Gateways,
+    /// Token verification; `None` in functions that never verify.
+    pub verifier: Option<Arc<dyn Verify>>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Limits and knobs.
+    pub config: Config,
+    /// The `Origin` allowlist (authorizer only).
+    pub origins: OriginPolicy,
+}
+
+impl App {
+    fn gateway_for(&self, ctx: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext) -> Result<Arc<dyn Gateway>, HandlerError> {
+        self.gateway_at(ctx.domain_name.as_deref(), ctx.stage.as_deref())
+    }
+
+    fn gateway_at(&self, domain: Option<&str>, stage: Option<&str>) -> Result<Arc<dyn Gateway>, HandlerError> {
+        match &self.gateways {
+            Gateways::Fixed(g) => Ok(g.clone()),
+            Gateways::Management(api) => {
+                let endpoint = api.endpoint_for(domain, stage).ok_or(HandlerError::NoEndpoint)?;
+                Ok(api.gateway(&endpoint))
+            }
+        }
+    }
+
+    fn context<'a>(&'a self, gateway: &'a dyn Gateway) -> Context<'a> {
+        Context {
+            store: &*self.store,
+            gateway,
+            verifier: self.verifier.as_deref(),
+            clock: &*self.clock,
+            config: &self.config,
+        }
+    }
+}
+
+fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<String, HandlerError> {
+    event
+        .request_context
+        .connection_id
+        .clone()
+        .filter(|c| !c.is_empty())
+        .ok_or(HandlerError::MissingConnectionId)
+}
+
+fn ok(body: Option<String>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r.body = body.map(Body::Text);
+    r
+}
+
+/// The REQUEST authorizer on `$connect`.
+pub async fn authorizer(
+    verifier: &dyn Verify,
+    origins: &OriginPolicy,
+    event: ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Result<ApiGatewayCustomAuthorizerResponse, HandlerError> {
+    Ok(auth::authorize(verifier, origins, &event).await)
+}
+
+/// `$connect`: registers the connection under the authorizer's identity.
+/// Echoes `Sec-WebSocket-Protocol: roomcast` when the client offered it,
+/// which browsers require when they sent the token that way.
+pub async fn connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, HandlerError> {
+    let id = connection_id(&event)?;
+    let request_id = event.request_context.request_id.clone().unwrap_or_default();
+    let span = tracing::info_span!("connect", connection_id = %id, request_id = %request_id);
+    async {
+        let identity = auth::context_from_event(&event.request_context.authorizer.fields)
+            .map_err(HandlerError::Unauthenticated)?;
+        routes::connect(&*app.store, &*app.clock, &app.config, &id, &identity).await?;
+        let mut response = ok(None);
+        let offered = event
+            .headers
+            .get("sec-websocket-protocol")
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == SUBPROTOCOL));
+        if offered {
+            response
+                .headers
+                .insert("sec-websocket-protocol", http::HeaderValue::from_static(SUBPROTOCOL));
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+/// `$disconnect`: cleans up and tells the rooms.
+pub async fn disconnect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, HandlerError> {
+    let id = connection_id(&event)?;
+    let ctx = &event.request_context;
+    let span = tracing::info_span!(
+        "disconnect",
+        connection_id = %id,
+        request_id = ctx.request_id.as_deref().unwrap_or_default(),
+        status = ctx.disconnect_status_code,
+        reason = ctx.disconnect_reason.as_deref().unwrap_or_default(),
+    );
+    async {
+        let gateway = app.gateway_for(ctx)?;
+        routes::disconnect(&app.context(&*gateway), &id).await?;
+        Ok(ok(None))
+    }
+    .instrument(span)
+    .await
+}
+
+/// `$default`: one client frame. The reply becomes the route response.
+pub async fn message(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, HandlerError> {
+    let id = connection_id(&event)?;
+    let ctx = &event.request_context;
+    let span = tracing::info_span!(
+        "message",
+        connection_id = %id,
+        request_id = ctx.request_id.as_deref().unwrap_or_default(),
+    );
+    async {
+        let gateway = app.gateway_for(ctx)?;
+        // The authorizer context lets a connection whose item was lost be
+        // registered again; it is optional here.
+        let identity = auth::context_from_event(&ctx.authorizer.fields).ok();
+        let reply = routes::message(
+            &app.context(&*gateway),
+            &id,
+            identity.as_ref(),
+            event.body.as_deref(),
+            event.is_base64_encoded,
+        )
+        .await;
+        Ok(ok(reply.map(|f| f.to_json())))
+    }
+    .instrument(span)
+    .await
+}
+
+/// The publish function's input: exactly one of `room` and `user`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Publish to this room (stored in history).
+    #[serde(default)]
+    pub room: Option<String>,
+    /// Or to every connection of this user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The payload.
+    pub data: Value,
+    /// Idempotency key for retries.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Shown as the sender; defaults to `{"user":"server","name":"server"}`.
+    #[serde(default)]
+    pub from: Option<Sender>,
+}
+
+/// The publish function: invoked directly (Lambda Invoke, IAM) by the team's
+/// backends. Needs `ROOMCAST_CALLBACK_URL`, since no event names the API.
+pub async fn publish(app: &App, request: PublishRequest) -> Result<PublishReport, HandlerError> {
+    use crate::protocol::{ErrorCode, FrameError};
+    let target = match (request.room, request.user) {
+        (Some(room), None) => PublishTarget::Room(room),
+        (None, Some(user)) => PublishTarget::User(user),
+        _ => {
+            return Err(PublishError::Invalid(FrameError::new(
+                ErrorCode::InvalidField,
+                "give exactly one of room and user",
+            ))
+            .into());
+        }
+    };
+    let gateway = app.gateway_at(None, None)?;
+    let from = request.from.unwrap_or_else(|| Sender {
+        user: "server".into(),
+        name: "server".into(),
+    });
+    let report = routes::publish(&app.context(&*gateway), target, from, request.id.as_deref(), request.data).await?;
+    tracing::info!(seq = report.seq, delivered = report.delivered, duplicate = report.duplicate, "published");
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,583 @@
+//! The DynamoDB `Store`: one table, access patterns of DESIGN.md §3.
+//!
+//! Never a Scan. Broadcast is one paginated Query on the room partition;
+//! cleanup is one Query on the connection partition plus batched deletes.
+//! Throttling and transient faults are retried by the SDK's standard retry;
+//! every call carries the client's operation timeout (see [`client`]).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use super::{
+    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store,
+    StoreError, Touched,
+};
+use crate::auth::Identity;
+use crate::clock::Millis;
+use crate::config::RateLimit;
+use crate::protocol::Message;
+use crate::ratelimit;
+
+mod counting;
+mod items;
+mod table;
+
+pub use counting::CallCounter;
+pub use table::{create_table, TableDefinition, TableError};
+
+use items::*;
+
+/// Tunables of the adapter.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Attempts at a conditional read-modify-write before `Conflict`.
+    /// Default 16.
+    pub cas_attempts: u32,
+    /// Attempts at a batch whose items keep coming back unprocessed.
+    /// Default 8, with exponential backoff from 20 ms.
+    pub batch_attempts: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cas_attempts: 16,
+            batch_attempts: 8,
+        }
+    }
+}
+
+/// Builds a DynamoDB client with timeouts on every call, so a dead server
+/// gives errors, not hangs. `endpoint` points at DynamoDB Local or moto.
+pub fn client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(10))
+        .build();
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(timeouts);
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Client::from_conf(builder.build())
+}
+
+/// The adapter. Cheap to clone? No: build once and share behind an `Arc`.
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    options: StoreOptions,
+}
+
+fn unavailable<E, R>(operation: &'static str) -> impl Fn(SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| StoreError::Unavailable {
+        operation,
+        reason: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable {
+        operation: "build request",
+        reason: e.to_string(),
+    }
+}
+
+impl DynamoStore {
+    /// An adapter over `table`.
+    pub fn new(client: Client, table: impl Into<String>, options: StoreOptions) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            options,
+        }
+    }
+
+    /// Queries one partition (optionally a sort-key prefix), all pages.
+    async fn query_all(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(p)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.map_err(unavailable("query"))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Writes requests in batches of 25, retrying unprocessed items with
+    /// exponential backoff.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            let mut delay = Duration::from_millis(20);
+            for attempt in 1..=self.options.batch_attempts {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable("batch write"))?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == self.options.batch_attempts {
+                    return Err(StoreError::Unavailable {
+                        operation: "batch write",
+                        reason: format!("{} items still unprocessed after {attempt} attempts", pending.len()),
+                    });
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key_item: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(unavailable("get"))?;
+        Ok(out.item().cloned())
+    }
+
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable("put"))?;
+        Ok(())
+    }
+
+    async fn history_page(
+        &self,
+        room: &str,
+        condition: &str,
+        bound: String,
+        forward: bool,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
+        // Expired items are skipped; keep reading until limit + 1 live ones
+        // (the extra one answers `more`) or the partition ends.
+        let want = limit as usize + 1;
+        let mut live_messages: Vec<Message> = Vec::with_capacity(want);
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", s(hist_pk(room)))
+                .expression_attribute_values(":bound", s(bound.clone()))
+                .scan_index_forward(forward)
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable("history query"))?;
+            for item in out.items() {
+                if live(Reader::new(item).expires()?, now) {
+                    live_messages.push(message_from(item)?);
+                    if live_messages.len() == want {
+                        live_messages.pop();
+                        return Ok(Page {
+                            messages: live_messages,
+                            more: true,
+                        });
+                    }
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => {
+                    return Ok(Page {
+                        messages: live_messages,
+                        more: false,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    Ok(WriteRequest::builder()
+        .put_request(PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?)
+        .build())
+}
+
+fn delete_request(pk: String, sk: String) -> Result<WriteRequest, StoreError> {
+    Ok(WriteRequest::builder()
+        .delete_request(DeleteRequest::builder().set_key(Some(key(pk, sk))).build().map_err(build_error)?)
+        .build())
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
+        let mut index = key(user_pk(&c.user), conn_sk(&c.connection_id));
+        index.insert(EXPIRES.into(), n(ttl_secs(c.expires_at)));
+        self.batch_write(vec![put_request(connection_item(c))?, put_request(index)?]).await
+    }
+
+    async fn get_connection(&self, id: &str, now: Millis) -> Result<Option<ConnectionRecord>, StoreError> {
+        let Some(item) = self.get(key(conn_pk(id), META), true).await? else {
+            return Ok(None);
+        };
+        let c = connection_from(&item)?;
+        Ok((c.expires_at > now).then_some(c))
+    }
+
+    async fn touch(&self, id: &str, now: Millis, limit: &RateLimit) -> Result<Touched, StoreError> {
+        // Optimistic concurrency on the limiter state: read, charge, write
+        // back only if nobody else charged in between.
+        for _ in 0..self.options.cas_attempts {
+            let Some(conn) = self.get_connection(id, now).await? else {
+                return Err(StoreError::NotFound { what: "connection", key: id.to_owned() });
+            };
+            let (state, verdict) = ratelimit::charge(conn.rate, now, limit);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(conn_pk(id), META)))
+                .update_expression("SET rateTat = :tat, rateStrikes = :strikes")
+                .condition_expression("attribute_exists(pk) AND (rateTat = :old OR (attribute_not_exists(rateTat) AND :old = :zero))")
+                .expression_attribute_values(":tat", n(state.tat_us))
+                .expression_attribute_values(":strikes", n(state.strikes))
+                .expression_attribute_values(":old", n(conn.rate.tat_us))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    let mut connection = conn;
+                    connection.rate = state;
+                    return Ok(Touched { connection, verdict });
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(unavailable("touch")(e)),
+            }
+        }
+        Err(StoreError::Conflict { key: format!("{}/{META}", conn_pk(id)) })
+    }
+
+    async fn update_identity(&self, id: &str, identity: &Identity) -> Result<(), StoreError> {
+        let rooms = serde_json::to_string(&identity.rooms).unwrap_or_else(|_| "{}".into());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conn_pk(id), META)))
+            .update_expression("SET #name = :name, rooms = :rooms, direct = :direct, tokenExp = :exp")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(&identity.name))
+            .expression_attribute_values(":rooms", s(rooms))
+            .expression_attribute_values(":direct", AttributeValue::Bool(identity.direct))
+            .expression_attribute_values(":exp", n(identity.exp))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::NotFound { what: "connection", key: id.to_owned() })
+            }
+            Err(e) => Err(unavailable("update identity")(e)),
+        }
+    }
+
+    async fn remove_connection(&self, id: &str) -> Result<Option<Removed>, StoreError> {
+        let items = self.query_all(conn_pk(id), None).await?;
+        let mut connection = None;
+        let mut memberships = Vec::new();
+        let mut deletes = Vec::with_capacity(items.len() * 2);
+        for item in &items {
+            let sk = Reader::new(item).string(SK)?;
+            if sk == META {
+                let c = connection_from(item)?;
+                deletes.push(delete_request(user_pk(&c.user), conn_sk(id))?);
+                connection = Some(c);
+            } else if sk.starts_with(ROOM_PREFIX) {
+                let m = membership_from(item)?;
+                deletes.push(delete_request(room_pk(&m.room), member_sk(id))?);
+                memberships.push(m);
+            }
+            deletes.push(delete_request(conn_pk(id), sk)?);
+        }
+        self.batch_write(deletes).await?;
+        Ok(connection.map(|connection| Removed { connection, memberships }))
+    }
+
+    async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for item in self.query_all(user_pk(user), None).await? {
+            let r = Reader::new(&item);
+            if live(r.expires()?, now) {
+                let sk = r.string(SK)?;
+                ids.push(sk.strip_prefix("CONN#").unwrap_or(&sk).to_owned());
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
+        // Reverse item first: if the second write fails, cleanup still finds
+        // (and deletes) whatever was written.
+        self.put(reverse_item(m)).await?;
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(member_item(m)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable("join"))?;
+        let was_live = match out.attributes() {
+            Some(old) if !old.is_empty() => live(Reader::new(old).expires()?, m.joined_at),
+            _ => false,
+        };
+        Ok(!was_live)
+    }
+
+    async fn leave(&self, room: &str, id: &str) -> Result<Option<Membership>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(room), member_sk(id))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable("leave"))?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conn_pk(id), room_sk(room))))
+            .send()
+            .await
+            .map_err(unavailable("leave"))?;
+        match out.attributes() {
+            Some(old) if !old.is_empty() => Ok(Some(membership_from(old)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
+        let mut members = Vec::new();
+        for item in self.query_all(room_pk(room), Some(MEMBER_PREFIX)).await? {
+            let m = membership_from(&item)?;
+            if m.expires_at > now {
+                members.push(m);
+            }
+        }
+        Ok(members)
+    }
+
+    async fn refresh_memberships(&self, id: &str, now: Millis, expires_at: Millis) -> Result<(), StoreError> {
+        let items = self.query_all(conn_pk(id), Some(ROOM_PREFIX)).await?;
+        let mut puts = Vec::with_capacity(items.len() * 2);
+        for item in &items {
+            let mut m = membership_from(item)?;
+            m.expires_at = expires_at;
+            puts.push(put_request(member_item(&m))?);
+            puts.push(put_request(reverse_item(&m))?);
+        }
+        self.batch_write(puts).await?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conn_pk(id), META)))
+            .update_expression("SET refreshedAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::NotFound { what: "connection", key: id.to_owned() })
+            }
+            Err(e) => Err(unavailable("refresh")(e)),
+        }
+    }
+
+    async fn append(&self, msg: NewMessage, marker_expires_at: Millis) -> Result<Appended, StoreError> {
+        let marker_key = key(idem_pk(&msg.room), idem_sk(&msg.from.user, &msg.id));
+        let original = |item: &Item| -> Result<Option<u64>, StoreError> {
+            let r = Reader::new(item);
+            Ok(if live(r.expires()?, msg.ts) { Some(r.number("seq")?) } else { None })
+        };
+        // 1. A retry of a stored message: answer with its seq, allocate none.
+        if let Some(item) = self.get(marker_key.clone(), true).await? {
+            if let Some(seq) = original(&item)? {
+                return Ok(Appended::Duplicate { seq });
+            }
+        }
+        // Refuse what cannot be stored before spending a seq on it.
+        let probe = Message {
+            room: msg.room.clone(),
+            seq: u64::MAX,
+            id: msg.id.clone(),
+            from: msg.from.clone(),
+            data: msg.data.clone(),
+            ts: msg.ts,
+        };
+        let size = item_size(&message_item(&probe, msg.expires_at));
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge {
+                key: format!("{}/{}", hist_pk(&msg.room), MSG_PREFIX),
+                size,
+                limit: MAX_ITEM_BYTES,
+            });
+        }
+        // 2. The room's next seq, atomically.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(&msg.room), SEQ)))
+            .update_expression("ADD seq :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(unavailable("allocate seq"))?;
+        let seq: u64 = match out.attributes() {
+            Some(attrs) => Reader::new(attrs).number("seq")?,
+            None => {
+                return Err(StoreError::CorruptItem {
+                    key: format!("{}/{SEQ}", room_pk(&msg.room)),
+                    reason: "ADD returned no seq".into(),
+                });
+            }
+        };
+        let stored = Message { seq, ..probe };
+        // 3. Marker and history item together, the marker conditional.
+        let mut marker = marker_key.clone();
+        marker.insert("seq".into(), n(seq));
+        marker.insert(EXPIRES.into(), n(ttl_secs(marker_expires_at)));
+        let put = |item: Item, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
+            let mut p = Put::builder().table_name(&self.table).set_item(Some(item));
+            if let Some(c) = condition {
+                p = p
+                    .condition_expression(c)
+                    .expression_attribute_values(":now", n(msg.ts.div_euclid(1000)));
+            }
+            Ok(TransactWriteItem::builder().put(p.build().map_err(build_error)?).build())
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(marker, Some("attribute_not_exists(pk) OR expiresAt <= :now"))?)
+            .transact_items(put(message_item(&stored, msg.expires_at), None)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Appended::New(stored)),
+            Err(e) => {
+                let lost_race = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
+                if lost_race {
+                    // A concurrent send of the same id won; this seq stays
+                    // unused (the one case where a gap can appear).
+                    if let Some(item) = self.get(marker_key, true).await? {
+                        if let Some(seq) = original(&item)? {
+                            tracing::warn!(room = %msg.room, unused_seq = seq, "concurrent duplicate send");
+                            return Ok(Appended::Duplicate { seq });
+                        }
+                    }
+                }
+                Err(unavailable("append")(e))
+            }
+        }
+    }
+
+    async fn room_seq(&self, room: &str) -> Result<u64, StoreError> {
+        match self.get(key(room_pk(room), SEQ), false).await? {
+            Some(item) => Reader::new(&item).number_or("seq", 0),
+            None => Ok(0),
+        }
+    }
+
+    async fn history_before(&self, room: &str, before: Option<u64>, limit: u32, now: Millis) -> Result<Page, StoreError> {
+        match before {
+            Some(b) => self.history_page(room, "pk = :pk AND sk < :bound", msg_sk(b), false, limit, now).await,
+            None => {
+                self.history_page(room, "pk = :pk AND begins_with(sk, :bound)", MSG_PREFIX.into(), false, limit, now)
+                    .await
+            }
+        }
+    }
+
+    async fn history_after(&self, room: &str, after: u64, limit: u32, now: Millis) -> Result<Page, StoreError> {
+        // `MSG#` + 20 digits sorts below any other prefix that starts with a
+        // later character, so `sk > MSG#{after}` stays within messages.
+        self.history_page(room, "pk = :pk AND sk > :bound", msg_sk(after), true, limit, now)
+            .await
+    }
+
+    async fn mark_direct(&self, user: &str, id: &str, now: Millis, expires_at: Millis) -> Result<bool, StoreError> {
+        let mut item = key(dm_pk(user), id);
+        item.insert(EXPIRES.into(), n(ttl_secs(expires_at)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            .expression_attribute_values(":now", n(now.div_euclid(1000)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable("mark direct")(e)),
+        }
+    }
+}
