@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::{App, Gateways};
 use crate::auth::{JwksCache, OriginPolicy, TokenVerifier, VerifierOptions, Verify};
 use crate::clock::SystemClock;
-use crate::config::{optional, Config, ConfigError};
+use crate::config::{Config, ConfigError, optional};
 use crate::gateway::management::ManagementApi;
-use crate::store::dynamodb::{self, DynamoStore, StoreOptions};
 use crate::store::Store;
+use crate::store::dynamodb::{self, DynamoStore, StoreOptions};
 
 /// Why a function could not start. Fix the deployment and redeploy.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +45,15 @@ pub enum LogFormat {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(std::env::var("ROOMCAST_LOG_LEVEL").unwrap_or_else(|_| "info".into())))
+        .or_else(|_| {
+            EnvFilter::try_new(
+                std::env::var("ROOMCAST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+            )
+        })
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let _ = match format {
         // CloudWatch stamps every line; JSON keeps span fields queryable.
         LogFormat::Json => builder
@@ -146,7 +152,9 @@ impl AppBuilder {
             .with_decryption(true)
             .send()
             .await
-            .map_err(|e| fail(aws_smithy_types::error::display::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                fail(aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
+            })?;
         out.parameter()
             .and_then(|p| p.value())
             .filter(|v| !v.is_empty())
@@ -165,13 +173,20 @@ impl AppBuilder {
         })?;
         let endpoint = self.get("ROOMCAST_DYNAMODB_ENDPOINT");
         let client = dynamodb::client(&self.sdk, endpoint.as_deref());
-        Ok(Arc::new(DynamoStore::new(client, table, StoreOptions::default())))
+        Ok(Arc::new(DynamoStore::new(
+            client,
+            table,
+            StoreOptions::default(),
+        )))
     }
 
     /// The Management API clients (`ROOMCAST_CALLBACK_URL` overrides the
     /// endpoint taken from events).
     pub fn gateways(&self) -> Gateways {
-        Gateways::Management(ManagementApi::new(self.sdk.clone(), self.get("ROOMCAST_CALLBACK_URL")))
+        Gateways::Management(Box::new(ManagementApi::new(
+            self.sdk.clone(),
+            self.get("ROOMCAST_CALLBACK_URL"),
+        )))
     }
 
     /// A complete app. `verify` builds the token verifier (the message
@@ -180,7 +195,11 @@ impl AppBuilder {
         Ok(App {
             store: self.store()?,
             gateways: self.gateways(),
-            verifier: if verify { Some(self.verifier().await?) } else { None },
+            verifier: if verify {
+                Some(self.verifier().await?)
+            } else {
+                None
+            },
             clock: Arc::new(SystemClock),
             config: self.config()?,
             origins: self.origins(),

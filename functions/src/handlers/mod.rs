@@ -13,18 +13,18 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::auth::{self, AuthError, OriginPolicy, Verify, SUBPROTOCOL};
+use crate::auth::{self, AuthError, OriginPolicy, SUBPROTOCOL, Verify};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::gateway::management::ManagementApi;
 use crate::gateway::Gateway;
+use crate::gateway::management::ManagementApi;
 use crate::protocol::Sender;
 use crate::routes::{self, Context, PublishError, PublishReport, PublishTarget, RouteError};
 use crate::store::Store;
 
 mod init;
 
-pub use init::{init_tracing, AppBuilder, InitError, LogFormat};
+pub use init::{AppBuilder, InitError, LogFormat, init_tracing};
 
 /// Why a handler failed. A failed invocation makes API Gateway answer 500
 /// (on `$connect`: the upgrade fails); each variant says what to fix.
@@ -71,7 +71,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// Where a handler's gateway comes from.
 pub enum Gateways {
     /// The Management API, one client per endpoint (production, emulator).
-    Management(ManagementApi),
+    Management(Box<ManagementApi>),
     /// One fixed gateway (tests).
     Fixed(Arc<dyn Gateway>),
 }
@@ -93,15 +93,24 @@ pub struct App {
 }
 
 impl App {
-    fn gateway_for(&self, ctx: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext) -> Result<Arc<dyn Gateway>, HandlerError> {
+    fn gateway_for(
+        &self,
+        ctx: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext,
+    ) -> Result<Arc<dyn Gateway>, HandlerError> {
         self.gateway_at(ctx.domain_name.as_deref(), ctx.stage.as_deref())
     }
 
-    fn gateway_at(&self, domain: Option<&str>, stage: Option<&str>) -> Result<Arc<dyn Gateway>, HandlerError> {
+    fn gateway_at(
+        &self,
+        domain: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Arc<dyn Gateway>, HandlerError> {
         match &self.gateways {
             Gateways::Fixed(g) => Ok(g.clone()),
             Gateways::Management(api) => {
-                let endpoint = api.endpoint_for(domain, stage).ok_or(HandlerError::NoEndpoint)?;
+                let endpoint = api
+                    .endpoint_for(domain, stage)
+                    .ok_or(HandlerError::NoEndpoint)?;
                 Ok(api.gateway(&endpoint))
             }
         }
@@ -146,7 +155,10 @@ pub async fn authorizer(
 /// `$connect`: registers the connection under the authorizer's identity.
 /// Echoes `Sec-WebSocket-Protocol: roomcast` when the client offered it,
 /// which browsers require when they sent the token that way.
-pub async fn connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, HandlerError> {
+pub async fn connect(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, HandlerError> {
     let id = connection_id(&event)?;
     let request_id = event.request_context.request_id.clone().unwrap_or_default();
     let span = tracing::info_span!("connect", connection_id = %id, request_id = %request_id);
@@ -161,9 +173,10 @@ pub async fn connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Resul
             .and_then(|h| h.to_str().ok())
             .is_some_and(|p| p.split(',').any(|p| p.trim() == SUBPROTOCOL));
         if offered {
-            response
-                .headers
-                .insert("sec-websocket-protocol", http::HeaderValue::from_static(SUBPROTOCOL));
+            response.headers.insert(
+                "sec-websocket-protocol",
+                http::HeaderValue::from_static(SUBPROTOCOL),
+            );
         }
         Ok(response)
     }
@@ -172,7 +185,10 @@ pub async fn connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Resul
 }
 
 /// `$disconnect`: cleans up and tells the rooms.
-pub async fn disconnect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, HandlerError> {
+pub async fn disconnect(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, HandlerError> {
     let id = connection_id(&event)?;
     let ctx = &event.request_context;
     let span = tracing::info_span!(
@@ -192,7 +208,10 @@ pub async fn disconnect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Re
 }
 
 /// `$default`: one client frame. The reply becomes the route response.
-pub async fn message(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, HandlerError> {
+pub async fn message(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, HandlerError> {
     let id = connection_id(&event)?;
     let ctx = &event.request_context;
     let span = tracing::info_span!(
@@ -259,8 +278,20 @@ pub async fn publish(app: &App, request: PublishRequest) -> Result<PublishReport
         user: "server".into(),
         name: "server".into(),
     });
-    let report = routes::publish(&app.context(&*gateway), target, from, request.id.as_deref(), request.data).await?;
-    tracing::info!(seq = report.seq, delivered = report.delivered, duplicate = report.duplicate, "published");
+    let report = routes::publish(
+        &app.context(&*gateway),
+        target,
+        from,
+        request.id.as_deref(),
+        request.data,
+    )
+    .await?;
+    tracing::info!(
+        seq = report.seq,
+        delivered = report.delivered,
+        duplicate = report.duplicate,
+        "published"
+    );
     Ok(report)
 }
 

@@ -215,10 +215,10 @@ impl Store for MemoryStore {
     ) -> Result<Appended, StoreError> {
         let mut g = self.lock();
         let key = (msg.room.clone(), msg.from.user.clone(), msg.id.clone());
-        if let Some((seq, expires)) = g.markers.get(&key) {
-            if *expires > msg.ts {
-                return Ok(Appended::Duplicate { seq: *seq });
-            }
+        if let Some((seq, expires)) = g.markers.get(&key)
+            && *expires > msg.ts
+        {
+            return Ok(Appended::Duplicate { seq: *seq });
         }
         let seq = {
             let s = g.seqs.entry(msg.room.clone()).or_insert(0);

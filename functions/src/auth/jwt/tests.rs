@@ -93,7 +93,8 @@ async fn denied(v: &TokenVerifier, token: &str) -> AuthError {
 #[tokio::test]
 async fn bad_tokens_are_denied_with_a_reason() {
     let v = hs_verifier();
-    let cases: Vec<(&str, String, fn(&AuthError) -> bool)> = vec![
+    type Check = fn(&AuthError) -> bool;
+    let cases: Vec<(&str, String, Check)> = vec![
         ("expired", hs(&claims(json!({"exp": now() - 60}))), |e| {
             matches!(e, AuthError::Expired)
         }),

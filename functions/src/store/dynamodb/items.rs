@@ -99,7 +99,11 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(item: &'a Item) -> Self {
-        let part = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
+        let part = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .map_or("?", String::as_str)
+        };
         let key = format!("{}/{}", part(PK), part(SK));
         Self { item, key }
     }
@@ -129,7 +133,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn number_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, StoreError> {
+    pub(crate) fn number_or<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        default: T,
+    ) -> Result<T, StoreError> {
         if self.item.contains_key(name) {
             self.number(name)
         } else {
@@ -147,7 +155,8 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, StoreError> {
         let raw = self.string(name)?;
-        serde_json::from_str(&raw).map_err(|e| self.corrupt(format!("{name} is not valid JSON: {e}")))
+        serde_json::from_str(&raw)
+            .map_err(|e| self.corrupt(format!("{name} is not valid JSON: {e}")))
     }
 
     pub(crate) fn expires(&self) -> Result<i64, StoreError> {
@@ -320,7 +329,10 @@ mod tests {
             room: "r".into(),
             seq: 7,
             id: "i".into(),
-            from: Sender { user: "u".into(), name: "U".into() },
+            from: Sender {
+                user: "u".into(),
+                name: "U".into(),
+            },
             data: json!({"b": [1, 2.5, null], "a": "x"}),
             ts: 3,
         };
@@ -359,15 +371,33 @@ mod tests {
         ));
         item.remove("user");
         let err = connection_from(&item).unwrap_err();
-        assert!(matches!(&err, StoreError::CorruptItem { key, reason } if key == "CONN#c9/META" && reason.contains("user")), "{err}");
+        assert!(
+            matches!(&err, StoreError::CorruptItem { key, reason } if key == "CONN#c9/META" && reason.contains("user")),
+            "{err}"
+        );
         item.insert("user".into(), n(5));
-        assert!(connection_from(&item).unwrap_err().to_string().contains("not a string"));
+        assert!(
+            connection_from(&item)
+                .unwrap_err()
+                .to_string()
+                .contains("not a string")
+        );
         let mut item = item.clone();
         item.insert("user".into(), s("u"));
         item.insert("tokenExp".into(), n("abc"));
-        assert!(connection_from(&item).unwrap_err().to_string().contains("tokenExp"));
+        assert!(
+            connection_from(&item)
+                .unwrap_err()
+                .to_string()
+                .contains("tokenExp")
+        );
         item.insert("tokenExp".into(), n(1));
         item.insert("rooms".into(), s("{not json"));
-        assert!(connection_from(&item).unwrap_err().to_string().contains("rooms"));
+        assert!(
+            connection_from(&item)
+                .unwrap_err()
+                .to_string()
+                .contains("rooms")
+        );
     }
 }

@@ -8,16 +8,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest,
 };
-use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{
-    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store,
-    StoreError, Touched,
+    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
 };
 use crate::auth::Identity;
 use crate::clock::Millis;
@@ -30,7 +29,7 @@ mod items;
 mod table;
 
 pub use counting::CallCounter;
-pub use table::{create_table, TableDefinition, TableError};
+pub use table::{TableDefinition, TableError, create_table};
 
 use items::*;
 
@@ -155,7 +154,10 @@ impl DynamoStore {
                 if attempt == self.options.batch_attempts {
                     return Err(StoreError::Unavailable {
                         operation: "batch write",
-                        reason: format!("{} items still unprocessed after {attempt} attempts", pending.len()),
+                        reason: format!(
+                            "{} items still unprocessed after {attempt} attempts",
+                            pending.len()
+                        ),
                     });
                 }
                 tokio::time::sleep(delay).await;
@@ -244,13 +246,23 @@ impl DynamoStore {
 
 fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
     Ok(WriteRequest::builder()
-        .put_request(PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?)
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(build_error)?,
+        )
         .build())
 }
 
 fn delete_request(pk: String, sk: String) -> Result<WriteRequest, StoreError> {
     Ok(WriteRequest::builder()
-        .delete_request(DeleteRequest::builder().set_key(Some(key(pk, sk))).build().map_err(build_error)?)
+        .delete_request(
+            DeleteRequest::builder()
+                .set_key(Some(key(pk, sk)))
+                .build()
+                .map_err(build_error)?,
+        )
         .build())
 }
 
@@ -259,10 +271,15 @@ impl Store for DynamoStore {
     async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
         let mut index = key(user_pk(&c.user), conn_sk(&c.connection_id));
         index.insert(EXPIRES.into(), n(ttl_secs(c.expires_at)));
-        self.batch_write(vec![put_request(connection_item(c))?, put_request(index)?]).await
+        self.batch_write(vec![put_request(connection_item(c))?, put_request(index)?])
+            .await
     }
 
-    async fn get_connection(&self, id: &str, now: Millis) -> Result<Option<ConnectionRecord>, StoreError> {
+    async fn get_connection(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
         let Some(item) = self.get(key(conn_pk(id), META), true).await? else {
             return Ok(None);
         };
@@ -275,7 +292,10 @@ impl Store for DynamoStore {
         // back only if nobody else charged in between.
         for _ in 0..self.options.cas_attempts {
             let Some(conn) = self.get_connection(id, now).await? else {
-                return Err(StoreError::NotFound { what: "connection", key: id.to_owned() });
+                return Err(StoreError::NotFound {
+                    what: "connection",
+                    key: id.to_owned(),
+                });
             };
             let (state, verdict) = ratelimit::charge(conn.rate, now, limit);
             let result = self
@@ -295,15 +315,23 @@ impl Store for DynamoStore {
                 Ok(_) => {
                     let mut connection = conn;
                     connection.rate = state;
-                    return Ok(Touched { connection, verdict });
+                    return Ok(Touched {
+                        connection,
+                        verdict,
+                    });
                 }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
                     tokio::task::yield_now().await;
                 }
                 Err(e) => return Err(unavailable("touch")(e)),
             }
         }
-        Err(StoreError::Conflict { key: format!("{}/{META}", conn_pk(id)) })
+        Err(StoreError::Conflict {
+            key: format!("{}/{META}", conn_pk(id)),
+        })
     }
 
     async fn update_identity(&self, id: &str, identity: &Identity) -> Result<(), StoreError> {
@@ -313,7 +341,9 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(conn_pk(id), META)))
-            .update_expression("SET #name = :name, rooms = :rooms, direct = :direct, tokenExp = :exp")
+            .update_expression(
+                "SET #name = :name, rooms = :rooms, direct = :direct, tokenExp = :exp",
+            )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", s(&identity.name))
@@ -324,8 +354,14 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::NotFound { what: "connection", key: id.to_owned() })
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound {
+                    what: "connection",
+                    key: id.to_owned(),
+                })
             }
             Err(e) => Err(unavailable("update identity")(e)),
         }
@@ -350,7 +386,10 @@ impl Store for DynamoStore {
             deletes.push(delete_request(conn_pk(id), sk)?);
         }
         self.batch_write(deletes).await?;
-        Ok(connection.map(|connection| Removed { connection, memberships }))
+        Ok(connection.map(|connection| Removed {
+            connection,
+            memberships,
+        }))
     }
 
     async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError> {
@@ -419,7 +458,12 @@ impl Store for DynamoStore {
         Ok(members)
     }
 
-    async fn refresh_memberships(&self, id: &str, now: Millis, expires_at: Millis) -> Result<(), StoreError> {
+    async fn refresh_memberships(
+        &self,
+        id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
         let items = self.query_all(conn_pk(id), Some(ROOM_PREFIX)).await?;
         let mut puts = Vec::with_capacity(items.len() * 2);
         for item in &items {
@@ -441,24 +485,38 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::NotFound { what: "connection", key: id.to_owned() })
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound {
+                    what: "connection",
+                    key: id.to_owned(),
+                })
             }
             Err(e) => Err(unavailable("refresh")(e)),
         }
     }
 
-    async fn append(&self, msg: NewMessage, marker_expires_at: Millis) -> Result<Appended, StoreError> {
+    async fn append(
+        &self,
+        msg: NewMessage,
+        marker_expires_at: Millis,
+    ) -> Result<Appended, StoreError> {
         let marker_key = key(idem_pk(&msg.room), idem_sk(&msg.from.user, &msg.id));
         let original = |item: &Item| -> Result<Option<u64>, StoreError> {
             let r = Reader::new(item);
-            Ok(if live(r.expires()?, msg.ts) { Some(r.number("seq")?) } else { None })
+            Ok(if live(r.expires()?, msg.ts) {
+                Some(r.number("seq")?)
+            } else {
+                None
+            })
         };
         // 1. A retry of a stored message: answer with its seq, allocate none.
-        if let Some(item) = self.get(marker_key.clone(), true).await? {
-            if let Some(seq) = original(&item)? {
-                return Ok(Appended::Duplicate { seq });
-            }
+        if let Some(item) = self.get(marker_key.clone(), true).await?
+            && let Some(seq) = original(&item)?
+        {
+            return Ok(Appended::Duplicate { seq });
         }
         // Refuse what cannot be stored before spending a seq on it.
         let probe = Message {
@@ -510,27 +568,34 @@ impl Store for DynamoStore {
                     .condition_expression(c)
                     .expression_attribute_values(":now", n(msg.ts.div_euclid(1000)));
             }
-            Ok(TransactWriteItem::builder().put(p.build().map_err(build_error)?).build())
+            Ok(TransactWriteItem::builder()
+                .put(p.build().map_err(build_error)?)
+                .build())
         };
         let result = self
             .client
             .transact_write_items()
-            .transact_items(put(marker, Some("attribute_not_exists(pk) OR expiresAt <= :now"))?)
+            .transact_items(put(
+                marker,
+                Some("attribute_not_exists(pk) OR expiresAt <= :now"),
+            )?)
             .transact_items(put(message_item(&stored, msg.expires_at), None)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(Appended::New(stored)),
             Err(e) => {
-                let lost_race = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
+                let lost_race = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception());
                 if lost_race {
                     // A concurrent send of the same id won; this seq stays
                     // unused (the one case where a gap can appear).
-                    if let Some(item) = self.get(marker_key, true).await? {
-                        if let Some(seq) = original(&item)? {
-                            tracing::warn!(room = %msg.room, unused_seq = seq, "concurrent duplicate send");
-                            return Ok(Appended::Duplicate { seq });
-                        }
+                    if let Some(item) = self.get(marker_key, true).await?
+                        && let Some(seq) = original(&item)?
+                    {
+                        tracing::warn!(room = %msg.room, unused_seq = seq, "concurrent duplicate send");
+                        return Ok(Appended::Duplicate { seq });
                     }
                 }
                 Err(unavailable("append")(e))
@@ -545,24 +610,66 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn history_before(&self, room: &str, before: Option<u64>, limit: u32, now: Millis) -> Result<Page, StoreError> {
+    async fn history_before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
         match before {
-            Some(b) => self.history_page(room, "pk = :pk AND sk < :bound", msg_sk(b), false, limit, now).await,
+            Some(b) => {
+                self.history_page(
+                    room,
+                    "pk = :pk AND sk < :bound",
+                    msg_sk(b),
+                    false,
+                    limit,
+                    now,
+                )
+                .await
+            }
             None => {
-                self.history_page(room, "pk = :pk AND begins_with(sk, :bound)", MSG_PREFIX.into(), false, limit, now)
-                    .await
+                self.history_page(
+                    room,
+                    "pk = :pk AND begins_with(sk, :bound)",
+                    MSG_PREFIX.into(),
+                    false,
+                    limit,
+                    now,
+                )
+                .await
             }
         }
     }
 
-    async fn history_after(&self, room: &str, after: u64, limit: u32, now: Millis) -> Result<Page, StoreError> {
+    async fn history_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
         // `MSG#` + 20 digits sorts below any other prefix that starts with a
         // later character, so `sk > MSG#{after}` stays within messages.
-        self.history_page(room, "pk = :pk AND sk > :bound", msg_sk(after), true, limit, now)
-            .await
+        self.history_page(
+            room,
+            "pk = :pk AND sk > :bound",
+            msg_sk(after),
+            true,
+            limit,
+            now,
+        )
+        .await
     }
 
-    async fn mark_direct(&self, user: &str, id: &str, now: Millis, expires_at: Millis) -> Result<bool, StoreError> {
+    async fn mark_direct(
+        &self,
+        user: &str,
+        id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
         let mut item = key(dm_pk(user), id);
         item.insert(EXPIRES.into(), n(ttl_secs(expires_at)));
         let result = self
@@ -576,7 +683,12 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(unavailable("mark direct")(e)),
         }
     }

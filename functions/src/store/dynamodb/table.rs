@@ -1,11 +1,11 @@
 //! Creating the table from its definition (template.yaml's table resource
 //! is the source of truth; the CLI and the tests read it from there).
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
 };
-use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// What the table looks like: keys and the TTL attribute.
@@ -32,7 +32,11 @@ pub enum TableError {
 
 /// Creates the table (on-demand) and enables TTL. Returns false if it
 /// already existed, which is not an error.
-pub async fn create_table(client: &Client, name: &str, def: &TableDefinition) -> Result<bool, TableError> {
+pub async fn create_table(
+    client: &Client,
+    name: &str,
+    def: &TableDefinition,
+) -> Result<bool, TableError> {
     let mut request = client
         .create_table()
         .table_name(name)
@@ -42,7 +46,11 @@ pub async fn create_table(client: &Client, name: &str, def: &TableDefinition) ->
             "S" => ScalarAttributeType::S,
             "N" => ScalarAttributeType::N,
             "B" => ScalarAttributeType::B,
-            other => return Err(TableError::Invalid(format!("attribute {attr} has type {other}"))),
+            other => {
+                return Err(TableError::Invalid(format!(
+                    "attribute {attr} has type {other}"
+                )));
+            }
         };
         request = request.attribute_definitions(
             AttributeDefinition::builder()
@@ -68,7 +76,12 @@ pub async fn create_table(client: &Client, name: &str, def: &TableDefinition) ->
     }
     match request.send().await {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(false),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            return Ok(false);
+        }
         Err(e) => return Err(TableError::Service(DisplayErrorContext(&e).to_string())),
     }
     if let Some(attr) = &def.ttl_attribute {

@@ -1,0 +1,19 @@
+//! The REQUEST authorizer on `$connect`: verifies the JWT and the `Origin`.
+
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use roomcast_functions::handlers::{self, AppBuilder, LogFormat, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing(LogFormat::Json);
+    let builder = AppBuilder::from_env().await;
+    let verifier = builder.verifier().await?;
+    let origins = builder.origins();
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
+            handlers::authorizer(&*verifier, &origins, event.payload)
+        },
+    ))
+    .await
+}

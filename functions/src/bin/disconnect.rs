@@ -1,0 +1,17 @@
+//! `$disconnect`: removes the connection and tells its rooms.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use roomcast_functions::handlers::{self, AppBuilder, LogFormat, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing(LogFormat::Json);
+    let app = AppBuilder::from_env().await.app(false).await?;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            handlers::disconnect(&app, event.payload)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,17 @@
+//! `$default`: every client action. Replies go back as the route response.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use roomcast_functions::handlers::{self, AppBuilder, LogFormat, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing(LogFormat::Json);
+    let app = AppBuilder::from_env().await.app(true).await?;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            handlers::message(&app, event.payload)
+        },
+    ))
+    .await
+}
