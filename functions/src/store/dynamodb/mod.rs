@@ -42,6 +42,9 @@ pub struct StoreOptions {
     /// Attempts at a batch whose items keep coming back unprocessed.
     /// Default 8, with exponential backoff from 20 ms.
     pub batch_attempts: u32,
+    /// `Limit` on each page of a room's member Query. Default `None`:
+    /// DynamoDB's 1 MB pages. Tests set it to prove pagination is followed.
+    pub member_page_limit: Option<i32>,
 }
 
 impl Default for StoreOptions {
@@ -49,13 +52,18 @@ impl Default for StoreOptions {
         Self {
             cas_attempts: 16,
             batch_attempts: 8,
+            member_page_limit: None,
         }
     }
 }
 
-/// Builds a DynamoDB client with timeouts on every call, so a dead server
-/// gives errors, not hangs. `endpoint` points at DynamoDB Local or moto.
-pub fn client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
+/// A DynamoDB client configuration with timeouts on every call, so a dead
+/// server gives errors, not hangs. `endpoint` points at moto or DynamoDB
+/// Local. Tests add interceptors to it before building.
+pub fn config_builder(
+    sdk: &aws_config::SdkConfig,
+    endpoint: Option<&str>,
+) -> aws_sdk_dynamodb::config::Builder {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
@@ -65,10 +73,15 @@ pub fn client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
     if let Some(endpoint) = endpoint {
         builder = builder.endpoint_url(endpoint);
     }
-    Client::from_conf(builder.build())
+    builder
 }
 
-/// The adapter. Cheap to clone? No: build once and share behind an `Arc`.
+/// A client built from [`config_builder`].
+pub fn client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
+    Client::from_conf(config_builder(sdk, endpoint).build())
+}
+
+/// The adapter. Build once at init and share it behind an `Arc`.
 pub struct DynamoStore {
     client: Client,
     table: String,
@@ -104,7 +117,12 @@ impl DynamoStore {
     }
 
     /// Queries one partition (optionally a sort-key prefix), all pages.
-    async fn query_all(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+    async fn query_all(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+        page_limit: Option<i32>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -113,6 +131,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(pk.clone()))
+                .set_limit(page_limit)
                 .set_exclusive_start_key(start.take());
             q = match prefix {
                 Some(p) => q
@@ -368,7 +387,7 @@ impl Store for DynamoStore {
     }
 
     async fn remove_connection(&self, id: &str) -> Result<Option<Removed>, StoreError> {
-        let items = self.query_all(conn_pk(id), None).await?;
+        let items = self.query_all(conn_pk(id), None, None).await?;
         let mut connection = None;
         let mut memberships = Vec::new();
         let mut deletes = Vec::with_capacity(items.len() * 2);
@@ -394,7 +413,7 @@ impl Store for DynamoStore {
 
     async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
-        for item in self.query_all(user_pk(user), None).await? {
+        for item in self.query_all(user_pk(user), None, None).await? {
             let r = Reader::new(&item);
             if live(r.expires()?, now) {
                 let sk = r.string(SK)?;
@@ -449,7 +468,14 @@ impl Store for DynamoStore {
 
     async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
         let mut members = Vec::new();
-        for item in self.query_all(room_pk(room), Some(MEMBER_PREFIX)).await? {
+        for item in self
+            .query_all(
+                room_pk(room),
+                Some(MEMBER_PREFIX),
+                self.options.member_page_limit,
+            )
+            .await?
+        {
             let m = membership_from(&item)?;
             if m.expires_at > now {
                 members.push(m);
@@ -464,7 +490,7 @@ impl Store for DynamoStore {
         now: Millis,
         expires_at: Millis,
     ) -> Result<(), StoreError> {
-        let items = self.query_all(conn_pk(id), Some(ROOM_PREFIX)).await?;
+        let items = self.query_all(conn_pk(id), Some(ROOM_PREFIX), None).await?;
         let mut puts = Vec::with_capacity(items.len() * 2);
         for item in &items {
             let mut m = membership_from(item)?;

@@ -1,0 +1,35 @@
+# Shared helpers for infra scripts. Source it; do not run it.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO_ROOT/.venv"
+STATE_DIR="$REPO_ROOT/target/infra"
+mkdir -p "$STATE_DIR"
+
+log() { printf '[infra] %s\n' "$*" >&2; }
+die() { printf '[infra] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Creates the project's Python venv (ignored by git) and installs the named
+# PyPI requirements into it unless their commands are already there.
+ensure_venv() {
+  command -v python3 >/dev/null || die "python3 is required (Debian: apt-get install python3 python3-venv)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv at $VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  fi
+}
+
+# pip_ensure COMMAND REQUIREMENT...: installs REQUIREMENT(s) if COMMAND is missing from the venv.
+pip_ensure() {
+  local cmd="$1"; shift
+  ensure_venv
+  if [ ! -x "$VENV/bin/$cmd" ]; then
+    log "installing $* into the venv"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@" || die "pip install $* failed"
+  fi
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}

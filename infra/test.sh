@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs
+# (Python venv with moto, cfn-lint and SAM CLI), starts moto's DynamoDB
+# server on a free 127.0.0.1 port, runs lint, clippy and every test, and
+# stops what it started.
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
+
+log "formatting check"
+cargo fmt --all -- --check || die "cargo fmt reports differences: run cargo fmt --all"
+
+endpoint="$(bash infra/moto-start.sh)"
+trap 'bash infra/moto-stop.sh' EXIT
+export ROOMCAST_TEST_DYNAMODB_ENDPOINT="$endpoint"
+
+log "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+log "tests (DynamoDB tests against moto at $endpoint)"
+cargo test --workspace --quiet 2>&1 | tee "$STATE_DIR/cargo-test.log"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '[0-9]+ passed' "$STATE_DIR/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$STATE_DIR/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+echo "cargo: $passed passed, $failed failed"
+[ "$status" -eq 0 ] || die "cargo test failed"

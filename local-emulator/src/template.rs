@@ -1,0 +1,476 @@
+//! Reads a SAM/CloudFormation template: the WebSocket API's routes, its
+//! authorizer, the stage, the functions behind them and the table.
+//!
+//! Short-form tags (`!Ref`, `!Sub`, `!GetAtt`, `!Join`, `!If`, `!Not`,
+//! `!Equals`) and their long forms (`Fn::Sub`, ...) are evaluated with
+//! parameter defaults. A `!Ref` to a resource yields its logical id, and
+//! `!GetAtt X.Arn` yields a local ARN naming X, which is how a route's
+//! integration URI leads back to its function.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use roomcast_functions::store::dynamodb::TableDefinition;
+use serde_yaml_ng::Value;
+
+/// Why a template could not be used. Each says what to fix in it.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path given.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid YAML.
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// Valid YAML, but something the emulator needs is missing or wrong.
+    #[error("template: {0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> TemplateError {
+    TemplateError::Invalid(msg.into())
+}
+
+/// A function, as the emulator needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// The logical id (`MessageFunction`).
+    pub logical_id: String,
+    /// `Metadata.BuildProperties.Binary`: the key into the handler registry.
+    pub binary: String,
+    /// Globals' and the function's `Environment.Variables`, evaluated; a
+    /// variable whose value cannot be evaluated offline is left out.
+    pub environment: BTreeMap<String, String>,
+    /// `Timeout`, seconds (function, else Globals, else 3).
+    pub timeout_secs: u64,
+}
+
+/// The REQUEST authorizer on `$connect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizerSpec {
+    /// Its function.
+    pub function: FunctionSpec,
+    /// Identity sources, e.g. `route.request.querystring.token`.
+    pub identity_sources: Vec<String>,
+}
+
+/// One route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `$connect`, `$disconnect`, `$default` or a custom key.
+    pub key: String,
+    /// The function behind the route's integration.
+    pub function: FunctionSpec,
+    /// True when `RouteResponseSelectionExpression` is set: the handler's
+    /// returned body is sent back to the caller.
+    pub returns_response: bool,
+    /// The authorizer, on `$connect`.
+    pub authorizer: Option<AuthorizerSpec>,
+}
+
+/// The WebSocket API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiSpec {
+    /// `RouteSelectionExpression`, e.g. `$request.body.action`.
+    pub route_selection: String,
+    /// The stage name.
+    pub stage: String,
+    /// Routes by key.
+    pub routes: BTreeMap<String, RouteSpec>,
+}
+
+/// A parsed template.
+#[derive(Clone, Debug)]
+pub struct Template {
+    parameters: BTreeMap<String, String>,
+    resources: serde_yaml_ng::Mapping,
+    globals: Value,
+    /// What `!Ref` of the table resource evaluates to (the local table name).
+    table_name: String,
+}
+
+impl Template {
+    /// Reads and parses a template file.
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses template text.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_yaml_ng::from_str(text)?;
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .ok_or_else(|| invalid("no Resources section"))?;
+        let mut parameters = BTreeMap::new();
+        if let Some(params) = doc.get("Parameters").and_then(Value::as_mapping) {
+            for (name, spec) in params {
+                if let (Some(name), Some(default)) =
+                    (name.as_str(), spec.get("Default").and_then(scalar))
+                {
+                    parameters.insert(name.to_owned(), default);
+                }
+            }
+        }
+        Ok(Self {
+            parameters,
+            resources,
+            globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
+            table_name: "roomcast".into(),
+        })
+    }
+
+    /// Sets the name `!Ref` of the table resource evaluates to.
+    pub fn with_table_name(mut self, name: impl Into<String>) -> Self {
+        self.table_name = name.into();
+        self
+    }
+
+    /// Resources of a type, as (logical id, resource).
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources.iter().filter_map(move |(id, r)| {
+            (r.get("Type").and_then(Value::as_str) == Some(kind))
+                .then(|| id.as_str().map(|id| (id, r)))?
+        })
+    }
+
+    fn resource(&self, id: &str) -> Option<&Value> {
+        self.resources.get(id)
+    }
+
+    fn prop<'a>(&self, resource: &'a Value, name: &str) -> Option<&'a Value> {
+        resource.get("Properties").and_then(|p| p.get(name))
+    }
+
+    /// Evaluates an intrinsic-bearing value to a string, if it can be
+    /// evaluated offline.
+    pub fn eval(&self, v: &Value) -> Option<String> {
+        match v {
+            Value::Tagged(t) => self.intrinsic(&t.tag.to_string(), &t.value),
+            Value::Mapping(m) if m.len() == 1 => {
+                let (k, inner) = m.iter().next()?;
+                let k = k.as_str()?;
+                if k == "Ref" || k.starts_with("Fn::") {
+                    self.intrinsic(k, inner)
+                } else {
+                    None
+                }
+            }
+            other => scalar(other),
+        }
+    }
+
+    fn intrinsic(&self, tag: &str, v: &Value) -> Option<String> {
+        match tag.trim_start_matches('!').trim_start_matches("Fn::") {
+            "Ref" => self.reference(v.as_str()?),
+            "GetAtt" => {
+                let (id, attr) = match v {
+                    Value::String(s) => s.split_once('.')?,
+                    Value::Sequence(seq) => (seq.first()?.as_str()?, seq.get(1)?.as_str()?),
+                    _ => return None,
+                };
+                Some(self.attribute(id, attr))
+            }
+            "Sub" => {
+                let (text, vars) = match v {
+                    Value::String(s) => (s.as_str(), None),
+                    Value::Sequence(seq) => (
+                        seq.first()?.as_str()?,
+                        seq.get(1).and_then(Value::as_mapping),
+                    ),
+                    _ => return None,
+                };
+                self.substitute(text, vars)
+            }
+            "Join" => {
+                let seq = v.as_sequence()?;
+                let sep = seq.first()?.as_str()?;
+                let parts: Option<Vec<String>> = seq
+                    .get(1)?
+                    .as_sequence()?
+                    .iter()
+                    .map(|p| self.eval(p))
+                    .collect();
+                Some(parts?.join(sep))
+            }
+            "If" => {
+                let seq = v.as_sequence()?;
+                // Conditions are evaluated as "true" only when they can be and are.
+                let branch = if self.condition(seq.first()?.as_str()?) {
+                    seq.get(1)?
+                } else {
+                    seq.get(2)?
+                };
+                self.eval(branch)
+            }
+            _ => None,
+        }
+    }
+
+    fn condition(&self, _name: &str) -> bool {
+        // Every condition in Roomcast's template depends on parameters whose
+        // defaults are empty; evaluating them as false matches those defaults.
+        false
+    }
+
+    fn reference(&self, name: &str) -> Option<String> {
+        if let Some(p) = self.parameters.get(name) {
+            return Some(p.clone());
+        }
+        match name {
+            "AWS::Region" => return Some("local".into()),
+            "AWS::AccountId" => return Some("000000000000".into()),
+            "AWS::Partition" => return Some("aws".into()),
+            "AWS::StackName" => return Some("roomcast-local".into()),
+            "AWS::URLSuffix" => return Some("localhost".into()),
+            "AWS::NoValue" => return None,
+            _ => {}
+        }
+        let r = self.resource(name)?;
+        if r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table") {
+            return Some(self.table_name.clone());
+        }
+        Some(name.to_owned())
+    }
+
+    fn attribute(&self, id: &str, attr: &str) -> String {
+        format!("arn:roomcast-local:{id}:{attr}")
+    }
+
+    fn substitute(&self, text: &str, vars: Option<&serde_yaml_ng::Mapping>) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}')?;
+            let name = &after[..end];
+            let value = match vars.and_then(|m| m.get(name)) {
+                Some(v) => self.eval(v)?,
+                None => match name.split_once('.') {
+                    Some((id, attr)) => self.attribute(id, attr),
+                    None => self.reference(name)?,
+                },
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    /// The function named by an integration or authorizer URI.
+    fn function_in_uri(&self, uri: &str) -> Result<FunctionSpec, TemplateError> {
+        let id = self
+            .of_type("AWS::Serverless::Function")
+            .map(|(id, _)| id)
+            .find(|id| uri.contains(&format!("arn:roomcast-local:{id}:Arn")))
+            .ok_or_else(|| invalid(format!("no AWS::Serverless::Function matches URI {uri}")))?;
+        self.function(id)
+    }
+
+    /// Reads one function.
+    pub fn function(&self, id: &str) -> Result<FunctionSpec, TemplateError> {
+        let r = self
+            .resource(id)
+            .ok_or_else(|| invalid(format!("no resource {id}")))?;
+        let binary = r
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "function {id} has no Metadata.BuildProperties.Binary"
+                ))
+            })?;
+        let mut environment = BTreeMap::new();
+        let global_fn = self.globals.get("Function");
+        for source in [global_fn, r.get("Properties")].into_iter().flatten() {
+            if let Some(vars) = source
+                .get("Environment")
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+            {
+                for (k, v) in vars {
+                    if let Some(k) = k.as_str() {
+                        match self.eval(v) {
+                            Some(value) => environment.insert(k.to_owned(), value),
+                            None => environment.remove(k),
+                        };
+                    }
+                }
+            }
+        }
+        let timeout = self
+            .prop(r, "Timeout")
+            .or_else(|| global_fn.and_then(|g| g.get("Timeout")))
+            .and_then(Value::as_u64)
+            .unwrap_or(3);
+        Ok(FunctionSpec {
+            logical_id: id.to_owned(),
+            binary: binary.to_owned(),
+            environment,
+            timeout_secs: timeout,
+        })
+    }
+
+    /// The WebSocket API: exactly one `AWS::ApiGatewayV2::Api` with
+    /// `ProtocolType: WEBSOCKET`.
+    pub fn websocket_api(&self) -> Result<ApiSpec, TemplateError> {
+        let mut apis = self.of_type("AWS::ApiGatewayV2::Api").filter(|(_, r)| {
+            self.prop(r, "ProtocolType").and_then(Value::as_str) == Some("WEBSOCKET")
+        });
+        let (api_id, api) = apis
+            .next()
+            .ok_or_else(|| invalid("no AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET"))?;
+        if apis.next().is_some() {
+            return Err(invalid(
+                "more than one WebSocket API; the emulator serves one",
+            ));
+        }
+        let route_selection = self
+            .prop(api, "RouteSelectionExpression")
+            .and_then(|v| self.eval(v))
+            .ok_or_else(|| invalid(format!("{api_id} has no RouteSelectionExpression")))?;
+        let belongs =
+            |r: &Value| self.prop(r, "ApiId").and_then(|v| self.eval(v)).as_deref() == Some(api_id);
+        let stage = self
+            .of_type("AWS::ApiGatewayV2::Stage")
+            .find(|(_, r)| belongs(r))
+            .and_then(|(_, r)| self.prop(r, "StageName").and_then(|v| self.eval(v)))
+            .unwrap_or_else(|| "$default".into());
+        let mut routes = BTreeMap::new();
+        for (route_id, r) in self
+            .of_type("AWS::ApiGatewayV2::Route")
+            .filter(|(_, r)| belongs(r))
+        {
+            let key = self
+                .prop(r, "RouteKey")
+                .and_then(|v| self.eval(v))
+                .ok_or_else(|| invalid(format!("route {route_id} has no RouteKey")))?;
+            let target = self
+                .prop(r, "Target")
+                .and_then(|v| self.eval(v))
+                .ok_or_else(|| invalid(format!("route {route_id} has no Target")))?;
+            let integration_id = target.strip_prefix("integrations/").ok_or_else(|| {
+                invalid(format!(
+                    "route {route_id}: Target {target} is not integrations/ID"
+                ))
+            })?;
+            let integration = self.resource(integration_id).ok_or_else(|| {
+                invalid(format!("route {route_id}: no integration {integration_id}"))
+            })?;
+            let uri = self
+                .prop(integration, "IntegrationUri")
+                .and_then(|v| self.eval(v))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "integration {integration_id} has no IntegrationUri"
+                    ))
+                })?;
+            let function = self.function_in_uri(&uri)?;
+            let authorizer = match self.prop(r, "AuthorizerId").and_then(|v| self.eval(v)) {
+                Some(auth_id) => Some(self.authorizer(&auth_id)?),
+                None => None,
+            };
+            routes.insert(
+                key.clone(),
+                RouteSpec {
+                    key,
+                    function,
+                    returns_response: self.prop(r, "RouteResponseSelectionExpression").is_some(),
+                    authorizer,
+                },
+            );
+        }
+        if routes.is_empty() {
+            return Err(invalid(format!("API {api_id} has no routes")));
+        }
+        Ok(ApiSpec {
+            route_selection,
+            stage,
+            routes,
+        })
+    }
+
+    fn authorizer(&self, id: &str) -> Result<AuthorizerSpec, TemplateError> {
+        let r = self
+            .resource(id)
+            .ok_or_else(|| invalid(format!("no authorizer {id}")))?;
+        let uri = self
+            .prop(r, "AuthorizerUri")
+            .and_then(|v| self.eval(v))
+            .ok_or_else(|| invalid(format!("authorizer {id} has no AuthorizerUri")))?;
+        let identity_sources = match self.prop(r, "IdentitySource") {
+            Some(Value::Sequence(seq)) => seq.iter().filter_map(|v| self.eval(v)).collect(),
+            Some(v) => self.eval(v).into_iter().collect(),
+            None => Vec::new(),
+        };
+        Ok(AuthorizerSpec {
+            function: self.function_in_uri(&uri)?,
+            identity_sources,
+        })
+    }
+
+    /// The table: the one `AWS::DynamoDB::Table` resource.
+    pub fn table_definition(&self) -> Result<TableDefinition, TemplateError> {
+        let (id, table) = self
+            .of_type("AWS::DynamoDB::Table")
+            .next()
+            .ok_or_else(|| invalid("no AWS::DynamoDB::Table resource"))?;
+        let pairs =
+            |prop: &str, a: &str, b: &str| -> Result<Vec<(String, String)>, TemplateError> {
+                self.prop(table, prop)
+                    .and_then(Value::as_sequence)
+                    .ok_or_else(|| invalid(format!("table {id} has no {prop}")))?
+                    .iter()
+                    .map(|e| {
+                        let x = e.get(a).and_then(|v| self.eval(v));
+                        let y = e.get(b).and_then(|v| self.eval(v));
+                        x.zip(y).ok_or_else(|| {
+                            invalid(format!("table {id}: an entry of {prop} lacks {a} or {b}"))
+                        })
+                    })
+                    .collect()
+            };
+        let ttl = self.prop(table, "TimeToLiveSpecification");
+        let ttl_enabled = ttl
+            .and_then(|t| t.get("Enabled"))
+            .and_then(|v| self.eval(v))
+            .as_deref()
+            == Some("true");
+        Ok(TableDefinition {
+            attributes: pairs("AttributeDefinitions", "AttributeName", "AttributeType")?,
+            keys: pairs("KeySchema", "AttributeName", "KeyType")?,
+            ttl_attribute: if ttl_enabled {
+                ttl.and_then(|t| t.get("AttributeName"))
+                    .and_then(|v| self.eval(v))
+            } else {
+                None
+            },
+        })
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

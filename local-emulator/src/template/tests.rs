@@ -1,0 +1,123 @@
+use super::*;
+
+const ROOMCAST: &str = include_str!("../../../template.yaml");
+
+#[test]
+fn the_roomcast_template_yields_every_route() {
+    let t = Template::parse(ROOMCAST).unwrap();
+    let api = t.websocket_api().unwrap();
+    assert_eq!(api.route_selection, "$request.body.action");
+    assert_eq!(api.stage, "prod");
+    let keys: Vec<&str> = api.routes.keys().map(String::as_str).collect();
+    assert_eq!(keys, vec!["$connect", "$default", "$disconnect"]);
+    let connect = &api.routes["$connect"];
+    assert_eq!(connect.function.binary, "connect");
+    let auth = connect.authorizer.as_ref().unwrap();
+    assert_eq!(auth.function.binary, "authorizer");
+    assert_eq!(
+        auth.identity_sources,
+        vec!["route.request.querystring.token"]
+    );
+    assert!(api.routes["$default"].returns_response);
+    assert!(!api.routes["$disconnect"].returns_response);
+    assert_eq!(api.routes["$default"].function.binary, "message");
+    assert_eq!(api.routes["$default"].function.timeout_secs, 29);
+}
+
+#[test]
+fn environments_merge_globals_and_evaluate_intrinsics() {
+    let t = Template::parse(ROOMCAST)
+        .unwrap()
+        .with_table_name("local-table");
+    let message = t.function("MessageFunction").unwrap();
+    assert_eq!(message.environment["ROOMCAST_TABLE"], "local-table");
+    assert_eq!(message.environment["ROOMCAST_RATE_PER_SEC"], "10");
+    assert_eq!(message.environment["ROOMCAST_JWKS_URL"], "");
+    let publish = t.function("PublishFunction").unwrap();
+    assert_eq!(
+        publish.environment["ROOMCAST_CALLBACK_URL"],
+        "https://WebSocketApi.execute-api.local.localhost/prod"
+    );
+}
+
+#[test]
+fn the_table_definition_comes_from_the_template() {
+    let def = Template::parse(ROOMCAST)
+        .unwrap()
+        .table_definition()
+        .unwrap();
+    assert_eq!(
+        def.keys,
+        vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())]
+    );
+    assert_eq!(
+        def.attributes,
+        vec![("pk".into(), "S".into()), ("sk".into(), "S".into())]
+    );
+    assert_eq!(def.ttl_attribute.as_deref(), Some("expiresAt"));
+}
+
+#[test]
+fn long_form_intrinsics_parse_too() {
+    let t = Template::parse(
+        r#"
+Parameters:
+  Stage: {Type: String, Default: dev}
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {ProtocolType: WEBSOCKET, RouteSelectionExpression: "$request.body.type"}
+  S:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: {ApiId: {Ref: Api}, StageName: {Ref: Stage}}
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: {Ref: Api}
+      RouteKey: $default
+      Target: {"Fn::Join": ["/", ["integrations", {Ref: I}]]}
+  I:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: {Ref: Api}
+      IntegrationUri: {"Fn::Sub": "arn:${AWS::Partition}:apigateway:x:lambda:path/functions/${F.Arn}/invocations"}
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: echo}}
+    Properties: {Timeout: 5}
+"#,
+    )
+    .unwrap();
+    let api = t.websocket_api().unwrap();
+    assert_eq!(api.stage, "dev");
+    assert_eq!(api.route_selection, "$request.body.type");
+    assert_eq!(api.routes["$default"].function.binary, "echo");
+}
+
+#[test]
+fn broken_templates_say_what_is_wrong() {
+    let err = Template::parse("Resources: [").unwrap_err();
+    assert!(matches!(err, TemplateError::Yaml(_)), "{err}");
+    assert!(
+        Template::parse("Foo: 1")
+            .unwrap_err()
+            .to_string()
+            .contains("no Resources")
+    );
+    let no_api = Template::parse("Resources: {T: {Type: AWS::SNS::Topic}}").unwrap();
+    assert!(
+        no_api
+            .websocket_api()
+            .unwrap_err()
+            .to_string()
+            .contains("WEBSOCKET")
+    );
+    let no_binary = Template::parse(&ROOMCAST.replace("Binary: message", "Bin: message")).unwrap();
+    let err = no_binary.websocket_api().unwrap_err().to_string();
+    assert!(
+        err.contains("MessageFunction") && err.contains("Binary"),
+        "{err}"
+    );
+    let err = Template::load(Path::new("/nonexistent/template.yaml")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/template.yaml"));
+}

@@ -1,0 +1,305 @@
+//! The DynamoDB adapter against a real DynamoDB-wire server (moto, started
+//! by `bash infra/test.sh`): the whole conformance suite, the exact cost of
+//! each access pattern, and bad items and faults.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use roomcast_functions::auth::{Identity, RoomRights};
+use roomcast_functions::clock::ManualClock;
+use roomcast_functions::config::Config;
+use roomcast_functions::gateway::memory::MemoryGateway;
+use roomcast_functions::protocol::Sender;
+use roomcast_functions::routes::{self, Context};
+use roomcast_functions::store::dynamodb::{CallCounter, DynamoStore, StoreOptions};
+use roomcast_functions::store::{ConnectionRecord, NewMessage, Store, StoreError};
+use serde_json::json;
+
+roomcast_functions::store_conformance_tests!(common::dynamo_store());
+
+const NOW: i64 = 1_900_000_000_000;
+
+fn identity(user: &str) -> Identity {
+    Identity {
+        user: user.into(),
+        name: user.into(),
+        exp: NOW / 1000 + 3600,
+        rooms: RoomRights::all(),
+        direct: true,
+    }
+}
+
+fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+struct CostWorld {
+    store: std::sync::Arc<dyn Store>,
+    counter: CallCounter,
+    gateway: MemoryGateway,
+    clock: ManualClock,
+    config: Config,
+}
+
+impl CostWorld {
+    async fn new(member_page_limit: Option<i32>) -> Self {
+        let counter = CallCounter::new();
+        let options = StoreOptions {
+            member_page_limit,
+            ..StoreOptions::default()
+        };
+        let (store, _, _) = common::dynamo_store_with(Some(&counter), options).await;
+        Self {
+            store,
+            counter,
+            gateway: MemoryGateway::new(),
+            clock: ManualClock::new(NOW),
+            config: Config::default(),
+        }
+    }
+
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            store: &*self.store,
+            gateway: &self.gateway,
+            verifier: None,
+            clock: &self.clock,
+            config: &self.config,
+        }
+    }
+
+    async fn connect(&self, conn: &str, user: &str) {
+        routes::connect(
+            &*self.store,
+            &self.clock,
+            &self.config,
+            conn,
+            &identity(user),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn call(&self, conn: &str, frame: serde_json::Value) -> serde_json::Value {
+        let reply = routes::message(&self.ctx(), conn, None, Some(&frame.to_string()), false)
+            .await
+            .unwrap();
+        serde_json::to_value(&reply).unwrap()
+    }
+
+    /// Connects `n` members into `room` without counting.
+    async fn populate(&self, room: &str, n: usize) {
+        for i in 0..n {
+            let m = roomcast_functions::store::Membership {
+                room: room.into(),
+                connection_id: format!("m{i}"),
+                user: format!("user{i}"),
+                name: format!("user{i}"),
+                presence: true,
+                joined_at: NOW,
+                expires_at: NOW + 3_600_000,
+            };
+            self.store.join(&m).await.unwrap();
+        }
+        self.counter.take();
+    }
+}
+
+#[tokio::test]
+async fn connect_costs_one_batch_write() {
+    let w = CostWorld::new(None).await;
+    w.connect("c1", "alice").await;
+    assert_eq!(w.counter.take(), counts(&[("BatchWriteItem", 1)]));
+}
+
+#[tokio::test]
+async fn join_costs_two_puts_one_query_and_reads() {
+    let w = CostWorld::new(None).await;
+    w.connect("c1", "alice").await;
+    w.populate("lobby", 5).await;
+    let r = w
+        .call("c1", json!({"action": "join", "room": "lobby"}))
+        .await;
+    assert_eq!(r["type"], "joined");
+    // touch: GetItem + conditional UpdateItem; join: reverse + member PutItem;
+    // roster: one Query; current seq: one GetItem.
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("GetItem", 2),
+            ("PutItem", 2),
+            ("Query", 1),
+            ("UpdateItem", 1)
+        ])
+    );
+}
+
+async fn send_cost(page_limit: Option<i32>, members: usize) -> BTreeMap<String, usize> {
+    let w = CostWorld::new(page_limit).await;
+    w.connect("sender", "alice").await;
+    w.populate("room", members).await;
+    let ack = w
+        .call(
+            "sender",
+            json!({"action": "send", "room": "room", "id": "m1", "data": "hi"}),
+        )
+        .await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    for i in 0..members {
+        assert_eq!(
+            w.gateway.take(&format!("m{i}")).len(),
+            1,
+            "member {i} got the message"
+        );
+    }
+    w.counter.take()
+}
+
+#[tokio::test]
+async fn send_to_a_room_costs_one_query_page_per_page_of_members() {
+    // touch (GetItem + UpdateItem), marker check (GetItem), seq (UpdateItem ADD),
+    // marker + history (TransactWriteItems), members (Query per page).
+    let base = [("GetItem", 2), ("TransactWriteItems", 1), ("UpdateItem", 2)];
+    let mut one_page = counts(&base);
+    one_page.insert("Query".into(), 1);
+    assert_eq!(send_cost(None, 50).await, one_page);
+    let mut three_pages = counts(&base);
+    three_pages.insert("Query".into(), 3);
+    assert_eq!(
+        send_cost(Some(40), 100).await,
+        three_pages,
+        "100 members at 40 per page"
+    );
+}
+
+#[tokio::test]
+async fn history_page_costs_one_query() {
+    let w = CostWorld::new(None).await;
+    w.connect("c1", "alice").await;
+    for i in 0..5 {
+        w.call(
+            "c1",
+            json!({"action": "send", "room": "r", "id": format!("m{i}"), "data": i}),
+        )
+        .await;
+    }
+    w.counter.take();
+    let page = w
+        .call("c1", json!({"action": "history", "room": "r", "limit": 3}))
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        w.counter.take(),
+        counts(&[("GetItem", 1), ("Query", 1), ("UpdateItem", 1)])
+    );
+}
+
+#[tokio::test]
+async fn disconnect_from_k_rooms_costs_one_query_batched_deletes_and_a_roster_query_per_room() {
+    let w = CostWorld::new(None).await;
+    w.connect("c1", "alice").await;
+    let k: usize = 30;
+    for i in 0..k {
+        let r = w
+            .call("c1", json!({"action": "join", "room": format!("room{i}")}))
+            .await;
+        assert_eq!(r["type"], "joined");
+        w.clock.advance_ms(100);
+    }
+    w.counter.take();
+    routes::disconnect(&w.ctx(), "c1").await.unwrap();
+    // 1 Query on the connection partition; 2 + 2k deletes in batches of 25;
+    // one roster Query per room to announce the departure.
+    let batches = (2 + 2 * k).div_ceil(25);
+    assert_eq!(
+        w.counter.take(),
+        counts(&[("BatchWriteItem", batches), ("Query", 1 + k)])
+    );
+    assert!(w.store.get_connection("c1", NOW).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn items_from_a_future_version_are_read_and_extra_attributes_ignored() {
+    let (store, client, table) = common::dynamo_store_with(None, StoreOptions::default()).await;
+    let c = ConnectionRecord::new("c1", &identity("alice"), NOW, NOW + 3_600_000);
+    store.put_connection(&c).await.unwrap();
+    client
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("CONN#c1".into()))
+        .key("sk", AttributeValue::S("META".into()))
+        .update_expression("SET futureField = :f, futureMap = :m")
+        .expression_attribute_values(":f", AttributeValue::S("v2".into()))
+        .expression_attribute_values(":m", AttributeValue::M(Default::default()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get_connection("c1", NOW).await.unwrap(), Some(c));
+}
+
+#[tokio::test]
+async fn corrupt_items_are_a_typed_error_naming_the_key() {
+    let (store, client, table) = common::dynamo_store_with(None, StoreOptions::default()).await;
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("CONN#bad".into()))
+        .item("sk", AttributeValue::S("META".into()))
+        .item("connectionId", AttributeValue::S("bad".into()))
+        .item("tokenExp", AttributeValue::S("not a number".into()))
+        .item("expiresAt", AttributeValue::N("9999999999".into()))
+        .send()
+        .await
+        .unwrap();
+    match store.get_connection("bad", NOW).await {
+        Err(StoreError::CorruptItem { key, reason }) => {
+            assert_eq!(key, "CONN#bad/META");
+            assert!(reason.contains("user"), "{reason}");
+        }
+        other => panic!("expected CorruptItem, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn oversize_messages_are_refused_before_the_write() {
+    let (store, _, _) = common::dynamo_store_with(None, StoreOptions::default()).await;
+    let msg = NewMessage {
+        room: "r".into(),
+        id: "big".into(),
+        from: Sender {
+            user: "u".into(),
+            name: "u".into(),
+        },
+        data: json!("x".repeat(410 * 1024)),
+        ts: NOW,
+        expires_at: NOW + 3_600_000,
+    };
+    match store.append(msg, NOW + 3_600_000).await {
+        Err(StoreError::TooLarge { size, limit, .. }) => assert!(size > limit),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(store.room_seq("r").await.unwrap(), 0, "no seq was spent");
+}
+
+#[tokio::test]
+async fn a_dead_server_gives_errors_not_hangs() {
+    // A port that was just closed: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let sdk = common::sdk().await;
+    let client = roomcast_functions::store::dynamodb::client(&sdk, Some(&format!("http://{addr}")));
+    let store = DynamoStore::new(client, "gone", StoreOptions::default());
+    // The bound only catches a hang; the SDK's own timeouts end the call.
+    let result = tokio::time::timeout(Duration::from_secs(60), store.get_connection("c1", NOW))
+        .await
+        .expect("the store call must end by itself");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable { .. })),
+        "{result:?}"
+    );
+}
