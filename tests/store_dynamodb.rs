@@ -1,6 +1,8 @@
 //! The DynamoDB adapter against a real DynamoDB-wire server (moto, started
 //! by `bash infra/test.sh`): the whole conformance suite, the exact cost of
 //! each access pattern, and bad items and faults.
+// An integration-test crate: every helper here is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
