@@ -1,6 +1,180 @@
-//! An API Gateway WebSocket emulator for Roomcast's handlers.
+//! An API Gateway WebSocket emulator that runs Roomcast's Lambda handlers
+//! in-process, from `template.yaml`, with API Gateway's behaviour
+//! (DESIGN.md §2).
 //!
-//! - [`template`]: reads `template.yaml` (routes, authorizer, stage,
-//!   functions, environment, the table definition).
+//! Layout, after cargo-lambda's watch crate:
+//! - [`template`]: reads routes, authorizer, stage, functions, table;
+//! - [`config`]: settings with API Gateway's defaults;
+//! - `state`: what the running emulator holds; `invoke`: the handler invoker;
+//! - `server`: the accept loop and HTTP routes (`/healthz`, `/metrics`,
+//!   `/dev/token`, static files); `upgrade`: authorizer + `$connect` before
+//!   the 101; `socket`: one connection's frames, limits and timers;
+//!   `management`: the `@connections` API;
+//! - `connections`, `events`, `metrics`, `util`.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub mod config;
+mod connections;
+mod events;
+mod invoke;
+mod management;
+mod metrics;
+mod server;
+mod socket;
+mod state;
 pub mod template;
+mod upgrade;
+mod util;
+
+pub use config::EmulatorConfig;
+
+/// Why the emulator could not start or run. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The template could not be read or lacks what the emulator needs.
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    /// A route's function names a binary that `roomcast-functions` does not
+    /// provide. Fix `Metadata.BuildProperties.Binary` in the template.
+    #[error("function {function} has Binary {binary:?}, which has no handler; known: {known}")]
+    UnknownFunction {
+        /// The function's logical id.
+        function: String,
+        /// Its binary name.
+        binary: String,
+        /// The binaries that exist.
+        known: String,
+    },
+    /// A function could not initialise with its environment.
+    #[error("function {function} failed to initialise: {reason}")]
+    FunctionInit {
+        /// The function's logical id.
+        function: String,
+        /// Why.
+        reason: String,
+    },
+    /// The address is taken or not allowed. Pick another `--port`.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// DynamoDB mode: the table could not be created.
+    #[error("cannot prepare table {table}: {reason}")]
+    Table {
+        /// The table name.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// URLs of a running emulator.
+#[derive(Clone, Debug)]
+pub struct Urls {
+    /// Where WebSocket clients connect.
+    pub websocket: String,
+    /// The Management API endpoint for SDK clients (`endpoint_url`).
+    pub management: String,
+    /// The demo page.
+    pub demo: String,
+    /// Dev tokens (`None` without `--dev`).
+    pub dev_token: Option<String>,
+}
+
+/// A bound, initialised emulator.
+pub struct Emulator {
+    state: Arc<state::State>,
+    listener: TcpListener,
+}
+
+impl Emulator {
+    /// Loads the template, binds the address and initialises every function.
+    pub async fn bind(config: EmulatorConfig) -> Result<Self, EmulatorError> {
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| EmulatorError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let state = state::State::build(config, addr).await?;
+        Ok(Self { state, listener })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    /// The URLs to print.
+    pub fn urls(&self) -> Urls {
+        self.state.urls()
+    }
+
+    /// Serves until `shutdown` completes, then closes every socket with
+    /// 1001, runs `$disconnect` for each (time-bounded) and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        server::serve(self.state, self.listener, shutdown).await;
+    }
+
+    /// Runs in the background (tests): dropping or calling
+    /// [`RunningEmulator::shutdown`] stops it.
+    pub fn spawn(self) -> RunningEmulator {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let addr = self.local_addr();
+        let urls = self.urls();
+        let task = tokio::spawn(self.run_until(async {
+            let _ = rx.await;
+        }));
+        RunningEmulator {
+            addr,
+            urls,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// An emulator running in the background.
+pub struct RunningEmulator {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its URLs.
+    pub urls: Urls,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    /// Shuts down gracefully and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

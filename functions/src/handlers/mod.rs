@@ -23,6 +23,7 @@ use crate::routes::{self, Context, PublishError, PublishReport, PublishTarget, R
 use crate::store::Store;
 
 mod init;
+pub mod registry;
 
 pub use init::{AppBuilder, InitError, LogFormat, init_tracing};
 

@@ -1,0 +1,107 @@
+//! In-process handlers by binary name, for the local emulator.
+//!
+//! Each entry takes the event as JSON and returns the response as JSON, so
+//! serde mismatches surface offline exactly as they would in Lambda.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{AppBuilder, HandlerError, InitError, PublishRequest};
+
+/// The binaries this crate builds, i.e. the keys of the registry.
+pub const BINARIES: &[&str] = &["authorizer", "connect", "disconnect", "message", "publish"];
+
+/// A failed invocation, as Lambda would report it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {error_message}")]
+pub struct InvokeError {
+    /// Lambda's `errorType`.
+    pub error_type: String,
+    /// Lambda's `errorMessage`.
+    pub error_message: String,
+}
+
+impl From<HandlerError> for InvokeError {
+    fn from(e: HandlerError) -> Self {
+        let d: lambda_runtime::Diagnostic = e.into();
+        Self {
+            error_type: d.error_type,
+            error_message: d.error_message,
+        }
+    }
+}
+
+/// The future an invocation returns.
+pub type InvokeFuture = Pin<Box<dyn Future<Output = Result<Value, InvokeError>> + Send>>;
+
+/// One function, ready to invoke with a JSON event.
+pub type Handler = Arc<dyn Fn(Value) -> InvokeFuture + Send + Sync>;
+
+fn decode<T: DeserializeOwned>(event: Value) -> Result<T, InvokeError> {
+    serde_json::from_value(event).map_err(|e| InvokeError {
+        error_type: "Runtime.UnmarshalError".into(),
+        error_message: format!("cannot deserialise the event: {e}"),
+    })
+}
+
+fn encode<T: Serialize>(response: T) -> Result<Value, InvokeError> {
+    serde_json::to_value(response).map_err(|e| InvokeError {
+        error_type: "Runtime.MarshalError".into(),
+        error_message: e.to_string(),
+    })
+}
+
+/// Builds the handler for `binary` from `builder`'s settings, as the Lambda
+/// main of that binary would at init. `Ok(None)` for an unknown binary.
+pub async fn handler_for(binary: &str, builder: &AppBuilder) -> Result<Option<Handler>, InitError> {
+    Ok(Some(match binary {
+        "authorizer" => {
+            let verifier = builder.verifier().await?;
+            let origins = Arc::new(builder.origins());
+            Arc::new(move |event: Value| -> InvokeFuture {
+                let verifier = verifier.clone();
+                let origins = origins.clone();
+                Box::pin(async move {
+                    let event: ApiGatewayCustomAuthorizerRequestTypeRequest = decode(event)?;
+                    encode(super::authorizer(&*verifier, &origins, event).await?)
+                })
+            })
+        }
+        "connect" | "disconnect" | "message" => {
+            let app = Arc::new(builder.app(binary == "message").await?);
+            let route = binary.to_owned();
+            Arc::new(move |event: Value| -> InvokeFuture {
+                let app = app.clone();
+                let route = route.clone();
+                Box::pin(async move {
+                    let event: ApiGatewayWebsocketProxyRequest = decode(event)?;
+                    let response = match route.as_str() {
+                        "connect" => super::connect(&app, event).await?,
+                        "disconnect" => super::disconnect(&app, event).await?,
+                        _ => super::message(&app, event).await?,
+                    };
+                    encode(response)
+                })
+            })
+        }
+        "publish" => {
+            let app = Arc::new(builder.app(false).await?);
+            Arc::new(move |event: Value| -> InvokeFuture {
+                let app = app.clone();
+                Box::pin(async move {
+                    let request: PublishRequest = decode(event)?;
+                    encode(super::publish(&app, request).await?)
+                })
+            })
+        }
+        _ => return Ok(None),
+    }))
+}

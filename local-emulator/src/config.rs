@@ -1,0 +1,140 @@
+//! The emulator's settings. Defaults are API Gateway's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the emulator behaves. Build with [`EmulatorConfig::default`] and the
+/// setters; every default below is API Gateway's own, unless noted.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Where to listen. Default `127.0.0.1:3001`; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// The SAM template. Default `./template.yaml`.
+    pub template: PathBuf,
+    /// Largest WebSocket frame. Default 32 KiB.
+    pub max_frame_bytes: usize,
+    /// Largest message (frames joined). Default 128 KiB.
+    pub max_message_bytes: usize,
+    /// Idle timeout: no data frame either way for this long closes with
+    /// 1001. Default 10 min.
+    pub idle_timeout: Duration,
+    /// Longest a connection may live; then it closes with 1001. Default 2 h.
+    pub max_connection_duration: Duration,
+    /// Longest a handler invocation may run. Default 29 s (API Gateway's
+    /// integration timeout); the function's own `Timeout` applies if shorter.
+    pub integration_timeout: Duration,
+    /// Frames queued for one connection before `@connections` POSTs answer
+    /// 429 (the client is not reading). Default 256 (emulator choice).
+    pub outbound_queue: usize,
+    /// Serve `GET /dev/token` with tokens signed by `dev_secret`, and use
+    /// that secret for the authorizer unless the environment sets another.
+    /// Default true for `roomcast dev`.
+    pub dev: bool,
+    /// The HS256 secret for dev tokens. Default a fixed, public string:
+    /// never use it outside development.
+    pub dev_secret: String,
+    /// Static files served at `/` (the demo). Default `./web`.
+    pub static_dir: Option<PathBuf>,
+    /// What `!Ref` of the table resource means and which table DynamoDB
+    /// mode uses. Default `roomcast`.
+    pub table: String,
+    /// Use DynamoDB at this endpoint instead of the embedded memory store.
+    pub dynamodb_endpoint: Option<String>,
+    /// Create the table if it is missing (DynamoDB mode).
+    pub create_table: bool,
+    /// How long shutdown waits for `$disconnect` handlers. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            template: PathBuf::from("template.yaml"),
+            max_frame_bytes: 32 * 1024,
+            max_message_bytes: 128 * 1024,
+            idle_timeout: Duration::from_secs(600),
+            max_connection_duration: Duration::from_secs(2 * 3600),
+            integration_timeout: Duration::from_secs(29),
+            outbound_queue: 256,
+            dev: true,
+            dev_secret: "roomcast-dev-secret-not-for-production".into(),
+            static_dir: Some(PathBuf::from("web")),
+            table: "roomcast".into(),
+            dynamodb_endpoint: None,
+            create_table: false,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Sets the listen address.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Sets the template path.
+    pub fn template(mut self, path: impl Into<PathBuf>) -> Self {
+        self.template = path.into();
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Sets the maximum connection duration.
+    pub fn max_connection_duration(mut self, d: Duration) -> Self {
+        self.max_connection_duration = d;
+        self
+    }
+
+    /// Sets the integration timeout.
+    pub fn integration_timeout(mut self, d: Duration) -> Self {
+        self.integration_timeout = d;
+        self
+    }
+
+    /// Sets the frame and message limits.
+    pub fn size_limits(mut self, frame: usize, message: usize) -> Self {
+        self.max_frame_bytes = frame;
+        self.max_message_bytes = message;
+        self
+    }
+
+    /// Sets the per-connection outbound queue bound.
+    pub fn outbound_queue(mut self, frames: usize) -> Self {
+        self.outbound_queue = frames.max(1);
+        self
+    }
+
+    /// Enables or disables dev mode.
+    pub fn dev(mut self, dev: bool) -> Self {
+        self.dev = dev;
+        self
+    }
+
+    /// Sets the static directory (`None` serves nothing at `/`).
+    pub fn static_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.static_dir = dir;
+        self
+    }
+
+    /// Uses DynamoDB at `endpoint` with `table`.
+    pub fn dynamodb(
+        mut self,
+        endpoint: impl Into<String>,
+        table: impl Into<String>,
+        create: bool,
+    ) -> Self {
+        self.dynamodb_endpoint = Some(endpoint.into());
+        self.table = table.into();
+        self.create_table = create;
+        self
+    }
+}

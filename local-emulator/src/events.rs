@@ -1,0 +1,260 @@
+//! Builds the events API Gateway sends to Lambda, field for field.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::util::request_time;
+
+/// What every event of one connection shares.
+pub(crate) struct EventContext<'a> {
+    pub(crate) api_id: &'a str,
+    pub(crate) stage: &'a str,
+    pub(crate) domain_name: &'a str,
+    pub(crate) connection_id: &'a str,
+    pub(crate) connected_at_ms: i64,
+    pub(crate) source_ip: &'a str,
+    pub(crate) user_agent: &'a str,
+}
+
+/// A fresh request id.
+pub(crate) fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl EventContext<'_> {
+    fn request_context(
+        &self,
+        route_key: &str,
+        event_type: &str,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Map<String, Value> {
+        let mut ctx = Map::new();
+        ctx.insert("routeKey".into(), json!(route_key));
+        ctx.insert("eventType".into(), json!(event_type));
+        ctx.insert("extendedRequestId".into(), json!(request_id));
+        ctx.insert("requestTime".into(), json!(request_time(now_ms)));
+        ctx.insert("messageDirection".into(), json!("IN"));
+        ctx.insert("stage".into(), json!(self.stage));
+        ctx.insert("connectedAt".into(), json!(self.connected_at_ms));
+        ctx.insert("requestTimeEpoch".into(), json!(now_ms));
+        ctx.insert(
+            "identity".into(),
+            json!({"sourceIp": self.source_ip, "userAgent": self.user_agent}),
+        );
+        ctx.insert("requestId".into(), json!(request_id));
+        ctx.insert("domainName".into(), json!(self.domain_name));
+        ctx.insert("connectionId".into(), json!(self.connection_id));
+        ctx.insert("apiId".into(), json!(self.api_id));
+        ctx
+    }
+
+    /// The REQUEST authorizer's event.
+    pub(crate) fn authorizer(&self, http: &HttpParts, request_id: &str, now_ms: i64) -> Value {
+        let mut event = http.maps();
+        event.insert("type".into(), json!("REQUEST"));
+        event.insert(
+            "methodArn".into(),
+            json!(format!(
+                "arn:aws:execute-api:local:000000000000:{}/{}/$connect",
+                self.api_id, self.stage
+            )),
+        );
+        event.insert("stageVariables".into(), json!({}));
+        event.insert(
+            "requestContext".into(),
+            Value::Object(self.request_context("$connect", "CONNECT", request_id, now_ms)),
+        );
+        Value::Object(event)
+    }
+
+    /// `$connect`: headers and query string, plus the authorizer's output.
+    pub(crate) fn connect(
+        &self,
+        http: &HttpParts,
+        authorizer: &Value,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Value {
+        let mut ctx = self.request_context("$connect", "CONNECT", request_id, now_ms);
+        if !authorizer.is_null() {
+            ctx.insert("authorizer".into(), authorizer.clone());
+        }
+        let mut event = http.maps();
+        event.insert("requestContext".into(), Value::Object(ctx));
+        event.insert("isBase64Encoded".into(), json!(false));
+        Value::Object(event)
+    }
+
+    /// A message: no headers; `body` as text, or base64 for binary frames.
+    pub(crate) fn message(
+        &self,
+        route_key: &str,
+        body: &str,
+        is_base64: bool,
+        authorizer: &Value,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Value {
+        let mut ctx = self.request_context(route_key, "MESSAGE", request_id, now_ms);
+        ctx.insert(
+            "messageId".into(),
+            json!(request_id.replace('-', "").get(..16).unwrap_or("m")),
+        );
+        if !authorizer.is_null() {
+            ctx.insert("authorizer".into(), authorizer.clone());
+        }
+        json!({"requestContext": ctx, "body": body, "isBase64Encoded": is_base64})
+    }
+
+    /// `$disconnect`, with the close code and reason.
+    pub(crate) fn disconnect(
+        &self,
+        code: u16,
+        reason: &str,
+        authorizer: &Value,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Value {
+        let mut ctx = self.request_context("$disconnect", "DISCONNECT", request_id, now_ms);
+        ctx.insert("disconnectStatusCode".into(), json!(code));
+        ctx.insert("disconnectReason".into(), json!(reason));
+        if !authorizer.is_null() {
+            ctx.insert("authorizer".into(), authorizer.clone());
+        }
+        json!({"requestContext": ctx, "isBase64Encoded": false})
+    }
+}
+
+/// The parts of the upgrade request that events carry.
+#[derive(Default)]
+pub(crate) struct HttpParts {
+    /// Header name (as sent) → values.
+    pub(crate) headers: BTreeMap<String, Vec<String>>,
+    /// Query name → values.
+    pub(crate) query: BTreeMap<String, Vec<String>>,
+}
+
+impl HttpParts {
+    /// Single-value maps keep the last value, as API Gateway does.
+    fn maps(&self) -> Map<String, Value> {
+        let single = |m: &BTreeMap<String, Vec<String>>| -> Value {
+            Value::Object(
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), json!(v.last()?))))
+                    .collect(),
+            )
+        };
+        let multi = |m: &BTreeMap<String, Vec<String>>| -> Value {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+        };
+        let mut event = Map::new();
+        event.insert("headers".into(), single(&self.headers));
+        event.insert("multiValueHeaders".into(), multi(&self.headers));
+        event.insert("queryStringParameters".into(), single(&self.query));
+        event.insert("multiValueQueryStringParameters".into(), multi(&self.query));
+        event
+    }
+
+    /// A header's last value, by case-insensitive name.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.last())
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::apigw::{
+        ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+    };
+
+    fn ctx() -> EventContext<'static> {
+        EventContext {
+            api_id: "local",
+            stage: "prod",
+            domain_name: "127.0.0.1:3001",
+            connection_id: "abc=",
+            connected_at_ms: 1_000,
+            source_ip: "127.0.0.1",
+            user_agent: "ua",
+        }
+    }
+
+    fn parts() -> HttpParts {
+        HttpParts {
+            headers: BTreeMap::from([
+                ("Host".into(), vec!["127.0.0.1:3001".into()]),
+                ("X-Multi".into(), vec!["a".into(), "b".into()]),
+            ]),
+            query: BTreeMap::from([("token".into(), vec!["t".into()])]),
+        }
+    }
+
+    #[test]
+    fn events_deserialise_into_the_lambda_types() {
+        let auth = json!({"principalId": "alice", "userId": "alice", "exp": 5});
+        let connect: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(ctx().connect(&parts(), &auth, "r1", 2_000)).unwrap();
+        let rc = &connect.request_context;
+        assert_eq!(rc.event_type.as_deref(), Some("CONNECT"));
+        assert_eq!(rc.connected_at, 1_000);
+        assert_eq!(rc.request_time_epoch, 2_000);
+        assert_eq!(rc.connection_id.as_deref(), Some("abc="));
+        assert_eq!(rc.authorizer.fields["userId"], "alice");
+        assert_eq!(
+            connect.headers.get("x-multi").unwrap(),
+            "b",
+            "single-value map keeps the last"
+        );
+        assert_eq!(
+            connect
+                .multi_value_headers
+                .get_all("x-multi")
+                .iter()
+                .count(),
+            2
+        );
+        assert_eq!(connect.query_string_parameters.first("token"), Some("t"));
+
+        let message: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(ctx().message("$default", "AAEC", true, &auth, "r2", 3_000))
+                .unwrap();
+        assert!(message.is_base64_encoded);
+        assert_eq!(
+            message.request_context.message_id.as_deref().map(str::len),
+            Some(16)
+        );
+        assert!(message.headers.is_empty(), "later events carry no headers");
+
+        let disconnect: ApiGatewayWebsocketProxyRequest = serde_json::from_value(ctx().disconnect(
+            1005,
+            "Client-side close frame status not set",
+            &auth,
+            "r3",
+            4_000,
+        ))
+        .unwrap();
+        assert_eq!(
+            disconnect.request_context.disconnect_status_code,
+            Some(1005)
+        );
+        assert_eq!(
+            disconnect.request_context.event_type.as_deref(),
+            Some("DISCONNECT")
+        );
+
+        let authorizer: ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(ctx().authorizer(&parts(), "r0", 1_000)).unwrap();
+        assert_eq!(
+            authorizer.method_arn.as_deref(),
+            Some("arn:aws:execute-api:local:000000000000:local/prod/$connect")
+        );
+        assert_eq!(authorizer.query_string_parameters.first("token"), Some("t"));
+    }
+}

@@ -1,0 +1,106 @@
+//! Invokes handlers in-process, with the integration timeout, and isolates
+//! their failures (errors, timeouts, panics) from the emulator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use roomcast_functions::handlers::AppBuilder;
+use roomcast_functions::handlers::registry::{self, Handler};
+use roomcast_functions::store::Store;
+use serde_json::Value;
+
+use crate::EmulatorError;
+use crate::metrics::Metrics;
+use crate::template::FunctionSpec;
+
+/// Why an invocation produced no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InvokeFailure {
+    /// The handler returned an error (Lambda's errorType/errorMessage).
+    #[error("handler error: {0}")]
+    Error(String),
+    /// It ran past its timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// It panicked.
+    #[error("handler panicked")]
+    Panicked,
+}
+
+/// One function, initialised once like a warm Lambda container.
+pub(crate) struct Function {
+    pub(crate) name: String,
+    handler: Handler,
+    timeout: Duration,
+}
+
+impl Function {
+    pub(crate) async fn invoke(
+        &self,
+        route: &str,
+        event: Value,
+        metrics: &Metrics,
+    ) -> Result<Value, InvokeFailure> {
+        let started = Instant::now();
+        // A task of its own, so a panic is contained like a crashed invocation.
+        let task = tokio::spawn((self.handler)(event));
+        let abort = task.abort_handle();
+        let outcome = match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(InvokeFailure::Error(e.to_string())),
+            Ok(Err(_)) => Err(InvokeFailure::Panicked),
+            Err(_) => {
+                abort.abort();
+                Err(InvokeFailure::Timeout(self.timeout))
+            }
+        };
+        metrics.handler_latency(route, started.elapsed());
+        if let Err(e) = &outcome {
+            metrics.error(match e {
+                InvokeFailure::Error(_) => "handler_error",
+                InvokeFailure::Timeout(_) => "handler_timeout",
+                InvokeFailure::Panicked => "handler_panic",
+            });
+            tracing::warn!(function = %self.name, route, error = %e, "invocation failed");
+        }
+        outcome
+    }
+}
+
+/// Builds a function from its template entry: its environment is the
+/// template's, overridden by the emulator process's own, plus `injected`
+/// for anything neither sets.
+pub(crate) async fn build_function(
+    spec: &FunctionSpec,
+    injected: &BTreeMap<String, String>,
+    sdk: &aws_config::SdkConfig,
+    store: Arc<dyn Store>,
+    integration_timeout: Duration,
+) -> Result<Arc<Function>, EmulatorError> {
+    let mut env = injected.clone();
+    for (k, v) in &spec.environment {
+        if !v.is_empty() || !env.contains_key(k) {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    let env = Arc::new(env);
+    let lookup = Arc::new(move |k: &str| std::env::var(k).ok().or_else(|| env.get(k).cloned()));
+    let builder = AppBuilder::new(lookup, sdk.clone()).with_store(store);
+    let handler = registry::handler_for(&spec.binary, &builder)
+        .await
+        .map_err(|e| EmulatorError::FunctionInit {
+            function: spec.logical_id.clone(),
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| EmulatorError::UnknownFunction {
+            function: spec.logical_id.clone(),
+            binary: spec.binary.clone(),
+            known: registry::BINARIES.join(", "),
+        })?;
+    Ok(Arc::new(Function {
+        name: spec.logical_id.clone(),
+        handler,
+        timeout: Duration::from_secs(spec.timeout_secs).min(integration_timeout),
+    }))
+}

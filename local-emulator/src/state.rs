@@ -1,0 +1,213 @@
+//! What a running emulator holds, built once at start-up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use aws_config::{BehaviorVersion, Region};
+use roomcast_functions::store::Store;
+use roomcast_functions::store::dynamodb::{self, DynamoStore, StoreOptions};
+use roomcast_functions::store::memory::MemoryStore;
+
+use crate::config::EmulatorConfig;
+use crate::connections::Connections;
+use crate::invoke::{Function, build_function};
+use crate::metrics::Metrics;
+use crate::template::Template;
+use crate::{EmulatorError, Urls};
+
+/// A route, ready to invoke.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) key: String,
+    pub(crate) function: Arc<Function>,
+    pub(crate) returns_response: bool,
+}
+
+/// The `$connect` authorizer, ready to invoke.
+pub(crate) struct Authorizer {
+    pub(crate) function: Arc<Function>,
+    pub(crate) identity_sources: Vec<String>,
+}
+
+pub(crate) struct State {
+    pub(crate) config: EmulatorConfig,
+    pub(crate) addr: SocketAddr,
+    pub(crate) api_id: String,
+    pub(crate) stage: String,
+    /// The JSON path of `$request.body.<path>`, split on dots.
+    pub(crate) selection_path: Vec<String>,
+    pub(crate) routes: HashMap<String, Route>,
+    pub(crate) authorizer: Option<Authorizer>,
+    pub(crate) connections: Connections,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutting_down: AtomicBool,
+    /// `$disconnect` invocations in flight (shutdown waits for them).
+    pub(crate) pending_disconnects: AtomicUsize,
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    // Requests to the emulator (and to moto) are signed but not verified,
+    // so static credentials do; real ones from the environment win.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if std::env::var_os("AWS_REGION").is_none() {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "roomcast-emulator",
+        ));
+    }
+    loader.load().await
+}
+
+impl State {
+    pub(crate) async fn build(
+        config: EmulatorConfig,
+        addr: SocketAddr,
+    ) -> Result<Arc<Self>, EmulatorError> {
+        let template = Template::load(&config.template)?.with_table_name(config.table.clone());
+        let api = template.websocket_api()?;
+        let selection_path = api
+            .route_selection
+            .strip_prefix("$request.body.")
+            .map(|p| p.split('.').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let sdk = sdk_config().await;
+        let store = store(&config, &template, &sdk).await?;
+
+        let mut injected = BTreeMap::new();
+        injected.insert(
+            "ROOMCAST_CALLBACK_URL".to_owned(),
+            format!("http://{addr}/{}", api.stage),
+        );
+        injected.insert(
+            "ROOMCAST_IDLE_TIMEOUT_SECS".to_owned(),
+            config.idle_timeout.as_secs().max(1).to_string(),
+        );
+        if config.dev {
+            injected.insert("ROOMCAST_JWT_SECRET".to_owned(), config.dev_secret.clone());
+        }
+
+        // One initialised function per logical id, shared by its routes.
+        let mut functions = Functions {
+            built: HashMap::new(),
+            injected,
+            sdk,
+            store,
+            timeout: config.integration_timeout,
+        };
+        let mut routes = HashMap::new();
+        let mut authorizer = None;
+        for (key, spec) in &api.routes {
+            let function = functions.get(&spec.function).await?;
+            if let Some(a) = &spec.authorizer {
+                authorizer = Some(Authorizer {
+                    function: functions.get(&a.function).await?,
+                    identity_sources: a.identity_sources.clone(),
+                });
+            }
+            routes.insert(
+                key.clone(),
+                Route {
+                    key: key.clone(),
+                    function,
+                    returns_response: spec.returns_response,
+                },
+            );
+        }
+        tracing::info!(
+            routes = ?routes.keys().collect::<Vec<_>>(),
+            stage = %api.stage,
+            authorizer = authorizer.is_some(),
+            store = if config.dynamodb_endpoint.is_some() { "dynamodb" } else { "memory" },
+            "template loaded"
+        );
+        Ok(Arc::new(Self {
+            api_id: "local".into(),
+            stage: api.stage,
+            selection_path,
+            routes,
+            authorizer,
+            connections: Connections::default(),
+            metrics: Metrics::default(),
+            shutting_down: AtomicBool::new(false),
+            pending_disconnects: AtomicUsize::new(0),
+            config,
+            addr,
+        }))
+    }
+
+    pub(crate) fn urls(&self) -> Urls {
+        let base = format!("http://{}", self.addr);
+        Urls {
+            websocket: format!("ws://{}/{}", self.addr, self.stage),
+            management: format!("{base}/{}", self.stage),
+            demo: format!("{base}/"),
+            dev_token: self
+                .config
+                .dev
+                .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
+        }
+    }
+}
+
+struct Functions {
+    built: HashMap<String, Arc<Function>>,
+    injected: BTreeMap<String, String>,
+    sdk: aws_config::SdkConfig,
+    store: Arc<dyn Store>,
+    timeout: std::time::Duration,
+}
+
+impl Functions {
+    async fn get(
+        &mut self,
+        spec: &crate::template::FunctionSpec,
+    ) -> Result<Arc<Function>, EmulatorError> {
+        if let Some(f) = self.built.get(&spec.logical_id) {
+            return Ok(f.clone());
+        }
+        let f = build_function(
+            spec,
+            &self.injected,
+            &self.sdk,
+            self.store.clone(),
+            self.timeout,
+        )
+        .await?;
+        self.built.insert(spec.logical_id.clone(), f.clone());
+        Ok(f)
+    }
+}
+
+async fn store(
+    config: &EmulatorConfig,
+    template: &Template,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Arc<dyn Store>, EmulatorError> {
+    let Some(endpoint) = &config.dynamodb_endpoint else {
+        return Ok(Arc::new(MemoryStore::new()));
+    };
+    let client = dynamodb::client(sdk, Some(endpoint));
+    if config.create_table {
+        let def = template.table_definition()?;
+        let created = dynamodb::create_table(&client, &config.table, &def)
+            .await
+            .map_err(|e| EmulatorError::Table {
+                table: config.table.clone(),
+                reason: e.to_string(),
+            })?;
+        tracing::info!(table = %config.table, created, "DynamoDB table ready");
+    }
+    Ok(Arc::new(DynamoStore::new(
+        client,
+        config.table.clone(),
+        StoreOptions::default(),
+    )))
+}

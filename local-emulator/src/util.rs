@@ -1,0 +1,137 @@
+//! Small helpers: percent-decoding, query strings and timestamps in the
+//! formats API Gateway uses.
+
+use std::collections::BTreeMap;
+
+/// Decodes `%XX` escapes (and `+` as space when `plus` is set). Invalid
+/// escapes are kept as they are, like lenient servers do.
+pub(crate) fn percent_decode(s: &str, plus: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Parses a query string into name → values, in order.
+pub(crate) fn parse_query(query: Option<&str>) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        map.entry(percent_decode(k, true))
+            .or_default()
+            .push(percent_decode(v, true));
+    }
+    map
+}
+
+/// (year, month, day, hour, minute, second, millis) of a Unix time in ms.
+fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    // Howard Hinnant's days → civil date.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        month,
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        millis,
+    )
+}
+
+/// `22/Nov/2026:16:00:00 +0000`, API Gateway's `requestTime`.
+pub(crate) fn request_time(ms: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, mo, d, h, mi, s, _) = civil(ms);
+    let month = MONTHS.get(mo as usize - 1).copied().unwrap_or("Jan");
+    format!("{d:02}/{month}/{y}:{h:02}:{mi:02}:{s:02} +0000")
+}
+
+/// `2026-11-22T16:00:00.000Z`, the Management API's timestamps.
+pub(crate) fn iso8601(ms: i64) -> String {
+    let (y, mo, d, h, mi, s, milli) = civil(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(percent_decode("a%3Db%2Bc", false), "a=b+c");
+        assert_eq!(percent_decode("a+b", true), "a b");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+        assert_eq!(percent_decode("100%", false), "100%");
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+    }
+
+    #[test]
+    fn parses_repeated_query_keys() {
+        let q = parse_query(Some("token=a%2Eb&x=1&x=2&flag"));
+        assert_eq!(q["token"], vec!["a.b"]);
+        assert_eq!(q["x"], vec!["1", "2"]);
+        assert_eq!(q["flag"], vec![""]);
+        assert!(parse_query(None).is_empty());
+    }
+
+    #[test]
+    fn formats_times_like_api_gateway() {
+        // 2026-11-22T16:00:00.123Z
+        let ms = 1_795_881_600_123;
+        assert_eq!(iso8601(ms), "2026-11-22T16:00:00.123Z");
+        assert_eq!(request_time(ms), "22/Nov/2026:16:00:00 +0000");
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
