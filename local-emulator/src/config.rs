@@ -1,12 +1,15 @@
 //! The emulator's settings. Defaults are API Gateway's.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use roomcast_functions::handlers::registry::Handler;
+
 /// How the emulator behaves. Build with [`EmulatorConfig::default`] and the
 /// setters; every default below is API Gateway's own, unless noted.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Where to listen. Default `127.0.0.1:3001`; port 0 picks a free one.
     pub addr: SocketAddr,
@@ -45,6 +48,24 @@ pub struct EmulatorConfig {
     pub create_table: bool,
     /// How long shutdown waits for `$disconnect` handlers. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Extra in-process handlers by binary name, consulted before
+    /// Roomcast's own: run your own Rust handlers from your template.
+    pub handlers: BTreeMap<String, Handler>,
+}
+
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("addr", &self.addr)
+            .field("template", &self.template)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connection_duration", &self.max_connection_duration)
+            .field("integration_timeout", &self.integration_timeout)
+            .field("dev", &self.dev)
+            .field("dynamodb_endpoint", &self.dynamodb_endpoint)
+            .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -65,6 +86,7 @@ impl Default for EmulatorConfig {
             dynamodb_endpoint: None,
             create_table: false,
             shutdown_grace: Duration::from_secs(5),
+            handlers: BTreeMap::new(),
         }
     }
 }
@@ -122,6 +144,13 @@ impl EmulatorConfig {
     /// Sets the static directory (`None` serves nothing at `/`).
     pub fn static_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.static_dir = dir;
+        self
+    }
+
+    /// Registers an in-process handler for functions whose
+    /// `BuildProperties.Binary` is `binary`.
+    pub fn handler(mut self, binary: impl Into<String>, handler: Handler) -> Self {
+        self.handlers.insert(binary.into(), handler);
         self
     }
 

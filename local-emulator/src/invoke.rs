@@ -73,6 +73,7 @@ impl Function {
 /// for anything neither sets.
 pub(crate) async fn build_function(
     spec: &FunctionSpec,
+    extra: &BTreeMap<String, Handler>,
     injected: &BTreeMap<String, String>,
     sdk: &aws_config::SdkConfig,
     store: Arc<dyn Store>,
@@ -87,8 +88,11 @@ pub(crate) async fn build_function(
     let env = Arc::new(env);
     let lookup = Arc::new(move |k: &str| std::env::var(k).ok().or_else(|| env.get(k).cloned()));
     let builder = AppBuilder::new(lookup, sdk.clone()).with_store(store);
-    let handler = registry::handler_for(&spec.binary, &builder)
-        .await
+    let found = match extra.get(&spec.binary) {
+        Some(h) => Ok(Some(h.clone())),
+        None => registry::handler_for(&spec.binary, &builder).await,
+    };
+    let handler = found
         .map_err(|e| EmulatorError::FunctionInit {
             function: spec.logical_id.clone(),
             reason: e.to_string(),

@@ -97,6 +97,7 @@ impl State {
         // One initialised function per logical id, shared by its routes.
         let mut functions = Functions {
             built: HashMap::new(),
+            extra: config.handlers.clone(),
             injected,
             sdk,
             store,
@@ -159,6 +160,7 @@ impl State {
 
 struct Functions {
     built: HashMap<String, Arc<Function>>,
+    extra: BTreeMap<String, roomcast_functions::handlers::registry::Handler>,
     injected: BTreeMap<String, String>,
     sdk: aws_config::SdkConfig,
     store: Arc<dyn Store>,
@@ -175,6 +177,7 @@ impl Functions {
         }
         let f = build_function(
             spec,
+            &self.extra,
             &self.injected,
             &self.sdk,
             self.store.clone(),

@@ -2,6 +2,8 @@
 // Test support: a failed precondition here is a test failure, by design.
 #![allow(dead_code, clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+pub(crate) mod emulator;
+
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};

@@ -1,0 +1,289 @@
+//! Emulator test support: start one on a free port, probe handlers that
+//! record what they receive, and a small WebSocket client.
+#![allow(dead_code, clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use roomcast_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use roomcast_functions::handlers::registry::{Handler, InvokeError, InvokeFuture};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long any single wait in these tests may take before it fails.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) fn repo_path(p: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// Every event the probe handlers saw, in order.
+#[derive(Clone, Default)]
+pub(crate) struct Recorder(Arc<Mutex<Vec<Value>>>);
+
+impl Recorder {
+    fn push(&self, v: Value) {
+        self.0.lock().unwrap().push(v);
+    }
+
+    pub(crate) fn events(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Events of one `requestContext.eventType`.
+    pub(crate) fn of_type(&self, t: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["requestContext"]["eventType"] == t)
+            .collect()
+    }
+
+    /// Waits until `pred` holds for some recorded event, and returns it.
+    pub(crate) async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; saw {:#?}",
+                self.events()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn handler(f: impl Fn(Value) -> InvokeFuture + Send + Sync + 'static) -> Handler {
+    Arc::new(f)
+}
+
+fn ok(body: Option<String>) -> Result<Value, InvokeError> {
+    Ok(json!({"statusCode": 200, "body": body}))
+}
+
+fn fail(msg: &str) -> Result<Value, InvokeError> {
+    Err(InvokeError {
+        error_type: "ProbeError".into(),
+        error_message: msg.into(),
+    })
+}
+
+/// Registers the probe handlers of tests/fixtures/probe-template.yaml.
+pub(crate) fn with_probes(mut config: EmulatorConfig, rec: &Recorder) -> EmulatorConfig {
+    let r = rec.clone();
+    config = config.handler("probe-auth", handler(move |e| {
+        r.push(e.clone());
+        Box::pin(async move {
+            let key = e["queryStringParameters"]["key"].as_str().unwrap_or_default().to_owned();
+            let effect = if key == "deny" { "Deny" } else { "Allow" };
+            match key.as_str() {
+                "error" => fail("authorizer blew up"),
+                "unauthorized" => fail("Unauthorized"),
+                _ => Ok(json!({
+                    "principalId": key,
+                    "policyDocument": {"Version": "2012-10-17", "Statement": [
+                        {"Action": "execute-api:Invoke", "Effect": effect, "Resource": e["methodArn"]}]},
+                    "context": {"userId": key, "role": "tester", "level": 3},
+                })),
+            }
+        })
+    }));
+    let r = rec.clone();
+    config = config.handler(
+        "probe-connect",
+        handler(move |e| {
+            r.push(e.clone());
+            Box::pin(async move {
+                let q = &e["queryStringParameters"];
+                if let Some(status) = q["status"].as_str() {
+                    return Ok(json!({"statusCode": status.parse::<u16>().unwrap()}));
+                }
+                if q["fail"].is_string() {
+                    return fail("connect failed");
+                }
+                if q["slow"].is_string() {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                let mut response = json!({"statusCode": 200});
+                if let Some(p) = q["protocol"].as_str() {
+                    response["headers"] = json!({"Sec-WebSocket-Protocol": p});
+                }
+                Ok(response)
+            })
+        }),
+    );
+    let r = rec.clone();
+    config = config.handler(
+        "probe-record",
+        handler(move |e| {
+            r.push(e);
+            Box::pin(async { ok(None) })
+        }),
+    );
+    let r = rec.clone();
+    config = config.handler(
+        "probe-echo",
+        handler(move |e| {
+            r.push(e.clone());
+            Box::pin(async move { ok(Some(e.to_string())) })
+        }),
+    );
+    config = config.handler(
+        "probe-fail",
+        handler(|_| Box::pin(async { fail("this handler always fails") })),
+    );
+    config = config.handler(
+        "probe-slow",
+        handler(|_| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                ok(Some("too late".into()))
+            })
+        }),
+    );
+    config.handler(
+        "probe-panic",
+        handler(|_| Box::pin(async { panic!("probe handler panicked on purpose") })),
+    )
+}
+
+/// Defaults for tests: port 0, the repo's web/ and template.
+pub(crate) fn config(template: &str) -> EmulatorConfig {
+    EmulatorConfig::default()
+        .addr("127.0.0.1:0".parse().unwrap())
+        .template(repo_path(template))
+        .static_dir(Some(repo_path("web")))
+}
+
+pub(crate) async fn start(config: EmulatorConfig) -> RunningEmulator {
+    Emulator::bind(config)
+        .await
+        .expect("emulator starts")
+        .spawn()
+}
+
+/// A probe emulator and its recorder.
+pub(crate) async fn probe(
+    tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig,
+) -> (RunningEmulator, Recorder) {
+    let rec = Recorder::default();
+    let emu = start(tune(with_probes(
+        config("tests/fixtures/probe-template.yaml"),
+        &rec,
+    )))
+    .await;
+    (emu, rec)
+}
+
+/// Connects; `Err` carries the HTTP status for refused upgrades.
+pub(crate) async fn try_connect(
+    url: &str,
+    protocol: Option<&str>,
+) -> Result<(Ws, http::HeaderMap), u16> {
+    let mut req = url.into_client_request().unwrap();
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("connect in time")
+    {
+        Ok((ws, resp)) => Ok((ws, resp.headers().clone())),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("connect to {url} failed: {e}"),
+    }
+}
+
+pub(crate) async fn connect(url: &str) -> Ws {
+    match try_connect(url, None).await {
+        Ok((ws, _)) => ws,
+        Err(status) => panic!("upgrade to {url} refused with {status}"),
+    }
+}
+
+pub(crate) async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// The next data or close message.
+pub(crate) async fn next(ws: &mut Ws) -> Message {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(m)) => return m,
+            Some(Err(e)) => panic!("socket error: {e}"),
+            None => panic!("socket ended without a close frame"),
+        }
+    }
+}
+
+/// The next text frame as JSON.
+pub(crate) async fn recv(ws: &mut Ws) -> Value {
+    match next(ws).await {
+        Message::Text(t) => serde_json::from_str(t.as_str()).expect("JSON frame"),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// Skips frames until one of `type` arrives.
+pub(crate) async fn recv_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+/// Waits for the server's close frame; returns its code and reason.
+pub(crate) async fn closed(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match next(ws).await {
+            Message::Close(Some(CloseFrame { code, reason })) => {
+                return (u16::from(code), reason.as_str().to_owned());
+            }
+            Message::Close(None) => return (1005, String::new()),
+            _ => continue,
+        }
+    }
+}
+
+/// Asserts nothing arrives for a short while.
+pub(crate) async fn silent(ws: &mut Ws, for_ms: u64) {
+    match tokio::time::timeout(Duration::from_millis(for_ms), ws.next()).await {
+        Err(_) => {}
+        Ok(m) => panic!("expected silence, got {m:?}"),
+    }
+}
+
+/// A dev token from the emulator's /dev/token.
+pub(crate) async fn dev_token(emu: &RunningEmulator, user: &str) -> String {
+    let url = format!(
+        "http://{}/dev/token?user={user}&name={user}%20name",
+        emu.addr
+    );
+    let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// An SDK client for the emulator's @connections API.
+pub(crate) async fn management(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+    let sdk = super::sdk().await;
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+}
