@@ -98,9 +98,10 @@ impl EventContext<'_> {
         now_ms: i64,
     ) -> Value {
         let mut ctx = self.request_context(route_key, "MESSAGE", request_id, now_ms);
+        // API Gateway's message ids look like its connection ids.
         ctx.insert(
             "messageId".into(),
-            json!(request_id.replace('-', "").get(..16).unwrap_or("m")),
+            json!(crate::connections::new_connection_id()),
         );
         if !authorizer.is_null() {
             ctx.insert("authorizer".into(), authorizer.clone());

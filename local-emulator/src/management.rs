@@ -83,10 +83,12 @@ async fn answer(state: &State, req: Request<Incoming>, id: &str) -> Response<Bod
         Method::GET => match state.connections.get(id) {
             Some(c) => json_response(
                 StatusCode::OK,
+                // The wire names are camelCase, as in the service model that
+                // aws-sdk-apigatewaymanagement is generated from.
                 &json!({
-                    "ConnectedAt": iso8601(c.connected_at_ms),
-                    "Identity": {"SourceIp": c.source_ip, "UserAgent": c.user_agent},
-                    "LastActiveAt": iso8601(c.last_active_ms()),
+                    "connectedAt": iso8601(c.connected_at_ms),
+                    "identity": {"sourceIp": c.source_ip, "userAgent": c.user_agent},
+                    "lastActiveAt": iso8601(c.last_active_ms()),
                 }),
             ),
             None => gone(id),

@@ -127,10 +127,10 @@ mod tests {
 
     #[test]
     fn formats_times_like_api_gateway() {
-        // 2026-11-22T16:00:00.123Z
+        // 2026-11-28T16:00:00.123Z
         let ms = 1_795_881_600_123;
-        assert_eq!(iso8601(ms), "2026-11-22T16:00:00.123Z");
-        assert_eq!(request_time(ms), "22/Nov/2026:16:00:00 +0000");
+        assert_eq!(iso8601(ms), "2026-11-28T16:00:00.123Z");
+        assert_eq!(request_time(ms), "28/Nov/2026:16:00:00 +0000");
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }

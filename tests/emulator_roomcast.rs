@@ -1,0 +1,406 @@
+//! Roomcast's own handlers behind the emulator, from the real template.yaml,
+//! over real sockets: chat, presence, typing, a forced disconnect and a
+//! resume with exactly the missed messages, on the memory store and on
+//! DynamoDB (moto).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::emulator::*;
+use roomcast_emulator::RunningEmulator;
+use serde_json::{Value, json};
+
+async fn roomcast(
+    tune: impl FnOnce(roomcast_emulator::EmulatorConfig) -> roomcast_emulator::EmulatorConfig,
+) -> RunningEmulator {
+    start(tune(config("template.yaml"))).await
+}
+
+async fn join_as(emu: &RunningEmulator, user: &str) -> (Ws, String) {
+    let token = dev_token(emu, user).await;
+    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
+    send(&mut ws, json!({"action": "hello", "ref": "h"})).await;
+    let welcome = recv_type(&mut ws, "welcome").await;
+    assert_eq!(welcome["user"]["user"], user);
+    (ws, welcome["connectionId"].as_str().unwrap().to_owned())
+}
+
+fn seqs(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// The scenario of the emulator issue's "Done when".
+async fn chat_scenario(emu: &RunningEmulator) {
+    let (mut alice, _) = join_as(emu, "alice").await;
+    let (mut bob, bob_id) = join_as(emu, "bob").await;
+
+    send(
+        &mut alice,
+        json!({"action": "join", "room": "lobby", "ref": 1}),
+    )
+    .await;
+    let joined = recv_type(&mut alice, "joined").await;
+    assert_eq!(
+        (joined["seq"].clone(), joined["ref"].clone()),
+        (json!(0), json!(1))
+    );
+    send(&mut bob, json!({"action": "join", "room": "lobby"})).await;
+    let joined = recv_type(&mut bob, "joined").await;
+    assert_eq!(joined["members"].as_array().unwrap().len(), 2);
+    let presence = recv_type(&mut alice, "presence").await;
+    assert_eq!(
+        (presence["user"].clone(), presence["event"].clone()),
+        (json!("bob"), json!("joined"))
+    );
+
+    send(
+        &mut alice,
+        json!({"action": "typing", "room": "lobby", "active": true}),
+    )
+    .await;
+    let typing = recv_type(&mut bob, "typing").await;
+    assert_eq!(
+        (typing["user"].clone(), typing["active"].clone()),
+        (json!("alice"), json!(true))
+    );
+
+    send(&mut alice, json!({"action": "send", "room": "lobby", "id": "a1", "data": {"text": "hi bob"}, "ref": 2})).await;
+    assert_eq!(recv_type(&mut alice, "ack").await["seq"], 1);
+    let m = recv_type(&mut bob, "message").await;
+    assert_eq!(
+        (
+            m["seq"].clone(),
+            m["data"]["text"].clone(),
+            m["from"]["user"].clone()
+        ),
+        (json!(1), json!("hi bob"), json!("alice"))
+    );
+    send(
+        &mut bob,
+        json!({"action": "send", "room": "lobby", "id": "b1", "data": {"text": "hi alice"}}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut bob, "ack").await["seq"], 2);
+    assert_eq!(recv_type(&mut alice, "message").await["seq"], 2);
+
+    // The server force-closes bob through the Management API.
+    let api = management(&emu.urls.management).await;
+    api.delete_connection()
+        .connection_id(&bob_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed(&mut bob).await.0, 1000);
+    let left = recv_type(&mut alice, "presence").await;
+    assert_eq!(
+        (left["user"].clone(), left["event"].clone()),
+        (json!("bob"), json!("left"))
+    );
+
+    // Alice keeps talking while bob is away.
+    for (i, id) in ["a2", "a3"].iter().enumerate() {
+        send(
+            &mut alice,
+            json!({"action": "send", "room": "lobby", "id": id, "data": {"n": i}}),
+        )
+        .await;
+        recv_type(&mut alice, "ack").await;
+    }
+
+    // Bob comes back and resumes from the last seq he saw: exactly the missed ones.
+    let (mut bob, _) = join_as(emu, "bob").await;
+    send(
+        &mut bob,
+        json!({"action": "join", "room": "lobby", "since": 2}),
+    )
+    .await;
+    let resumed = recv_type(&mut bob, "joined").await;
+    assert_eq!(seqs(&resumed["missed"]), vec![3, 4], "{resumed}");
+    assert!(resumed.get("truncated").is_none());
+    assert_eq!(recv_type(&mut alice, "presence").await["event"], "joined");
+    // A retry of an old send is acked with its original seq, not redelivered.
+    send(
+        &mut bob,
+        json!({"action": "send", "room": "lobby", "id": "b1", "data": {"text": "hi alice"}}),
+    )
+    .await;
+    let ack = recv_type(&mut bob, "ack").await;
+    assert_eq!(
+        (ack["seq"].clone(), ack["duplicate"].clone()),
+        (json!(2), json!(true))
+    );
+    send(
+        &mut bob,
+        json!({"action": "send", "room": "lobby", "id": "b2", "data": "back"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut bob, "ack").await["seq"], 5);
+    assert_eq!(
+        recv_type(&mut alice, "message").await["seq"],
+        5,
+        "no duplicate of seq 2 came first"
+    );
+}
+
+#[tokio::test]
+async fn two_clients_chat_then_one_is_force_disconnected_and_resumes_exactly() {
+    let emu = roomcast(|c| c).await;
+    chat_scenario(&emu).await;
+}
+
+#[tokio::test]
+async fn the_same_scenario_runs_on_dynamodb() {
+    let endpoint = common::dynamodb_endpoint();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = roomcast(|c| c.dynamodb(endpoint, table, true)).await;
+    chat_scenario(&emu).await;
+}
+
+#[tokio::test]
+async fn tokens_are_checked_at_the_door() {
+    let emu = roomcast(|c| c).await;
+    let ws = &emu.urls.websocket;
+    assert_eq!(
+        try_connect(ws, None).await.err(),
+        Some(401),
+        "no token: 401 before any handler"
+    );
+    assert_eq!(
+        try_connect(&format!("{ws}?token=garbage"), None)
+            .await
+            .err(),
+        Some(403)
+    );
+    let forged = roomcast_functions::auth::mint_hs256(
+        &roomcast_functions::auth::DevClaims {
+            sub: "mallory".into(),
+            name: "m".into(),
+            exp: 4_000_000_000,
+            rooms: roomcast_functions::auth::RoomRights::all(),
+            direct: true,
+            iss: None,
+            aud: None,
+        },
+        b"not the dev secret",
+    )
+    .unwrap();
+    assert_eq!(
+        try_connect(&format!("{ws}?token={forged}"), None)
+            .await
+            .err(),
+        Some(403)
+    );
+    let expired = roomcast_functions::auth::mint_hs256(
+        &roomcast_functions::auth::DevClaims {
+            sub: "old".into(),
+            name: "o".into(),
+            exp: 1_000_000_000,
+            rooms: roomcast_functions::auth::RoomRights::all(),
+            direct: true,
+            iss: None,
+            aud: None,
+        },
+        roomcast_emulator::EmulatorConfig::default()
+            .dev_secret
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        try_connect(&format!("{ws}?token={expired}"), None)
+            .await
+            .err(),
+        Some(403)
+    );
+}
+
+#[tokio::test]
+async fn browsers_offering_the_roomcast_subprotocol_get_it_back() {
+    let emu = roomcast(|c| c).await;
+    let token = dev_token(&emu, "alice").await;
+    let url = format!("{}?token={token}", emu.urls.websocket);
+    let (_ws, headers) = try_connect(&url, Some(&format!("roomcast, {token}")))
+        .await
+        .expect("upgrade");
+    assert_eq!(headers.get("sec-websocket-protocol").unwrap(), "roomcast");
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_with_the_ref_over_the_wire() {
+    let emu = roomcast(|c| c).await;
+    let (mut ws, _) = join_as(&emu, "alice").await;
+    for (frame, code) in [
+        (
+            json!({"action": "fly", "ref": 1}).to_string(),
+            "unknown_action",
+        ),
+        ("{broken".to_owned(), "invalid_json"),
+        (
+            json!({"action": "join", "room": "no/slash", "ref": 1}).to_string(),
+            "invalid_room",
+        ),
+    ] {
+        futures::SinkExt::send(
+            &mut ws,
+            tokio_tungstenite::tungstenite::Message::text(frame),
+        )
+        .await
+        .unwrap();
+        let e = recv_type(&mut ws, "error").await;
+        assert_eq!(e["code"], code);
+        if code != "invalid_json" {
+            assert_eq!(e["ref"], 1);
+        }
+    }
+    futures::SinkExt::send(
+        &mut ws,
+        tokio_tungstenite::tungstenite::Message::binary(vec![1u8, 2]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(recv_type(&mut ws, "error").await["code"], "invalid_frame");
+    // Over 32 KiB of data fits API Gateway's 128 KB message only when
+    // fragmented; then the handler's own limit answers.
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let body =
+        json!({"action": "send", "room": "r", "id": "x", "data": "y".repeat(33_000), "ref": 7})
+            .to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    for (chunk, opcode, fin) in [
+        (first, OpCode::Data(Data::Text), false),
+        (rest, OpCode::Data(Data::Continue), true),
+    ] {
+        let frame = Frame::message(chunk.to_vec(), opcode, fin);
+        futures::SinkExt::send(
+            &mut ws,
+            tokio_tungstenite::tungstenite::Message::Frame(frame),
+        )
+        .await
+        .unwrap();
+    }
+    let e = recv_type(&mut ws, "error").await;
+    assert_eq!(
+        (e["code"].clone(), e["ref"].clone()),
+        (json!("payload_too_large"), json!(7))
+    );
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited_then_cut_off() {
+    let emu = roomcast(|c| c).await;
+    let (mut ws, _) = join_as(&emu, "flooder").await;
+    for i in 0..200 {
+        send(&mut ws, json!({"action": "heartbeat", "ref": i})).await;
+    }
+    let mut limited = 0;
+    let code = loop {
+        match next(&mut ws).await {
+            tokio_tungstenite::tungstenite::Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["code"] == "rate_limited" {
+                    limited += 1;
+                }
+            }
+            tokio_tungstenite::tungstenite::Message::Close(f) => {
+                break f.map(|f| u16::from(f.code));
+            }
+            _ => {}
+        }
+    };
+    assert!(limited > 50, "rate_limited errors: {limited}");
+    assert_eq!(
+        code,
+        Some(1000),
+        "closed by the server after sustained abuse"
+    );
+}
+
+#[tokio::test]
+async fn dev_tokens_health_and_metrics() {
+    let emu = roomcast(|c| c).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", emu.addr);
+    let r = http.get(format!("{base}/dev/token")).send().await.unwrap();
+    assert_eq!(r.status(), 400, "user is required");
+    let health: Value = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let (mut ws, _) = join_as(&emu, "alice").await;
+    send(&mut ws, json!({"action": "heartbeat"})).await;
+    recv_type(&mut ws, "pong").await;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "roomcast_connections_open 1",
+        "roomcast_connects_total{status=\"101\"} 1",
+        "roomcast_frames_in_total",
+        "roomcast_handler_duration_seconds_bucket{route=\"$default\"",
+        "roomcast_connections_api_calls_total",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "metrics lack {needle}:\n{metrics}"
+        );
+    }
+    // Without --dev there is no dev secret: Roomcast's functions refuse to
+    // start until one is configured, and say which settings would do.
+    let err = roomcast_emulator::Emulator::bind(config("template.yaml").dev(false))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("ROOMCAST_JWT_SECRET"), "{err}");
+    let (no_dev, _) = probe(|c| c.dev(false)).await;
+    let r = http
+        .get(format!("http://{}/dev/token?user=a", no_dev.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no dev tokens without --dev");
+}
+
+#[tokio::test]
+async fn an_unknown_binary_is_a_start_up_error_naming_the_function() {
+    let dir = std::env::temp_dir().join(format!("roomcast-tpl-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(repo_path("template.yaml"))
+        .unwrap()
+        .replace("Binary: message", "Binary: mystery");
+    std::fs::write(dir.join("template.yaml"), text).unwrap();
+    let err = roomcast_emulator::Emulator::bind(
+        config("template.yaml").template(dir.join("template.yaml")),
+    )
+    .await
+    .err()
+    .expect("start-up fails");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("MessageFunction") && msg.contains("mystery"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn idle_timeout_flag_reaches_presence_and_closes_idle_sockets() {
+    let emu = roomcast(|c| c.idle_timeout(Duration::from_secs(1))).await;
+    let (mut ws, _) = join_as(&emu, "sleepy").await;
+    assert_eq!(closed(&mut ws).await.0, 1001);
+}
