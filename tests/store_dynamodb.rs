@@ -305,3 +305,33 @@ async fn a_dead_server_gives_errors_not_hangs() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn presence_refresh_costs_one_query_and_batched_puts_at_most_every_half_idle_timeout() {
+    let w = CostWorld::new(None).await;
+    w.connect("c1", "alice").await;
+    for i in 0..3 {
+        w.call("c1", json!({"action": "join", "room": format!("r{i}")}))
+            .await;
+    }
+    w.counter.take();
+    // Within the refresh interval: just the touch.
+    w.call("c1", json!({"action": "heartbeat"})).await;
+    assert_eq!(
+        w.counter.take(),
+        counts(&[("GetItem", 1), ("UpdateItem", 1)])
+    );
+    // Half the idle timeout later: the touch, then one refresh.
+    w.clock.advance_ms(300_000);
+    w.call("c1", json!({"action": "heartbeat"})).await;
+    // touch (GetItem + UpdateItem) + refresh (Query + 6 puts in one batch + UpdateItem refreshedAt)
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("BatchWriteItem", 1),
+            ("GetItem", 1),
+            ("Query", 1),
+            ("UpdateItem", 2)
+        ])
+    );
+}
