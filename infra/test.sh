@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs
-# (Python venv with moto, cfn-lint and SAM CLI), starts moto's DynamoDB
-# server on a free 127.0.0.1 port, runs lint, clippy and every test, and
-# stops what it started.
+# (Python venv with moto, cfn-lint and SAM CLI), lints the template, starts
+# moto's DynamoDB server on a free 127.0.0.1 port, runs clippy and every
+# test, and stops what it started.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -10,6 +10,8 @@ command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
 
 log "formatting check"
 cargo fmt --all -- --check || die "cargo fmt reports differences: run cargo fmt --all"
+
+bash infra/lint-template.sh
 
 endpoint="$(bash infra/moto-start.sh)"
 trap 'bash infra/moto-stop.sh' EXIT

@@ -18,3 +18,4 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod routes;
 pub mod store;
+pub mod telemetry;

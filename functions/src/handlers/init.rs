@@ -203,6 +203,9 @@ impl AppBuilder {
             clock: Arc::new(SystemClock),
             config: self.config()?,
             origins: self.origins(),
+            // EMF lines only mean something where CloudWatch reads stdout.
+            emf: self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+                && self.get("ROOMCAST_EMF").as_deref() != Some("0"),
         })
     }
 }

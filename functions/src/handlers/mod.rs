@@ -91,6 +91,8 @@ pub struct App {
     pub config: Config,
     /// The `Origin` allowlist (authorizer only).
     pub origins: OriginPolicy,
+    /// Write CloudWatch EMF metric lines (on in Lambda, off elsewhere).
+    pub emf: bool,
 }
 
 impl App {
@@ -163,7 +165,7 @@ pub async fn connect(
     let id = connection_id(&event)?;
     let request_id = event.request_context.request_id.clone().unwrap_or_default();
     let span = tracing::info_span!("connect", connection_id = %id, request_id = %request_id);
-    async {
+    let work = async {
         let identity = auth::context_from_event(&event.request_context.authorizer.fields)
             .map_err(HandlerError::Unauthenticated)?;
         routes::connect(&*app.store, &*app.clock, &app.config, &id, &identity).await?;
@@ -181,8 +183,17 @@ pub async fn connect(
         }
         Ok(response)
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    measured(app, "connect", work).await
+}
+
+/// Runs one invocation, inside an EMF scope when enabled.
+async fn measured<T>(app: &App, function: &str, work: impl std::future::Future<Output = T>) -> T {
+    if app.emf {
+        crate::telemetry::scope(function, work).await
+    } else {
+        work.await
+    }
 }
 
 /// `$disconnect`: cleans up and tells the rooms.
@@ -199,13 +210,13 @@ pub async fn disconnect(
         status = ctx.disconnect_status_code,
         reason = ctx.disconnect_reason.as_deref().unwrap_or_default(),
     );
-    async {
+    let work = async {
         let gateway = app.gateway_for(ctx)?;
         routes::disconnect(&app.context(&*gateway), &id).await?;
         Ok(ok(None))
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    measured(app, "disconnect", work).await
 }
 
 /// `$default`: one client frame. The reply becomes the route response.
@@ -220,7 +231,7 @@ pub async fn message(
         connection_id = %id,
         request_id = ctx.request_id.as_deref().unwrap_or_default(),
     );
-    async {
+    let work = async {
         let gateway = app.gateway_for(ctx)?;
         // The authorizer context lets a connection whose item was lost be
         // registered again; it is optional here.
@@ -235,8 +246,8 @@ pub async fn message(
         .await;
         Ok(ok(reply.map(|f| f.to_json())))
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    measured(app, "message", work).await
 }
 
 /// The publish function's input: exactly one of `room` and `user`.

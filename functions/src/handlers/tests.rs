@@ -73,6 +73,7 @@ fn fixture() -> Fixture {
             clock: Arc::new(SystemClock),
             config: Config::default(),
             origins: OriginPolicy::parse("https://app.example.com"),
+            emf: true,
         },
         gateway,
         verifier: TokenVerifier::hs256(SECRET, VerifierOptions::default()),

@@ -13,6 +13,7 @@ use crate::protocol::{
 };
 use crate::ratelimit::Verdict;
 use crate::store::{ConnectionRecord, StoreError};
+use crate::telemetry::{self, Metric};
 
 /// Handles one client frame. Returns the reply for the caller, if any.
 /// Never fails: every problem becomes an `error` frame with the client's
@@ -27,7 +28,9 @@ pub async fn message(
     body: Option<&str>,
     is_binary: bool,
 ) -> Option<ServerFrame> {
+    telemetry::add(Metric::Messages, 1.0);
     if is_binary {
+        telemetry::add(Metric::Rejects, 1.0);
         tracing::warn!(connection_id, "binary frame rejected");
         return Some(ServerFrame::error(
             ErrorCode::InvalidFrame,
@@ -38,6 +41,7 @@ pub async fn message(
     let frame = match parse_client_frame(body, &ctx.config.limits) {
         Ok(frame) => frame,
         Err(e) => {
+            telemetry::add(Metric::Rejects, 1.0);
             tracing::warn!(connection_id, code = e.code.as_str(), reason = %e.message, "bad frame");
             return Some(e.to_frame());
         }
@@ -47,6 +51,7 @@ pub async fn message(
     match handle(ctx, connection_id, identity, frame).await {
         Ok(reply) => reply,
         Err(e) => {
+            telemetry::add(Metric::Rejects, 1.0);
             match &e {
                 RouteError::Rejected(r) => {
                     tracing::info!(connection_id, action, code = r.code.as_str(), reason = %r.message, "rejected")

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::gateway::{Gateway, fan_out};
 use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
 use crate::store::{Membership, Store, StoreError};
+use crate::telemetry::{self, Metric};
 
 mod connection;
 mod message;
@@ -89,6 +90,7 @@ impl Context<'_> {
             return 0;
         }
         let payload = frame.to_json();
+        telemetry::add(Metric::FanoutSize, targets.len() as f64);
         let report = fan_out(
             self.gateway,
             targets,
@@ -96,6 +98,8 @@ impl Context<'_> {
             &self.config.fanout,
         )
         .await;
+        telemetry::add(Metric::Delivered, report.delivered as f64);
+        telemetry::add(Metric::GoneConnections, report.gone.len() as f64);
         if !report.gone.is_empty() {
             self.reap(report.gone).await;
         }

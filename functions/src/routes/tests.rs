@@ -1080,3 +1080,33 @@ async fn publish_reaches_rooms_and_users() {
     .await;
     assert!(matches!(big, Err(PublishError::Invalid(e)) if e.code == ErrorCode::PayloadTooLarge));
 }
+
+// ---- metrics ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn fan_out_size_deliveries_gone_and_rejects_are_measured() {
+    use crate::telemetry::{Metric, collect};
+    let w = World::new();
+    for (c, u) in [
+        ("a1", "alice"),
+        ("b1", "bob"),
+        ("c1", "carol"),
+        ("g1", "ghost"),
+    ] {
+        w.connect(c, u).await;
+        w.join(c, "r").await;
+    }
+    w.gateway.mark_gone("g1");
+    let (_, m) = collect(w.call(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "1", "data": 1}),
+    ))
+    .await;
+    assert_eq!(m[&Metric::Messages], 1.0);
+    assert_eq!(m[&Metric::FanoutSize], 3.0);
+    assert_eq!(m[&Metric::Delivered], 2.0);
+    assert_eq!(m[&Metric::GoneConnections], 1.0);
+    assert!(!m.contains_key(&Metric::Rejects));
+    let (_, m) = collect(w.raw("a1", "{nope")).await;
+    assert_eq!(m[&Metric::Rejects], 1.0);
+}
