@@ -1,0 +1,250 @@
+// Unit tests of web/roomcast.js: the reconnect schedule, ordering and
+// deduplication, resume, the outbox, and bad input from the server.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Roomcast, RoomcastError, backoffDelay, tokenExpiry } from '../../web/roomcast.js';
+import { FakeClock, FakeWebSocket, flush } from './fakes.mjs';
+
+function client(overrides = {}) {
+  FakeWebSocket.reset();
+  const clock = new FakeClock();
+  const events = [];
+  const c = new Roomcast({
+    url: 'ws://test/prod',
+    token: () => 'not-a-jwt',
+    WebSocket: FakeWebSocket,
+    clock,
+    random: () => 0.5,
+    ...overrides,
+  });
+  for (const e of ['state', 'message', 'error', 'joined', 'presence', 'typing', 'direct']) c.on(e, (p) => events.push([e, p]));
+  return { c, clock, events, of: (kind) => events.filter(([e]) => e === kind).map(([, p]) => p) };
+}
+
+async function connected(t) {
+  t.c.connect();
+  await flush();
+  const ws = FakeWebSocket.last();
+  ws.accept();
+  ws.welcome();
+  await flush();
+  return ws;
+}
+
+async function joinRoom(ws, room, seq, extra = {}) {
+  const join = ws.lastSent('join');
+  assert.equal(join.room, room);
+  ws.receive({ type: 'joined', room, seq, ref: join.ref, ...extra });
+  await flush();
+  return join;
+}
+
+const msg = (room, seq, text = `m${seq}`) => ({ type: 'message', room, seq, id: `id${seq}`, from: { user: 'bob', name: 'Bob' }, data: { text }, ts: 1 });
+
+test('backoff grows, carries full jitter and is capped', () => {
+  const top = () => 0.999999;
+  const ceilings = [0, 1, 2, 3, 4, 5, 6, 7, 10, 40].map((a) => backoffDelay(a, { random: top }));
+  assert.deepEqual(ceilings.slice(0, 7), [499, 999, 1999, 3999, 7999, 15999, 29999]);
+  assert.equal(ceilings[8], 29999, 'capped at 30 s');
+  assert.equal(ceilings[9], 29999, 'huge attempts stay capped');
+  assert.equal(backoffDelay(3, { random: () => 0 }), 0, 'full jitter reaches zero');
+  assert.equal(backoffDelay(3, { random: () => 0.5 }), 2000);
+});
+
+test('failed handshakes reconnect on the backoff schedule, reset after a stable connection', async () => {
+  const t = client({ random: () => 0.999999 });
+  t.c.connect();
+  await flush();
+  const delays = [];
+  for (let i = 0; i < 8; i++) {
+    FakeWebSocket.last().drop(1006);
+    await flush();
+    const st = t.of('state').at(-1);
+    assert.equal(st.state, 'reconnecting');
+    delays.push(st.retryInMs);
+    await t.clock.advance(st.retryInMs);
+  }
+  assert.deepEqual(delays, [499, 999, 1999, 3999, 7999, 15999, 29999, 29999]);
+  const ws = FakeWebSocket.last();
+  ws.accept();
+  ws.welcome();
+  await flush();
+  await t.clock.advance(30_000);
+  ws.drop(1006);
+  await flush();
+  assert.equal(t.of('state').at(-1).retryInMs, 499, 'backoff reset after 30 s of stable connection');
+});
+
+test('messages are delivered in seq order, each once', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 1);
+  ws.receive(msg('r', 3));
+  ws.receive(msg('r', 2));
+  ws.receive(msg('r', 2));
+  ws.receive(msg('r', 1)); // at or below the join seq: already seen
+  ws.receive(msg('r', 4));
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [2, 3, 4]);
+});
+
+test('a live message racing the join reply is kept', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  ws.receive(msg('r', 6));
+  await joinRoom(ws, 'r', 5);
+  assert.deepEqual(t.of('message').map((m) => m.seq), [6]);
+});
+
+test('after a reconnect rooms are re-joined with since and missed messages arrive in order', async () => {
+  const t = client();
+  let ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 10);
+  ws.receive(msg('r', 11));
+  await flush();
+  ws.drop(1001, 'Going away');
+  await flush();
+  await t.clock.advance(t.of('state').at(-1).retryInMs);
+  ws = FakeWebSocket.last();
+  ws.accept();
+  ws.welcome('c2');
+  await flush();
+  const join = ws.lastSent('join');
+  assert.equal(join.since, 11);
+  ws.receive(msg('r', 14)); // live, ahead of the reply
+  ws.receive({ type: 'joined', room: 'r', seq: 13, missed: [msg('r', 12), msg('r', 13)], ref: join.ref });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [11, 12, 13, 14]);
+  assert.deepEqual(t.of('joined').at(-1), { room: 'r', seq: 13, missed: 2, truncated: false });
+});
+
+test('a gap that stays open is filled by asking the server', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 3);
+  ws.receive(msg('r', 5));
+  await flush();
+  assert.equal(t.of('message').length, 0, 'seq 5 waits for seq 4');
+  const joinsBefore = ws.sent.filter((f) => f.action === 'join').length;
+  await t.clock.advance(1000);
+  const ask = ws.lastSent('join');
+  assert.equal(ws.sent.filter((f) => f.action === 'join').length, joinsBefore + 1);
+  assert.equal(ask.since, 3);
+  // Seq 4 was never stored (skipped): the reply moves past it.
+  ws.receive({ type: 'joined', room: 'r', seq: 5, missed: [msg('r', 5)], ref: ask.ref });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [5]);
+});
+
+test('sends wait in the outbox while disconnected and are resent with the same id', async () => {
+  const t = client({ outboxLimit: 3 });
+  let ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 0);
+  ws.drop(1006);
+  await flush();
+  const acks = [t.c.send('r', { text: 'a' }), t.c.send('r', { text: 'b' }), t.c.send('r', { text: 'c' })];
+  await assert.rejects(t.c.send('r', { text: 'd' }), (e) => e instanceof RoomcastError && e.code === 'outbox_full');
+  await t.clock.advance(t.of('state').at(-1).retryInMs);
+  ws = FakeWebSocket.last();
+  ws.accept();
+  ws.welcome();
+  await flush();
+  await joinRoom(ws, 'r', 0);
+  const sends = ws.sent.filter((f) => f.action === 'send');
+  assert.equal(sends.length, 3);
+  sends.forEach((s, i) => ws.receive({ type: 'ack', id: s.id, seq: i + 1, ref: s.ref }));
+  const results = await Promise.all(acks);
+  assert.deepEqual(results.map((a) => a.seq), [1, 2, 3]);
+  assert.deepEqual(t.of('message').map((m) => [m.seq, m.own]), [[1, true], [2, true], [3, true]]);
+  // A resend of an id the server already stored is acked as a duplicate.
+  const again = t.c.send('r', { text: 'a' }, { id: sends[0].id });
+  await flush();
+  const s = ws.lastSent('send');
+  ws.receive({ type: 'ack', id: s.id, seq: 1, duplicate: true, ref: s.ref });
+  assert.equal((await again).duplicate, true);
+  assert.equal(t.of('message').length, 3, 'not delivered twice');
+});
+
+test('malformed and unknown frames are reported, never thrown', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.on('message', () => { throw new Error('app bug'); });
+  ws.receive('{not json');
+  ws.receive({ no: 'type' });
+  ws.receive({ type: 'from-the-future', x: 1 });
+  ws.receive({ type: 'message', room: 5 });
+  ws.receive({ message: 'Internal server error', connectionId: 'c1', requestId: 'r' });
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 0);
+  ws.receive(msg('r', 1));
+  await flush();
+  assert.deepEqual(t.of('error').map((e) => e.code), ['malformed_frame', 'malformed_frame', 'unknown_frame', 'malformed_frame', 'gateway_error', 'listener_failed']);
+});
+
+test('a 1009 close is reported with its cause, and the client reconnects', async () => {
+  const t = client();
+  const ws = await connected(t);
+  ws.drop(1009, 'Message too big');
+  await flush();
+  const err = t.of('error').at(-1);
+  assert.equal(err.code, 'message_too_big');
+  assert.equal(err.closeCode, 1009);
+  assert.equal(t.of('state').at(-1).state, 'reconnecting');
+});
+
+test('an unauthorized token provider stops the reconnect loop', async () => {
+  const t = client({ token: () => { throw new RoomcastError('unauthorized', 'signed out'); } });
+  t.c.connect();
+  await flush();
+  assert.equal(t.of('state').at(-1).state, 'closed');
+  assert.equal(t.of('error').at(-1).code, 'unauthorized');
+  await t.clock.advance(120_000);
+  assert.equal(FakeWebSocket.instances.length, 0, 'no connection attempts');
+});
+
+test('an expired token is not even tried', async () => {
+  const payload = Buffer.from(JSON.stringify({ sub: 'a', exp: 1000 })).toString('base64url');
+  const t = client({ token: () => `h.${payload}.s` });
+  assert.equal(tokenExpiry(`h.${payload}.s`), 1000);
+  t.c.connect();
+  await flush();
+  assert.equal(t.of('error').at(-1).code, 'unauthorized');
+  assert.equal(FakeWebSocket.instances.length, 0);
+});
+
+test('heartbeats only when idle, and typing is debounced', async () => {
+  const t = client();
+  const ws = await connected(t);
+  await t.clock.advance(4 * 60_000);
+  t.c.typing('r');
+  t.c.typing('r');
+  t.c.typing('r');
+  assert.equal(ws.sent.filter((f) => f.action === 'typing').length, 1, 'one active:true per burst');
+  await t.clock.advance(3000);
+  assert.deepEqual(ws.lastSent('typing'), { action: 'typing', room: 'r', active: false });
+  await t.clock.advance(60_000); // 5 min since open, but typing was sent 1 min ago
+  assert.equal(ws.sent.filter((f) => f.action === 'heartbeat').length, 0);
+  await t.clock.advance(5 * 60_000);
+  assert.equal(ws.sent.filter((f) => f.action === 'heartbeat').length, 1);
+});
+
+test('the connection is recycled before the 2 h limit', async () => {
+  const t = client();
+  const ws = await connected(t);
+  await t.clock.advance(110 * 60_000);
+  assert.equal(ws.closedWith?.code, 4000);
+  const scheduled = t.of('state').filter((s) => s.retryInMs !== undefined).at(-1);
+  assert.equal(scheduled.retryInMs, 0, 'immediately');
+  assert.equal(FakeWebSocket.instances.length, 2, 'a new socket was opened');
+});

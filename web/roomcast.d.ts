@@ -1,0 +1,157 @@
+// Types for roomcast.js, the Roomcast browser client. Hand-written.
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'offline' | 'closed';
+
+export interface Sender {
+  user: string;
+  name: string;
+}
+
+export interface RoomMessage {
+  room: string;
+  seq: number;
+  id: string;
+  from: Sender;
+  data: unknown;
+  ts: number;
+  /** True for the app's own sends, delivered once their ack arrives. */
+  own?: boolean;
+}
+
+export interface Member {
+  user: string;
+  name: string;
+  devices: number;
+}
+
+export interface Ack {
+  type: 'ack';
+  id: string;
+  seq?: number;
+  duplicate?: boolean;
+  delivered?: number;
+}
+
+export interface HistoryPage {
+  type: 'history';
+  room: string;
+  messages: RoomMessage[];
+  more: boolean;
+}
+
+export interface StateEvent {
+  state: ConnectionState;
+  reason?: string;
+  /** When reconnecting: the delay before the next attempt. */
+  retryInMs?: number;
+  retryAt?: number;
+  attempt?: number;
+  connectionId?: string;
+}
+
+export interface PresenceEvent {
+  room: string;
+  members: Member[];
+  user?: string;
+  name?: string;
+  event?: 'joined' | 'left';
+}
+
+export interface TypingEvent {
+  room: string;
+  user: string;
+  name: string;
+  active: boolean;
+}
+
+export interface DirectMessage {
+  from: Sender;
+  id: string;
+  data: unknown;
+  ts: number;
+}
+
+export interface JoinedEvent {
+  room: string;
+  seq: number;
+  /** Messages recovered after a reconnect. */
+  missed: number;
+  /** Some messages were past retention and are lost. */
+  truncated: boolean;
+}
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface RoomcastOptions {
+  /** The WebSocket URL, e.g. wss://…/prod or ws://127.0.0.1:3001/prod. */
+  url: string;
+  /** Returns a fresh token; called on every (re)connect and before `exp`. Throw a RoomcastError with code 'unauthorized' to stop. */
+  token: () => string | Promise<string>;
+  /** Default 5 min: heartbeat when nothing else was sent (API Gateway idles out at 10). */
+  heartbeatMs?: number;
+  /** Default 500 ms. */
+  backoffBaseMs?: number;
+  /** Default 30 s. */
+  backoffCapMs?: number;
+  /** Default 30 s: a connection this old resets the backoff. */
+  stableAfterMs?: number;
+  /** Default 110 min: reconnect before API Gateway's 2 h limit. */
+  maxConnectionMs?: number;
+  /** Default 60 s: refresh the token this long before `exp`. */
+  refreshBeforeExpMs?: number;
+  /** Default 15 s. */
+  requestTimeoutMs?: number;
+  /** Default 100: sends waiting for an ack; more are rejected with 'outbox_full'. */
+  outboxLimit?: number;
+  /** Default 3 s: typing stops after this much quiet. */
+  typingIdleMs?: number;
+  /** Default 1 s: how long a seq gap may stay open before asking the server. */
+  gapWaitMs?: number;
+  /** For tests: a WebSocket constructor. */
+  WebSocket?: typeof WebSocket;
+  /** For tests: a clock. */
+  clock?: Clock;
+  /** For tests: the jitter source. */
+  random?: () => number;
+}
+
+export declare class RoomcastError extends Error {
+  /** The server's error code, or one of: unauthorized, message_too_big, outbox_full, timeout, not_connected, disconnected, closed, malformed_frame, unknown_frame, gateway_error, truncated, refresh_failed, listener_failed. */
+  code: string;
+  ref?: number;
+  constructor(code: string, message: string, detail?: object);
+}
+
+export declare function backoffDelay(attempt: number, options?: { base?: number; cap?: number; random?: () => number }): number;
+export declare function tokenExpiry(token: string): number | null;
+
+export declare class Roomcast {
+  constructor(options: RoomcastOptions);
+  readonly state: ConnectionState;
+  readonly connectionId: string | null;
+  readonly user: Sender | null;
+  connect(): void;
+  close(): void;
+  join(room: string): Promise<unknown>;
+  leave(room: string): Promise<unknown>;
+  members(room: string): Member[];
+  history(room: string, options?: { before?: number; limit?: number }): Promise<HistoryPage>;
+  send(room: string, data: unknown, options?: { id?: string }): Promise<Ack>;
+  direct(to: string, data: unknown, options?: { id?: string }): Promise<Ack>;
+  typing(room: string): void;
+  stopTyping(room: string): void;
+  on(event: 'state', fn: (e: StateEvent) => void): () => void;
+  on(event: 'message', fn: (m: RoomMessage) => void): () => void;
+  on(event: 'presence', fn: (e: PresenceEvent) => void): () => void;
+  on(event: 'typing', fn: (e: TypingEvent) => void): () => void;
+  on(event: 'direct', fn: (m: DirectMessage) => void): () => void;
+  on(event: 'joined', fn: (e: JoinedEvent) => void): () => void;
+  on(event: 'welcome', fn: (w: { connectionId: string; user: Sender; exp: number }) => void): () => void;
+  on(event: 'outbox', fn: (e: { size: number }) => void): () => void;
+  on(event: 'error', fn: (e: RoomcastError) => void): () => void;
+  off(event: string, fn: (...args: any[]) => void): void;
+}
