@@ -27,3 +27,5 @@ passed=$(grep -Eo '[0-9]+ passed' "$STATE_DIR/cargo-test.log" | awk '{s+=$1} END
 failed=$(grep -Eo '[0-9]+ failed' "$STATE_DIR/cargo-test.log" | awk '{s+=$1} END {print s+0}')
 echo "cargo: $passed passed, $failed failed"
 [ "$status" -eq 0 ] || die "cargo test failed"
+
+bash infra/browser-test.sh

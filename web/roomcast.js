@@ -133,8 +133,34 @@ export class Roomcast {
   /** Opens the connection (and keeps it open until close()). */
   connect() {
     this.closedByUser = false;
+    this.watchNetwork();
     if (this.ws || this.timers.retry) return;
     this.open();
+  }
+
+  /**
+   * Follows the browser's online/offline events: a socket can sit silently
+   * dead for minutes after the network goes, so going offline counts as a
+   * disconnect at once, and coming back reconnects without waiting.
+   */
+  watchNetwork() {
+    if (this.networkWatched || typeof globalThis.addEventListener !== 'function') return;
+    this.networkWatched = true;
+    globalThis.addEventListener('offline', () => {
+      if (this.closedByUser) return;
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) {
+        try { ws.close(4001, 'offline'); } catch { /* ignore */ }
+      }
+      this.afterDisconnect('the browser went offline');
+    });
+    globalThis.addEventListener('online', () => {
+      if (this.closedByUser || this.ws) return;
+      this.clearTimer('retry');
+      this.attempt = 0;
+      this.open();
+    });
   }
 
   /** Closes for good: no reconnect; pending requests are rejected. */
@@ -277,13 +303,9 @@ export class Roomcast {
   scheduleReconnect(reason, delayOverride) {
     if (this.closedByUser) return;
     const offline = globalThis.navigator && globalThis.navigator.onLine === false;
-    if (offline && globalThis.addEventListener) {
-      this.setState('offline', { reason });
-      const resume = () => {
-        globalThis.removeEventListener('online', resume);
-        if (!this.closedByUser && !this.ws) this.open();
-      };
-      globalThis.addEventListener('online', resume);
+    if (offline && this.networkWatched) {
+      this.clearTimer('retry');
+      this.setState('offline', { reason }); // the 'online' event reconnects
       return;
     }
     const delay = delayOverride ?? backoffDelay(this.attempt, { base: this.options.backoffBaseMs, cap: this.options.backoffCapMs, random: this.random });

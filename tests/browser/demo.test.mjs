@@ -1,0 +1,152 @@
+// The demo and roomcast.js in real headless Chromium (Debian's package),
+// driven by playwright-core, against the emulator over real sockets.
+// Screenshots go to target/browser/.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const shots = path.join(root, 'target', 'browser');
+const CHROMIUM = '/usr/bin/chromium';
+const WAIT = 15_000;
+
+let emulator;
+let base;
+let browser;
+
+async function startEmulator() {
+  const bin = path.join(root, 'target', 'debug', 'roomcast');
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo build first (bash infra/test.sh does)`);
+  const child = spawn(bin, ['--port', '0', '--static-dir', path.join(root, 'web'), '--template', path.join(root, 'template.yaml')], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the emulator did not start: ${out}`)), WAIT);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.on('exit', (code) => reject(new Error(`the emulator exited with ${code}: ${out}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}` };
+}
+
+test.before(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (bash infra/test.sh does)`);
+  mkdirSync(shots, { recursive: true });
+  ({ child: emulator, base } = await startEmulator());
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+test.after(async () => {
+  await browser?.close();
+  emulator?.kill('SIGTERM');
+});
+
+async function openChat(name, room, viewport = { width: 1100, height: 720 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`${base}/?name=${encodeURIComponent(name)}&room=${room}`);
+  await page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => window.roomcastDemo.client.members(new URLSearchParams(location.search).get('room')).length > 0, null, { timeout: WAIT });
+  return { context, page, errors };
+}
+
+const texts = (page) => page.$$eval('#messages li .text', (els) => els.map((e) => e.textContent));
+
+async function waitForTexts(page, predicate, what) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const seen = await texts(page);
+    if (predicate(seen)) return seen;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}; saw ${JSON.stringify(seen)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function forceClose(page) {
+  const id = await page.evaluate(() => window.roomcastDemo.client.connectionId);
+  assert.ok(id, 'connected');
+  const res = await fetch(`${base}/prod/@connections/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  assert.equal(res.status, 204);
+  return id;
+}
+
+test('two people chat and see each other, presence and typing', async () => {
+  const alice = await openChat('Alice', 'lobby');
+  const bob = await openChat('Bob', 'lobby');
+  await alice.page.locator('#members li', { hasText: 'Bob' }).waitFor({ timeout: WAIT });
+  await bob.page.locator('#members li', { hasText: 'Alice' }).waitFor({ timeout: WAIT });
+
+  await bob.page.locator('#message-input').pressSequentially('hey', { delay: 20 });
+  await alice.page.locator('#typing', { hasText: 'Bob is typing' }).waitFor({ timeout: WAIT });
+  await bob.page.locator('#message-input').press('Enter');
+  await waitForTexts(alice.page, (t) => t.includes('hey'), "bob's message at alice");
+  await alice.page.locator('#typing', { hasText: 'Bob is typing' }).waitFor({ state: 'detached', timeout: WAIT }).catch(() => {});
+  await alice.page.fill('#message-input', 'Hi Bob, welcome to Roomcast');
+  await alice.page.press('#message-input', 'Enter');
+  await waitForTexts(bob.page, (t) => t.includes('Hi Bob, welcome to Roomcast'), "alice's message at bob");
+  assert.equal(await alice.page.locator('#messages li.own').count(), 1, "alice's own message is on her side");
+
+  await alice.page.screenshot({ path: path.join(shots, 'demo.png') });
+  const phone = await openChat('Carol', 'lobby', { width: 390, height: 760 });
+  await waitForTexts(phone.page, (t) => t.includes('Hi Bob, welcome to Roomcast'), 'history on join');
+  await phone.page.screenshot({ path: path.join(shots, 'demo-phone.png') });
+  for (const p of [alice, bob, phone]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
+});
+
+test('a client closed by the server reconnects, resumes, and shows every message once, in order', async () => {
+  const alice = await openChat('Alice', 'resume');
+  const bob = await openChat('Bob', 'resume');
+  await forceClose(bob.page);
+  const sent = [];
+  for (let i = 1; i <= 8; i++) {
+    sent.push(`while away ${i}`);
+    await alice.page.evaluate((text) => window.roomcastDemo.client.send('resume', { text }), `while away ${i}`);
+  }
+  const seen = await waitForTexts(bob.page, (t) => sent.every((s) => t.includes(s)), 'all messages after the resume');
+  assert.deepEqual(seen.filter((t) => t.startsWith('while away')), sent, 'each once, in order');
+  await bob.page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: WAIT });
+  const states = await bob.page.evaluate(() => window.roomcastDemo.client.state);
+  assert.equal(states, 'open');
+  await bob.page.screenshot({ path: path.join(shots, 'resumed.png') });
+  await alice.context.close();
+  await bob.context.close();
+});
+
+test('messages sent while offline are delivered once when back online', async () => {
+  const alice = await openChat('Alice', 'offline');
+  const bob = await openChat('Bob', 'offline');
+  await bob.context.setOffline(true);
+  await bob.page.locator('#badge', { hasText: 'Offline' }).waitFor({ timeout: WAIT });
+  const queued = ['sent offline 1', 'sent offline 2', 'sent offline 3'];
+  for (const text of queued) {
+    await bob.page.fill('#message-input', text);
+    await bob.page.press('#message-input', 'Enter');
+  }
+  assert.equal(await bob.page.evaluate(() => window.roomcastDemo.client.outbox.length), 3, 'queued in the outbox');
+  await bob.page.screenshot({ path: path.join(shots, 'offline.png') });
+  await bob.context.setOffline(false);
+  const seen = await waitForTexts(alice.page, (t) => queued.every((q) => t.includes(q)), 'the queued messages at alice');
+  assert.deepEqual(seen.filter((t) => t.startsWith('sent offline')), queued, 'each once, in order');
+  await waitForTexts(bob.page, (t) => queued.every((q) => t.includes(q)), "bob's own acked messages");
+  assert.equal(await bob.page.evaluate(() => window.roomcastDemo.client.outbox.length), 0);
+  await alice.context.close();
+  await bob.context.close();
+});
