@@ -33,6 +33,53 @@ enum Command {
         #[command(subcommand)]
         command: TableCommand,
     },
+    /// Print room messages as JSON lines (reconnects and resumes by itself).
+    Listen {
+        /// The room.
+        #[arg(long)]
+        room: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Send one message to a room and print the ack.
+    Send {
+        /// The room.
+        #[arg(long)]
+        room: String,
+        /// The payload, as JSON.
+        #[arg(long)]
+        data: String,
+        /// Client message id (retries with the same id are not duplicated).
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print a development token from the local emulator.
+    Token {
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The emulator's WebSocket URL (its host serves /dev/token).
+        #[arg(long, default_value = "ws://127.0.0.1:3001/prod")]
+        url: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ConnArgs {
+    /// WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:3001/prod")]
+    url: String,
+    /// JWT; without it a dev token is fetched from the emulator.
+    #[arg(long, env = "ROOMCAST_TOKEN")]
+    token: Option<String>,
+    /// User for the dev token.
+    #[arg(long, default_value = "cli")]
+    user: String,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +184,19 @@ async fn main() -> ExitCode {
             init_tracing(LogFormat::Human);
             create_table(&endpoint, &table, &template).await
         }
+        Some(Command::Token { user, name, url }) => dev_token(&url, &user, name.as_deref())
+            .await
+            .map(|t| out(&t)),
+        Some(Command::Listen { room, conn }) => {
+            init_tracing(LogFormat::Human);
+            listen(&room, conn).await
+        }
+        Some(Command::Send {
+            room,
+            data,
+            id,
+            conn,
+        }) => send(&room, &data, id, conn).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,7 +237,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     if let Some(token) = &urls.dev_token {
         banner.push_str(&format!("  Dev token:       curl -s '{token}'\n"));
     }
-    println!("{banner}");
+    out(&banner);
     emulator.run_until(shutdown_signal()).await;
     Ok(())
 }
@@ -203,6 +263,99 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Writes one line of command output (the product of `listen`, `send`,
+/// `token`; logs go through tracing to stderr).
+fn out(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// GET /dev/token on the emulator behind `ws_url`.
+async fn dev_token(ws_url: &str, user: &str, name: Option<&str>) -> Result<String, String> {
+    let http = ws_url
+        .replacen("ws://", "http://", 1)
+        .replacen("wss://", "https://", 1);
+    let base = http.split('/').take(3).collect::<Vec<_>>().join("/");
+    let mut url = reqwest::Url::parse(&format!("{base}/dev/token"))
+        .map_err(|e| format!("bad URL {base}: {e}"))?;
+    url.query_pairs_mut()
+        .append_pair("user", user)
+        .append_pair("name", name.unwrap_or(user));
+    let response = reqwest::Client::new()
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the emulator at {base}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "{base}/dev/token answered {} (is it running with --dev?)",
+            response.status()
+        ));
+    }
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no token in the answer".into())
+}
+
+async fn client_for(
+    conn: &ConnArgs,
+) -> Result<
+    (
+        roomcast_client::Client,
+        tokio::sync::mpsc::Receiver<roomcast_client::Event>,
+    ),
+    String,
+> {
+    let token = match &conn.token {
+        Some(t) => t.clone(),
+        None => dev_token(&conn.url, &conn.user, None).await?,
+    };
+    Ok(roomcast_client::Client::spawn(
+        roomcast_client::ClientConfig::new(conn.url.clone(), token),
+    ))
+}
+
+async fn listen(room: &str, conn: ConnArgs) -> Result<(), String> {
+    use roomcast_client::{Event, State};
+    let (client, mut events) = client_for(&conn).await?;
+    client.join(room).await.map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            () = shutdown_signal() => {
+                client.close().await;
+                return Ok(());
+            }
+            event = events.recv() => match event {
+                Some(Event::Message(m)) => out(&m.to_string()),
+                Some(Event::State(State::Closed { reason })) => return Err(reason),
+                Some(Event::State(state)) => tracing::info!(?state, "connection"),
+                Some(Event::Joined { room, missed, truncated }) => tracing::info!(%room, missed, truncated, "joined"),
+                Some(Event::Error(e)) => tracing::warn!(error = %e, "client error"),
+                Some(Event::Frame(_)) => {}
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+async fn send(room: &str, data: &str, id: Option<String>, conn: ConnArgs) -> Result<(), String> {
+    let data: serde_json::Value =
+        serde_json::from_str(data).map_err(|e| format!("--data is not JSON: {e}"))?;
+    let (client, _events) = client_for(&conn).await?;
+    let ack = match id {
+        Some(id) => client.send_with_id(room, &id, data).await,
+        None => client.send(room, data).await,
+    }
+    .map_err(|e| e.to_string())?;
+    out(&serde_json::json!({"id": ack.id, "seq": ack.seq, "duplicate": ack.duplicate}).to_string());
+    client.close().await;
+    Ok(())
 }
 
 async fn create_table(

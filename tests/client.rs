@@ -1,0 +1,218 @@
+//! roomcast-client and the `roomcast listen/send/token` commands against the
+//! emulator, over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::emulator::*;
+use roomcast_client::{Client, ClientConfig, ClientError, Event, State};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::Receiver;
+
+async fn next_event(
+    events: &mut Receiver<Event>,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let e = events
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("events ended waiting for {what}"));
+            if pred(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+async fn open_id(events: &mut Receiver<Event>) -> String {
+    match next_event(events, "open", |e| {
+        matches!(e, Event::State(State::Open { .. }))
+    })
+    .await
+    {
+        Event::State(State::Open { connection_id }) => connection_id,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn the_client_reconnects_after_a_forced_close_and_resumes_without_gaps_or_duplicates() {
+    let emu = start(config("template.yaml")).await;
+    let url = emu.urls.websocket.clone();
+    let (reader, mut events) = Client::spawn(ClientConfig::new(
+        url.clone(),
+        dev_token(&emu, "reader").await,
+    ));
+    let (writer, mut writer_events) =
+        Client::spawn(ClientConfig::new(url, dev_token(&emu, "writer").await));
+    let first_id = open_id(&mut events).await;
+    open_id(&mut writer_events).await;
+    reader.join("r").await.unwrap();
+    next_event(&mut events, "joined", |e| matches!(e, Event::Joined { .. })).await;
+    assert_eq!(writer.send("r", json!({"n": 1})).await.unwrap().seq, 1);
+
+    let api = management(&emu.urls.management).await;
+    api.delete_connection()
+        .connection_id(&first_id)
+        .send()
+        .await
+        .unwrap();
+    for n in 2..=6 {
+        writer.send("r", json!({"n": n})).await.unwrap();
+    }
+    let mut second_id = None;
+    let mut seqs = Vec::new();
+    while seqs.len() < 6 || second_id.is_none() {
+        match next_event(&mut events, "messages and the reconnect", |e| {
+            matches!(e, Event::Message(_) | Event::State(State::Open { .. }))
+        })
+        .await
+        {
+            Event::Message(m) => seqs.push(m["seq"].as_u64().unwrap()),
+            Event::State(State::Open { connection_id }) => second_id = Some(connection_id),
+            _ => unreachable!(),
+        }
+    }
+    assert_ne!(Some(first_id), second_id, "a new connection");
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6], "every message once, in order");
+    // The reader's own send after the resume continues the sequence.
+    let ack = reader.send("r", json!("back")).await.unwrap();
+    assert_eq!(ack.seq, 7);
+    // A retry of a known id is a duplicate, with the original seq.
+    let again = writer
+        .send_with_id("r", "fixed-id", json!(1))
+        .await
+        .unwrap();
+    let dup = writer
+        .send_with_id("r", "fixed-id", json!(1))
+        .await
+        .unwrap();
+    assert_eq!((dup.seq, dup.duplicate), (again.seq, true));
+}
+
+#[tokio::test]
+async fn a_refused_handshake_stops_the_client_instead_of_hammering() {
+    let emu = start(config("template.yaml")).await;
+    let (_client, mut events) =
+        Client::spawn(ClientConfig::new(emu.urls.websocket.clone(), "not-a-token"));
+    let e = next_event(&mut events, "unauthorized", |e| {
+        matches!(e, Event::Error(_))
+    })
+    .await;
+    assert_eq!(e, Event::Error(ClientError::Unauthorized(403)));
+    next_event(&mut events, "closed", |e| {
+        matches!(e, Event::State(State::Closed { .. }))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", emu.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roomcast_connects_total{status=\"403\"} 1\n"),
+        "exactly one attempt:\n{metrics}"
+    );
+}
+
+fn roomcast(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    cmd
+}
+
+#[tokio::test]
+async fn the_cli_gets_tokens_sends_and_listens() {
+    let emu = start(config("template.yaml")).await;
+    let url = emu.urls.websocket.clone();
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            roomcast(&["token", "--user", "cli-test", "--url", &url])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+
+    let mut listener = roomcast(&[
+        "listen", "--room", "cli", "--url", &url, "--user", "listener",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = listener.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        lines.next().map(|l| l.unwrap())
+    });
+    // Give the listener time to join, then send until it has heard one.
+    let mut acks = Vec::new();
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let url = url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            roomcast(&[
+                "send",
+                "--room",
+                "cli",
+                "--data",
+                &format!("{{\"n\":{i}}}"),
+                "--url",
+                &url,
+            ])
+            .output()
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let ack: Value = serde_json::from_slice(&out.stdout).unwrap();
+        acks.push(ack["seq"].as_u64().unwrap());
+        if lines.is_finished() {
+            break;
+        }
+    }
+    let line = tokio::time::timeout(WAIT, lines)
+        .await
+        .expect("a line")
+        .unwrap()
+        .expect("output");
+    let heard: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(heard["room"], "cli");
+    assert!(
+        acks.contains(&heard["seq"].as_u64().unwrap()),
+        "{heard} among {acks:?}"
+    );
+    listener.kill().unwrap();
+    let _ = listener.wait();
+    let bad = roomcast(&[
+        "send",
+        "--room",
+        "cli",
+        "--data",
+        "{not json",
+        "--url",
+        &url,
+    ])
+    .output()
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--data is not JSON"));
+}
