@@ -279,6 +279,13 @@ impl Template {
         self.function(id)
     }
 
+    /// Every `AWS::Serverless::Function`, routed or not (e.g. `publish`).
+    pub fn functions(&self) -> Result<Vec<FunctionSpec>, TemplateError> {
+        self.of_type("AWS::Serverless::Function")
+            .map(|(id, _)| self.function(id))
+            .collect()
+    }
+
     /// Reads one function.
     pub fn function(&self, id: &str) -> Result<FunctionSpec, TemplateError> {
         let r = self

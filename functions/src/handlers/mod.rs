@@ -300,7 +300,9 @@ pub async fn publish(app: &App, request: PublishRequest) -> Result<PublishReport
     .await?;
     tracing::info!(
         seq = report.seq,
-        delivered = report.delivered,
+        delivered = report.delivery.delivered,
+        gone = report.delivery.gone,
+        failed = report.delivery.failed,
         duplicate = report.duplicate,
         "published"
     );

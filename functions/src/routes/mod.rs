@@ -83,11 +83,10 @@ impl Context<'_> {
     }
 
     /// Sends `frame` to `targets`, then removes the connections that turned
-    /// out to be gone, announcing their departure. Returns how many
-    /// connections accepted the frame.
-    async fn deliver(&self, targets: Vec<String>, frame: &ServerFrame) -> usize {
+    /// out to be gone, announcing their departure.
+    async fn deliver(&self, targets: Vec<String>, frame: &ServerFrame) -> Delivery {
         if targets.is_empty() {
-            return 0;
+            return Delivery::default();
         }
         let payload = frame.to_json();
         telemetry::add(Metric::FanoutSize, targets.len() as f64);
@@ -100,10 +99,15 @@ impl Context<'_> {
         .await;
         telemetry::add(Metric::Delivered, report.delivered as f64);
         telemetry::add(Metric::GoneConnections, report.gone.len() as f64);
+        let delivery = Delivery {
+            delivered: report.delivered,
+            gone: report.gone.len(),
+            failed: report.failed,
+        };
         if !report.gone.is_empty() {
             self.reap(report.gone).await;
         }
-        report.delivered
+        delivery
     }
 
     /// Removes gone connections and tells their rooms. Connections found gone
@@ -159,6 +163,17 @@ impl Context<'_> {
         .await
         .gone
     }
+}
+
+/// What one fan-out did: every target is counted exactly once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Delivery {
+    /// Connections that accepted the frame.
+    pub delivered: usize,
+    /// Connections found gone (and removed).
+    pub gone: usize,
+    /// Calls that failed otherwise (timeouts, throttling, outages).
+    pub failed: usize,
 }
 
 /// Connections in `members` that may see presence and pass `keep`.

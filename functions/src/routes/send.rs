@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Context, RouteError, rooms::require};
+use super::{Context, Delivery, RouteError, rooms::require};
 use crate::auth::Right;
 use crate::clock::Millis;
 use crate::protocol::{ErrorCode, FrameError, MessageId, Ref, RoomName, Sender, ServerFrame};
@@ -52,7 +52,7 @@ async fn append_and_fan_out(
     data: Value,
     exclude: Option<&str>,
     now: Millis,
-) -> Result<(u64, bool, usize), StoreError> {
+) -> Result<(u64, bool, Delivery), StoreError> {
     let history_ttl = Context::ms(ctx.config.retention.history);
     let expires_at = now.saturating_add(history_ttl);
     let message = NewMessage {
@@ -66,7 +66,7 @@ async fn append_and_fan_out(
     let stored = match ctx.store.append(message, expires_at).await? {
         Appended::Duplicate { seq } => {
             tracing::info!(%room, id, seq, "duplicate send acked with the original seq");
-            return Ok((seq, true, 0));
+            return Ok((seq, true, Delivery::default()));
         }
         Appended::New(m) => m,
     };
@@ -80,9 +80,9 @@ async fn append_and_fan_out(
         .collect();
     let fanout = targets.len();
     let seq = stored.seq;
-    let delivered = ctx.deliver(targets, &ServerFrame::Message(stored)).await;
-    tracing::info!(%room, seq, fanout, delivered, "message sent");
-    Ok((seq, false, delivered))
+    let delivery = ctx.deliver(targets, &ServerFrame::Message(stored)).await;
+    tracing::info!(%room, seq, fanout, delivered = delivery.delivered, gone = delivery.gone, failed = delivery.failed, "message sent");
+    Ok((seq, false, delivery))
 }
 
 /// `direct`: to every connection of one user. Needs the token's `direct`
@@ -130,8 +130,8 @@ pub(super) async fn direct(
         data,
         ts: now,
     };
-    let delivered = ctx.deliver(targets, &frame).await;
-    Ok(ack(false, Some(delivered)))
+    let delivery = ctx.deliver(targets, &frame).await;
+    Ok(ack(false, Some(delivery.delivered)))
 }
 
 /// Where a backend publish goes.
@@ -151,8 +151,9 @@ pub struct PublishReport {
     pub seq: Option<u64>,
     /// The id was used before; nothing was delivered again.
     pub duplicate: bool,
-    /// Connections that accepted the frame.
-    pub delivered: usize,
+    /// Delivered, gone and failed counts: nothing is half-delivered silently.
+    #[serde(flatten)]
+    pub delivery: Delivery,
 }
 
 /// Why a backend publish failed.
@@ -197,12 +198,12 @@ pub async fn publish(
     match target {
         PublishTarget::Room(room) => {
             let room = RoomName::parse(&room, limits)?;
-            let (seq, duplicate, delivered) =
+            let (seq, duplicate, delivery) =
                 append_and_fan_out(ctx, &room, id.as_str(), from, data, None, now).await?;
             Ok(PublishReport {
                 seq: Some(seq),
                 duplicate,
-                delivered,
+                delivery,
             })
         }
         PublishTarget::User(user) => {
@@ -215,7 +216,7 @@ pub async fn publish(
                 return Ok(PublishReport {
                     seq: None,
                     duplicate: true,
-                    delivered: 0,
+                    delivery: Delivery::default(),
                 });
             }
             let targets = ctx.store.user_connections(&user, now).await?;
@@ -228,7 +229,7 @@ pub async fn publish(
             Ok(PublishReport {
                 seq: None,
                 duplicate: false,
-                delivered: ctx.deliver(targets, &frame).await,
+                delivery: ctx.deliver(targets, &frame).await,
             })
         }
     }

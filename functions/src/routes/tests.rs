@@ -1036,8 +1036,16 @@ async fn publish_reaches_rooms_and_users() {
         PublishReport {
             seq: Some(1),
             duplicate: false,
-            delivered: 1
+            delivery: Delivery {
+                delivered: 1,
+                gone: 0,
+                failed: 0
+            }
         }
+    );
+    assert_eq!(
+        serde_json::to_value(&report).unwrap(),
+        json!({"seq": 1, "duplicate": false, "delivered": 1, "gone": 0, "failed": 0})
     );
     assert_eq!(w.frames_of("b1", "message")[0]["from"]["user"], "backend");
     let again = publish(
@@ -1050,6 +1058,11 @@ async fn publish_reaches_rooms_and_users() {
     .await
     .unwrap();
     assert!(again.duplicate);
+    w.connect("b2", "bob").await;
+    w.gateway.mark_gone("b2");
+    w.connect("b3", "bob").await;
+    w.gateway
+        .fail_with("b3", crate::gateway::GatewayError::Throttled);
     let report = publish(
         &w.ctx(),
         PublishTarget::User("bob".into()),
@@ -1059,7 +1072,15 @@ async fn publish_reaches_rooms_and_users() {
     )
     .await
     .unwrap();
-    assert_eq!(report.delivered, 1);
+    assert_eq!(
+        report.delivery,
+        Delivery {
+            delivered: 1,
+            gone: 1,
+            failed: 1
+        },
+        "every device is accounted for"
+    );
     assert_eq!(w.frames_of("b1", "direct").len(), 1);
     let bad = publish(
         &w.ctx(),

@@ -121,3 +121,28 @@ fn broken_templates_say_what_is_wrong() {
     let err = Template::load(Path::new("/nonexistent/template.yaml")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/template.yaml"));
 }
+
+#[test]
+fn every_function_in_the_template_maps_to_a_binary_that_exists() {
+    let functions = Template::parse(ROOMCAST).unwrap().functions().unwrap();
+    let mut binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
+    binaries.sort_unstable();
+    assert_eq!(
+        binaries,
+        vec!["authorizer", "connect", "disconnect", "message", "publish"]
+    );
+    let bin_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
+    for f in &functions {
+        assert!(
+            roomcast_functions::handlers::registry::BINARIES.contains(&f.binary.as_str()),
+            "{} ({}) has no in-process handler",
+            f.logical_id,
+            f.binary
+        );
+        assert!(
+            bin_dir.join(format!("{}.rs", f.binary)).is_file(),
+            "{} has no Lambda main",
+            f.binary
+        );
+    }
+}
