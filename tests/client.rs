@@ -216,3 +216,26 @@ async fn the_cli_gets_tokens_sends_and_listens() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--data is not JSON"));
 }
+
+#[tokio::test]
+async fn sends_issued_together_keep_the_senders_order() {
+    let emu = start(config("template.yaml")).await;
+    let (client, mut events) = Client::spawn(ClientConfig::new(
+        emu.urls.websocket.clone(),
+        dev_token(&emu, "fast").await,
+    ));
+    open_id(&mut events).await;
+    let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    let sends: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| client.send_with_id("order", id, json!(i)))
+        .collect();
+    let acks = futures::future::join_all(sends).await;
+    let seqs: Vec<u64> = acks.into_iter().map(|a| a.unwrap().seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=10).collect::<Vec<u64>>(),
+        "stored in the order they were sent"
+    );
+}

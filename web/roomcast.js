@@ -89,7 +89,8 @@ export class Roomcast {
     this.nextRef = 1;
     this.pending = new Map(); // ref → { resolve, reject, timer }
     this.rooms = new Map(); // room → { lastSeq, joined, wanted, members: Map, buffer: Map, gapTimer }
-    this.outbox = []; // { id, room, data, resolve, reject }
+    this.outbox = []; // { id, room, data, resolve, reject }, oldest first
+    this.inflight = null; // the outbox entry awaiting its ack
     this.timers = {};
     this.lastSentAt = 0;
     this.typingState = new Map(); // room → { active, timer }
@@ -291,6 +292,7 @@ export class Roomcast {
 
   afterDisconnect(reason, delayOverride) {
     this.connectionId = null;
+    this.inflight = null;
     this.clearTimers();
     this.failPending(new RoomcastError('disconnected', `connection lost: ${reason}`), (p) => p.action !== 'send');
     for (const room of this.rooms.values()) {
@@ -520,38 +522,48 @@ export class Roomcast {
       const item = { id: id ?? newId(), room, data, resolve, reject };
       this.outbox.push(item);
       this.emit('outbox', { size: this.outbox.length });
-      if (this.state === 'open') this.transmitSend(item);
+      this.pump();
     });
   }
 
-  transmitSend(item) {
+  /**
+   * Sends the oldest unacknowledged message, one at a time: every frame is
+   * its own invocation on the server, so two sends in flight could be
+   * stored in either order. One in flight keeps the sender's order.
+   */
+  pump() {
+    if (this.inflight || this.state !== 'open' || this.outbox.length === 0) return;
+    const item = this.outbox[0];
+    this.inflight = item;
     this.request({ action: 'send', room: item.room, id: item.id, data: item.data })
       .then((ack) => {
+        this.inflight = null;
         this.outbox = this.outbox.filter((o) => o !== item);
         this.emit('outbox', { size: this.outbox.length });
         // The sender's own message, delivered in order like anyone else's.
         this.offerMessage({ room: item.room, seq: ack.seq, id: item.id, from: this.user, data: item.data, ts: this.clock.now(), own: true });
         item.resolve(ack);
+        this.pump();
       })
       .catch((err) => {
+        if (this.inflight === item) this.inflight = null;
         if (err.code === 'disconnected' || err.code === 'not_connected') {
-          return; // stays in the outbox; resent after the next (re)join
+          return; // stays first in the outbox; resent after the next (re)join
         }
         if (err.code === 'timeout' || err.code === 'unavailable' || err.code === 'rate_limited') {
-          // Retry the same id after a pause: the server never stores it twice.
-          this.clock.setTimeout(() => {
-            if (this.outbox.includes(item) && this.state === 'open') this.transmitSend(item);
-          }, 1000);
+          // The same id again after a pause: the server never stores it twice.
+          this.clock.setTimeout(() => this.pump(), 1000);
           return;
         }
         this.outbox = this.outbox.filter((o) => o !== item);
         this.emit('outbox', { size: this.outbox.length });
         item.reject(err);
+        this.pump();
       });
   }
 
   flushOutbox() {
-    for (const item of [...this.outbox]) this.transmitSend(item);
+    this.pump();
   }
 
   /** A direct message to every connection of a user. */

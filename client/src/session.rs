@@ -271,29 +271,29 @@ impl Client {
         ws.send(frame).await
     }
 
-    /// Sends outbox entries not yet in flight (all of them after a reconnect).
+    /// Sends the oldest unacknowledged message if none is in flight. One at
+    /// a time: every frame is its own invocation on the server, so two sends
+    /// in flight could be stored in either order. After a reconnect (`all`)
+    /// nothing is in flight any more.
     async fn flush(&mut self, ws: &mut Socket, all: bool) -> Result<(), tungstenite::Error> {
-        let now = Instant::now();
-        let in_flight: std::collections::HashSet<String> = self.refs.values().cloned().collect();
-        let due: Vec<(String, String, Value)> = self
-            .outbox
-            .iter_mut()
-            .filter(|o| all || (!in_flight.contains(&o.id) && o.retry_at.is_none_or(|t| t <= now)))
-            .map(|o| {
-                o.retry_at = None;
-                (o.room.clone(), o.id.clone(), o.data.clone())
-            })
-            .collect();
         if all {
             self.refs.clear();
         }
-        for (room, id, data) in due {
-            let r = self.next_ref;
-            self.refs.insert(r, id.clone());
-            let frame = self.frame(json!({"action": "send", "room": room, "id": id, "data": data}));
-            ws.send(frame).await?;
+        if !self.refs.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let Some(o) = self.outbox.first_mut() else {
+            return Ok(());
+        };
+        if o.retry_at.is_some_and(|t| t > Instant::now()) {
+            return Ok(());
+        }
+        o.retry_at = None;
+        let send = json!({"action": "send", "room": o.room, "id": o.id, "data": o.data});
+        let id = o.id.clone();
+        self.refs.insert(self.next_ref, id);
+        let frame = self.frame(send);
+        ws.send(frame).await
     }
 
     async fn on_frame(&mut self, v: Value, ws: &mut Socket) -> Result<(), String> {
@@ -301,8 +301,14 @@ impl Client {
         match kind.as_str() {
             "message" => self.offer(v).await,
             "joined" => self.on_joined(v, ws).await?,
-            "ack" => self.on_ack(v).await,
-            "error" => self.on_error(v).await,
+            "ack" => {
+                self.on_ack(v).await;
+                self.flush(ws, false).await.map_err(|e| e.to_string())?;
+            }
+            "error" => {
+                self.on_error(v).await;
+                self.flush(ws, false).await.map_err(|e| e.to_string())?;
+            }
             "pong" | "left" | "authed" => {}
             "presence" | "typing" | "direct" | "history" => self.emit(Event::Frame(v)).await,
             _ => {

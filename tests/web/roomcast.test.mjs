@@ -160,9 +160,17 @@ test('sends wait in the outbox while disconnected and are resent with the same i
   ws.welcome();
   await flush();
   await joinRoom(ws, 'r', 0);
-  const sends = ws.sent.filter((f) => f.action === 'send');
-  assert.equal(sends.length, 3);
-  sends.forEach((s, i) => ws.receive({ type: 'ack', id: s.id, seq: i + 1, ref: s.ref }));
+  // One send in flight at a time, oldest first, each after the previous ack.
+  const sends = [];
+  for (let i = 0; i < 3; i++) {
+    const inFlight = ws.sent.filter((f) => f.action === 'send');
+    assert.equal(inFlight.length, i + 1, 'never more than one unacked send on the wire');
+    const s = inFlight.at(-1);
+    sends.push(s);
+    ws.receive({ type: 'ack', id: s.id, seq: i + 1, ref: s.ref });
+    await flush();
+  }
+  assert.deepEqual(sends.map((s) => s.data.text), ['a', 'b', 'c'], "the sender's order");
   const results = await Promise.all(acks);
   assert.deepEqual(results.map((a) => a.seq), [1, 2, 3]);
   assert.deepEqual(t.of('message').map((m) => [m.seq, m.own]), [[1, true], [2, true], [3, true]]);
