@@ -55,6 +55,16 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Load-test Roomcast (default: a local emulator it starts) side by side
+    /// with a minimal tokio-tungstenite broadcast server; one JSON line per
+    /// scenario and target.
+    Bench(BenchArgs),
+    /// The reference broadcast server used by `bench` (runs until killed).
+    #[command(hide = true)]
+    BenchReference {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Print a development token from the local emulator.
     Token {
         /// User id.
@@ -67,6 +77,43 @@ enum Command {
         #[arg(long, default_value = "ws://127.0.0.1:3001/prod")]
         url: String,
     },
+}
+
+#[derive(Args, Clone)]
+struct BenchArgs {
+    /// Scenarios, comma-separated: connect, broadcast, fanout, memory.
+    #[arg(long, default_value = "connect,broadcast,fanout,memory")]
+    scenarios: String,
+    /// Clients for `connect`.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Handshakes in flight for `connect`.
+    #[arg(long, default_value_t = 50)]
+    in_flight: usize,
+    /// Members for `broadcast`.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Messages per second for `broadcast` (comma-separated runs).
+    #[arg(long, default_value = "50,500")]
+    rates: String,
+    /// Duration of each `broadcast` run, seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Room sizes for `fanout`.
+    #[arg(long, default_value = "10,100,1000,10000")]
+    fanout_sizes: String,
+    /// Idle connection counts for `memory`.
+    #[arg(long, default_value = "1000,10000")]
+    memory_counts: String,
+    /// Bench this Roomcast URL instead of starting an emulator (memory is then skipped).
+    #[arg(long)]
+    url: Option<String>,
+    /// Token for `--url` (every connection uses it).
+    #[arg(long, env = "ROOMCAST_TOKEN")]
+    token: Option<String>,
+    /// Skip the reference server.
+    #[arg(long)]
+    no_reference: bool,
 }
 
 #[derive(Args, Clone)]
@@ -197,6 +244,8 @@ async fn main() -> ExitCode {
             id,
             conn,
         }) => send(&room, &data, id, conn).await,
+        Some(Command::Bench(args)) => bench::run(args).await,
+        Some(Command::BenchReference { port }) => bench::reference(port).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,6 +313,8 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+mod bench;
 
 /// Writes one line of command output (the product of `listen`, `send`,
 /// `token`; logs go through tracing to stderr).

@@ -20,6 +20,7 @@
 //! ```
 
 mod backoff;
+pub mod bench;
 mod session;
 
 use std::time::Duration;

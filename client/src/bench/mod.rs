@@ -1,0 +1,402 @@
+//! The load generator behind `roomcast bench`. Every scenario has a bounded
+//! count and duration, stops by itself, and returns one JSON result. Counts
+//! are exact: a lost or duplicated delivery is reported, not hidden.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub mod reference;
+mod stats;
+
+pub use stats::{Summary, summarize};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Tokens for connection `i` (Roomcast needs one per connection).
+pub type Tokens = Arc<dyn Fn(usize) -> String + Send + Sync>;
+
+/// What to load.
+#[derive(Clone)]
+pub enum Target {
+    /// A Roomcast endpoint (the emulator or a deployment).
+    Roomcast {
+        /// WebSocket URL.
+        url: String,
+        /// Token for connection `i`.
+        tokens: Tokens,
+    },
+    /// The reference broadcast server.
+    Reference {
+        /// WebSocket URL.
+        url: String,
+    },
+}
+
+/// Why a scenario could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A connection or join failed where the scenario cannot go on.
+    #[error("{0}")]
+    Setup(String),
+}
+
+const ROOM: &str = "bench";
+/// Longest wait for any single setup step.
+const STEP: Duration = Duration::from_secs(30);
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
+}
+
+impl Target {
+    /// The name used in results.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Roomcast { .. } => "roomcast",
+            Self::Reference { .. } => "reference",
+        }
+    }
+
+    async fn connect(&self, i: usize) -> Result<Ws, BenchError> {
+        let url = match self {
+            Self::Roomcast { url, tokens } => format!("{url}?token={}", tokens(i)),
+            Self::Reference { url } => url.clone(),
+        };
+        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url.as_str()))
+            .await
+            .map_err(|_| BenchError::Setup(format!("connect {i} timed out")))?
+            .map_err(|e| BenchError::Setup(format!("connect {i}: {e}")))?;
+        Ok(ws)
+    }
+
+    /// Joins the bench room (Roomcast) and waits for the reply.
+    async fn join(&self, ws: &mut Ws) -> Result<(), BenchError> {
+        if let Self::Roomcast { .. } = self {
+            ws.send(Message::text(
+                json!({"action": "join", "room": ROOM}).to_string(),
+            ))
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+            tokio::time::timeout(STEP, async {
+                while let Some(Ok(m)) = ws.next().await {
+                    if let Message::Text(t) = m
+                        && t.as_str().contains("\"joined\"")
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(BenchError::Setup("socket closed before joined".into()))
+            })
+            .await
+            .map_err(|_| BenchError::Setup("join timed out".into()))??;
+        }
+        Ok(())
+    }
+
+    fn frame(&self, n: u64) -> Message {
+        let t = now_us();
+        Message::text(match self {
+            Self::Roomcast { .. } => {
+                json!({"action": "send", "room": ROOM, "id": format!("b{n}"), "data": {"t": t, "n": n}}).to_string()
+            }
+            Self::Reference { .. } => json!({"t": t, "n": n}).to_string(),
+        })
+    }
+
+    /// `(n, sent_us)` of a delivered bench message, if this frame is one.
+    fn delivery(&self, text: &str) -> Option<(u64, u64)> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let d = match self {
+            Self::Roomcast { .. } if v["type"] == "message" => &v["data"],
+            Self::Roomcast { .. } => return None,
+            Self::Reference { .. } => &v,
+        };
+        Some((d["n"].as_u64()?, d["t"].as_u64()?))
+    }
+
+    /// Opens `n` connections with `in_flight` handshakes at once; joins if asked.
+    async fn open_many(
+        &self,
+        n: usize,
+        in_flight: usize,
+        join: bool,
+        offset: usize,
+    ) -> Result<Vec<Ws>, BenchError> {
+        let gate = Arc::new(Semaphore::new(in_flight.max(1)));
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let gate = gate.clone();
+            let target = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| BenchError::Setup(e.to_string()))?;
+                let mut ws = target.connect(offset + i).await?;
+                if join {
+                    target.join(&mut ws).await?;
+                }
+                Ok::<Ws, BenchError>(ws)
+            }));
+        }
+        let mut sockets = Vec::with_capacity(n);
+        for t in tasks {
+            sockets.push(t.await.map_err(|e| BenchError::Setup(e.to_string()))??);
+        }
+        Ok(sockets)
+    }
+}
+
+/// `connect`: `n` clients, `in_flight` handshakes at once.
+pub async fn connect(target: &Target, n: usize, in_flight: usize) -> Value {
+    let gate = Arc::new(Semaphore::new(in_flight.max(1)));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (gate, target, latencies, failures) = (
+            gate.clone(),
+            target.clone(),
+            latencies.clone(),
+            failures.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let Ok(_permit) = gate.acquire_owned().await else {
+                return None;
+            };
+            let t0 = Instant::now();
+            match target.connect(100_000 + i).await {
+                Ok(ws) => {
+                    latencies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(t0.elapsed().as_micros() as u64);
+                    Some(ws)
+                }
+                Err(_) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        }));
+    }
+    let mut open = Vec::new();
+    for t in tasks {
+        if let Ok(Some(ws)) = t.await {
+            open.push(ws);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    let s = summarize(&mut lat);
+    for mut ws in open {
+        let _ = ws.close(None).await;
+    }
+    json!({
+        "scenario": "connect", "target": target.name(), "clients": n, "in_flight": in_flight,
+        "connects_per_s": (n - failures.load(Ordering::Relaxed)) as f64 / elapsed,
+        "handshake_p50_ms": s.p50_ms, "handshake_p99_ms": s.p99_ms,
+        "failures": failures.load(Ordering::Relaxed),
+    })
+}
+
+/// `broadcast`: one room of `members`, one sender at `rate` msg/s for `count` messages.
+pub async fn broadcast(
+    target: &Target,
+    members: usize,
+    rate: u32,
+    count: u64,
+) -> Result<Value, BenchError> {
+    let receivers = target.open_many(members, 50, true, 0).await?;
+    let sender = target.open_many(1, 1, true, members).await?.remove(0);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(members * count as usize)));
+    let seen: Arc<Mutex<HashMap<(usize, u64), u32>>> = Arc::default();
+    let last_delivery = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now()
+        + Duration::from_secs_f64(count as f64 / f64::from(rate.max(1)))
+        + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for (r, mut ws) in receivers.into_iter().enumerate() {
+        let (target, latencies, seen, last) = (
+            target.clone(),
+            latencies.clone(),
+            seen.clone(),
+            last_delivery.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0u64;
+            while got < count {
+                let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline.into(), ws.next()).await
+                else {
+                    break;
+                };
+                let Message::Text(t) = m else { continue };
+                let Some((n, sent)) = target.delivery(t.as_str()) else {
+                    continue;
+                };
+                let now = now_us();
+                last.fetch_max(now, Ordering::Relaxed);
+                latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(now.saturating_sub(sent));
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                let c = seen.entry((r, n)).or_insert(0);
+                *c += 1;
+                if *c == 1 {
+                    got += 1;
+                }
+            }
+            let _ = ws.close(None).await;
+        }));
+    }
+    // The sender reads its own socket too (acks), so it never backs up.
+    let (mut sink, mut stream) = sender.split();
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    let first_send = now_us();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    for n in 0..count {
+        tick.tick().await;
+        if sink.send(target.frame(n)).await.is_err() {
+            break;
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    drain.abort();
+    let _ = sink.close().await;
+    let expected = members as u64 * count;
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    let unique = seen.len() as u64;
+    let total: u64 = seen.values().map(|c| u64::from(*c)).sum();
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    let s = summarize(&mut lat);
+    let span = (last_delivery
+        .load(Ordering::Relaxed)
+        .saturating_sub(first_send)) as f64
+        / 1e6;
+    Ok(json!({
+        "scenario": "broadcast", "target": target.name(), "rooms": 1, "members": members, "senders": 1,
+        "rate_per_s": rate, "sent": count, "expected": expected,
+        "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "max_ms": s.max_ms,
+        "deliveries_per_s": if span > 0.0 { unique as f64 / span } else { 0.0 },
+        "lost": expected - unique, "duplicate": total - unique,
+    }))
+}
+
+/// `fanout`: one message at a time to a room of `n`; `repeats` times.
+pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, BenchError> {
+    let receivers = target.open_many(n, 50, true, 0).await?;
+    let sender = target.open_many(1, 1, true, n).await?.remove(0);
+    let (mut sink, mut stream) = sender.split();
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    let remaining: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..repeats).map(|_| AtomicUsize::new(n)).collect());
+    let last: Arc<Vec<AtomicU64>> = Arc::new((0..repeats).map(|_| AtomicU64::new(0)).collect());
+    let deadline = Instant::now() + Duration::from_secs(60 + repeats * 5);
+    let mut tasks = Vec::new();
+    for mut ws in receivers {
+        let (target, remaining, last) = (target.clone(), remaining.clone(), last.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            while got < repeats {
+                let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline.into(), ws.next()).await
+                else {
+                    break;
+                };
+                let Message::Text(t) = m else { continue };
+                let Some((k, _)) = target.delivery(t.as_str()) else {
+                    continue;
+                };
+                if let (Some(rem), Some(l)) = (remaining.get(k as usize), last.get(k as usize)) {
+                    l.fetch_max(now_us(), Ordering::Relaxed);
+                    rem.fetch_sub(1, Ordering::Relaxed);
+                }
+                got += 1;
+            }
+            let _ = ws.close(None).await;
+        }));
+    }
+    let mut times = Vec::new();
+    let mut lost = 0usize;
+    for k in 0..repeats {
+        let sent = now_us();
+        if sink.send(target.frame(k)).await.is_err() {
+            break;
+        }
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        while remaining[k as usize].load(Ordering::Relaxed) > 0 && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        lost += remaining[k as usize].load(Ordering::Relaxed);
+        times.push(
+            last[k as usize]
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    drain.abort();
+    let s = summarize(&mut times);
+    Ok(json!({
+        "scenario": "fanout", "target": target.name(), "members": n, "messages": repeats,
+        "last_delivery_p50_ms": s.p50_ms, "last_delivery_max_ms": s.max_ms,
+        "per_recipient_us": s.p50_ms * 1000.0 / n as f64, "lost": lost,
+    }))
+}
+
+/// `memory`: the server's RSS with `n` idle connections, read from /proc.
+pub async fn memory(target: &Target, pid: u32, counts: &[usize]) -> Result<Value, BenchError> {
+    let rss = || -> Result<u64, BenchError> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| BenchError::Setup(format!("cannot read /proc/{pid}/status: {e}")))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| BenchError::Setup("no VmRSS".into()))
+    };
+    let mut points = Vec::new();
+    let mut open: Vec<Ws> = Vec::new();
+    let base = rss()?;
+    for &n in counts {
+        if n > open.len() {
+            let more = target
+                .open_many(n - open.len(), 50, false, 200_000 + open.len())
+                .await?;
+            open.extend(more);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = rss()?;
+        let per = if n > 0 {
+            (now.saturating_sub(base)) as f64 / n as f64
+        } else {
+            0.0
+        };
+        points.push(json!({"connections": n, "rss_bytes": now, "bytes_per_connection": per}));
+    }
+    for mut ws in open {
+        let _ = ws.close(None).await;
+    }
+    Ok(
+        json!({"scenario": "memory", "target": target.name(), "baseline_rss_bytes": base, "points": points}),
+    )
+}

@@ -1,0 +1,171 @@
+//! `roomcast bench`: starts the servers, runs the scenarios, prints results.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use roomcast_client::bench::{self, Target};
+use roomcast_functions::auth::{DevClaims, RoomRights, mint_hs256};
+
+use crate::{BenchArgs, out};
+
+/// A server process started for the bench; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `roomcast ARGS` and waits for its "listening on 127.0.0.1:PORT".
+fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {args:?}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            return Err(format!("{args:?} exited before listening"));
+        };
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or("bad port")?;
+        }
+    };
+    // Keep draining its stdout so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server { child, port })
+}
+
+fn list(s: &str) -> Vec<usize> {
+    s.split(',').filter_map(|v| v.trim().parse().ok()).collect()
+}
+
+pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
+    let secret = roomcast_emulator::EmulatorConfig::default().dev_secret;
+    let no_limits = [
+        ("ROOMCAST_RATE_PER_SEC", "1000000"),
+        ("ROOMCAST_RATE_BURST", "1000000"),
+        ("ROOMCAST_ABUSE_STRIKES", "1000000"),
+    ];
+    let emulator = match &args.url {
+        Some(_) => None,
+        None => Some(spawn(
+            &["dev", "--port", "0", "--outbound-queue", "4096"],
+            &no_limits,
+        )?),
+    };
+    let roomcast = match (&args.url, &emulator) {
+        (Some(url), _) => {
+            let token = args.token.clone().ok_or("--url needs --token")?;
+            Target::Roomcast {
+                url: url.clone(),
+                tokens: Arc::new(move |_| token.clone()),
+            }
+        }
+        (None, Some(server)) => {
+            let exp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64 + 3600)
+                .unwrap_or(0);
+            let secret = secret.clone();
+            Target::Roomcast {
+                url: format!("ws://127.0.0.1:{}/prod", server.port),
+                tokens: Arc::new(move |i| {
+                    let claims = DevClaims {
+                        sub: format!("bench-{i}"),
+                        name: format!("bench {i}"),
+                        exp,
+                        rooms: RoomRights::all(),
+                        direct: false,
+                        iss: None,
+                        aud: None,
+                    };
+                    mint_hs256(&claims, secret.as_bytes()).unwrap_or_default()
+                }),
+            }
+        }
+        (None, None) => return Err("no target".into()),
+    };
+    let reference = if args.no_reference {
+        None
+    } else {
+        Some(spawn(&["bench-reference"], &[])?)
+    };
+    let mut targets = vec![(roomcast, emulator.as_ref().map(|s| s.child.id()))];
+    if let Some(r) = &reference {
+        targets.push((
+            Target::Reference {
+                url: format!("ws://127.0.0.1:{}/", r.port),
+            },
+            Some(r.child.id()),
+        ));
+    }
+    for scenario in args.scenarios.split(',').map(str::trim) {
+        for (target, pid) in &targets {
+            let result = match scenario {
+                "connect" => Ok(bench::connect(target, args.clients, args.in_flight).await),
+                "broadcast" => {
+                    for rate in list(&args.rates) {
+                        let count = rate as u64 * args.seconds;
+                        let r = bench::broadcast(target, args.members, rate as u32, count).await;
+                        out(&r.map(|v| v.to_string()).unwrap_or_else(|e| {
+                            format!(
+                                "{{\"scenario\":\"broadcast\",\"error\":{:?}}}",
+                                e.to_string()
+                            )
+                        }));
+                    }
+                    continue;
+                }
+                "fanout" => {
+                    for n in list(&args.fanout_sizes) {
+                        let r = bench::fanout(target, n, 5).await;
+                        out(&r.map(|v| v.to_string()).unwrap_or_else(|e| {
+                            format!("{{\"scenario\":\"fanout\",\"error\":{:?}}}", e.to_string())
+                        }));
+                    }
+                    continue;
+                }
+                "memory" => match pid {
+                    Some(pid) => bench::memory(target, *pid, &list(&args.memory_counts)).await,
+                    None => continue,
+                },
+                other => return Err(format!("unknown scenario {other:?}")),
+            };
+            out(&result.map(|v| v.to_string()).unwrap_or_else(|e| {
+                format!(
+                    "{{\"scenario\":{scenario:?},\"error\":{:?}}}",
+                    e.to_string()
+                )
+            }));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn reference(port: u16) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    out(&format!("reference broadcast server listening on {addr}"));
+    bench::reference::serve(listener).await;
+    Ok(())
+}
