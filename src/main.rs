@@ -114,6 +114,9 @@ struct BenchArgs {
     /// Skip the reference server.
     #[arg(long)]
     no_reference: bool,
+    /// Also bench an emulator using the in-process gateway.
+    #[arg(long)]
+    in_process: bool,
 }
 
 #[derive(Args, Clone)]
@@ -192,6 +195,17 @@ struct DevArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormatArg,
+    /// How handlers reach clients: `sdk` (aws-sdk-apigatewaymanagement
+    /// against the @connections API, as in production) or `in-process`
+    /// (a fast path for load tests).
+    #[arg(long, value_enum, default_value = "sdk")]
+    gateway: GatewayArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GatewayArg {
+    Sdk,
+    InProcess,
 }
 
 /// Parses `500ms`, `2s`, `10m`, `2h` (a bare number is seconds).
@@ -269,7 +283,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .integration_timeout(args.integration_timeout)
         .outbound_queue(args.outbound_queue)
         .dev(!args.no_dev)
-        .static_dir(Some(args.static_dir));
+        .static_dir(Some(args.static_dir))
+        .in_process_gateway(args.gateway == GatewayArg::InProcess);
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);
     }

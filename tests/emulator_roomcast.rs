@@ -163,6 +163,12 @@ async fn the_same_scenario_runs_on_dynamodb() {
 }
 
 #[tokio::test]
+async fn the_same_scenario_runs_with_the_in_process_gateway() {
+    let emu = roomcast(|c| c.in_process_gateway(true)).await;
+    chat_scenario(&emu).await;
+}
+
+#[tokio::test]
 async fn tokens_are_checked_at_the_door() {
     let emu = roomcast(|c| c).await;
     let ws = &emu.urls.websocket;

@@ -48,6 +48,10 @@ pub struct EmulatorConfig {
     pub create_table: bool,
     /// How long shutdown waits for `$disconnect` handlers. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Deliver handler posts in-process instead of through the AWS SDK and
+    /// the `@connections` HTTP API. Default false: the SDK path is what
+    /// production runs; this is a fast path for load tests.
+    pub in_process_gateway: bool,
     /// Extra in-process handlers by binary name, consulted before
     /// Roomcast's own: run your own Rust handlers from your template.
     pub handlers: BTreeMap<String, Handler>,
@@ -63,6 +67,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("integration_timeout", &self.integration_timeout)
             .field("dev", &self.dev)
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
+            .field("in_process_gateway", &self.in_process_gateway)
             .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -87,6 +92,7 @@ impl Default for EmulatorConfig {
             create_table: false,
             shutdown_grace: Duration::from_secs(5),
             handlers: BTreeMap::new(),
+            in_process_gateway: false,
         }
     }
 }
@@ -151,6 +157,12 @@ impl EmulatorConfig {
     /// `BuildProperties.Binary` is `binary`.
     pub fn handler(mut self, binary: impl Into<String>, handler: Handler) -> Self {
         self.handlers.insert(binary.into(), handler);
+        self
+    }
+
+    /// Chooses the in-process gateway (true) or the SDK path (false).
+    pub fn in_process_gateway(mut self, on: bool) -> Self {
+        self.in_process_gateway = on;
         self
     }
 

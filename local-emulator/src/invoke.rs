@@ -77,6 +77,7 @@ pub(crate) async fn build_function(
     injected: &BTreeMap<String, String>,
     sdk: &aws_config::SdkConfig,
     store: Arc<dyn Store>,
+    gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
     integration_timeout: Duration,
 ) -> Result<Arc<Function>, EmulatorError> {
     let mut env = injected.clone();
@@ -87,7 +88,10 @@ pub(crate) async fn build_function(
     }
     let env = Arc::new(env);
     let lookup = Arc::new(move |k: &str| std::env::var(k).ok().or_else(|| env.get(k).cloned()));
-    let builder = AppBuilder::new(lookup, sdk.clone()).with_store(store);
+    let mut builder = AppBuilder::new(lookup, sdk.clone()).with_store(store);
+    if let Some(g) = gateway {
+        builder = builder.with_gateway(g);
+    }
     let found = match extra.get(&spec.binary) {
         Some(h) => Ok(Some(h.clone())),
         None => registry::handler_for(&spec.binary, &builder).await,

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 pub mod config;
 mod connections;
+mod direct;
 mod events;
 mod invoke;
 mod management;

@@ -40,7 +40,7 @@ pub(crate) struct State {
     pub(crate) selection_path: Vec<String>,
     pub(crate) routes: HashMap<String, Route>,
     pub(crate) authorizer: Option<Authorizer>,
-    pub(crate) connections: Connections,
+    pub(crate) connections: Arc<Connections>,
     pub(crate) metrics: Metrics,
     pub(crate) shutting_down: AtomicBool,
     /// `$disconnect` invocations in flight (shutdown waits for them).
@@ -94,8 +94,19 @@ impl State {
             injected.insert("ROOMCAST_JWT_SECRET".to_owned(), config.dev_secret.clone());
         }
 
+        let connections = Arc::new(Connections::default());
+        let gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>> =
+            if config.in_process_gateway {
+                Some(Arc::new(crate::direct::DirectGateway {
+                    connections: connections.clone(),
+                    max_message_bytes: config.max_message_bytes,
+                }))
+            } else {
+                None
+            };
         // One initialised function per logical id, shared by its routes.
         let mut functions = Functions {
+            gateway,
             built: HashMap::new(),
             extra: config.handlers.clone(),
             injected,
@@ -135,7 +146,7 @@ impl State {
             selection_path,
             routes,
             authorizer,
-            connections: Connections::default(),
+            connections,
             metrics: Metrics::default(),
             shutting_down: AtomicBool::new(false),
             pending_disconnects: AtomicUsize::new(0),
@@ -159,6 +170,7 @@ impl State {
 }
 
 struct Functions {
+    gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
     built: HashMap<String, Arc<Function>>,
     extra: BTreeMap<String, roomcast_functions::handlers::registry::Handler>,
     injected: BTreeMap<String, String>,
@@ -181,6 +193,7 @@ impl Functions {
             &self.injected,
             &self.sdk,
             self.store.clone(),
+            self.gateway.clone(),
             self.timeout,
         )
         .await?;

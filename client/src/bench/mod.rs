@@ -34,6 +34,13 @@ pub enum Target {
         /// Token for connection `i`.
         tokens: Tokens,
     },
+    /// Roomcast's emulator with its in-process gateway (same protocol).
+    RoomcastInProcess {
+        /// WebSocket URL.
+        url: String,
+        /// Token for connection `i`.
+        tokens: Tokens,
+    },
     /// The reference broadcast server.
     Reference {
         /// WebSocket URL.
@@ -65,13 +72,16 @@ impl Target {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Roomcast { .. } => "roomcast",
+            Self::RoomcastInProcess { .. } => "roomcast-in-process",
             Self::Reference { .. } => "reference",
         }
     }
 
     async fn connect(&self, i: usize) -> Result<Ws, BenchError> {
         let url = match self {
-            Self::Roomcast { url, tokens } => format!("{url}?token={}", tokens(i)),
+            Self::Roomcast { url, tokens } | Self::RoomcastInProcess { url, tokens } => {
+                format!("{url}?token={}", tokens(i))
+            }
             Self::Reference { url } => url.clone(),
         };
         let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url.as_str()))
@@ -83,7 +93,7 @@ impl Target {
 
     /// Joins the bench room (Roomcast) and waits for the reply.
     async fn join(&self, ws: &mut Ws) -> Result<(), BenchError> {
-        if let Self::Roomcast { .. } = self {
+        if !matches!(self, Self::Reference { .. }) {
             ws.send(Message::text(
                 json!({"action": "join", "room": ROOM}).to_string(),
             ))
@@ -108,7 +118,7 @@ impl Target {
     fn frame(&self, n: u64) -> Message {
         let t = now_us();
         Message::text(match self {
-            Self::Roomcast { .. } => {
+            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => {
                 json!({"action": "send", "room": ROOM, "id": format!("b{n}"), "data": {"t": t, "n": n}}).to_string()
             }
             Self::Reference { .. } => json!({"t": t, "n": n}).to_string(),
@@ -119,8 +129,10 @@ impl Target {
     fn delivery(&self, text: &str) -> Option<(u64, u64)> {
         let v: Value = serde_json::from_str(text).ok()?;
         let d = match self {
-            Self::Roomcast { .. } if v["type"] == "message" => &v["data"],
-            Self::Roomcast { .. } => return None,
+            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } if v["type"] == "message" => {
+                &v["data"]
+            }
+            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => return None,
             Self::Reference { .. } => &v,
         };
         Some((d["n"].as_u64()?, d["t"].as_u64()?))

@@ -10,6 +10,7 @@ use super::{App, Gateways};
 use crate::auth::{JwksCache, OriginPolicy, TokenVerifier, VerifierOptions, Verify};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, optional};
+use crate::gateway::Gateway;
 use crate::gateway::management::ManagementApi;
 use crate::store::Store;
 use crate::store::dynamodb::{self, DynamoStore, StoreOptions};
@@ -74,6 +75,7 @@ pub struct AppBuilder {
     lookup: Lookup,
     sdk: aws_config::SdkConfig,
     store: Option<Arc<dyn Store>>,
+    gateway: Option<Arc<dyn Gateway>>,
 }
 
 impl AppBuilder {
@@ -89,12 +91,20 @@ impl AppBuilder {
             lookup,
             sdk,
             store: None,
+            gateway: None,
         }
     }
 
     /// Uses this store instead of building one (the emulator's shared store).
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Uses this gateway instead of the Management API (the emulator's
+    /// optional in-process fast path).
+    pub fn with_gateway(mut self, gateway: Arc<dyn Gateway>) -> Self {
+        self.gateway = Some(gateway);
         self
     }
 
@@ -183,6 +193,9 @@ impl AppBuilder {
     /// The Management API clients (`ROOMCAST_CALLBACK_URL` overrides the
     /// endpoint taken from events).
     pub fn gateways(&self) -> Gateways {
+        if let Some(g) = &self.gateway {
+            return Gateways::Fixed(g.clone());
+        }
         Gateways::Management(Box::new(ManagementApi::new(
             self.sdk.clone(),
             self.get("ROOMCAST_CALLBACK_URL"),
