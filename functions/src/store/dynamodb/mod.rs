@@ -263,6 +263,34 @@ impl DynamoStore {
     }
 }
 
+/// An update conditioned on `attribute_exists(pk)` of a connection item:
+/// a failed condition means the connection is gone.
+fn connection_must_exist(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    >,
+    id: &str,
+    operation: &'static str,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Err(StoreError::NotFound {
+                what: "connection",
+                key: id.to_owned(),
+            })
+        }
+        Err(e) => Err(unavailable(operation)(e)),
+    }
+}
+
 fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
     Ok(WriteRequest::builder()
         .put_request(
@@ -371,19 +399,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":exp", n(identity.exp))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound {
-                    what: "connection",
-                    key: id.to_owned(),
-                })
-            }
-            Err(e) => Err(unavailable("update identity")(e)),
-        }
+        connection_must_exist(result, id, "update identity")
     }
 
     async fn remove_connection(&self, id: &str) -> Result<Option<Removed>, StoreError> {
@@ -509,19 +525,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound {
-                    what: "connection",
-                    key: id.to_owned(),
-                })
-            }
-            Err(e) => Err(unavailable("refresh")(e)),
-        }
+        connection_must_exist(result, id, "refresh")
     }
 
     async fn append(
