@@ -118,6 +118,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
         ));
     }
     for scenario in args.scenarios.split(',').map(str::trim) {
+        if scenario == "coldstart" {
+            coldstart(&args.lambda_dir).await?;
+            continue;
+        }
         for (target, pid) in &targets {
             let result = match scenario {
                 "connect" => Ok(bench::connect(target, args.clients, args.in_flight).await),
@@ -156,6 +160,40 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 )
             }));
         }
+    }
+    Ok(())
+}
+
+/// Each Lambda binary in `dir`, 20 runs, with the environment its template
+/// gives it (HS256 secret inline, so no SSM call at init).
+async fn coldstart(dir: &std::path::Path) -> Result<(), String> {
+    let env: Vec<(String, String)> = [
+        ("ROOMCAST_TABLE", "roomcast"),
+        ("ROOMCAST_JWT_SECRET", "bench-secret"),
+        ("ROOMCAST_CALLBACK_URL", "http://127.0.0.1:9/prod"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("ROOMCAST_LOG_LEVEL", "warn"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for name in roomcast_functions::handlers::registry::BINARIES {
+        let path = dir.join(name);
+        if !path.is_file() {
+            return Err(format!(
+                "{} is missing: cargo build --release -p roomcast-functions --bins",
+                path.display()
+            ));
+        }
+        let r = bench::coldstart(&path, &env, 20)
+            .await
+            .map_err(|e| e.to_string())?;
+        out(&r.to_string());
     }
     Ok(())
 }

@@ -81,7 +81,7 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct BenchArgs {
-    /// Scenarios, comma-separated: connect, broadcast, fanout, memory.
+    /// Scenarios, comma-separated: connect, broadcast, fanout, memory, coldstart.
     #[arg(long, default_value = "connect,broadcast,fanout,memory")]
     scenarios: String,
     /// Clients for `connect`.
@@ -117,6 +117,9 @@ struct BenchArgs {
     /// Also bench an emulator using the in-process gateway.
     #[arg(long)]
     in_process: bool,
+    /// Where the release Lambda binaries are, for `coldstart`.
+    #[arg(long, default_value = "target/release")]
+    lambda_dir: PathBuf,
 }
 
 #[derive(Args, Clone)]

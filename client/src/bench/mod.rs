@@ -412,3 +412,60 @@ pub async fn memory(target: &Target, pid: u32, counts: &[usize]) -> Result<Value
         json!({"scenario": "memory", "target": target.name(), "baseline_rss_bytes": base, "points": points}),
     )
 }
+
+/// `coldstart`: runs `binary` `runs` times against a minimal Lambda Runtime
+/// API stub on 127.0.0.1, timing exec → its first `GET .../invocation/next`
+/// (init done: config read, SDK clients built). `env` is its environment.
+pub async fn coldstart(
+    binary: &std::path::Path,
+    env: &[(String, String)],
+    runs: usize,
+) -> Result<Value, BenchError> {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut child = std::process::Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| BenchError::Setup(format!("cannot exec {}: {e}", binary.display())))?;
+        let reached = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let (mut sock, _) = listener.accept().await.map_err(|e| e.to_string())?;
+                let mut buf = [0u8; 512];
+                let n = sock.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if String::from_utf8_lossy(&buf[..n]).contains("/runtime/invocation/next") {
+                    return Ok::<Duration, String>(started.elapsed());
+                }
+            }
+        })
+        .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        match reached {
+            Ok(Ok(d)) => samples.push(d.as_micros() as u64),
+            Ok(Err(e)) => return Err(BenchError::Setup(e)),
+            Err(_) => {
+                return Err(BenchError::Setup(format!(
+                    "{} never asked for /next",
+                    binary.display()
+                )));
+            }
+        }
+    }
+    let s = summarize(&mut samples);
+    let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+    Ok(json!({
+        "scenario": "coldstart", "binary": binary.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "runs": runs, "init_p50_ms": s.p50_ms, "init_max_ms": s.max_ms, "binary_bytes": size,
+    }))
+}
