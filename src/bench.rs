@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use roomcast_client::bench::{self, Target};
-use roomcast_functions::auth::{DevClaims, RoomRights, mint_hs256};
+use roomcast_functions::auth::{DevClaims, Right, RoomRights, mint_hs256};
 
 use crate::{BenchArgs, out};
 
@@ -57,108 +57,154 @@ fn list(s: &str) -> Vec<usize> {
     s.split(',').filter_map(|v| v.trim().parse().ok()).collect()
 }
 
-pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
+/// Mints tokens for bench users: join and send on every room, but no
+/// presence right. With presence every join is announced to every member, so
+/// filling a room of N costs O(N²) posts; big broadcast rooms go without it.
+fn dev_tokens() -> bench::Tokens {
     let secret = roomcast_emulator::EmulatorConfig::default().dev_secret;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 + 3600)
+        .unwrap_or(0);
+    Arc::new(move |i| {
+        let claims = DevClaims {
+            sub: format!("bench-{i}"),
+            name: format!("bench {i}"),
+            exp,
+            rooms: RoomRights::new(std::collections::BTreeMap::from([(
+                "*".to_owned(),
+                vec![Right::Join, Right::Send],
+            )])),
+            direct: false,
+            iss: None,
+            aud: None,
+        };
+        mint_hs256(&claims, secret.as_bytes()).unwrap_or_default()
+    })
+}
+
+/// Fresh server processes for one scenario, so one scenario's backlog can
+/// never leak into the next.
+fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Vec<(Target, Option<u32>)>), String> {
+    // The per-connection rate limit would throttle the load itself.
     let no_limits = [
         ("ROOMCAST_RATE_PER_SEC", "1000000"),
         ("ROOMCAST_RATE_BURST", "1000000"),
         ("ROOMCAST_ABUSE_STRIKES", "1000000"),
     ];
-    let emulator = match &args.url {
-        Some(_) => None,
-        None => Some(spawn(
-            &["dev", "--port", "0", "--outbound-queue", "4096"],
-            &no_limits,
-        )?),
-    };
-    let roomcast = match (&args.url, &emulator) {
-        (Some(url), _) => {
+    let mut servers = Vec::new();
+    let mut targets = Vec::new();
+    match &args.url {
+        Some(url) => {
             let token = args.token.clone().ok_or("--url needs --token")?;
-            Target::Roomcast {
-                url: url.clone(),
-                tokens: Arc::new(move |_| token.clone()),
+            targets.push((
+                Target::Roomcast {
+                    url: url.clone(),
+                    tokens: Arc::new(move |_| token.clone()),
+                },
+                None,
+            ));
+        }
+        None => {
+            let sdk = spawn(
+                &["dev", "--port", "0", "--outbound-queue", "4096"],
+                &no_limits,
+            )?;
+            targets.push((
+                Target::Roomcast {
+                    url: format!("ws://127.0.0.1:{}/prod", sdk.port),
+                    tokens: dev_tokens(),
+                },
+                Some(sdk.child.id()),
+            ));
+            servers.push(sdk);
+            if args.in_process {
+                let fast = spawn(
+                    &[
+                        "dev",
+                        "--port",
+                        "0",
+                        "--outbound-queue",
+                        "4096",
+                        "--gateway",
+                        "in-process",
+                    ],
+                    &no_limits,
+                )?;
+                targets.push((
+                    Target::RoomcastInProcess {
+                        url: format!("ws://127.0.0.1:{}/prod", fast.port),
+                        tokens: dev_tokens(),
+                    },
+                    Some(fast.child.id()),
+                ));
+                servers.push(fast);
             }
         }
-        (None, Some(server)) => {
-            let exp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64 + 3600)
-                .unwrap_or(0);
-            let secret = secret.clone();
-            Target::Roomcast {
-                url: format!("ws://127.0.0.1:{}/prod", server.port),
-                tokens: Arc::new(move |i| {
-                    let claims = DevClaims {
-                        sub: format!("bench-{i}"),
-                        name: format!("bench {i}"),
-                        exp,
-                        rooms: RoomRights::all(),
-                        direct: false,
-                        iss: None,
-                        aud: None,
-                    };
-                    mint_hs256(&claims, secret.as_bytes()).unwrap_or_default()
-                }),
-            }
-        }
-        (None, None) => return Err("no target".into()),
-    };
-    let reference = if args.no_reference {
-        None
-    } else {
-        Some(spawn(&["bench-reference"], &[])?)
-    };
-    let mut targets = vec![(roomcast, emulator.as_ref().map(|s| s.child.id()))];
-    if let Some(r) = &reference {
+    }
+    if !args.no_reference {
+        let r = spawn(&["bench-reference"], &[])?;
         targets.push((
             Target::Reference {
                 url: format!("ws://127.0.0.1:{}/", r.port),
             },
             Some(r.child.id()),
         ));
+        servers.push(r);
     }
+    Ok((servers, targets))
+}
+
+fn line(result: Result<serde_json::Value, bench::BenchError>, scenario: &str, target: &Target) {
+    out(&match result {
+        Ok(v) => v.to_string(),
+        Err(e) => serde_json::json!({"scenario": scenario, "target": target.name(), "error": e.to_string()}).to_string(),
+    });
+}
+
+pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
     for scenario in args.scenarios.split(',').map(str::trim) {
         if scenario == "coldstart" {
             coldstart(&args.lambda_dir).await?;
             continue;
         }
-        for (target, pid) in &targets {
-            let result = match scenario {
-                "connect" => Ok(bench::connect(target, args.clients, args.in_flight).await),
-                "broadcast" => {
-                    for rate in list(&args.rates) {
-                        let count = rate as u64 * args.seconds;
-                        let r = bench::broadcast(target, args.members, rate as u32, count).await;
-                        out(&r.map(|v| v.to_string()).unwrap_or_else(|e| {
-                            format!(
-                                "{{\"scenario\":\"broadcast\",\"error\":{:?}}}",
-                                e.to_string()
-                            )
-                        }));
+        if !matches!(scenario, "connect" | "broadcast" | "fanout" | "memory") {
+            return Err(format!("unknown scenario {scenario:?}"));
+        }
+        // Runs that would otherwise share a server get one each.
+        let runs: Vec<usize> = match scenario {
+            "broadcast" => list(&args.rates),
+            "fanout" => list(&args.fanout_sizes),
+            _ => vec![0],
+        };
+        for run in runs {
+            let (servers, targets) = start_targets(&args)?;
+            for (target, pid) in &targets {
+                match scenario {
+                    "connect" => out(&bench::connect(target, args.clients, args.in_flight)
+                        .await
+                        .to_string()),
+                    "broadcast" => {
+                        let count = run as u64 * args.seconds;
+                        line(
+                            bench::broadcast(target, args.members, run as u32, count).await,
+                            scenario,
+                            target,
+                        );
                     }
-                    continue;
-                }
-                "fanout" => {
-                    for n in list(&args.fanout_sizes) {
-                        let r = bench::fanout(target, n, 5).await;
-                        out(&r.map(|v| v.to_string()).unwrap_or_else(|e| {
-                            format!("{{\"scenario\":\"fanout\",\"error\":{:?}}}", e.to_string())
-                        }));
+                    "fanout" => line(bench::fanout(target, run, 5).await, scenario, target),
+                    _ => {
+                        if let Some(pid) = pid {
+                            line(
+                                bench::memory(target, *pid, &list(&args.memory_counts)).await,
+                                scenario,
+                                target,
+                            );
+                        }
                     }
-                    continue;
                 }
-                "memory" => match pid {
-                    Some(pid) => bench::memory(target, *pid, &list(&args.memory_counts)).await,
-                    None => continue,
-                },
-                other => return Err(format!("unknown scenario {other:?}")),
-            };
-            out(&result.map(|v| v.to_string()).unwrap_or_else(|e| {
-                format!(
-                    "{{\"scenario\":{scenario:?},\"error\":{:?}}}",
-                    e.to_string()
-                )
-            }));
+            }
+            drop(servers);
         }
     }
     Ok(())
