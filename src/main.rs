@@ -203,6 +203,9 @@ struct DevArgs {
     /// (a fast path for load tests).
     #[arg(long, value_enum, default_value = "sdk")]
     gateway: GatewayArg,
+    /// Concurrent invocations per function (Lambda's concurrency limit).
+    #[arg(long, default_value_t = 16)]
+    max_concurrency: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -287,7 +290,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .outbound_queue(args.outbound_queue)
         .dev(!args.no_dev)
         .static_dir(Some(args.static_dir))
-        .in_process_gateway(args.gateway == GatewayArg::InProcess);
+        .in_process_gateway(args.gateway == GatewayArg::InProcess)
+        .max_concurrency(args.max_concurrency);
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);
     }

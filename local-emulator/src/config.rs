@@ -48,6 +48,10 @@ pub struct EmulatorConfig {
     pub create_table: bool,
     /// How long shutdown waits for `$disconnect` handlers. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Concurrent invocations per function, like Lambda's concurrency
+    /// limit; more wait their turn. Default 16 (emulator choice, sized for a
+    /// laptop: AWS's account default is 1,000).
+    pub max_concurrency: usize,
     /// Deliver handler posts in-process instead of through the AWS SDK and
     /// the `@connections` HTTP API. Default false: the SDK path is what
     /// production runs; this is a fast path for load tests.
@@ -93,6 +97,7 @@ impl Default for EmulatorConfig {
             shutdown_grace: Duration::from_secs(5),
             handlers: BTreeMap::new(),
             in_process_gateway: false,
+            max_concurrency: 16,
         }
     }
 }
@@ -157,6 +162,12 @@ impl EmulatorConfig {
     /// `BuildProperties.Binary` is `binary`.
     pub fn handler(mut self, binary: impl Into<String>, handler: Handler) -> Self {
         self.handlers.insert(binary.into(), handler);
+        self
+    }
+
+    /// Sets the per-function concurrency limit.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
         self
     }
 

@@ -33,6 +33,9 @@ pub(crate) struct Function {
     pub(crate) name: String,
     handler: Handler,
     timeout: Duration,
+    /// Lambda's concurrency limit: invocations beyond it wait their turn
+    /// instead of piling up (which, with each fanning out, thrashes).
+    concurrency: Arc<tokio::sync::Semaphore>,
 }
 
 impl Function {
@@ -42,6 +45,9 @@ impl Function {
         event: Value,
         metrics: &Metrics,
     ) -> Result<Value, InvokeFailure> {
+        let Ok(_permit) = self.concurrency.clone().acquire_owned().await else {
+            return Err(InvokeFailure::Error("function closed".into()));
+        };
         let started = Instant::now();
         // A task of its own, so a panic is contained like a crashed invocation.
         let task = tokio::spawn((self.handler)(event));
@@ -79,6 +85,7 @@ pub(crate) async fn build_function(
     store: Arc<dyn Store>,
     gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
     integration_timeout: Duration,
+    max_concurrency: usize,
 ) -> Result<Arc<Function>, EmulatorError> {
     let mut env = injected.clone();
     for (k, v) in &spec.environment {
@@ -110,5 +117,6 @@ pub(crate) async fn build_function(
         name: spec.logical_id.clone(),
         handler,
         timeout: Duration::from_secs(spec.timeout_secs).min(integration_timeout),
+        concurrency: Arc::new(tokio::sync::Semaphore::new(max_concurrency.max(1))),
     }))
 }

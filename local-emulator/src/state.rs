@@ -106,6 +106,7 @@ impl State {
             };
         // One initialised function per logical id, shared by its routes.
         let mut functions = Functions {
+            max_concurrency: config.max_concurrency,
             gateway,
             built: HashMap::new(),
             extra: config.handlers.clone(),
@@ -170,6 +171,7 @@ impl State {
 }
 
 struct Functions {
+    max_concurrency: usize,
     gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
     built: HashMap<String, Arc<Function>>,
     extra: BTreeMap<String, roomcast_functions::handlers::registry::Handler>,
@@ -195,6 +197,7 @@ impl Functions {
             self.store.clone(),
             self.gateway.clone(),
             self.timeout,
+            self.max_concurrency,
         )
         .await?;
         self.built.insert(spec.logical_id.clone(), f.clone());
