@@ -83,9 +83,12 @@ fn dev_tokens() -> bench::Tokens {
     })
 }
 
+/// Targets and the pid of the process serving each (for `memory`).
+type Targets = Vec<(Target, Option<u32>)>;
+
 /// Fresh server processes for one scenario, so one scenario's backlog can
 /// never leak into the next.
-fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Vec<(Target, Option<u32>)>), String> {
+fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
     // The per-connection rate limit would throttle the load itself.
     let no_limits = [
         ("ROOMCAST_RATE_PER_SEC", "1000000"),

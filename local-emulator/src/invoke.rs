@@ -74,20 +74,28 @@ impl Function {
     }
 }
 
+/// What every function is built with: the emulator's shared parts.
+pub(crate) struct FunctionEnv {
+    /// Extra in-process handlers by binary name.
+    pub(crate) extra: BTreeMap<String, Handler>,
+    /// Settings the emulator provides unless the template or the process sets them.
+    pub(crate) injected: BTreeMap<String, String>,
+    pub(crate) sdk: aws_config::SdkConfig,
+    pub(crate) store: Arc<dyn Store>,
+    /// The in-process gateway, when chosen.
+    pub(crate) gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
+    pub(crate) integration_timeout: Duration,
+    pub(crate) max_concurrency: usize,
+}
+
 /// Builds a function from its template entry: its environment is the
 /// template's, overridden by the emulator process's own, plus `injected`
 /// for anything neither sets.
 pub(crate) async fn build_function(
     spec: &FunctionSpec,
-    extra: &BTreeMap<String, Handler>,
-    injected: &BTreeMap<String, String>,
-    sdk: &aws_config::SdkConfig,
-    store: Arc<dyn Store>,
-    gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
-    integration_timeout: Duration,
-    max_concurrency: usize,
+    fenv: &FunctionEnv,
 ) -> Result<Arc<Function>, EmulatorError> {
-    let mut env = injected.clone();
+    let mut env = fenv.injected.clone();
     for (k, v) in &spec.environment {
         if !v.is_empty() || !env.contains_key(k) {
             env.insert(k.clone(), v.clone());
@@ -95,11 +103,11 @@ pub(crate) async fn build_function(
     }
     let env = Arc::new(env);
     let lookup = Arc::new(move |k: &str| std::env::var(k).ok().or_else(|| env.get(k).cloned()));
-    let mut builder = AppBuilder::new(lookup, sdk.clone()).with_store(store);
-    if let Some(g) = gateway {
-        builder = builder.with_gateway(g);
+    let mut builder = AppBuilder::new(lookup, fenv.sdk.clone()).with_store(fenv.store.clone());
+    if let Some(g) = &fenv.gateway {
+        builder = builder.with_gateway(g.clone());
     }
-    let found = match extra.get(&spec.binary) {
+    let found = match fenv.extra.get(&spec.binary) {
         Some(h) => Ok(Some(h.clone())),
         None => registry::handler_for(&spec.binary, &builder).await,
     };
@@ -116,7 +124,7 @@ pub(crate) async fn build_function(
     Ok(Arc::new(Function {
         name: spec.logical_id.clone(),
         handler,
-        timeout: Duration::from_secs(spec.timeout_secs).min(integration_timeout),
-        concurrency: Arc::new(tokio::sync::Semaphore::new(max_concurrency.max(1))),
+        timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
+        concurrency: Arc::new(tokio::sync::Semaphore::new(fenv.max_concurrency.max(1))),
     }))
 }

@@ -12,7 +12,7 @@ use roomcast_functions::store::memory::MemoryStore;
 
 use crate::config::EmulatorConfig;
 use crate::connections::Connections;
-use crate::invoke::{Function, build_function};
+use crate::invoke::{Function, FunctionEnv, build_function};
 use crate::metrics::Metrics;
 use crate::template::Template;
 use crate::{EmulatorError, Urls};
@@ -106,14 +106,16 @@ impl State {
             };
         // One initialised function per logical id, shared by its routes.
         let mut functions = Functions {
-            max_concurrency: config.max_concurrency,
-            gateway,
             built: HashMap::new(),
-            extra: config.handlers.clone(),
-            injected,
-            sdk,
-            store,
-            timeout: config.integration_timeout,
+            env: FunctionEnv {
+                extra: config.handlers.clone(),
+                injected,
+                sdk,
+                store,
+                gateway,
+                integration_timeout: config.integration_timeout,
+                max_concurrency: config.max_concurrency,
+            },
         };
         let mut routes = HashMap::new();
         let mut authorizer = None;
@@ -171,14 +173,8 @@ impl State {
 }
 
 struct Functions {
-    max_concurrency: usize,
-    gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
     built: HashMap<String, Arc<Function>>,
-    extra: BTreeMap<String, roomcast_functions::handlers::registry::Handler>,
-    injected: BTreeMap<String, String>,
-    sdk: aws_config::SdkConfig,
-    store: Arc<dyn Store>,
-    timeout: std::time::Duration,
+    env: FunctionEnv,
 }
 
 impl Functions {
@@ -189,17 +185,7 @@ impl Functions {
         if let Some(f) = self.built.get(&spec.logical_id) {
             return Ok(f.clone());
         }
-        let f = build_function(
-            spec,
-            &self.extra,
-            &self.injected,
-            &self.sdk,
-            self.store.clone(),
-            self.gateway.clone(),
-            self.timeout,
-            self.max_concurrency,
-        )
-        .await?;
+        let f = build_function(spec, &self.env).await?;
         self.built.insert(spec.logical_id.clone(), f.clone());
         Ok(f)
     }
