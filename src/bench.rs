@@ -188,12 +188,14 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                         .await
                         .to_string()),
                     "broadcast" => {
-                        let count = run as u64 * args.seconds;
-                        line(
-                            bench::broadcast(target, args.members, run as u32, count).await,
-                            scenario,
-                            target,
-                        );
+                        let sizes = bench::Broadcast {
+                            rooms: args.rooms,
+                            members: args.members,
+                            senders: args.senders,
+                            rate: run as u32,
+                            count: run as u64 * args.seconds,
+                        };
+                        line(bench::broadcast(target, sizes).await, scenario, target);
                     }
                     "fanout" => line(bench::fanout(target, run, 5).await, scenario, target),
                     _ => {

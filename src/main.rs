@@ -90,10 +90,16 @@ struct BenchArgs {
     /// Handshakes in flight for `connect`.
     #[arg(long, default_value_t = 50)]
     in_flight: usize,
-    /// Members for `broadcast`.
+    /// Rooms for `broadcast`.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Receivers per room for `broadcast`.
     #[arg(long, default_value_t = 100)]
     members: usize,
-    /// Messages per second for `broadcast` (comma-separated runs).
+    /// Senders per room for `broadcast`.
+    #[arg(long, default_value_t = 1)]
+    senders: usize,
+    /// Messages per second per sender for `broadcast` (comma-separated runs).
     #[arg(long, default_value = "50,500")]
     rates: String,
     /// Duration of each `broadcast` run, seconds.

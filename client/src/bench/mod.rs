@@ -56,7 +56,6 @@ pub enum BenchError {
     Setup(String),
 }
 
-const ROOM: &str = "bench";
 /// Longest wait for any single setup step.
 const STEP: Duration = Duration::from_secs(30);
 
@@ -91,11 +90,11 @@ impl Target {
         Ok(ws)
     }
 
-    /// Joins the bench room (Roomcast) and waits for the reply.
-    async fn join(&self, ws: &mut Ws) -> Result<(), BenchError> {
+    /// Joins bench room `room` (Roomcast) and waits for the reply.
+    async fn join(&self, ws: &mut Ws, room: u64) -> Result<(), BenchError> {
         if !matches!(self, Self::Reference { .. }) {
             ws.send(Message::text(
-                json!({"action": "join", "room": ROOM}).to_string(),
+                json!({"action": "join", "room": room_name(room)}).to_string(),
             ))
             .await
             .map_err(|e| BenchError::Setup(e.to_string()))?;
@@ -115,18 +114,22 @@ impl Target {
         Ok(())
     }
 
-    fn frame(&self, n: u64) -> Message {
-        let t = now_us();
+    /// Message `n` of sender `sender` in bench room `room`, stamped with now.
+    fn frame(&self, room: u64, sender: u64, n: u64) -> Message {
+        let data = json!({"t": now_us(), "n": n, "s": sender, "r": room});
         Message::text(match self {
-            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => {
-                json!({"action": "send", "room": ROOM, "id": format!("b{n}"), "data": {"t": t, "n": n}}).to_string()
-            }
-            Self::Reference { .. } => json!({"t": t, "n": n}).to_string(),
+            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => json!({
+                "action": "send", "room": room_name(room), "id": format!("b{sender}-{n}"), "data": data,
+            })
+            .to_string(),
+            // The reference has no rooms: it sends everything to everyone,
+            // and receivers keep only their room's frames.
+            Self::Reference { .. } => data.to_string(),
         })
     }
 
-    /// `(n, sent_us)` of a delivered bench message, if this frame is one.
-    fn delivery(&self, text: &str) -> Option<(u64, u64)> {
+    /// A delivered bench message, if this frame is one.
+    fn delivery(&self, text: &str) -> Option<Delivered> {
         let v: Value = serde_json::from_str(text).ok()?;
         let d = match self {
             Self::Roomcast { .. } | Self::RoomcastInProcess { .. } if v["type"] == "message" => {
@@ -135,7 +138,12 @@ impl Target {
             Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => return None,
             Self::Reference { .. } => &v,
         };
-        Some((d["n"].as_u64()?, d["t"].as_u64()?))
+        Some(Delivered {
+            room: d["r"].as_u64()?,
+            sender: d["s"].as_u64()?,
+            n: d["n"].as_u64()?,
+            sent_us: d["t"].as_u64()?,
+        })
     }
 
     /// Opens `n` connections with `in_flight` handshakes at once; joins if asked.
@@ -143,7 +151,7 @@ impl Target {
         &self,
         n: usize,
         in_flight: usize,
-        join: bool,
+        join: Option<u64>,
         offset: usize,
     ) -> Result<Vec<Ws>, BenchError> {
         let gate = Arc::new(Semaphore::new(in_flight.max(1)));
@@ -157,8 +165,8 @@ impl Target {
                     .await
                     .map_err(|e| BenchError::Setup(e.to_string()))?;
                 let mut ws = target.connect(offset + i).await?;
-                if join {
-                    target.join(&mut ws).await?;
+                if let Some(room) = join {
+                    target.join(&mut ws, room).await?;
                 }
                 Ok::<Ws, BenchError>(ws)
             }));
@@ -169,6 +177,18 @@ impl Target {
         }
         Ok(sockets)
     }
+}
+
+fn room_name(room: u64) -> String {
+    format!("bench-{room}")
+}
+
+/// One delivered bench message.
+struct Delivered {
+    room: u64,
+    sender: u64,
+    n: u64,
+    sent_us: u64,
 }
 
 /// `connect`: `n` clients, `in_flight` handshakes at once.
@@ -225,23 +245,57 @@ pub async fn connect(target: &Target, n: usize, in_flight: usize) -> Value {
     })
 }
 
-/// `broadcast`: one room of `members`, one sender at `rate` msg/s for `count` messages.
-pub async fn broadcast(
-    target: &Target,
-    members: usize,
-    rate: u32,
-    count: u64,
-) -> Result<Value, BenchError> {
-    let receivers = target.open_many(members, 50, true, 0).await?;
-    let sender = target.open_many(1, 1, true, members).await?.remove(0);
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(members * count as usize)));
-    let seen: Arc<Mutex<HashMap<(usize, u64), u32>>> = Arc::default();
+/// Deliveries seen, by (receiver, sender, message), with their count.
+type Seen = HashMap<(usize, u64, u64), u32>;
+
+/// Sizes of a `broadcast` run.
+#[derive(Clone, Copy, Debug)]
+pub struct Broadcast {
+    /// Rooms.
+    pub rooms: usize,
+    /// Receivers per room.
+    pub members: usize,
+    /// Senders per room.
+    pub senders: usize,
+    /// Messages per second, per sender.
+    pub rate: u32,
+    /// Messages per sender.
+    pub count: u64,
+}
+
+/// `broadcast`: R rooms of M members, S senders each at a fixed rate.
+/// Every (receiver, sender, message) is counted: lost and duplicate counts
+/// are exact.
+pub async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, BenchError> {
+    let per_room = b.members + b.senders;
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for r in 0..b.rooms {
+        let offset = r * per_room;
+        for ws in target
+            .open_many(b.members, 50, Some(r as u64), offset)
+            .await?
+        {
+            receivers.push((r as u64, ws));
+        }
+        for (s, ws) in target
+            .open_many(b.senders, 50, Some(r as u64), offset + b.members)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            senders.push((r as u64, s as u64, ws));
+        }
+    }
+    let wanted = b.senders as u64 * b.count;
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let last_delivery = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now()
-        + Duration::from_secs_f64(count as f64 / f64::from(rate.max(1)))
+        + Duration::from_secs_f64(b.count as f64 / f64::from(b.rate.max(1)))
         + Duration::from_secs(10);
     let mut tasks = Vec::new();
-    for (r, mut ws) in receivers.into_iter().enumerate() {
+    for (i, (room, mut ws)) in receivers.into_iter().enumerate() {
         let (target, latencies, seen, last) = (
             target.clone(),
             latencies.clone(),
@@ -250,23 +304,26 @@ pub async fn broadcast(
         );
         tasks.push(tokio::spawn(async move {
             let mut got = 0u64;
-            while got < count {
+            while got < wanted {
                 let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline.into(), ws.next()).await
                 else {
                     break;
                 };
                 let Message::Text(t) = m else { continue };
-                let Some((n, sent)) = target.delivery(t.as_str()) else {
+                let Some(d) = target.delivery(t.as_str()) else {
                     continue;
                 };
+                if d.room != room {
+                    continue; // the reference sends every room's frames to everyone
+                }
                 let now = now_us();
                 last.fetch_max(now, Ordering::Relaxed);
                 latencies
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(now.saturating_sub(sent));
+                    .push(now.saturating_sub(d.sent_us));
                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                let c = seen.entry((r, n)).or_insert(0);
+                let c = seen.entry((i, d.sender, d.n)).or_insert(0);
                 *c += 1;
                 if *c == 1 {
                     got += 1;
@@ -275,23 +332,39 @@ pub async fn broadcast(
             let _ = ws.close(None).await;
         }));
     }
-    // The sender reads its own socket too (acks), so it never backs up.
-    let (mut sink, mut stream) = sender.split();
-    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     let first_send = now_us();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
-    for n in 0..count {
-        tick.tick().await;
-        if sink.send(target.frame(n)).await.is_err() {
-            break;
+    let mut sending = Vec::new();
+    for (room, sender, ws) in senders {
+        let target = target.clone();
+        sending.push(tokio::spawn(async move {
+            // Each sender reads its own socket too (acks), so it never backs up.
+            let (mut sink, mut stream) = ws.split();
+            let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+            let mut tick =
+                tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(b.rate.max(1))));
+            for n in 0..b.count {
+                tick.tick().await;
+                if sink.send(target.frame(room, sender, n)).await.is_err() {
+                    break;
+                }
+            }
+            (sink, drain)
+        }));
+    }
+    let mut open = Vec::new();
+    for s in sending {
+        if let Ok(pair) = s.await {
+            open.push(pair);
         }
     }
     for t in tasks {
         let _ = t.await;
     }
-    drain.abort();
-    let _ = sink.close().await;
-    let expected = members as u64 * count;
+    for (mut sink, drain) in open {
+        drain.abort();
+        let _ = sink.close().await;
+    }
+    let expected = (b.rooms * b.members) as u64 * wanted;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
     let unique = seen.len() as u64;
     let total: u64 = seen.values().map(|c| u64::from(*c)).sum();
@@ -302,8 +375,8 @@ pub async fn broadcast(
         .saturating_sub(first_send)) as f64
         / 1e6;
     Ok(json!({
-        "scenario": "broadcast", "target": target.name(), "rooms": 1, "members": members, "senders": 1,
-        "rate_per_s": rate, "sent": count, "expected": expected,
+        "scenario": "broadcast", "target": target.name(), "rooms": b.rooms, "members": b.members, "senders": b.senders,
+        "rate_per_s": b.rate, "sent": b.count * (b.rooms * b.senders) as u64, "expected": expected,
         "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "max_ms": s.max_ms,
         "deliveries_per_s": if span > 0.0 { unique as f64 / span } else { 0.0 },
         "lost": expected - unique, "duplicate": total - unique,
@@ -312,8 +385,8 @@ pub async fn broadcast(
 
 /// `fanout`: one message at a time to a room of `n`; `repeats` times.
 pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, BenchError> {
-    let receivers = target.open_many(n, 50, true, 0).await?;
-    let sender = target.open_many(1, 1, true, n).await?.remove(0);
+    let receivers = target.open_many(n, 50, Some(0), 0).await?;
+    let sender = target.open_many(1, 1, Some(0), n).await?.remove(0);
     let (mut sink, mut stream) = sender.split();
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     let remaining: Arc<Vec<AtomicUsize>> =
@@ -331,9 +404,10 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
                     break;
                 };
                 let Message::Text(t) = m else { continue };
-                let Some((k, _)) = target.delivery(t.as_str()) else {
+                let Some(d) = target.delivery(t.as_str()) else {
                     continue;
                 };
+                let k = d.n;
                 if let (Some(rem), Some(l)) = (remaining.get(k as usize), last.get(k as usize)) {
                     l.fetch_max(now_us(), Ordering::Relaxed);
                     rem.fetch_sub(1, Ordering::Relaxed);
@@ -347,7 +421,7 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
     let mut lost = 0usize;
     for k in 0..repeats {
         let sent = now_us();
-        if sink.send(target.frame(k)).await.is_err() {
+        if sink.send(target.frame(0, 0, k)).await.is_err() {
             break;
         }
         let wait_until = Instant::now() + Duration::from_secs(30);
@@ -392,7 +466,7 @@ pub async fn memory(target: &Target, pid: u32, counts: &[usize]) -> Result<Value
     for &n in counts {
         if n > open.len() {
             let more = target
-                .open_many(n - open.len(), 50, false, 200_000 + open.len())
+                .open_many(n - open.len(), 50, None, 200_000 + open.len())
                 .await?;
             open.extend(more);
         }
