@@ -38,10 +38,7 @@ pub async fn disconnect(ctx: &Context<'_>, connection_id: &str) -> Result<(), Ro
         tracing::info!(connection_id, "disconnect of an unknown connection");
         return Ok(());
     };
-    let mut gone = Vec::new();
-    for m in &removed.memberships {
-        gone.extend(ctx.announce_departure(m).await);
-    }
+    let gone = ctx.announce_removal(&removed).await;
     if !gone.is_empty() {
         ctx.reap(gone).await;
     }

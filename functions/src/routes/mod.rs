@@ -10,7 +10,7 @@ use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::gateway::{Gateway, fan_out};
 use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
-use crate::store::{Membership, Store, StoreError};
+use crate::store::{Membership, Removed, Store, StoreError};
 use crate::telemetry::{self, Metric};
 
 mod connection;
@@ -123,14 +123,22 @@ impl Context<'_> {
                     continue;
                 }
             };
-            for m in &removed.memberships {
-                for more in self.announce_departure(m).await {
-                    if let Err(e) = self.store.remove_connection(&more).await {
-                        tracing::warn!(connection_id = %more, error = %e, "could not remove gone connection");
-                    }
+            for more in self.announce_removal(&removed).await {
+                if let Err(e) = self.store.remove_connection(&more).await {
+                    tracing::warn!(connection_id = %more, error = %e, "could not remove gone connection");
                 }
             }
         }
+    }
+
+    /// Tells every room a removed connection was in, where its user has no
+    /// other device left. Returns connections found gone while telling.
+    async fn announce_removal(&self, removed: &Removed) -> Vec<String> {
+        let mut gone = Vec::new();
+        for m in &removed.memberships {
+            gone.extend(self.announce_departure(m).await);
+        }
+        gone
     }
 
     /// After `m` left its room: if its user has no other device there, tells
