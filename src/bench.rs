@@ -48,7 +48,8 @@ fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
                 .ok_or("bad port")?;
         }
     };
-    // Keep draining its stdout so it never blocks on a full pipe.
+    // Keep draining its stdout so it never blocks on a full pipe. Its logs
+    // (warnings and up, RUST_LOG above) go to the inherited stderr.
     std::thread::spawn(move || for _ in lines {});
     Ok(Server { child, port })
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use roomcast_functions::auth::{Identity, RoomRights};
+use roomcast_functions::auth::{Identity, Right, RoomRights};
 use roomcast_functions::clock::ManualClock;
 use roomcast_functions::config::Config;
 use roomcast_functions::gateway::memory::MemoryGateway;
@@ -85,6 +85,20 @@ impl CostWorld {
         .unwrap();
     }
 
+    /// Connects `conn` with join and send rights but not presence.
+    async fn connect_silent(&self, conn: &str, user: &str) {
+        let identity = Identity {
+            rooms: RoomRights::new(BTreeMap::from([(
+                "*".to_owned(),
+                vec![Right::Join, Right::Send],
+            )])),
+            ..identity(user)
+        };
+        routes::connect(&*self.store, &self.clock, &self.config, conn, &identity)
+            .await
+            .unwrap();
+    }
+
     async fn call(&self, conn: &str, frame: serde_json::Value) -> serde_json::Value {
         let reply = routes::message(&self.ctx(), conn, None, Some(&frame.to_string()), false)
             .await
@@ -94,13 +108,18 @@ impl CostWorld {
 
     /// Connects `n` members into `room` without counting.
     async fn populate(&self, room: &str, n: usize) {
-        for i in 0..n {
+        self.populate_with(room, 0..n, true).await;
+    }
+
+    /// Joins members `m{i}` for `i` in `ids`, with or without the presence right.
+    async fn populate_with(&self, room: &str, ids: std::ops::Range<usize>, presence: bool) {
+        for i in ids {
             let m = roomcast_functions::store::Membership {
                 room: room.into(),
                 connection_id: format!("m{i}"),
                 user: format!("user{i}"),
                 name: format!("user{i}"),
-                presence: true,
+                presence,
                 joined_at: NOW,
                 expires_at: NOW + 3_600_000,
             };
@@ -118,7 +137,7 @@ async fn connect_costs_one_batch_write() {
 }
 
 #[tokio::test]
-async fn join_costs_two_puts_one_query_and_reads() {
+async fn a_presence_join_costs_two_writes_one_roster_query_and_reads() {
     let w = CostWorld::new(None).await;
     w.connect("c1", "alice").await;
     w.populate("lobby", 5).await;
@@ -126,13 +145,15 @@ async fn join_costs_two_puts_one_query_and_reads() {
         .call("c1", json!({"action": "join", "room": "lobby"}))
         .await;
     assert_eq!(r["type"], "joined");
-    // touch: GetItem + conditional UpdateItem; join: reverse + member PutItem;
-    // roster: one Query; current seq: one GetItem.
+    // touch: GetItem + conditional UpdateItem; join: reverse + watcher copy
+    // (one BatchWriteItem), member PutItem; roster (a presence joiner gets
+    // it, and it also answers whom to tell): one Query; current seq: GetItem.
     assert_eq!(
         w.counter.take(),
         counts(&[
+            ("BatchWriteItem", 1),
             ("GetItem", 2),
-            ("PutItem", 2),
+            ("PutItem", 1),
             ("Query", 1),
             ("UpdateItem", 1)
         ])
@@ -200,7 +221,7 @@ async fn history_page_costs_one_query() {
 }
 
 #[tokio::test]
-async fn disconnect_from_k_rooms_costs_one_query_batched_deletes_and_a_roster_query_per_room() {
+async fn disconnect_from_k_rooms_costs_one_query_batched_deletes_and_a_watcher_query_per_room() {
     let w = CostWorld::new(None).await;
     w.connect("c1", "alice").await;
     let k: usize = 30;
@@ -213,14 +234,83 @@ async fn disconnect_from_k_rooms_costs_one_query_batched_deletes_and_a_roster_qu
     }
     w.counter.take();
     routes::disconnect(&w.ctx(), "c1").await.unwrap();
-    // 1 Query on the connection partition; 2 + 2k deletes in batches of 25;
-    // one roster Query per room to announce the departure.
-    let batches = (2 + 2 * k).div_ceil(25);
+    // 1 Query on the connection partition; 2 + 3k deletes (connection, user
+    // index; per room reverse, member and watcher copy) in batches of 25;
+    // one watcher Query per room (empty here, so nothing more).
+    let batches = (2 + 3 * k).div_ceil(25);
     assert_eq!(
         w.counter.take(),
         counts(&[("BatchWriteItem", batches), ("Query", 1 + k)])
     );
     assert!(w.store.get_connection("c1", NOW).await.unwrap().is_none());
+}
+
+/// Joining then leaving a room without the presence right, where nobody
+/// watches presence: what it costs, for a room of `members` (40 per page).
+async fn silent_join_and_disconnect_cost(
+    members: usize,
+) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let w = CostWorld::new(Some(40)).await;
+    w.connect_silent("c1", "alice").await;
+    w.populate_with("big", 0..members, false).await;
+    let r = w.call("c1", json!({"action": "join", "room": "big"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    let join = w.counter.take();
+    routes::disconnect(&w.ctx(), "c1").await.unwrap();
+    (join, w.counter.take())
+}
+
+#[tokio::test]
+async fn joining_and_leaving_cost_the_same_in_a_room_of_5_and_of_200() {
+    let small = silent_join_and_disconnect_cost(5).await;
+    let big = silent_join_and_disconnect_cost(200).await;
+    assert_eq!(small, big, "no per-member reads on join or leave");
+    // join: touch (GetItem + UpdateItem), reverse + member PutItem, the
+    // (empty) watcher range (one Query), current seq (GetItem).
+    assert_eq!(
+        big.0,
+        counts(&[
+            ("GetItem", 2),
+            ("PutItem", 2),
+            ("Query", 1),
+            ("UpdateItem", 1)
+        ])
+    );
+    // disconnect: the connection partition (Query), batched deletes, the
+    // (empty) watcher range (Query). Nothing else: nobody to tell.
+    assert_eq!(big.1, counts(&[("BatchWriteItem", 1), ("Query", 2)]));
+}
+
+#[tokio::test]
+async fn a_departure_from_a_big_room_reads_only_its_watchers_and_the_users_devices() {
+    let w = CostWorld::new(Some(40)).await;
+    w.connect_silent("c1", "alice").await;
+    w.populate_with("big", 0..200, false).await;
+    w.populate_with("big", 200..203, true).await;
+    w.call("c1", json!({"action": "join", "room": "big"})).await;
+    for i in 200..203 {
+        let joined = w.gateway.take(&format!("m{i}"));
+        assert_eq!(joined.len(), 1, "watcher m{i} told of the join: {joined:?}");
+        assert_eq!(joined[0]["event"], "joined", "{joined:?}");
+    }
+    w.counter.take();
+    routes::disconnect(&w.ctx(), "c1").await.unwrap();
+    // Query the connection, batched deletes, the watcher range (one page of
+    // 3), alice's other devices (the user index: none left, so no BatchGet).
+    assert_eq!(
+        w.counter.take(),
+        counts(&[("BatchWriteItem", 1), ("Query", 3)])
+    );
+    for i in 200..203 {
+        let left = w.gateway.take(&format!("m{i}"));
+        assert_eq!(
+            left.len(),
+            1,
+            "watcher m{i} told of the departure: {left:?}"
+        );
+        assert_eq!(left[0]["event"], "left", "{left:?}");
+    }
+    assert!(w.gateway.take("m0").is_empty(), "non-watchers are not told");
 }
 
 #[tokio::test]

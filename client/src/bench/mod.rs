@@ -393,9 +393,13 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
         Arc::new((0..repeats).map(|_| AtomicUsize::new(n)).collect());
     let last: Arc<Vec<AtomicU64>> = Arc::new((0..repeats).map(|_| AtomicU64::new(0)).collect());
     let deadline = Instant::now() + Duration::from_secs(60 + repeats * 5);
+    // Receivers hang up only when every message is measured: 10,000
+    // disconnects landing during the last fan-out would be timed with it.
+    let (finished, done) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for mut ws in receivers {
         let (target, remaining, last) = (target.clone(), remaining.clone(), last.clone());
+        let mut done = done.clone();
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
             while got < repeats {
@@ -414,11 +418,13 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
                 }
                 got += 1;
             }
+            let _ = tokio::time::timeout_at(deadline.into(), done.wait_for(|d| *d)).await;
             let _ = ws.close(None).await;
         }));
     }
     let mut times = Vec::new();
     let mut lost = 0usize;
+    let mut per_message = Vec::new();
     for k in 0..repeats {
         let sent = now_us();
         if sink.send(target.frame(0, 0, k)).await.is_err() {
@@ -428,14 +434,16 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
         while remaining[k as usize].load(Ordering::Relaxed) > 0 && Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        lost += remaining[k as usize].load(Ordering::Relaxed);
-        times.push(
-            last[k as usize]
-                .load(Ordering::Relaxed)
-                .saturating_sub(sent),
-        );
+        let missing = remaining[k as usize].load(Ordering::Relaxed);
+        let took = last[k as usize]
+            .load(Ordering::Relaxed)
+            .saturating_sub(sent);
+        lost += missing;
+        per_message.push(json!({"last_ms": took as f64 / 1000.0, "lost": missing}));
+        times.push(took);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let _ = finished.send(true);
     for t in tasks {
         let _ = t.await;
     }
@@ -445,6 +453,7 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
         "scenario": "fanout", "target": target.name(), "members": n, "messages": repeats,
         "last_delivery_p50_ms": s.p50_ms, "last_delivery_max_ms": s.max_ms,
         "per_recipient_us": s.p50_ms * 1000.0 / n as f64, "lost": lost,
+        "per_message": per_message,
     }))
 }
 

@@ -41,8 +41,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber. The level comes from `RUST_LOG`,
-/// else `ROOMCAST_LOG_LEVEL`, else `info`. Safe to call twice.
+/// Installs the global tracing subscriber, writing to stderr (stdout is for
+/// command output and EMF lines; Lambda ships both streams to CloudWatch).
+/// The level comes from `RUST_LOG`, else `ROOMCAST_LOG_LEVEL`, else `info`.
+/// Safe to call twice.
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -54,6 +56,7 @@ pub fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false);
     let _ = match format {
         // CloudWatch stamps every line; JSON keeps span fields queryable.

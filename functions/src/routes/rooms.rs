@@ -51,18 +51,42 @@ pub(super) async fn join(
         expires_at: ctx.membership_expiry(now),
     };
     let is_new = ctx.store.join(&membership).await?;
-    let members = ctx.store.members(room.as_str(), now).await?;
-    let other_device =
-        |m: &Membership| m.user == conn.user && m.connection_id != conn.connection_id;
-    if is_new && !members.iter().any(other_device) {
-        let frame = ServerFrame::Presence {
-            room: room.to_string(),
-            user: conn.user.clone(),
-            name: conn.name.clone(),
-            event: PresenceEvent::Joined,
+    // Only a presence joiner gets the roster, so only it reads the whole
+    // room; anyone else costs O(watchers + own devices), however big the room.
+    let roster = if sees_presence {
+        Some(ctx.store.members(room.as_str(), now).await?)
+    } else {
+        None
+    };
+    if is_new {
+        let not_me = |m: &Membership| m.connection_id != conn.connection_id;
+        let (watchers, other_device) = match &roster {
+            Some(members) => (
+                presence_watchers(members, not_me),
+                members.iter().any(|m| m.user == conn.user && not_me(m)),
+            ),
+            None => {
+                let watchers = ctx.store.watchers(room.as_str(), now).await?;
+                let watchers = presence_watchers(&watchers, not_me);
+                let other_device = !watchers.is_empty()
+                    && ctx
+                        .store
+                        .user_memberships(room.as_str(), &conn.user, now)
+                        .await?
+                        .iter()
+                        .any(not_me);
+                (watchers, other_device)
+            }
         };
-        let targets = presence_watchers(&members, |m| m.connection_id != conn.connection_id);
-        ctx.deliver(targets, &frame).await;
+        if !other_device {
+            let frame = ServerFrame::Presence {
+                room: room.to_string(),
+                user: conn.user.clone(),
+                name: conn.name.clone(),
+                event: PresenceEvent::Joined,
+            };
+            ctx.deliver(watchers, &frame).await;
+        }
     }
     // Read the seq before the missed messages: anything appended in between
     // shows up in both the page and live, and clients dedupe by seq.
@@ -85,7 +109,7 @@ pub(super) async fn join(
     Ok(ServerFrame::Joined {
         room: room.to_string(),
         seq,
-        members: sees_presence.then(|| group_by_user(&members)),
+        members: roster.as_deref().map(group_by_user),
         missed,
         truncated,
         more,
@@ -140,11 +164,11 @@ pub(super) async fn typing(
     now: Millis,
 ) -> Result<(), RouteError> {
     require(conn, room, Right::Send)?;
-    let members = ctx.store.members(room.as_str(), now).await?;
-    if !members
-        .iter()
-        .any(|m| m.connection_id == conn.connection_id)
-    {
+    let joined = ctx
+        .store
+        .membership(room.as_str(), &conn.connection_id, now)
+        .await?;
+    if joined.is_none() {
         return Err(RouteError::rejected(
             ErrorCode::NotJoined,
             format!("join room {room} before sending typing indicators"),
@@ -156,8 +180,12 @@ pub(super) async fn typing(
         name: conn.name.clone(),
         active,
     };
-    ctx.deliver(presence_watchers(&members, |m| m.user != conn.user), &frame)
-        .await;
+    let watchers = ctx.store.watchers(room.as_str(), now).await?;
+    ctx.deliver(
+        presence_watchers(&watchers, |m| m.user != conn.user),
+        &frame,
+    )
+    .await;
     Ok(())
 }
 

@@ -964,6 +964,25 @@ impl Store for BrokenAppends {
     async fn members(&self, r: &str, now: i64) -> Result<Vec<Membership>, StoreError> {
         self.0.members(r, now).await
     }
+    async fn watchers(&self, r: &str, now: i64) -> Result<Vec<Membership>, StoreError> {
+        self.0.watchers(r, now).await
+    }
+    async fn membership(
+        &self,
+        r: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.0.membership(r, id, now).await
+    }
+    async fn user_memberships(
+        &self,
+        r: &str,
+        u: &str,
+        now: i64,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.0.user_memberships(r, u, now).await
+    }
     async fn refresh_memberships(&self, id: &str, now: i64, e: i64) -> Result<(), StoreError> {
         self.0.refresh_memberships(id, now, e).await
     }

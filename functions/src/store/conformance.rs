@@ -41,6 +41,10 @@ macro_rules! store_conformance_tests {
             leave_returns_the_membership,
             refresh_extends_memberships,
             members_of_a_large_room_are_all_listed,
+            watchers_are_the_live_members_with_presence,
+            watchers_follow_leave_rejoin_refresh_and_disconnect,
+            membership_is_one_connections_live_membership,
+            user_memberships_are_all_devices_of_one_user,
             append_assigns_gap_free_seqs,
             append_is_idempotent_per_sender_and_room,
             concurrent_appends_get_distinct_gap_free_seqs,
@@ -425,6 +429,178 @@ pub async fn members_of_a_large_room_are_all_listed(store: Arc<dyn Store>) {
             .unwrap();
     }
     assert_eq!(store.members(&room, NOW).await.unwrap().len(), 300);
+}
+
+/// Watchers are exactly the live members with the presence right.
+pub async fn watchers_are_the_live_members_with_presence(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let (a, b, c) = (
+        connection(&unique("c"), &unique("u")),
+        connection(&unique("c"), &unique("u")),
+        connection(&unique("c"), &unique("u")),
+    );
+    let watcher = membership(&room, &a, NOW + HOUR);
+    let silent = Membership {
+        presence: false,
+        ..membership(&room, &b, NOW + HOUR)
+    };
+    store.join(&watcher).await.unwrap();
+    store.join(&silent).await.unwrap();
+    store.join(&membership(&room, &c, NOW - 1)).await.unwrap();
+    store
+        .join(&membership(&unique("other"), &b, NOW + HOUR))
+        .await
+        .unwrap();
+    assert_eq!(store.watchers(&room, NOW).await.unwrap(), vec![watcher]);
+    assert_eq!(store.members(&room, NOW).await.unwrap().len(), 2);
+    assert!(
+        store
+            .watchers(&unique("empty"), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Watchers stay in step with leave, a re-join with other rights, refresh
+/// and disconnect: nobody is told about a room they are no longer watching.
+pub async fn watchers_follow_leave_rejoin_refresh_and_disconnect(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let a = connection(&unique("c"), &unique("u"));
+    store.put_connection(&a).await.unwrap();
+    let ids = |w: Vec<Membership>| w.into_iter().map(|m| m.connection_id).collect::<Vec<_>>();
+    store
+        .join(&membership(&room, &a, NOW + 1000))
+        .await
+        .unwrap();
+    // Refresh extends the watcher too.
+    store
+        .refresh_memberships(&a.connection_id, NOW + 500, NOW + HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.watchers(&room, NOW + 5000).await.unwrap()),
+        vec![a.connection_id.clone()]
+    );
+    // A re-join without the presence right stops the watching.
+    let demoted = Membership {
+        presence: false,
+        ..membership(&room, &a, NOW + HOUR)
+    };
+    assert!(!store.join(&demoted).await.unwrap());
+    assert!(store.watchers(&room, NOW).await.unwrap().is_empty());
+    assert_eq!(store.members(&room, NOW).await.unwrap(), vec![demoted]);
+    // Leave and disconnect end it.
+    store
+        .join(&membership(&room, &a, NOW + HOUR))
+        .await
+        .unwrap();
+    assert_eq!(store.watchers(&room, NOW).await.unwrap().len(), 1);
+    store.leave(&room, &a.connection_id).await.unwrap();
+    assert!(store.watchers(&room, NOW).await.unwrap().is_empty());
+    store
+        .join(&membership(&room, &a, NOW + HOUR))
+        .await
+        .unwrap();
+    store.remove_connection(&a.connection_id).await.unwrap();
+    assert!(store.watchers(&room, NOW).await.unwrap().is_empty());
+}
+
+/// One connection's membership of one room: present, absent, expired, left.
+pub async fn membership_is_one_connections_live_membership(store: Arc<dyn Store>) {
+    let (room, other) = (unique("room"), unique("room"));
+    let a = connection(&unique("c"), &unique("u"));
+    let m = membership(&room, &a, NOW + HOUR);
+    store.join(&m).await.unwrap();
+    assert_eq!(
+        store
+            .membership(&room, &a.connection_id, NOW)
+            .await
+            .unwrap(),
+        Some(m)
+    );
+    assert_eq!(
+        store
+            .membership(&other, &a.connection_id, NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .membership(&room, &a.connection_id, NOW + HOUR)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    store.leave(&room, &a.connection_id).await.unwrap();
+    assert_eq!(
+        store
+            .membership(&room, &a.connection_id, NOW)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A user's memberships of a room over all their live devices, and nobody
+/// else's.
+pub async fn user_memberships_are_all_devices_of_one_user(store: Arc<dyn Store>) {
+    let (room, other) = (unique("room"), unique("room"));
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    let phone = connection(&unique("c"), &alice);
+    let laptop = connection(&unique("c"), &alice);
+    let elsewhere = connection(&unique("c"), &alice);
+    let stale = connection(&unique("c"), &alice);
+    let b = connection(&unique("c"), &bob);
+    for c in [&phone, &laptop, &elsewhere, &stale, &b] {
+        store.put_connection(c).await.unwrap();
+    }
+    store
+        .join(&membership(&room, &phone, NOW + HOUR))
+        .await
+        .unwrap();
+    store
+        .join(&membership(&room, &laptop, NOW + HOUR))
+        .await
+        .unwrap();
+    store
+        .join(&membership(&other, &elsewhere, NOW + HOUR))
+        .await
+        .unwrap();
+    store
+        .join(&membership(&room, &stale, NOW - 1))
+        .await
+        .unwrap();
+    store
+        .join(&membership(&room, &b, NOW + HOUR))
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = store
+        .user_memberships(&room, &alice, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.connection_id)
+        .collect();
+    ids.sort();
+    let mut want = vec![phone.connection_id.clone(), laptop.connection_id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    // A disconnected device no longer counts.
+    store.remove_connection(&phone.connection_id).await.unwrap();
+    assert_eq!(
+        store.user_memberships(&room, &alice, NOW).await.unwrap(),
+        vec![membership(&room, &laptop, NOW + HOUR)]
+    );
+    assert!(
+        store
+            .user_memberships(&room, &unique("nobody"), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Seqs start at 1 and increase by one per message.

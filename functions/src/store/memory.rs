@@ -24,6 +24,8 @@ struct Inner {
     connections: HashMap<String, ConnectionRecord>,
     by_user: HashMap<String, BTreeSet<String>>,
     rooms: HashMap<String, BTreeMap<String, Membership>>,
+    /// room → connections whose membership has the presence right.
+    watchers: HashMap<String, BTreeSet<String>>,
     by_connection: HashMap<String, BTreeSet<String>>,
     seqs: HashMap<String, u64>,
     history: HashMap<String, BTreeMap<u64, (Message, Millis)>>,
@@ -49,6 +51,30 @@ impl MemoryStore {
         // A poisoned lock means a panic elsewhere mid-update; the maps are
         // still structurally valid, so keep serving rather than cascade.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Keeps `watchers` in step with a membership added or removed.
+    fn index_watcher(&mut self, room: &str, id: &str, watching: bool) {
+        if watching {
+            self.watchers
+                .entry(room.to_owned())
+                .or_default()
+                .insert(id.to_owned());
+        } else if let Some(set) = self.watchers.get_mut(room) {
+            set.remove(id);
+            if set.is_empty() {
+                self.watchers.remove(room);
+            }
+        }
+    }
+
+    fn live_member(&self, room: &str, id: &str, now: Millis) -> Option<&Membership> {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.get(id))
+            .filter(|m| m.expires_at > now)
     }
 }
 
@@ -131,6 +157,7 @@ impl Store for MemoryStore {
                     g.rooms.remove(&room);
                 }
             }
+            g.index_watcher(&room, id, false);
         }
         Ok(Some(Removed {
             connection,
@@ -162,6 +189,7 @@ impl Store for MemoryStore {
             .entry(m.room.clone())
             .or_default()
             .insert(m.connection_id.clone(), m.clone());
+        g.index_watcher(&m.room, &m.connection_id, m.presence);
         // An expired membership counts as new: its owner was not present.
         Ok(previous.is_none_or(|p| p.expires_at <= m.joined_at))
     }
@@ -175,7 +203,43 @@ impl Store for MemoryStore {
         if g.rooms.get(room).is_some_and(BTreeMap::is_empty) {
             g.rooms.remove(room);
         }
+        g.index_watcher(room, id, false);
         Ok(removed)
+    }
+
+    async fn watchers(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
+        let g = self.lock();
+        Ok(g.watchers
+            .get(room)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| g.live_member(room, id, now).cloned())
+            .collect())
+    }
+
+    async fn membership(
+        &self,
+        room: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<Membership>, StoreError> {
+        Ok(self.lock().live_member(room, id, now).cloned())
+    }
+
+    async fn user_memberships(
+        &self,
+        room: &str,
+        user: &str,
+        now: Millis,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let g = self.lock();
+        Ok(g.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter(|id| g.connections.get(*id).is_some_and(|c| c.expires_at > now))
+            .filter_map(|id| g.live_member(room, id, now).cloned())
+            .collect())
     }
 
     async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {

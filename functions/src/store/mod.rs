@@ -245,8 +245,31 @@ pub trait Store: Send + Sync {
         connection_id: &str,
     ) -> Result<Option<Membership>, StoreError>;
 
-    /// Live members of a room (all pages).
+    /// Live members of a room (all pages). O(members): for broadcasts and
+    /// presence rosters only, never for per-join or per-departure checks.
     async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError>;
+
+    /// Live members of a room with the presence right (all pages): whom
+    /// joins, departures and typing are told to. O(watchers), however big
+    /// the room, so that joining or leaving a large room stays cheap.
+    async fn watchers(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError>;
+
+    /// A connection's live membership of a room, if any. O(1).
+    async fn membership(
+        &self,
+        room: &str,
+        connection_id: &str,
+        now: Millis,
+    ) -> Result<Option<Membership>, StoreError>;
+
+    /// Live memberships of a room held by any of `user`'s connections.
+    /// O(the user's devices), not O(members).
+    async fn user_memberships(
+        &self,
+        room: &str,
+        user: &str,
+        now: Millis,
+    ) -> Result<Vec<Membership>, StoreError>;
 
     /// Extends every membership of a connection to `expires_at` and records
     /// `now` as the connection's `refreshed_at`.

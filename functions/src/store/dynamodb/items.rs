@@ -6,6 +6,7 @@
 //! | membership (reverse) | `CONN#{id}` | `ROOM#{room}` | full copy, so cleanup and refresh never touch room partitions to find them |
 //! | user → connection | `USER#{user}` | `CONN#{id}` | all devices of a user |
 //! | membership | `ROOM#{room}` | `MEMBER#{id}` | broadcast = one Query on the room partition |
+//! | watcher | `ROOM#{room}` | `WATCH#{id}` | copy of a membership with the presence right: joins, departures and typing read only these |
 //! | room counter | `ROOM#{room}` | `SEQ` | `seq`, bumped by atomic `ADD` |
 //! | history | `HIST#{room}` | `MSG#{seq:020}` | zero-padded so string order is seq order |
 //! | send marker | `IDEM#{room}` | `{len(user)}:{user}#{id}` | idempotency; the length prefix keeps user/id pairs unambiguous |
@@ -51,6 +52,10 @@ pub(crate) fn member_sk(id: &str) -> String {
     format!("MEMBER#{id}")
 }
 pub(crate) const MEMBER_PREFIX: &str = "MEMBER#";
+pub(crate) fn watch_sk(id: &str) -> String {
+    format!("WATCH#{id}")
+}
+pub(crate) const WATCH_PREFIX: &str = "WATCH#";
 pub(crate) const ROOM_PREFIX: &str = "ROOM#";
 pub(crate) const SEQ: &str = "SEQ";
 pub(crate) fn hist_pk(room: &str) -> String {
@@ -217,6 +222,14 @@ fn membership_attrs(m: &Membership) -> [(String, AttributeValue); 7] {
 /// The room-partition item.
 pub(crate) fn member_item(m: &Membership) -> Item {
     let mut item = key(room_pk(&m.room), member_sk(&m.connection_id));
+    item.extend(membership_attrs(m));
+    item
+}
+
+/// The watcher item: a copy of a membership with the presence right, in its
+/// own key range so that finding whom to tell never reads the whole room.
+pub(crate) fn watch_item(m: &Membership) -> Item {
+    let mut item = key(room_pk(&m.room), watch_sk(&m.connection_id));
     item.extend(membership_attrs(m));
     item
 }

@@ -26,6 +26,7 @@ use crate::ratelimit;
 
 mod counting;
 mod items;
+mod membership;
 mod table;
 
 pub use counting::CallCounter;
@@ -208,6 +209,23 @@ impl DynamoStore {
             .await
             .map_err(unavailable("put"))?;
         Ok(())
+    }
+
+    /// Live connection ids of a user, from the user→connection index.
+    async fn user_connection_ids(
+        &self,
+        user: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for item in self.query_all(user_pk(user), None, None).await? {
+            let r = Reader::new(&item);
+            if live(r.expires()?, now) {
+                let sk = r.string(SK)?;
+                ids.push(sk.strip_prefix("CONN#").unwrap_or(&sk).to_owned());
+            }
+        }
+        Ok(ids)
     }
 
     async fn history_page(
@@ -403,101 +421,45 @@ impl Store for DynamoStore {
     }
 
     async fn remove_connection(&self, id: &str) -> Result<Option<Removed>, StoreError> {
-        let items = self.query_all(conn_pk(id), None, None).await?;
-        let mut connection = None;
-        let mut memberships = Vec::new();
-        let mut deletes = Vec::with_capacity(items.len() * 2);
-        for item in &items {
-            let sk = Reader::new(item).string(SK)?;
-            if sk == META {
-                let c = connection_from(item)?;
-                deletes.push(delete_request(user_pk(&c.user), conn_sk(id))?);
-                connection = Some(c);
-            } else if sk.starts_with(ROOM_PREFIX) {
-                let m = membership_from(item)?;
-                deletes.push(delete_request(room_pk(&m.room), member_sk(id))?);
-                memberships.push(m);
-            }
-            deletes.push(delete_request(conn_pk(id), sk)?);
-        }
-        self.batch_write(deletes).await?;
-        Ok(connection.map(|connection| Removed {
-            connection,
-            memberships,
-        }))
+        self.remove_connection_items(id).await
     }
 
     async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        for item in self.query_all(user_pk(user), None, None).await? {
-            let r = Reader::new(&item);
-            if live(r.expires()?, now) {
-                let sk = r.string(SK)?;
-                ids.push(sk.strip_prefix("CONN#").unwrap_or(&sk).to_owned());
-            }
-        }
-        Ok(ids)
+        self.user_connection_ids(user, now).await
     }
 
     async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
-        // Reverse item first: if the second write fails, cleanup still finds
-        // (and deletes) whatever was written.
-        self.put(reverse_item(m)).await?;
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(member_item(m)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(unavailable("join"))?;
-        let was_live = match out.attributes() {
-            Some(old) if !old.is_empty() => live(Reader::new(old).expires()?, m.joined_at),
-            _ => false,
-        };
-        Ok(!was_live)
+        self.join_room(m).await
     }
 
     async fn leave(&self, room: &str, id: &str) -> Result<Option<Membership>, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(room_pk(room), member_sk(id))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(unavailable("leave"))?;
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conn_pk(id), room_sk(room))))
-            .send()
-            .await
-            .map_err(unavailable("leave"))?;
-        match out.attributes() {
-            Some(old) if !old.is_empty() => Ok(Some(membership_from(old)?)),
-            _ => Ok(None),
-        }
+        self.leave_room(room, id).await
     }
 
     async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
-        let mut members = Vec::new();
-        for item in self
-            .query_all(
-                room_pk(room),
-                Some(MEMBER_PREFIX),
-                self.options.member_page_limit,
-            )
-            .await?
-        {
-            let m = membership_from(&item)?;
-            if m.expires_at > now {
-                members.push(m);
-            }
-        }
-        Ok(members)
+        self.room_items(room, MEMBER_PREFIX, now).await
+    }
+
+    async fn watchers(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
+        self.room_items(room, WATCH_PREFIX, now).await
+    }
+
+    async fn membership(
+        &self,
+        room: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.membership_of(room, id, now).await
+    }
+
+    async fn user_memberships(
+        &self,
+        room: &str,
+        user: &str,
+        now: Millis,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.memberships_of_user(room, user, now).await
     }
 
     async fn refresh_memberships(
@@ -506,26 +468,7 @@ impl Store for DynamoStore {
         now: Millis,
         expires_at: Millis,
     ) -> Result<(), StoreError> {
-        let items = self.query_all(conn_pk(id), Some(ROOM_PREFIX), None).await?;
-        let mut puts = Vec::with_capacity(items.len() * 2);
-        for item in &items {
-            let mut m = membership_from(item)?;
-            m.expires_at = expires_at;
-            puts.push(put_request(member_item(&m))?);
-            puts.push(put_request(reverse_item(&m))?);
-        }
-        self.batch_write(puts).await?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conn_pk(id), META)))
-            .update_expression("SET refreshedAt = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        connection_must_exist(result, id, "refresh")
+        self.refresh_room_items(id, now, expires_at).await
     }
 
     async fn append(
