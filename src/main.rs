@@ -11,6 +11,12 @@ use roomcast_emulator::template::Template;
 use roomcast_emulator::{Emulator, EmulatorConfig};
 use roomcast_functions::handlers::{LogFormat, init_tracing};
 
+// The emulator's hot path (a signed HTTP round trip per delivery) is
+// allocation-bound; glibc malloc's arena locking and consolidation were a
+// fifth of its CPU in the profile (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "roomcast",
@@ -81,7 +87,9 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct BenchArgs {
-    /// Scenarios, comma-separated: connect, broadcast, fanout, memory, coldstart.
+    /// Scenarios, comma-separated: connect, broadcast, fanout, memory,
+    /// coldstart, sdk-floor (the cost of one PostToConnection through the
+    /// SDK against a do-nothing server, beside plain HTTP).
     #[arg(long, default_value = "connect,broadcast,fanout,memory")]
     scenarios: String,
     /// Clients for `connect`.

@@ -9,6 +9,24 @@ use roomcast_functions::auth::{DevClaims, Right, RoomRights, mint_hs256};
 
 use crate::{BenchArgs, out};
 
+mod floor;
+
+/// SDK settings for local endpoints: requests are signed but nobody
+/// verifies them, so static credentials and a fixed region do.
+async fn local_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "bench",
+            "bench",
+            None,
+            None,
+            "roomcast-bench",
+        ))
+        .load()
+        .await
+}
+
 /// A server process started for the bench; killed when dropped.
 struct Server {
     child: Child,
@@ -170,6 +188,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
     for scenario in args.scenarios.split(',').map(str::trim) {
         if scenario == "coldstart" {
             coldstart(&args.lambda_dir).await?;
+            continue;
+        }
+        if scenario == "sdk-floor" {
+            for r in floor::run(40).await? {
+                out(&r.to_string());
+            }
             continue;
         }
         if !matches!(scenario, "connect" | "broadcast" | "fanout" | "memory") {
