@@ -77,7 +77,7 @@ async fn through_sdk(endpoint: &str, fanouts: usize) -> Value {
     let started = Instant::now();
     let reports: Vec<_> = futures::stream::iter(0..fanouts)
         .map(|f| {
-            let (gateway, config) = (gateway.clone(), config.clone());
+            let gateway = gateway.clone();
             async move { fan_out(&*gateway, ids(f), PAYLOAD, &config).await }
         })
         .buffer_unordered(CONCURRENT_FANOUTS)
