@@ -8,6 +8,7 @@
 use super::{Context, RouteError, rooms, send};
 use crate::auth::Identity;
 use crate::clock::Millis;
+use crate::gateway::GatewayError;
 use crate::protocol::{
     Action, ClientFrame, ClientLimits, ErrorCode, ServerFrame, parse_client_frame,
 };
@@ -73,15 +74,25 @@ async fn handle(
 ) -> Result<Option<ServerFrame>, RouteError> {
     let now = ctx.now();
     let reference = frame.reference;
-    let Some(touched) = touch_or_heal(ctx, connection_id, identity, now).await? else {
-        close(
-            ctx,
-            connection_id,
-            ErrorCode::TokenExpired,
-            "not registered and no valid identity; reconnect",
-        )
-        .await;
-        return Ok(None);
+    let touched = match touch_or_heal(ctx, connection_id, identity, now).await? {
+        Touch::Live(touched) => touched,
+        Touch::Closed => {
+            tracing::info!(
+                connection_id,
+                "frame from a connection that has closed; dropped"
+            );
+            return Ok(None);
+        }
+        Touch::Unregistered => {
+            close(
+                ctx,
+                connection_id,
+                ErrorCode::TokenExpired,
+                "not registered and no valid identity; reconnect",
+            )
+            .await;
+            return Ok(None);
+        }
     };
     let conn = touched.connection;
     if now / 1000 > conn.token_exp.saturating_add(leeway(ctx)) {
@@ -123,29 +134,47 @@ fn leeway(ctx: &Context<'_>) -> i64 {
     i64::try_from(ctx.config.token_leeway_secs).unwrap_or(0)
 }
 
+/// What [`touch_or_heal`] found.
+enum Touch {
+    /// The connection, charged for this frame.
+    Live(crate::store::Touched),
+    /// The item is missing because the socket has closed: this frame was
+    /// still being processed when `$disconnect` removed it. Drop the frame.
+    Closed,
+    /// The item is missing and the event has no valid identity to rebuild it.
+    Unregistered,
+}
+
 /// Touches the connection; if its item is missing (lost `$connect` write,
 /// expired TTL) but the event carries a still-valid identity, registers it
-/// again. `None` when it cannot be registered.
+/// again. Not when the socket has closed: each frame is its own invocation,
+/// so a frame sent just before a close can run after `$disconnect`, and
+/// re-registering then would resurrect a dead connection until its TTL.
 async fn touch_or_heal(
     ctx: &Context<'_>,
     connection_id: &str,
     identity: Option<&Identity>,
     now: Millis,
-) -> Result<Option<crate::store::Touched>, RouteError> {
+) -> Result<Touch, RouteError> {
     match ctx.store.touch(connection_id, now, &ctx.config.rate).await {
-        Ok(t) => Ok(Some(t)),
+        Ok(t) => Ok(Touch::Live(t)),
         Err(StoreError::NotFound { .. }) => {
             let Some(identity) =
                 identity.filter(|i| now / 1000 <= i.exp.saturating_add(leeway(ctx)))
             else {
-                return Ok(None);
+                return Ok(Touch::Unregistered);
             };
+            // One GET @connections on this rare path. Any answer but Gone
+            // (including an outage) leaves healing on: a live user keeps working.
+            if let Err(GatewayError::Gone) = ctx.gateway.info(connection_id).await {
+                return Ok(Touch::Closed);
+            }
             tracing::warn!(
                 connection_id,
                 "connection item missing; registering it again"
             );
             super::connect(ctx.store, ctx.clock, ctx.config, connection_id, identity).await?;
-            Ok(Some(
+            Ok(Touch::Live(
                 ctx.store
                     .touch(connection_id, now, &ctx.config.rate)
                     .await?,

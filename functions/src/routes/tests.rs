@@ -851,6 +851,23 @@ async fn a_lost_connection_item_is_registered_again_from_the_event() {
     assert_eq!(w.gateway.deleted(), vec!["z1".to_owned()]);
 }
 
+#[tokio::test]
+async fn a_frame_processed_after_its_disconnect_does_not_resurrect_the_connection() {
+    let w = World::new();
+    let id = w.identity("alice", RoomRights::all());
+    w.connect("a1", "alice").await;
+    w.join("a1", "r").await;
+    // The socket closed and `$disconnect` ran before this frame's invocation.
+    disconnect(&w.ctx(), "a1").await.unwrap();
+    w.gateway.mark_gone("a1");
+    let frame = json!({"action": "join", "room": "r"}).to_string();
+    let r = message(&w.ctx(), "a1", Some(&id), Some(&frame), false).await;
+    assert!(r.is_none(), "nobody to answer: {r:?}");
+    assert!(w.store.get_connection("a1", T0).await.unwrap().is_none());
+    assert!(w.store.members("r", T0).await.unwrap().is_empty());
+    assert!(w.gateway.deleted().is_empty(), "nothing to close");
+}
+
 // ---- bad input --------------------------------------------------------------------------
 
 #[tokio::test]
