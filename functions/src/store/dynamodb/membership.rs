@@ -3,12 +3,10 @@
 //! devices). Only broadcasts and presence rosters read the whole room;
 //! every per-join and per-departure check costs O(watchers + devices).
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 
 use super::items::*;
-use super::{DynamoStore, build_error, delete_request, put_request, unavailable};
+use super::{Backoff, DynamoStore, build_error, delete_request, put_request, unavailable};
 use crate::clock::Millis;
 use crate::store::{Membership, Removed, StoreError};
 
@@ -168,7 +166,7 @@ impl DynamoStore {
     }
 
     /// Reads `keys` consistently in batches of 100, retrying unprocessed
-    /// keys with exponential backoff. Absent items are simply not returned.
+    /// keys. Absent items are simply not returned.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET_MAX) {
@@ -177,8 +175,8 @@ impl DynamoStore {
                 .consistent_read(true)
                 .build()
                 .map_err(build_error)?;
-            let mut delay = Duration::from_millis(20);
-            for attempt in 1..=self.options.batch_attempts {
+            let mut backoff = Backoff::new(self.options.batch_attempts);
+            loop {
                 let out = self
                     .client
                     .batch_get_item()
@@ -193,17 +191,7 @@ impl DynamoStore {
                     Some(rest) if !rest.keys().is_empty() => pending = rest.clone(),
                     _ => break,
                 }
-                if attempt == self.options.batch_attempts {
-                    return Err(StoreError::Unavailable {
-                        operation: "batch get",
-                        reason: format!(
-                            "{} keys still unprocessed after {attempt} attempts",
-                            pending.keys().len()
-                        ),
-                    });
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+                backoff.wait("batch get", pending.keys().len()).await?;
             }
         }
         Ok(found)

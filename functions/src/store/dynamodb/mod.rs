@@ -100,6 +100,41 @@ where
     }
 }
 
+/// Exponential backoff, from 20 ms, for batches that come back with
+/// unprocessed items (throttling), up to a number of attempts.
+struct Backoff {
+    delay: Duration,
+    attempts_left: u32,
+}
+
+impl Backoff {
+    fn new(attempts: u32) -> Self {
+        Self {
+            delay: Duration::from_millis(20),
+            attempts_left: attempts.max(1),
+        }
+    }
+
+    /// After an attempt that left `unprocessed` items: waits before the next
+    /// one, or gives up with `Unavailable` when the attempts are used up.
+    async fn wait(
+        &mut self,
+        operation: &'static str,
+        unprocessed: usize,
+    ) -> Result<(), StoreError> {
+        self.attempts_left -= 1;
+        if self.attempts_left == 0 {
+            return Err(StoreError::Unavailable {
+                operation,
+                reason: format!("{unprocessed} items still unprocessed after the last attempt"),
+            });
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(1));
+        Ok(())
+    }
+}
+
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Unavailable {
         operation: "build request",
@@ -149,13 +184,12 @@ impl DynamoStore {
         }
     }
 
-    /// Writes requests in batches of 25, retrying unprocessed items with
-    /// exponential backoff.
+    /// Writes requests in batches of 25, retrying unprocessed items.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(25) {
             let mut pending = chunk.to_vec();
-            let mut delay = Duration::from_millis(20);
-            for attempt in 1..=self.options.batch_attempts {
+            let mut backoff = Backoff::new(self.options.batch_attempts);
+            loop {
                 let out = self
                     .client
                     .batch_write_item()
@@ -163,25 +197,11 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(unavailable("batch write"))?;
-                pending = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
+                match out.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                    Some(rest) if !rest.is_empty() => pending = rest.clone(),
+                    _ => break,
                 }
-                if attempt == self.options.batch_attempts {
-                    return Err(StoreError::Unavailable {
-                        operation: "batch write",
-                        reason: format!(
-                            "{} items still unprocessed after {attempt} attempts",
-                            pending.len()
-                        ),
-                    });
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+                backoff.wait("batch write", pending.len()).await?;
             }
         }
         Ok(())
