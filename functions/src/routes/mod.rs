@@ -141,37 +141,53 @@ impl Context<'_> {
         gone
     }
 
-    /// After `m` left its room: if its user has no other device there, tells
-    /// the room's presence watchers. Returns connections found gone.
+    /// Whom to tell that `user` arrived in or left `room`: the room's
+    /// presence watchers other than `connection_id`, or nobody if the user
+    /// has another device there (they were, and stay, present).
     ///
     /// Costs O(watchers + the user's devices), never O(members): in a big
-    /// room without watchers a departure is one empty read, so a crowd
+    /// room without watchers it is one empty read, so a crowd joining or
     /// leaving at once does not turn quadratic.
+    async fn presence_audience(
+        &self,
+        room: &str,
+        user: &str,
+        connection_id: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let not_me = |m: &Membership| m.connection_id != connection_id;
+        let watchers = presence_watchers(&self.store.watchers(room, now).await?, not_me);
+        if watchers.is_empty() {
+            return Ok(watchers);
+        }
+        let devices = self.store.user_memberships(room, user, now).await?;
+        Ok(if devices.iter().any(not_me) {
+            Vec::new()
+        } else {
+            watchers
+        })
+    }
+
+    /// After `m` left its room: if its user has no other device there, tells
+    /// the room's presence watchers. Returns connections found gone.
     async fn announce_departure(&self, m: &Membership) -> Vec<String> {
-        let now = self.now();
-        let watchers = match self.store.watchers(&m.room, now).await {
-            Ok(watchers) if watchers.is_empty() => return Vec::new(),
-            Ok(watchers) => watchers,
+        let targets = match self
+            .presence_audience(&m.room, &m.user, &m.connection_id, self.now())
+            .await
+        {
+            Ok(targets) if targets.is_empty() => return Vec::new(),
+            Ok(targets) => targets,
             Err(e) => {
-                tracing::warn!(room = %m.room, error = %e, "could not list watchers to announce a departure");
+                tracing::warn!(room = %m.room, connection_id = %m.connection_id, error = %e, "could not find whom to tell of a departure");
                 return Vec::new();
             }
         };
-        match self.store.user_memberships(&m.room, &m.user, now).await {
-            Ok(devices) if devices.is_empty() => {}
-            Ok(_) => return Vec::new(),
-            Err(e) => {
-                tracing::warn!(room = %m.room, error = %e, "could not check the user's other devices to announce a departure");
-                return Vec::new();
-            }
-        }
         let frame = ServerFrame::Presence {
             room: m.room.clone(),
             user: m.user.clone(),
             name: m.name.clone(),
             event: PresenceEvent::Left,
         };
-        let targets = presence_watchers(&watchers, |_| true);
         let payload = frame.to_json();
         fan_out(
             self.gateway,

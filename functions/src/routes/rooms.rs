@@ -60,25 +60,16 @@ pub(super) async fn join(
     };
     if is_new {
         let not_me = |m: &Membership| m.connection_id != conn.connection_id;
-        let (watchers, other_device) = match &roster {
-            Some(members) => (
-                presence_watchers(members, not_me),
-                members.iter().any(|m| m.user == conn.user && not_me(m)),
-            ),
+        // The roster, when read anyway, answers whom to tell at no extra cost.
+        let watchers = match &roster {
+            Some(members) if members.iter().any(|m| m.user == conn.user && not_me(m)) => Vec::new(),
+            Some(members) => presence_watchers(members, not_me),
             None => {
-                let watchers = ctx.store.watchers(room.as_str(), now).await?;
-                let watchers = presence_watchers(&watchers, not_me);
-                let other_device = !watchers.is_empty()
-                    && ctx
-                        .store
-                        .user_memberships(room.as_str(), &conn.user, now)
-                        .await?
-                        .iter()
-                        .any(not_me);
-                (watchers, other_device)
+                ctx.presence_audience(room.as_str(), &conn.user, &conn.connection_id, now)
+                    .await?
             }
         };
-        if !other_device {
+        if !watchers.is_empty() {
             let frame = ServerFrame::Presence {
                 room: room.to_string(),
                 user: conn.user.clone(),
