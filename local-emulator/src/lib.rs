@@ -33,6 +33,7 @@ mod upgrade;
 mod util;
 
 pub use config::EmulatorConfig;
+pub use state::local_sdk_config;
 
 /// Why the emulator could not start or run. Each says what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -47,9 +47,10 @@ pub(crate) struct State {
     pub(crate) pending_disconnects: AtomicUsize,
 }
 
-async fn sdk_config() -> aws_config::SdkConfig {
-    // Requests to the emulator (and to moto) are signed but not verified,
-    // so static credentials do; real ones from the environment win.
+/// SDK settings for local endpoints (the emulator's `@connections`, moto):
+/// requests are signed but not verified, so static credentials and a
+/// default region do; real ones from the environment win.
+pub async fn local_sdk_config() -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if std::env::var_os("AWS_REGION").is_none() {
         loader = loader.region(Region::new("us-east-1"));
@@ -78,7 +79,7 @@ impl State {
             .strip_prefix("$request.body.")
             .map(|p| p.split('.').map(str::to_owned).collect())
             .unwrap_or_default();
-        let sdk = sdk_config().await;
+        let sdk = local_sdk_config().await;
         let store = store(&config, &template, &sdk).await?;
 
         let mut injected = BTreeMap::new();

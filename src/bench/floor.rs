@@ -70,7 +70,7 @@ fn result(client: &str, calls: usize, failed: usize, started: Instant) -> Value 
 
 /// `fanouts` fan-outs of 1,000 through the production adapter.
 async fn through_sdk(endpoint: &str, fanouts: usize) -> Value {
-    let sdk = crate::bench::local_sdk_config().await;
+    let sdk = roomcast_emulator::local_sdk_config().await;
     let api = ManagementApi::new(sdk, Some(endpoint.to_owned()));
     let gateway = api.gateway(endpoint);
     let config = FanoutConfig::default();

@@ -11,22 +11,6 @@ use crate::{BenchArgs, out};
 
 mod floor;
 
-/// SDK settings for local endpoints: requests are signed but nobody
-/// verifies them, so static credentials and a fixed region do.
-async fn local_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "bench",
-            "bench",
-            None,
-            None,
-            "roomcast-bench",
-        ))
-        .load()
-        .await
-}
-
 /// A server process started for the bench; killed when dropped.
 struct Server {
     child: Child,
