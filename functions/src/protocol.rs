@@ -265,11 +265,14 @@ pub fn parse_client_frame(body: Option<&str>, limits: &Limits) -> Result<ClientF
     if body.trim().is_empty() {
         return Err(FrameError::new(ErrorCode::InvalidFrame, "empty frame"));
     }
-    let value: Value = serde_json::from_str(body).map_err(|e| {
-        FrameError::new(
-            ErrorCode::InvalidJson,
-            format!("frame is not valid JSON: {e}"),
-        )
+    let value: Value = serde_json::from_str(body).map_err(|e| FrameError {
+        code: ErrorCode::InvalidJson,
+        message: format!("frame is not valid JSON: {e}"),
+        // serde gave up (nesting past its limit, a number like 1e400, a
+        // syntax error late in the frame): the `ref` may still be readable.
+        reference: roomcast_protocol::top_level(body)
+            .get("ref")
+            .and_then(|r| valid_ref(r.clone())),
     })?;
     let Value::Object(mut obj) = value else {
         return Err(FrameError::new(
@@ -280,14 +283,12 @@ pub fn parse_client_frame(body: Option<&str>, limits: &Limits) -> Result<ClientF
     // Read `ref` first, so every later error can carry it.
     let reference = match obj.remove("ref") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.len() <= MAX_REF_LEN => Some(Value::String(s)),
-        Some(n @ Value::Number(_)) if n.is_i64() || n.is_u64() => Some(n),
-        Some(_) => {
-            return Err(FrameError::new(
+        Some(r) => Some(valid_ref(r).ok_or_else(|| {
+            FrameError::new(
                 ErrorCode::InvalidField,
                 format!("ref must be an integer or a string of at most {MAX_REF_LEN} characters"),
-            ));
-        }
+            )
+        })?),
     };
     parse_action(&mut obj, limits)
         .map(|action| ClientFrame {
@@ -298,6 +299,44 @@ pub fn parse_client_frame(body: Option<&str>, limits: &Limits) -> Result<ClientF
             e.reference = reference;
             e
         })
+}
+
+/// `r` if it is a `ref` the server echoes: an integer or a short string.
+fn valid_ref(r: Value) -> Option<Ref> {
+    match r {
+        Value::String(s) if s.len() <= MAX_REF_LEN => Some(Value::String(s)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
+        _ => None,
+    }
+}
+
+/// Checks a `data` payload against the size limit and the depth limit
+/// ([`roomcast_protocol::MAX_DATA_DEPTH`]): deeper data would be accepted
+/// here but break parsers when it is sent again inside `joined` or `history`.
+pub fn check_data(data: &Value, limits: &Limits) -> Result<(), FrameError> {
+    let size = serde_json::to_string(data)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
+    if size > limits.max_data_bytes {
+        return Err(FrameError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "data is {size} bytes; the limit is {}",
+                limits.max_data_bytes
+            ),
+        ));
+    }
+    let depth = roomcast_protocol::nesting_depth(data);
+    if depth > roomcast_protocol::MAX_DATA_DEPTH {
+        return Err(FrameError::new(
+            ErrorCode::InvalidField,
+            format!(
+                "data nests {depth} levels deep; the limit is {}",
+                roomcast_protocol::MAX_DATA_DEPTH
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action, FrameError> {
@@ -423,18 +462,7 @@ impl Fields<'_> {
             .obj
             .get("data")
             .ok_or_else(|| field_error("data", "present"))?;
-        let size = serde_json::to_string(data)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX);
-        if size > self.limits.max_data_bytes {
-            return Err(FrameError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "data is {size} bytes; the limit is {}",
-                    self.limits.max_data_bytes
-                ),
-            ));
-        }
+        check_data(data, self.limits)?;
         Ok(data.clone())
     }
 

@@ -1,16 +1,17 @@
 //! The `$default` route: every client frame comes through here.
 //!
-//! Order matters: the frame is parsed and validated before anything is read
-//! or written, so bad input changes no stored state and costs no store call.
-//! Then the connection is touched (rate limit, atomically), its token expiry
-//! checked, its memberships refreshed when due, and the action dispatched.
+//! Every frame, valid or not, is charged to the connection's rate limit
+//! first: a client flooding junk is throttled and then closed like any other
+//! flooder. Then its token expiry is checked, the frame is judged (a bad one
+//! gets an error with its `ref` and changes nothing stored), memberships are
+//! refreshed when due, and the action is dispatched.
 
 use super::{Context, RouteError, rooms, send};
 use crate::auth::Identity;
 use crate::clock::Millis;
 use crate::gateway::GatewayError;
 use crate::protocol::{
-    Action, ClientFrame, ClientLimits, ErrorCode, ServerFrame, parse_client_frame,
+    Action, ClientFrame, ClientLimits, ErrorCode, FrameError, ServerFrame, parse_client_frame,
 };
 use crate::ratelimit::Verdict;
 use crate::store::{ConnectionRecord, StoreError};
@@ -30,26 +31,19 @@ pub async fn message(
     is_binary: bool,
 ) -> Option<ServerFrame> {
     telemetry::add(Metric::Messages, 1.0);
-    if is_binary {
-        telemetry::add(Metric::Rejects, 1.0);
-        tracing::warn!(connection_id, "binary frame rejected");
-        return Some(ServerFrame::error(
+    let parsed = if is_binary {
+        Err(FrameError::new(
             ErrorCode::InvalidFrame,
             "binary frames are not supported; send JSON text frames",
-            None,
-        ));
-    }
-    let frame = match parse_client_frame(body, &ctx.config.limits) {
-        Ok(frame) => frame,
-        Err(e) => {
-            telemetry::add(Metric::Rejects, 1.0);
-            tracing::warn!(connection_id, code = e.code.as_str(), reason = %e.message, "bad frame");
-            return Some(e.to_frame());
-        }
+        ))
+    } else {
+        parse_client_frame(body, &ctx.config.limits)
     };
-    let action = frame.action.name();
-    let reference = frame.reference.clone();
-    match handle(ctx, connection_id, identity, frame).await {
+    let (action, reference) = match &parsed {
+        Ok(f) => (f.action.name(), f.reference.clone()),
+        Err(e) => ("invalid", e.reference.clone()),
+    };
+    match handle(ctx, connection_id, identity, parsed).await {
         Ok(reply) => reply,
         Err(e) => {
             telemetry::add(Metric::Rejects, 1.0);
@@ -70,10 +64,9 @@ async fn handle(
     ctx: &Context<'_>,
     connection_id: &str,
     identity: Option<&Identity>,
-    frame: ClientFrame,
+    parsed: Result<ClientFrame, FrameError>,
 ) -> Result<Option<ServerFrame>, RouteError> {
     let now = ctx.now();
-    let reference = frame.reference;
     let touched = match touch_or_heal(ctx, connection_id, identity, now).await? {
         Touch::Live(touched) => touched,
         Touch::Closed => {
@@ -126,8 +119,9 @@ async fn handle(
             ),
         ));
     }
+    let frame = parsed?;
     refresh_if_due(ctx, &conn, now).await;
-    dispatch(ctx, &conn, frame.action, reference, now).await
+    dispatch(ctx, &conn, frame.action, frame.reference, now).await
 }
 
 fn leeway(ctx: &Context<'_>) -> i64 {

@@ -181,19 +181,7 @@ pub async fn publish(
         Some(id) => MessageId::parse(id, limits)?,
         None => MessageId::parse(&uuid::Uuid::new_v4().simple().to_string(), limits)?,
     };
-    let size = serde_json::to_string(&data)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX);
-    if size > limits.max_data_bytes {
-        return Err(FrameError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "data is {size} bytes; the limit is {}",
-                limits.max_data_bytes
-            ),
-        )
-        .into());
-    }
+    crate::protocol::check_data(&data, limits)?;
     let now = ctx.now();
     match target {
         PublishTarget::Room(room) => {

@@ -923,7 +923,7 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
         }
         let r = w.raw("a1", &body).await.unwrap();
         assert_error(&r, code);
-        if body.contains("\"ref\"") && code != "invalid_json" {
+        if body.contains("\"ref\"") {
             assert_eq!(r["ref"], "r1", "{body}");
         }
     }
@@ -937,10 +937,125 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
             ..
         }
     ));
-    // Nothing stored changed: not the history, not the room, not even the rate limiter.
+    // Nothing stored changed, but every bad frame was charged to the rate
+    // limiter: junk must not be a free way to load the server.
     assert_eq!(w.store.room_seq("r").await.unwrap(), 1);
     assert_eq!(w.store.members("r", T0).await.unwrap().len(), 1);
-    assert_eq!(w.store.get_connection("a1", T0).await.unwrap(), before);
+    let after = w.store.get_connection("a1", T0).await.unwrap().unwrap();
+    let before = before.unwrap();
+    assert!(
+        after.rate.tat_us > before.rate.tat_us,
+        "bad frames were not charged"
+    );
+    assert_eq!(
+        ConnectionRecord {
+            rate: before.rate,
+            ..after
+        },
+        before
+    );
+}
+
+#[tokio::test]
+async fn junk_floods_are_rate_limited_and_closed() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    let mut limited = 0;
+    for i in 0..1000 {
+        let Some(r) = w.raw("a1", &format!("{{\"ref\":{i},junk")).await else {
+            break;
+        };
+        if r["code"] == "rate_limited" {
+            limited += 1;
+            assert_eq!(r["ref"], i, "the rate-limit error names the frame");
+        } else {
+            assert_error(&r, "invalid_json");
+            assert_eq!(r["ref"], i, "invalid_json still carries a readable ref");
+        }
+    }
+    assert!(limited > 0, "junk was never rate limited");
+    assert!(
+        w.gateway.deleted().contains(&"a1".to_owned()),
+        "the junk flooder was not closed"
+    );
+    let last = w.gateway.take("a1");
+    assert!(last.iter().any(|p| p["code"] == "rate_limited"), "{last:?}");
+}
+
+#[tokio::test]
+async fn frames_serde_rejects_still_get_their_ref() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    let deep = format!(
+        r#"{{"action":"send","ref":"deep","room":"r","id":"1","data":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let huge = r#"{"action":"send","ref":"big-number","room":"r","id":"2","data":1e400}"#;
+    for (body, reference) in [(deep.as_str(), "deep"), (huge, "big-number")] {
+        let r = w.raw("a1", body).await.unwrap();
+        assert_error(&r, "invalid_json");
+        assert_eq!(r["ref"], reference);
+    }
+}
+
+#[tokio::test]
+async fn data_nested_past_the_limit_is_refused_before_it_is_stored() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.call("a1", json!({"action": "join", "room": "r"})).await;
+    let nest = |levels: usize| {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        v
+    };
+    let limit = roomcast_protocol::MAX_DATA_DEPTH;
+    let r = w
+        .call(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "deep", "data": nest(limit + 1), "ref": 9}),
+        )
+        .await
+        .unwrap();
+    assert_error(&r, "invalid_field");
+    assert_eq!(r["ref"], 9);
+    assert!(r["message"].as_str().unwrap().contains("levels"), "{r}");
+    assert_eq!(
+        w.store.room_seq("r").await.unwrap(),
+        0,
+        "nothing was stored"
+    );
+    let ok = w
+        .call(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "ok", "data": nest(limit)}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok["type"], "ack");
+    // Re-sent inside `joined.missed`, the deepest accepted data still parses.
+    w.connect("b1", "bob").await;
+    let joined = w
+        .call("b1", json!({"action": "join", "room": "r", "since": 0}))
+        .await
+        .unwrap();
+    let text = joined.to_string();
+    assert!(serde_json::from_str::<Value>(&text).is_ok());
+    // A backend publish has the same bound.
+    let e = publish(
+        &w.ctx(),
+        PublishTarget::Room("r".into()),
+        Sender {
+            user: "backend".into(),
+            name: "Backend".into(),
+        },
+        Some("p1"),
+        nest(limit + 1),
+    )
+    .await;
+    assert!(matches!(e, Err(PublishError::Invalid(_))), "{e:?}");
 }
 
 // ---- store failures ------------------------------------------------------------------------
