@@ -13,7 +13,7 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 fi
 port="$(free_port)"
 endpoint="http://127.0.0.1:$port"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE_DIR/moto.log" 2>&1 &
+"$VENV/bin/python" "$REPO_ROOT/infra/moto_server.py" 127.0.0.1 "$port" >"$STATE_DIR/moto.log" 2>&1 &
 echo $! >"$pidfile"
 echo "$endpoint" >"$STATE_DIR/moto.endpoint"
 for _ in $(seq 1 100); do

@@ -183,9 +183,15 @@ async fn send_cost(page_limit: Option<i32>, members: usize) -> BTreeMap<String, 
 
 #[tokio::test]
 async fn send_to_a_room_costs_one_query_page_per_page_of_members() {
-    // touch (GetItem + UpdateItem), marker check (GetItem), seq (UpdateItem ADD),
-    // marker + history (TransactWriteItems), members (Query per page).
-    let base = [("GetItem", 2), ("TransactWriteItems", 1), ("UpdateItem", 2)];
+    // touch (GetItem + UpdateItem), marker and current seq (one consistent
+    // BatchGetItem), seq + marker + history committed together
+    // (TransactWriteItems), members (Query per page).
+    let base = [
+        ("BatchGetItem", 1),
+        ("GetItem", 1),
+        ("TransactWriteItems", 1),
+        ("UpdateItem", 1),
+    ];
     let mut one_page = counts(&base);
     one_page.insert("Query".into(), 1);
     assert_eq!(send_cost(None, 50).await, one_page);

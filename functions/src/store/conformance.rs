@@ -48,6 +48,8 @@ macro_rules! store_conformance_tests {
             append_assigns_gap_free_seqs,
             append_is_idempotent_per_sender_and_room,
             concurrent_appends_get_distinct_gap_free_seqs,
+            readers_never_see_a_seq_that_is_not_stored,
+            concurrent_retries_of_one_send_store_it_once,
             history_pages_newest_first,
             history_after_resumes_in_order,
             expired_history_is_skipped,
@@ -673,6 +675,84 @@ pub async fn concurrent_appends_get_distinct_gap_free_seqs(store: Arc<dyn Store>
     }
     all.sort_unstable();
     assert_eq!(all, (1..=40).collect::<Vec<u64>>());
+}
+
+/// While senders race, every seq a reader is told of is already stored:
+/// `room_seq` then `history_after` (what `join` does) never shows a hole.
+/// A seq allocated before its message is written fails this on DynamoDB.
+pub async fn readers_never_see_a_seq_that_is_not_stored(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..6 {
+        let (store, room) = (store.clone(), room.clone());
+        senders.spawn(async move {
+            for i in 0..8 {
+                let msg = message(&room, &format!("user{sender}"), &format!("m{i}"));
+                new_seq(&*store, msg).await;
+            }
+        });
+    }
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (store, room) = (store.clone(), room.clone());
+        readers.spawn(async move {
+            let mut reads = 0;
+            loop {
+                let seq = store.room_seq(&room).await.unwrap();
+                let page = store.history_after(&room, 0, 100, NOW).await.unwrap();
+                let stored: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+                let promised: Vec<u64> = (1..=seq).collect();
+                assert_eq!(
+                    stored.get(..promised.len()),
+                    Some(promised.as_slice()),
+                    "room_seq {seq} promised a message that history does not have: {stored:?}"
+                );
+                reads += 1;
+                if seq == 48 {
+                    return reads;
+                }
+            }
+        });
+    }
+    while let Some(done) = senders.join_next().await {
+        done.unwrap();
+    }
+    while let Some(reads) = readers.join_next().await {
+        assert!(reads.unwrap() >= 1);
+    }
+}
+
+/// The same send retried concurrently (a resend racing the original) is
+/// stored once, takes one seq, and leaves no gap behind it.
+pub async fn concurrent_retries_of_one_send_store_it_once(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (store, room) = (store.clone(), room.clone());
+        tasks.spawn(async move {
+            store
+                .append(message(&room, "alice", "same"), NOW + HOUR)
+                .await
+                .unwrap()
+        });
+    }
+    let mut new = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.unwrap() {
+            Appended::New(m) => {
+                new += 1;
+                assert_eq!(m.seq, 1);
+            }
+            Appended::Duplicate { seq } => assert_eq!(seq, 1),
+        }
+    }
+    assert_eq!(new, 1, "stored exactly once");
+    assert_eq!(store.room_seq(&room).await.unwrap(), 1, "one seq taken");
+    assert_eq!(
+        new_seq(&*store, message(&room, "alice", "next")).await,
+        2,
+        "no gap"
+    );
 }
 
 /// History pages go newest first, with `more` and `before`.

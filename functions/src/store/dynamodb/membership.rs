@@ -167,7 +167,7 @@ impl DynamoStore {
 
     /// Reads `keys` consistently in batches of 100, retrying unprocessed
     /// keys. Absent items are simply not returned.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET_MAX) {
             let mut pending = KeysAndAttributes::builder()

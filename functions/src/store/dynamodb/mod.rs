@@ -10,9 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{
@@ -24,6 +22,7 @@ use crate::config::RateLimit;
 use crate::protocol::Message;
 use crate::ratelimit;
 
+mod append;
 mod counting;
 mod items;
 mod membership;
@@ -166,6 +165,10 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
+                // Consistent: a member who joined before a message was
+                // committed must be in that message's fan-out (or find it
+                // in history); a stale replica could miss them.
+                .consistent_read(true)
                 .expression_attribute_values(":pk", s(pk.clone()))
                 .set_limit(page_limit)
                 .set_exclusive_start_key(start.take());
@@ -268,6 +271,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(condition)
+                .consistent_read(true)
                 .expression_attribute_values(":pk", s(hist_pk(room)))
                 .expression_attribute_values(":bound", s(bound.clone()))
                 .scan_index_forward(forward)
@@ -496,108 +500,13 @@ impl Store for DynamoStore {
         msg: NewMessage,
         marker_expires_at: Millis,
     ) -> Result<Appended, StoreError> {
-        let marker_key = key(idem_pk(&msg.room), idem_sk(&msg.from.user, &msg.id));
-        let original = |item: &Item| -> Result<Option<u64>, StoreError> {
-            let r = Reader::new(item);
-            Ok(if live(r.expires()?, msg.ts) {
-                Some(r.number("seq")?)
-            } else {
-                None
-            })
-        };
-        // 1. A retry of a stored message: answer with its seq, allocate none.
-        if let Some(item) = self.get(marker_key.clone(), true).await?
-            && let Some(seq) = original(&item)?
-        {
-            return Ok(Appended::Duplicate { seq });
-        }
-        // Refuse what cannot be stored before spending a seq on it.
-        let probe = Message {
-            room: msg.room.clone(),
-            seq: u64::MAX,
-            id: msg.id.clone(),
-            from: msg.from.clone(),
-            data: msg.data.clone(),
-            ts: msg.ts,
-        };
-        let size = item_size(&message_item(&probe, msg.expires_at));
-        if size > MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge {
-                key: format!("{}/{}", hist_pk(&msg.room), MSG_PREFIX),
-                size,
-                limit: MAX_ITEM_BYTES,
-            });
-        }
-        // 2. The room's next seq, atomically.
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(room_pk(&msg.room), SEQ)))
-            .update_expression("ADD seq :one")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(unavailable("allocate seq"))?;
-        let seq: u64 = match out.attributes() {
-            Some(attrs) => Reader::new(attrs).number("seq")?,
-            None => {
-                return Err(StoreError::CorruptItem {
-                    key: format!("{}/{SEQ}", room_pk(&msg.room)),
-                    reason: "ADD returned no seq".into(),
-                });
-            }
-        };
-        let stored = Message { seq, ..probe };
-        // 3. Marker and history item together, the marker conditional.
-        let mut marker = marker_key.clone();
-        marker.insert("seq".into(), n(seq));
-        marker.insert(EXPIRES.into(), n(ttl_secs(marker_expires_at)));
-        let put = |item: Item, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
-            let mut p = Put::builder().table_name(&self.table).set_item(Some(item));
-            if let Some(c) = condition {
-                p = p
-                    .condition_expression(c)
-                    .expression_attribute_values(":now", n(msg.ts.div_euclid(1000)));
-            }
-            Ok(TransactWriteItem::builder()
-                .put(p.build().map_err(build_error)?)
-                .build())
-        };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put(
-                marker,
-                Some("attribute_not_exists(pk) OR expiresAt <= :now"),
-            )?)
-            .transact_items(put(message_item(&stored, msg.expires_at), None)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Appended::New(stored)),
-            Err(e) => {
-                let lost_race = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception());
-                if lost_race {
-                    // A concurrent send of the same id won; this seq stays
-                    // unused (the one case where a gap can appear).
-                    if let Some(item) = self.get(marker_key, true).await?
-                        && let Some(seq) = original(&item)?
-                    {
-                        tracing::warn!(room = %msg.room, unused_seq = seq, "concurrent duplicate send");
-                        return Ok(Appended::Duplicate { seq });
-                    }
-                }
-                Err(unavailable("append")(e))
-            }
-        }
+        self.append_message(msg, marker_expires_at).await
     }
 
     async fn room_seq(&self, room: &str) -> Result<u64, StoreError> {
-        match self.get(key(room_pk(room), SEQ), false).await? {
+        // Consistent: a joiner reads the seq, then history; both must see
+        // at least every commit that happened before the join.
+        match self.get(key(room_pk(room), SEQ), true).await? {
             Some(item) => Reader::new(&item).number_or("seq", 0),
             None => Ok(0),
         }
