@@ -30,6 +30,23 @@ pub struct EmulatorConfig {
     /// Frames queued for one connection before `@connections` POSTs answer
     /// 429 (the client is not reading). Default 256 (emulator choice).
     pub outbound_queue: usize,
+    /// Longest one frame may wait to be written to a client's socket. A
+    /// client that takes nothing for this long is a slow consumer: its
+    /// connection is cut (TCP closed, `$disconnect` with 1006), so it holds
+    /// no memory or task beyond this bound. Default 10 s (emulator choice).
+    pub write_timeout: Duration,
+    /// How long a server-initiated close (DELETE `@connections`, timeouts,
+    /// limits, shutdown) waits for queued frames, the close frame and the
+    /// client's reply before the TCP connection is dropped. Default 2 s.
+    pub close_timeout: Duration,
+    /// Longest a client may take to send a request's headers, the upgrade
+    /// included; then the TCP connection is closed. Also ends idle HTTP
+    /// keep-alive connections. Default 10 s (emulator choice).
+    pub header_read_timeout: Duration,
+    /// Connections still sending their first request's headers, at most. At
+    /// the cap no more are accepted until one finishes or times out, so
+    /// half-sent requests cannot use up file descriptors. Default 512.
+    pub max_pending_handshakes: usize,
     /// Serve `GET /dev/token` with tokens signed by `dev_secret`, and use
     /// that secret for the authorizer unless the environment sets another.
     /// Default true for `roomcast dev`.
@@ -88,6 +105,10 @@ impl Default for EmulatorConfig {
             max_connection_duration: Duration::from_secs(2 * 3600),
             integration_timeout: Duration::from_secs(29),
             outbound_queue: 256,
+            write_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
+            header_read_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 512,
             dev: true,
             dev_secret: "roomcast-dev-secret-not-for-production".into(),
             static_dir: Some(PathBuf::from("web")),
@@ -143,6 +164,20 @@ impl EmulatorConfig {
     /// Sets the per-connection outbound queue bound.
     pub fn outbound_queue(mut self, frames: usize) -> Self {
         self.outbound_queue = frames.max(1);
+        self
+    }
+
+    /// Sets the slow-consumer bound and the closing handshake's deadline.
+    pub fn write_limits(mut self, write_timeout: Duration, close_timeout: Duration) -> Self {
+        self.write_timeout = write_timeout;
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets the header-read timeout and the cap on pending handshakes.
+    pub fn handshake_limits(mut self, header_read_timeout: Duration, max_pending: usize) -> Self {
+        self.header_read_timeout = header_read_timeout;
+        self.max_pending_handshakes = max_pending.max(1);
         self
     }
 

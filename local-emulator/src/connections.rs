@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Why the server side closes a socket.
@@ -26,8 +26,7 @@ pub(crate) struct Connection {
     pub(crate) user_agent: String,
     /// `requestContext.authorizer` for later events: principalId + context.
     pub(crate) authorizer: Value,
-    close: Mutex<Option<CloseReason>>,
-    closing: Notify,
+    close: watch::Sender<Option<CloseReason>>,
 }
 
 impl Connection {
@@ -47,8 +46,7 @@ impl Connection {
             source_ip,
             user_agent,
             authorizer,
-            close: Mutex::new(None),
-            closing: Notify::new(),
+            close: watch::Sender::new(None),
         }
     }
 
@@ -63,21 +61,33 @@ impl Connection {
 
     /// Asks the socket task to close with `reason`. The first request wins.
     pub(crate) fn request_close(&self, reason: CloseReason) {
-        let mut slot = self.close.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
+        self.close.send_if_modified(|slot| {
+            if slot.is_some() {
+                return false;
+            }
             *slot = Some(reason);
-        }
-        drop(slot);
-        self.closing.notify_one();
+            true
+        });
     }
 
     /// Waits for a close request.
     pub(crate) async fn close_requested(&self) -> CloseReason {
-        loop {
-            if let Some(r) = self.close.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                return r;
-            }
-            self.closing.notified().await;
+        let mut rx = self.close.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_else(CloseReason::going_away),
+            // The sender lives in `self`, so this cannot end; if it did,
+            // closing is the safe answer.
+            Err(_) => CloseReason::going_away(),
+        }
+    }
+}
+
+impl CloseReason {
+    /// 1001, as on shutdown, idle timeout and the maximum duration.
+    pub(crate) fn going_away() -> Self {
+        Self {
+            code: 1001,
+            reason: "Going away".into(),
         }
     }
 }
@@ -109,6 +119,20 @@ impl Connections {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)
+    }
+
+    /// Ends a connection now, as DELETE `@connections` does: it is gone for
+    /// every later call at once, while its socket closes in the background
+    /// (close frame if the client takes it, TCP close after a deadline).
+    /// False if it was not registered.
+    pub(crate) fn close(&self, id: &str, reason: CloseReason) -> bool {
+        match self.remove(id) {
+            Some(c) => {
+                c.request_close(reason);
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

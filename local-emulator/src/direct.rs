@@ -40,15 +40,15 @@ impl Gateway for DirectGateway {
     }
 
     async fn delete(&self, connection_id: &str) -> Result<(), GatewayError> {
-        let conn = self
-            .connections
-            .get(connection_id)
-            .ok_or(GatewayError::Gone)?;
-        conn.request_close(CloseReason {
+        let reason = CloseReason {
             code: 1000,
             reason: String::new(),
-        });
-        Ok(())
+        };
+        if self.connections.close(connection_id, reason) {
+            Ok(())
+        } else {
+            Err(GatewayError::Gone)
+        }
     }
 
     async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, GatewayError> {

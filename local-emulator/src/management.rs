@@ -93,16 +93,20 @@ async fn answer(state: &State, req: Request<Incoming>, id: &str) -> Response<Bod
             ),
             None => gone(id),
         },
-        _ => match state.connections.get(id) {
-            Some(c) => {
-                c.request_close(CloseReason {
+        _ => {
+            let closing = state.connections.close(
+                id,
+                CloseReason {
                     code: 1000,
                     reason: String::new(),
-                });
+                },
+            );
+            if closing {
                 respond(StatusCode::NO_CONTENT, "application/json", "")
+            } else {
+                gone(id)
             }
-            None => gone(id),
-        },
+        }
     }
 }
 

@@ -50,21 +50,22 @@ pub(crate) async fn serve(
 ) {
     tokio::pin!(shutdown);
     loop {
+        // At the cap of connections still sending their first headers, stop
+        // accepting (new ones wait in the kernel's backlog) until one sends
+        // them or times out: half-sent requests cannot use up descriptors.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = state.handshakes.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| route(state.clone(), peer, req));
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .with_upgrades();
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
-                        }
-                    });
+                    tokio::spawn(serve_connection(state.clone(), stream, peer, permit));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
@@ -78,6 +79,34 @@ pub(crate) async fn serve(
     shut_down(&state).await;
 }
 
+/// One HTTP connection. The handshake permit is given back as soon as the
+/// first request's headers have arrived (or the connection ends); a client
+/// that does not send them within the header-read timeout is disconnected.
+async fn serve_connection(
+    state: Arc<State>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let header_timeout = state.config.header_read_timeout;
+    let held = std::sync::Mutex::new(Some(permit));
+    let service = service_fn(move |req| {
+        if let Ok(mut p) = held.lock() {
+            p.take();
+        }
+        route(state.clone(), peer, req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+}
 /// Closes every socket with 1001 and waits (bounded) for their `$disconnect`s.
 async fn shut_down(state: &State) {
     state.shutting_down.store(true, Ordering::SeqCst);
@@ -90,7 +119,8 @@ async fn shut_down(state: &State) {
         });
     }
     let deadline = tokio::time::Instant::now() + state.config.shutdown_grace;
-    while (state.connections.len() > 0 || state.pending_disconnects.load(Ordering::SeqCst) > 0)
+    while (state.open_sockets.load(Ordering::SeqCst) > 0
+        || state.pending_disconnects.load(Ordering::SeqCst) > 0)
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;

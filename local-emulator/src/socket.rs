@@ -1,22 +1,33 @@
 //! One connection's life: frames in and out, limits, timers, route
-//! selection and invocation, and `$disconnect` at the end.
+//! selection and invocation, the closing handshake, and `$disconnect`.
+//!
+//! Two tasks per connection. The writer owns the socket's sending half and
+//! the outbound queue; every write has a deadline, so a client that stops
+//! reading is cut after [`EmulatorConfig::write_timeout`] instead of wedging
+//! the connection. The session loop owns the receiving half, the timers and
+//! close requests, so those are served whatever the writer is doing.
+//!
+//! [`EmulatorConfig::write_timeout`]: crate::EmulatorConfig::write_timeout
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tracing::Instrument;
 
 use crate::connections::Connection;
@@ -26,8 +37,65 @@ use crate::util::now_ms;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
+/// API Gateway's report of a connection that ended without a closing
+/// handshake (a reset, a vanished client, a slow consumer cut off).
 const ABNORMAL: (u16, &str) = (1006, "Connection was closed abnormally");
 const GOING_AWAY: (u16, &str) = (1001, "Going away");
+
+/// How a connection ended: what `$disconnect` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ending {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+}
+
+impl Ending {
+    fn new((code, reason): (u16, &str)) -> Self {
+        Self {
+            code,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Why the session loop stopped, which decides how the socket is closed.
+enum Stop {
+    /// The server closes: queued frames, then a close frame with this code.
+    Server(Ending),
+    /// The client sent a close frame: answer it.
+    Client(Ending),
+    /// The socket is dead (reset, EOF without a close frame, a stalled or
+    /// failed write): nothing more can be sent.
+    Dead,
+}
+
+/// What the writer does once the connection is ending.
+#[derive(Clone, Debug)]
+enum Closing {
+    /// Write what was queued before the close, then this close frame.
+    Send(CloseFrame),
+    /// Complete the client's closing handshake.
+    Reply,
+}
+
+/// Why the writer stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum WriteEnd {
+    /// The close was written (or the client closed first).
+    Closed,
+    /// A frame waited longer than the write timeout: a slow consumer.
+    Stalled,
+    /// The socket refused a write.
+    Failed,
+}
+
+/// The writer's settings, from the emulator config.
+#[derive(Clone, Copy, Debug)]
+struct WriteLimits {
+    max_frame: usize,
+    write_timeout: Duration,
+    close_timeout: Duration,
+}
 
 pub(crate) async fn run(
     state: Arc<State>,
@@ -38,107 +106,352 @@ pub(crate) async fn run(
 ) {
     let span = tracing::info_span!("socket", connection_id = %conn.id);
     async {
+        state.open_sockets.fetch_add(1, Ordering::SeqCst);
         // Registered only now: a post before this point is 410, as on AWS.
         state.connections.insert(conn.clone());
-        let (code, reason) = pump(&state, &conn, ws, rx, &domain).await;
-        state.connections.remove(&conn.id);
-        disconnected(&state, &conn, code, &reason, &domain).await;
+        let (sink, stream) = ws.split();
+        let (ending, sink, stream) = session(&state, &conn, sink, stream, rx, &domain).await;
+        // The connection is over for the API: `$disconnect` runs now, while
+        // the TCP connection winds down beside it.
+        let wind_down = async {
+            if let Some(sink) = sink
+                && let Ok(ws) = sink.reunite(stream)
+            {
+                linger(ws, state.config.close_timeout).await;
+            }
+        };
+        tokio::join!(
+            wind_down,
+            disconnected(&state, &conn, ending.code, &ending.reason, &domain)
+        );
+        state.open_sockets.fetch_sub(1, Ordering::SeqCst);
     }
     .instrument(span)
     .await;
 }
 
-async fn pump(
+/// After the close frame: half-closes TCP, then reads until the client
+/// closes its side (or the deadline), so that a client still sending does
+/// not get a reset that would destroy the close frame and replies it has
+/// not read yet.
+async fn linger(mut ws: Socket, deadline: Duration) {
+    let raw = ws.get_mut();
+    let until = Instant::now() + deadline;
+    let _ = timeout_at(until, raw.shutdown()).await;
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = timeout_at(until, raw.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Runs the connection until it ends; returns how it ended and, when a
+/// closing handshake was done, the sending half for [`linger`].
+async fn session<Si, St>(
     state: &Arc<State>,
     conn: &Arc<Connection>,
-    ws: Socket,
-    mut rx: mpsc::Receiver<Message>,
+    sink: Si,
+    mut stream: St,
+    rx: mpsc::Receiver<Message>,
     domain: &str,
-) -> (u16, String) {
-    let (mut sink, mut stream) = ws.split();
+) -> (Ending, Option<Si>, St)
+where
+    Si: Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let limits = WriteLimits {
+        max_frame: state.config.max_frame_bytes,
+        write_timeout: state.config.write_timeout,
+        close_timeout: state.config.close_timeout,
+    };
+    let (closing_tx, closing_rx) = watch::channel(None);
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        closing_rx,
+        limits,
+        conn.clone(),
+        state.clone(),
+    ));
+    let stop = receive(state, conn, &mut stream, &mut writer, domain).await;
+    // Gone for every later `@connections` call from now on, as on AWS.
+    state.connections.remove(&conn.id);
+    let (ending, closing) = match stop {
+        (Stop::Server(e), _) => {
+            let frame = CloseFrame {
+                code: CloseCode::from(e.code),
+                reason: e.reason.clone().into(),
+            };
+            (e, Some(Closing::Send(frame)))
+        }
+        (Stop::Client(e), _) => (e, Some(Closing::Reply)),
+        (Stop::Dead, e) => (e.unwrap_or_else(|| Ending::new(ABNORMAL)), None),
+    };
+    let Some(closing) = closing else {
+        writer.abort();
+        return (ending, None, stream);
+    };
+    let _ = closing_tx.send(Some(closing));
+    let sink = finish_writer(&mut writer, &mut stream, limits.close_timeout).await;
+    (ending, sink, stream)
+}
+
+/// Serves frames, timers and close requests until the connection ends. A
+/// `Dead` stop may come with the ending to report.
+async fn receive<Si, St>(
+    state: &Arc<State>,
+    conn: &Arc<Connection>,
+    stream: &mut St,
+    writer: &mut JoinHandle<(WriteEnd, Si)>,
+    domain: &str,
+) -> (Stop, Option<Ending>)
+where
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
+{
     let max_deadline = Instant::now() + state.config.max_connection_duration;
     let idle = state.config.idle_timeout;
-    let close_with = |code: u16, reason: &str| {
-        Message::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
-        }))
-    };
-    let outcome = loop {
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    loop {
         let idle_for =
             Duration::from_millis(u64::try_from(now_ms() - conn.last_active_ms()).unwrap_or(0));
         let idle_deadline = Instant::now() + idle.saturating_sub(idle_for);
         tokio::select! {
+            biased;
             reason = conn.close_requested() => {
-                let _ = sink.send(close_with(reason.code, &reason.reason)).await;
-                break (reason.code, reason.reason);
+                return (Stop::Server(Ending { code: reason.code, reason: reason.reason }), None);
             }
             () = sleep_until(max_deadline) => {
                 tracing::info!("maximum connection duration reached");
-                let _ = sink.send(close_with(GOING_AWAY.0, GOING_AWAY.1)).await;
-                break (GOING_AWAY.0, GOING_AWAY.1.to_owned());
+                return (Stop::Server(Ending::new(GOING_AWAY)), None);
             }
             () = sleep_until(idle_deadline) => {
-                if now_ms() - conn.last_active_ms() >= i64::try_from(idle.as_millis()).unwrap_or(i64::MAX) {
+                if now_ms() - conn.last_active_ms() >= idle_ms {
                     tracing::info!("idle timeout");
-                    let _ = sink.send(close_with(GOING_AWAY.0, GOING_AWAY.1)).await;
-                    break (GOING_AWAY.0, GOING_AWAY.1.to_owned());
+                    return (Stop::Server(Ending::new(GOING_AWAY)), None);
                 }
             }
-            out = rx.recv() => {
-                let Some(message) = out else { break (ABNORMAL.0, ABNORMAL.1.to_owned()) };
-                conn.touch(now_ms());
-                state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
-                if sink.send(message).await.is_err() {
-                    break (ABNORMAL.0, ABNORMAL.1.to_owned());
+            done = &mut *writer => {
+                if let Ok((WriteEnd::Stalled, _)) = done {
+                    tracing::warn!(write_timeout_ms = state.config.write_timeout.as_millis() as u64, "slow consumer: a frame could not be written in time; connection cut");
+                    state.metrics.error("slow_consumer");
+                }
+                return (Stop::Dead, Some(Ending::new(ABNORMAL)));
+            }
+            incoming = stream.next() => {
+                if let Some(stop) = on_incoming(state, conn, domain, incoming) {
+                    return (stop, None);
                 }
             }
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    conn.touch(now_ms());
-                    state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    dispatch(state, conn, domain, text.as_str().to_owned(), false);
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    conn.touch(now_ms());
-                    state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    let body = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                    dispatch(state, conn, domain, body, true);
-                }
-                // Pings are answered by tungstenite; control frames are not activity.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    break match frame {
-                        Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
-                        None => (1005, "Client-side close frame status not set".to_owned()),
-                    };
-                }
-                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                    tracing::info!(size, max_size, "frame or message too big");
-                    state.metrics.error("message_too_big");
-                    let _ = sink.send(close_with(1009, "Message too big")).await;
-                    break (1009, "Message too big".to_owned());
-                }
-                Some(Err(WsError::Utf8(_))) => {
-                    state.metrics.error("invalid_utf8");
-                    let _ = sink.send(close_with(1007, "Invalid frame payload data")).await;
-                    break (1007, "Invalid frame payload data".to_owned());
-                }
-                Some(Err(WsError::Protocol(e))) => {
-                    tracing::info!(error = %e, "protocol error");
-                    let _ = sink.send(close_with(1002, "Protocol error")).await;
-                    break (1002, "Protocol error".to_owned());
-                }
-                Some(Err(_)) | None => break (ABNORMAL.0, ABNORMAL.1.to_owned()),
-            },
         }
-    };
-    let _ = sink.close().await;
-    outcome
+    }
 }
 
-/// Picks the route for a frame: `$request.body.<path>` on JSON text; anything
-/// else, or a key with no route, goes to `$default`.
+/// One item from the socket: dispatches data frames; returns why to stop,
+/// if it should.
+fn on_incoming(
+    state: &Arc<State>,
+    conn: &Arc<Connection>,
+    domain: &str,
+    incoming: Option<Result<Message, WsError>>,
+) -> Option<Stop> {
+    let close = |code: u16, reason: &str| Some(Stop::Server(Ending::new((code, reason))));
+    match incoming {
+        Some(Ok(Message::Text(text))) => {
+            conn.touch(now_ms());
+            state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+            dispatch(state, conn, domain, text.as_str().to_owned(), false);
+            None
+        }
+        Some(Ok(Message::Binary(bytes))) => {
+            conn.touch(now_ms());
+            state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+            let body = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            dispatch(state, conn, domain, body, true);
+            None
+        }
+        // Pings are answered by tungstenite; control frames are not activity.
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
+        Some(Ok(Message::Close(frame))) => Some(Stop::Client(match frame {
+            Some(f) => Ending {
+                code: u16::from(f.code),
+                reason: f.reason.as_str().to_owned(),
+            },
+            None => Ending::new((1005, "Client-side close frame status not set")),
+        })),
+        Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+            tracing::info!(size, max_size, "frame or message too big");
+            state.metrics.error("message_too_big");
+            close(1009, "Message too big")
+        }
+        Some(Err(WsError::Utf8(_))) => {
+            state.metrics.error("invalid_utf8");
+            close(1007, "Invalid frame payload data")
+        }
+        // A reset or EOF with no close frame: the client vanished.
+        Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) | None => {
+            Some(Stop::Dead)
+        }
+        Some(Err(WsError::Protocol(e))) => {
+            tracing::info!(error = %e, "protocol error");
+            close(1002, "Protocol error")
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "socket error");
+            Some(Stop::Dead)
+        }
+    }
+}
+
+/// Waits (bounded) for the writer to finish closing, reading and dropping
+/// whatever the client still sends so that neither side blocks the other.
+/// Returns the sending half when the writer finished in time.
+async fn finish_writer<Si, St>(
+    writer: &mut JoinHandle<(WriteEnd, Si)>,
+    stream: &mut St,
+    close_timeout: Duration,
+) -> Option<Si>
+where
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let deadline = Instant::now() + close_timeout;
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            done = &mut *writer => {
+                return match done {
+                    Ok((WriteEnd::Closed, sink)) => Some(sink),
+                    _ => None,
+                };
+            }
+            () = sleep_until(deadline) => {
+                writer.abort();
+                return None;
+            }
+            next = stream.next(), if reading => {
+                reading = matches!(next, Some(Ok(_)));
+            }
+        }
+    }
+}
+
+/// Writes queued frames, each within the write timeout, until the
+/// connection ends; then writes what was queued before the close and the
+/// close itself, all within the close timeout.
+async fn write_loop<Si>(
+    mut sink: Si,
+    mut queue: mpsc::Receiver<Message>,
+    mut closing: watch::Receiver<Option<Closing>>,
+    limits: WriteLimits,
+    conn: Arc<Connection>,
+    state: Arc<State>,
+) -> (WriteEnd, Si)
+where
+    Si: Sink<Message, Error = WsError> + Unpin,
+{
+    loop {
+        tokio::select! {
+            // A close is noticed before more frames are taken; the frames
+            // queued before it still go out first, below.
+            biased;
+            _ = closing.changed() => break,
+            next = queue.recv() => {
+                let Some(message) = next else { break };
+                let deadline = Instant::now() + limits.write_timeout;
+                if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
+                    return (end, sink);
+                }
+                conn.touch(now_ms());
+                state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let deadline = Instant::now() + limits.close_timeout;
+    let closing = closing.borrow().clone();
+    let result = match closing {
+        Some(Closing::Send(frame)) => {
+            while let Ok(message) = queue.try_recv() {
+                if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
+                    return (end, sink);
+                }
+                state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+            }
+            timeout_at(deadline, sink.send(Message::Close(Some(frame)))).await
+        }
+        Some(Closing::Reply) | None => timeout_at(deadline, sink.close()).await,
+    };
+    let end = match result {
+        Ok(Ok(())) => WriteEnd::Closed,
+        Ok(Err(_)) => WriteEnd::Failed,
+        Err(_) => WriteEnd::Stalled,
+    };
+    (end, sink)
+}
+
+/// Writes one message by `deadline`. Messages over the frame limit go out
+/// as one message in several frames, as API Gateway sends them.
+async fn write<Si>(
+    sink: &mut Si,
+    message: Message,
+    max_frame: usize,
+    deadline: Instant,
+) -> Result<(), WriteEnd>
+where
+    Si: Sink<Message, Error = WsError> + Unpin,
+{
+    let result = match fragments(&message, max_frame) {
+        None => timeout_at(deadline, sink.send(message)).await,
+        Some(frames) => {
+            timeout_at(deadline, async {
+                for frame in frames {
+                    sink.feed(Message::Frame(frame)).await?;
+                }
+                sink.flush().await
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteEnd::Failed),
+        Err(_) => Err(WriteEnd::Stalled),
+    }
+}
+
+/// A data message longer than `max_frame`, as frames of at most
+/// `max_frame` bytes (text is split between characters); `None` if it fits.
+fn fragments(message: &Message, max_frame: usize) -> Option<Vec<Frame>> {
+    let (bytes, opcode, text) = match message {
+        Message::Text(t) if t.len() > max_frame => (t.as_bytes(), Data::Text, Some(t.as_str())),
+        Message::Binary(b) if b.len() > max_frame => (&b[..], Data::Binary, None),
+        _ => return None,
+    };
+    let max_frame = max_frame.max(4);
+    let mut frames = Vec::with_capacity(bytes.len() / max_frame + 1);
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = (start + max_frame).min(bytes.len());
+        if let Some(text) = text {
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+        }
+        let op = if start == 0 { opcode } else { Data::Continue };
+        frames.push(Frame::message(
+            bytes::Bytes::copy_from_slice(&bytes[start..end]),
+            OpCode::Data(op),
+            end == bytes.len(),
+        ));
+        start = end;
+    }
+    Some(frames)
+}
+
+/// Picks the route for a frame: `$request.body.<path>` on JSON text. The
+/// selected value is stringified before matching, as API Gateway does
+/// (route key `5` matches `{"action": 5}`). Anything else (not JSON, binary,
+/// no such value, an object, array or null, or no route with that key) goes
+/// to `$default`.
 fn select_route<'a>(state: &'a State, body: &str, is_binary: bool) -> Option<&'a Route> {
     let selected = (!is_binary)
         .then(|| serde_json::from_str::<Value>(body).ok())
@@ -148,7 +461,12 @@ fn select_route<'a>(state: &'a State, body: &str, is_binary: bool) -> Option<&'a
             for part in &state.selection_path {
                 cur = cur.get(part)?;
             }
-            cur.as_str().map(str::to_owned)
+            match cur {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
         })
         .filter(|key| !key.starts_with('$'))
         .and_then(|key| state.routes.get(&key));
@@ -191,8 +509,9 @@ fn dispatch(
                 )),
             };
             if let Some(reply) = reply {
-                // The socket may have closed meanwhile; then there is nobody to tell.
-                let _ = conn.tx.send(reply).await;
+                // The socket may have closed meanwhile; then there is nobody
+                // to tell. A full queue means a client that is not reading.
+                let _ = conn.tx.try_send(reply);
             }
         }
         .in_current_span(),
@@ -241,4 +560,30 @@ pub(crate) async fn disconnected(
         .invoke("$disconnect", event, &state.metrics)
         .await;
     state.pending_disconnects.fetch_sub(1, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_split_between_characters_into_frames_of_at_most_the_limit() {
+        let text = "é".repeat(40_000); // 80,000 bytes, two bytes a character
+        let frames = fragments(&Message::text(text.clone()), 32 * 1024).unwrap();
+        assert_eq!(frames.len(), 3);
+        let mut joined = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            assert!(f.payload().len() <= 32 * 1024);
+            assert!(std::str::from_utf8(f.payload()).is_ok(), "frame {i} splits a character");
+            let want = if i == 0 { Data::Text } else { Data::Continue };
+            assert_eq!(f.header().opcode, OpCode::Data(want));
+            assert_eq!(f.header().is_final, i == frames.len() - 1);
+            joined.extend_from_slice(f.payload());
+        }
+        assert_eq!(joined, text.as_bytes());
+        assert!(fragments(&Message::text("short"), 32 * 1024).is_none());
+        let binary = fragments(&Message::binary(vec![7u8; 70_000]), 32 * 1024).unwrap();
+        assert_eq!(binary.len(), 3);
+        assert_eq!(binary[0].header().opcode, OpCode::Data(Data::Binary));
+    }
 }

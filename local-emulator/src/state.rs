@@ -45,6 +45,12 @@ pub(crate) struct State {
     pub(crate) shutting_down: AtomicBool,
     /// `$disconnect` invocations in flight (shutdown waits for them).
     pub(crate) pending_disconnects: AtomicUsize,
+    /// Socket tasks still running, closing ones included (shutdown waits
+    /// for them: a connection leaves the registry as soon as it starts
+    /// closing, before its `$disconnect`).
+    pub(crate) open_sockets: AtomicUsize,
+    /// Connections still sending their first request's headers.
+    pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 /// SDK settings for local endpoints (the emulator's `@connections`, moto):
@@ -154,6 +160,8 @@ impl State {
             metrics: Metrics::default(),
             shutting_down: AtomicBool::new(false),
             pending_disconnects: AtomicUsize::new(0),
+            open_sockets: AtomicUsize::new(0),
+            handshakes: Arc::new(tokio::sync::Semaphore::new(config.max_pending_handshakes.max(1))),
             config,
             addr,
         }))
