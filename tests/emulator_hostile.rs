@@ -237,9 +237,8 @@ async fn an_oversize_frame_is_answered_with_1009_every_time() {
     }
 }
 
-#[tokio::test]
-async fn a_vanished_client_reaches_disconnect_as_1006() {
-    let (emu, rec) = probe(|c| c).await;
+/// A raw-TCP WebSocket client and its connection id.
+async fn raw_client(emu: &RunningEmulator) -> (tokio_tungstenite::WebSocketStream<TcpStream>, String) {
     let tcp = TcpStream::connect(emu.addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(ws_url(&emu, "vanish"), tcp)
         .await
@@ -253,13 +252,27 @@ async fn a_vanished_client_reaches_disconnect_as_1006() {
             break v["requestContext"]["connectionId"].as_str().unwrap().to_owned();
         }
     };
+    (ws, id)
+}
+
+#[tokio::test]
+async fn a_vanished_client_reaches_disconnect_as_1006() {
+    let (emu, rec) = probe(|c| c).await;
     // A reset with no close frame: SO_LINGER 0, then drop.
+    let (ws, reset) = raw_client(&emu).await;
     #[allow(deprecated)] // blocking on drop is the point: it sends the reset
     ws.get_ref().set_linger(Some(Duration::ZERO)).unwrap();
     drop(ws);
-    assert_eq!(disconnect_code(&rec, &id).await, 1006);
-    let e = rec.of_type("DISCONNECT");
-    assert_eq!(e[0]["requestContext"]["disconnectReason"], "Connection was closed abnormally");
+    assert_eq!(disconnect_code(&rec, &reset).await, 1006);
+    // A TCP close (FIN) with no close frame.
+    let (ws, fin) = raw_client(&emu).await;
+    let mut tcp = ws.into_inner();
+    tcp.shutdown().await.unwrap();
+    assert_eq!(disconnect_code(&rec, &fin).await, 1006);
+    for e in rec.of_type("DISCONNECT") {
+        assert_eq!(e["requestContext"]["disconnectReason"], "Connection was closed abnormally");
+    }
+    drop(tcp);
 }
 
 #[tokio::test]
