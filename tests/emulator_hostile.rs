@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::emulator::{Ws, WAIT, closed, connect, next, probe, recv, send};
+use common::emulator::{WAIT, Ws, closed, connect, next, probe, recv, send};
 use futures::{SinkExt, StreamExt};
 use roomcast_emulator::RunningEmulator;
 use serde_json::json;
@@ -35,11 +35,22 @@ async fn connection_id(ws: &mut Ws) -> String {
 }
 
 async fn post(http: &reqwest::Client, emu: &RunningEmulator, id: &str, body: String) -> u16 {
-    http.post(api(emu, id)).body(body).send().await.unwrap().status().as_u16()
+    http.post(api(emu, id))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 async fn get(http: &reqwest::Client, emu: &RunningEmulator, id: &str) -> u16 {
-    http.get(api(emu, id)).send().await.unwrap().status().as_u16()
+    http.get(api(emu, id))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// Posts large frames to a client that is not reading until the server's
@@ -64,7 +75,9 @@ async fn disconnect_code(rec: &common::emulator::Recorder, id: &str) -> u64 {
                 && e["requestContext"]["connectionId"] == id
         })
         .await;
-    e["requestContext"]["disconnectStatusCode"].as_u64().unwrap()
+    e["requestContext"]["disconnectStatusCode"]
+        .as_u64()
+        .unwrap()
 }
 
 /// Another client still gets service.
@@ -104,13 +117,20 @@ async fn delete_and_the_idle_timer_are_served_while_a_write_is_pending() {
     let http = reqwest::Client::new();
     let mut deleted = connect(&ws_url(&emu, "deleted")).await;
     let mut idle = connect(&ws_url(&emu, "idle")).await;
-    let (d, i) = (connection_id(&mut deleted).await, connection_id(&mut idle).await);
+    let (d, i) = (
+        connection_id(&mut deleted).await,
+        connection_id(&mut idle).await,
+    );
     fill(&http, &emu, &d).await;
     fill(&http, &emu, &i).await;
     // DELETE ends the connection at once, even with a write stuck.
     let status = http.delete(api(&emu, &d)).send().await.unwrap().status();
     assert_eq!(status.as_u16(), 204);
-    assert_eq!(get(&http, &emu, &d).await, 410, "deleted, yet still registered");
+    assert_eq!(
+        get(&http, &emu, &d).await,
+        410,
+        "deleted, yet still registered"
+    );
     assert_eq!(disconnect_code(&rec, &d).await, 1000);
     // The idle timer fires although the writer is blocked.
     assert_eq!(disconnect_code(&rec, &i).await, 1001);
@@ -195,7 +215,8 @@ async fn a_client_still_sending_gets_the_close_frame_not_a_reset() {
         let (mut tx, mut rx) = ws.split();
         let flood = tokio::spawn(async move {
             for _ in 0..100_000 {
-                let frame = Message::text(json!({"action": "silent", "pad": "p".repeat(512)}).to_string());
+                let frame =
+                    Message::text(json!({"action": "silent", "pad": "p".repeat(512)}).to_string());
                 if tx.send(frame).await.is_err() {
                     break;
                 }
@@ -205,7 +226,10 @@ async fn a_client_still_sending_gets_the_close_frame_not_a_reset() {
         let status = http.delete(api(&emu, &id)).send().await.unwrap().status();
         assert_eq!(status.as_u16(), 204);
         let code = loop {
-            match tokio::time::timeout(WAIT, rx.next()).await.expect("close in time") {
+            match tokio::time::timeout(WAIT, rx.next())
+                .await
+                .expect("close in time")
+            {
                 Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
                 Some(Ok(_)) => continue,
                 other => panic!("attempt {attempt}: no close frame, got {other:?}"),
@@ -224,9 +248,14 @@ async fn an_oversize_frame_is_answered_with_1009_every_time() {
         let mut ws = connect(&ws_url(&emu, "oversize")).await;
         let id = connection_id(&mut ws).await;
         // One 200 KB frame: over both the frame and the message limit.
-        ws.send(Message::binary(vec![0u8; 200 * 1024])).await.unwrap();
+        ws.send(Message::binary(vec![0u8; 200 * 1024]))
+            .await
+            .unwrap();
         let code = loop {
-            match tokio::time::timeout(WAIT, ws.next()).await.expect("close in time") {
+            match tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("close in time")
+            {
                 Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
                 Some(Ok(_)) => continue,
                 other => panic!("attempt {attempt}: no close frame, got {other:?}"),
@@ -238,7 +267,9 @@ async fn an_oversize_frame_is_answered_with_1009_every_time() {
 }
 
 /// A raw-TCP WebSocket client and its connection id.
-async fn raw_client(emu: &RunningEmulator) -> (tokio_tungstenite::WebSocketStream<TcpStream>, String) {
+async fn raw_client(
+    emu: &RunningEmulator,
+) -> (tokio_tungstenite::WebSocketStream<TcpStream>, String) {
     let tcp = TcpStream::connect(emu.addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(ws_url(&emu, "vanish"), tcp)
         .await
@@ -249,7 +280,10 @@ async fn raw_client(emu: &RunningEmulator) -> (tokio_tungstenite::WebSocketStrea
     let id = loop {
         if let Some(Ok(Message::Text(t))) = ws.next().await {
             let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-            break v["requestContext"]["connectionId"].as_str().unwrap().to_owned();
+            break v["requestContext"]["connectionId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
         }
     };
     (ws, id)
@@ -270,7 +304,10 @@ async fn a_vanished_client_reaches_disconnect_as_1006() {
     tcp.shutdown().await.unwrap();
     assert_eq!(disconnect_code(&rec, &fin).await, 1006);
     for e in rec.of_type("DISCONNECT") {
-        assert_eq!(e["requestContext"]["disconnectReason"], "Connection was closed abnormally");
+        assert_eq!(
+            e["requestContext"]["disconnectReason"],
+            "Connection was closed abnormally"
+        );
     }
     drop(tcp);
 }
@@ -293,19 +330,32 @@ async fn a_post_over_32_kb_arrives_as_one_message_in_frames_of_at_most_32_kb() {
     let (emu, _) = probe(|c| c).await;
     // This client refuses any frame over 32 KB, as a strict peer may.
     let config = WebSocketConfig::default().max_frame_size(Some(32 * 1024));
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(ws_url(&emu, "big"), Some(config), false)
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(ws_url(&emu, "big"), Some(config), false)
+            .await
+            .unwrap();
     let id = connection_id(&mut ws).await;
-    let text: String = (0..100_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect::<String>() + "é✓";
+    let text: String = (0..100_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect::<String>()
+        + "é✓";
     let http = reqwest::Client::new();
     assert_eq!(post(&http, &emu, &id, text.clone()).await, 200);
     match next(&mut ws).await {
         Message::Text(t) => assert_eq!(t.as_str(), text),
         other => panic!("expected one text message, got {other:?}"),
     }
-    let binary: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).chain([0xff, 0xfe]).collect();
-    let status = http.post(api(&emu, &id)).body(binary.clone()).send().await.unwrap().status();
+    let binary: Vec<u8> = (0..70_000u32)
+        .map(|i| (i % 251) as u8)
+        .chain([0xff, 0xfe])
+        .collect();
+    let status = http
+        .post(api(&emu, &id))
+        .body(binary.clone())
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status.as_u16(), 200);
     match next(&mut ws).await {
         Message::Binary(b) => assert_eq!(&b[..], &binary[..]),

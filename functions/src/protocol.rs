@@ -672,6 +672,10 @@ pub enum ServerFrame {
     Authed {
         /// The new token's expiry, seconds since the epoch.
         exp: i64,
+        /// Rooms this connection was in that the new token does not grant:
+        /// it has left them and gets nothing more from them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<String>,
         /// Echoed reference.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<Ref>,

@@ -574,7 +574,10 @@ mod tests {
         let mut joined = Vec::new();
         for (i, f) in frames.iter().enumerate() {
             assert!(f.payload().len() <= 32 * 1024);
-            assert!(std::str::from_utf8(f.payload()).is_ok(), "frame {i} splits a character");
+            assert!(
+                std::str::from_utf8(f.payload()).is_ok(),
+                "frame {i} splits a character"
+            );
             let want = if i == 0 { Data::Text } else { Data::Continue };
             assert_eq!(f.header().opcode, OpCode::Data(want));
             assert_eq!(f.header().is_final, i == frames.len() - 1);

@@ -161,7 +161,9 @@ impl State {
             shutting_down: AtomicBool::new(false),
             pending_disconnects: AtomicUsize::new(0),
             open_sockets: AtomicUsize::new(0),
-            handshakes: Arc::new(tokio::sync::Semaphore::new(config.max_pending_handshakes.max(1))),
+            handshakes: Arc::new(tokio::sync::Semaphore::new(
+                config.max_pending_handshakes.max(1),
+            )),
             config,
             addr,
         }))

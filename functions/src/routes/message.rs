@@ -7,14 +7,14 @@
 //! refreshed when due, and the action is dispatched.
 
 use super::{Context, RouteError, rooms, send};
-use crate::auth::Identity;
+use crate::auth::{Identity, Right};
 use crate::clock::Millis;
 use crate::gateway::GatewayError;
 use crate::protocol::{
     Action, ClientFrame, ClientLimits, ErrorCode, FrameError, ServerFrame, parse_client_frame,
 };
 use crate::ratelimit::Verdict;
-use crate::store::{ConnectionRecord, StoreError};
+use crate::store::{ConnectionRecord, Membership, StoreError};
 use crate::telemetry::{self, Metric};
 
 /// Handles one client frame. Returns the reply for the caller, if any.
@@ -88,7 +88,7 @@ async fn handle(
         }
     };
     let conn = touched.connection;
-    if now / 1000 > conn.token_exp.saturating_add(leeway(ctx)) {
+    if ctx.token_expired(conn.token_exp, now) {
         close(
             ctx,
             connection_id,
@@ -197,7 +197,7 @@ async fn refresh_if_due(ctx: &Context<'_>, conn: &ConnectionRecord, now: Millis)
 /// Sends a last error frame and closes the connection. The frame goes out
 /// through the gateway, not as the route response, because the route
 /// response would arrive after the close.
-async fn close(ctx: &Context<'_>, connection_id: &str, code: ErrorCode, message: &str) {
+pub(super) async fn close(ctx: &Context<'_>, connection_id: &str, code: ErrorCode, message: &str) {
     let frame = ServerFrame::error(code, message, None).to_json();
     if let Err(e) = ctx.gateway.post(connection_id, frame.as_bytes()).await {
         tracing::info!(connection_id, error = %e, "could not send the closing error");
@@ -296,9 +296,46 @@ async fn reauth(
     ctx.store
         .update_identity(&conn.connection_id, &identity)
         .await?;
-    tracing::info!(connection_id = %conn.connection_id, exp = identity.exp, "token refreshed");
+    let left = apply_rights(ctx, conn, &identity, ctx.now()).await?;
+    tracing::info!(connection_id = %conn.connection_id, exp = identity.exp, left = left.len(), "token refreshed");
     Ok(ServerFrame::Authed {
         exp: identity.exp,
+        left,
         reference,
     })
+}
+
+/// After `auth`: leaves the rooms the new token no longer grants (telling
+/// their watchers), and re-writes the others with the new token's expiry,
+/// name and presence right, so fan-out follows the new token at once.
+/// Returns the rooms left.
+async fn apply_rights(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    identity: &Identity,
+    now: Millis,
+) -> Result<Vec<String>, RouteError> {
+    let mut left = Vec::new();
+    for m in ctx.store.memberships_of(&conn.connection_id, now).await? {
+        if !identity.rooms.allows(&m.room, Right::Join) {
+            if let Some(old) = ctx.store.leave(&m.room, &conn.connection_id).await? {
+                let gone = ctx.announce_departure(&old).await;
+                if !gone.is_empty() {
+                    ctx.reap(gone).await;
+                }
+            }
+            tracing::info!(connection_id = %conn.connection_id, room = %m.room, "left: the new token does not grant the room");
+            left.push(m.room);
+            continue;
+        }
+        let renewed = Membership {
+            presence: identity.rooms.allows(&m.room, Right::Presence),
+            token_exp: identity.exp,
+            name: identity.name.clone(),
+            expires_at: ctx.membership_expiry(now),
+            ..m
+        };
+        ctx.store.join(&renewed).await?;
+    }
+    Ok(left)
 }

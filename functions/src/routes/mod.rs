@@ -82,6 +82,40 @@ impl Context<'_> {
         now.saturating_add(Self::ms(self.config.retention.membership_ttl()))
     }
 
+    /// Whether a token that expires at `exp` (seconds) is past its leeway.
+    fn token_expired(&self, exp: i64, now: Millis) -> bool {
+        let leeway = i64::try_from(self.config.token_leeway_secs).unwrap_or(0);
+        now / 1000 > exp.saturating_add(leeway)
+    }
+
+    /// The members whose token is still valid: a connection whose token has
+    /// expired gets nothing more, even if it never sends another frame.
+    fn live_tokens(&self, members: Vec<Membership>, now: Millis) -> Vec<Membership> {
+        members
+            .into_iter()
+            .filter(|m| !self.token_expired(m.token_exp, now))
+            .collect()
+    }
+
+    /// Closes connections whose token expired, with a last `token_expired`
+    /// error: found at fan-out, they are not left open receiving nothing.
+    async fn close_expired(&self, members: &[Membership], now: Millis) {
+        let expired: Vec<&Membership> = members
+            .iter()
+            .filter(|m| self.token_expired(m.token_exp, now))
+            .collect();
+        for m in expired {
+            tracing::info!(connection_id = %m.connection_id, room = %m.room, "token expired; closing at fan-out");
+            message::close(
+                self,
+                &m.connection_id,
+                ErrorCode::TokenExpired,
+                "token expired; reconnect with a fresh token",
+            )
+            .await;
+        }
+    }
+
     /// Sends `frame` to `targets`, then removes the connections that turned
     /// out to be gone, announcing their departure.
     async fn deliver(&self, targets: Vec<String>, frame: &ServerFrame) -> Delivery {
@@ -156,7 +190,8 @@ impl Context<'_> {
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
         let not_me = |m: &Membership| m.connection_id != connection_id;
-        let watchers = presence_watchers(&self.store.watchers(room, now).await?, not_me);
+        let watchers = self.live_tokens(self.store.watchers(room, now).await?, now);
+        let watchers = presence_watchers(&watchers, not_me);
         if watchers.is_empty() {
             return Ok(watchers);
         }

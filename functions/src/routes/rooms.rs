@@ -49,12 +49,13 @@ pub(super) async fn join(
         presence: sees_presence,
         joined_at: now,
         expires_at: ctx.membership_expiry(now),
+        token_exp: conn.token_exp,
     };
     let is_new = ctx.store.join(&membership).await?;
     // Only a presence joiner gets the roster, so only it reads the whole
     // room; anyone else costs O(watchers + own devices), however big the room.
     let roster = if sees_presence {
-        Some(ctx.store.members(room.as_str(), now).await?)
+        Some(ctx.live_tokens(ctx.store.members(room.as_str(), now).await?, now))
     } else {
         None
     };
@@ -171,7 +172,7 @@ pub(super) async fn typing(
         name: conn.name.clone(),
         active,
     };
-    let watchers = ctx.store.watchers(room.as_str(), now).await?;
+    let watchers = ctx.live_tokens(ctx.store.watchers(room.as_str(), now).await?, now);
     ctx.deliver(
         presence_watchers(&watchers, |m| m.user != conn.user),
         &frame,

@@ -73,7 +73,9 @@ async fn append_and_fan_out(
     // Members are read after the append: whoever joins later finds the
     // message in history, so no joiner can miss it.
     let members = ctx.store.members(room.as_str(), now).await?;
-    let targets: Vec<String> = members
+    ctx.close_expired(&members, now).await;
+    let targets: Vec<String> = ctx
+        .live_tokens(members, now)
         .into_iter()
         .map(|m| m.connection_id)
         .filter(|c| Some(c.as_str()) != exclude)

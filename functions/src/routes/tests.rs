@@ -769,6 +769,121 @@ async fn auth_rejects_bad_tokens_and_other_users() {
     assert_eq!(conn.token_exp, T0 / 1000 + 3600, "rights unchanged");
 }
 
+#[tokio::test]
+async fn a_silent_connection_whose_token_expired_gets_no_more_and_is_closed_at_fan_out() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    let short = Identity {
+        exp: T0 / 1000 + 60,
+        ..w.identity("bob", RoomRights::all())
+    };
+    w.connect_as("b1", &short).await;
+    w.join("a1", "r").await;
+    w.join("b1", "r").await;
+    w.frames("a1");
+    w.frames("b1");
+    // Bob never sends another frame; his token runs out.
+    w.clock.advance_ms((60 + 31) * 1000);
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "m1", "data": "secret"}),
+    )
+    .await;
+    let to_bob = w.frames("b1");
+    assert!(to_bob.iter().all(|f| f["type"] != "message"), "{to_bob:?}");
+    assert_error(&to_bob[0], "token_expired");
+    assert_eq!(w.gateway.deleted(), vec!["b1".to_owned()]);
+    // Nor typing or presence.
+    w.call(
+        "a1",
+        json!({"action": "typing", "room": "r", "active": true}),
+    )
+    .await;
+    assert!(w.frames("b1").is_empty());
+}
+
+#[tokio::test]
+async fn auth_with_fewer_rights_leaves_the_rooms_it_no_longer_grants() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("w1", "walter").await;
+    for room in ["keep", "drop"] {
+        w.join("a1", room).await;
+        w.join("w1", room).await;
+    }
+    w.frames("w1");
+    let exp = T0 / 1000 + 7200;
+    let narrowed = mint_hs256(
+        &DevClaims {
+            sub: "alice".into(),
+            name: "alice".into(),
+            exp,
+            rooms: RoomRights::new(BTreeMap::from([(
+                "keep".to_owned(),
+                vec![Right::Join, Right::Send],
+            )])),
+            direct: false,
+            iss: None,
+            aud: None,
+        },
+        SECRET,
+    )
+    .unwrap();
+    let r = w
+        .reply(
+            "a1",
+            json!({"action": "auth", "token": narrowed, "ref": "n"}),
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({"type": "authed", "exp": exp, "left": ["drop"], "ref": "n"})
+    );
+    let members: Vec<String> = w
+        .store
+        .members("drop", w.clock.now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.connection_id)
+        .collect();
+    assert_eq!(members, vec!["w1".to_owned()]);
+    let left = w.frames_of("w1", "presence");
+    assert_eq!(left.len(), 1, "{left:?} {:?}", w.gateway.deleted());
+    assert_eq!(
+        (left[0]["user"].as_str(), left[0]["event"].as_str()),
+        (Some("alice"), Some("left"))
+    );
+    // Broadcasts in the dropped room no longer reach her; the kept room does,
+    // and there she no longer watches presence.
+    w.reply(
+        "w1",
+        json!({"action": "send", "room": "drop", "id": "d", "data": 1}),
+    )
+    .await;
+    w.reply(
+        "w1",
+        json!({"action": "send", "room": "keep", "id": "k", "data": 2}),
+    )
+    .await;
+    let got = w.frames_of("a1", "message");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["room"], "keep");
+    let watchers = w.store.watchers("keep", w.clock.now_ms()).await.unwrap();
+    assert!(
+        watchers.iter().all(|m| m.connection_id != "a1"),
+        "presence right was dropped"
+    );
+    assert_error(
+        &w.reply(
+            "a1",
+            json!({"action": "send", "room": "drop", "id": "x", "data": 1}),
+        )
+        .await,
+        "forbidden",
+    );
+}
+
 // ---- stale connections ---------------------------------------------------------------
 
 #[tokio::test]
@@ -1114,6 +1229,9 @@ impl Store for BrokenAppends {
         now: i64,
     ) -> Result<Vec<Membership>, StoreError> {
         self.0.user_memberships(r, u, now).await
+    }
+    async fn memberships_of(&self, id: &str, now: i64) -> Result<Vec<Membership>, StoreError> {
+        self.0.memberships_of(id, now).await
     }
     async fn refresh_memberships(&self, id: &str, now: i64, e: i64) -> Result<(), StoreError> {
         self.0.refresh_memberships(id, now, e).await

@@ -40,6 +40,7 @@ macro_rules! store_conformance_tests {
             join_is_idempotent_and_members_are_live_only,
             leave_returns_the_membership,
             refresh_extends_memberships,
+            memberships_of_lists_one_connections_rooms_with_token_expiry,
             members_of_a_large_room_are_all_listed,
             watchers_are_the_live_members_with_presence,
             watchers_follow_leave_rejoin_refresh_and_disconnect,
@@ -98,6 +99,7 @@ fn membership(room: &str, c: &ConnectionRecord, expires_at: Millis) -> Membershi
         presence: true,
         joined_at: NOW,
         expires_at,
+        token_exp: c.token_exp,
     }
 }
 
@@ -602,6 +604,61 @@ pub async fn user_memberships_are_all_devices_of_one_user(store: Arc<dyn Store>)
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// `memberships_of` lists a connection's live rooms; a membership carries
+/// its connection's token expiry, and a re-join replaces it.
+pub async fn memberships_of_lists_one_connections_rooms_with_token_expiry(store: Arc<dyn Store>) {
+    let (r1, r2, r3) = (unique("room"), unique("room"), unique("room"));
+    let c = connection(&unique("c"), &unique("u"));
+    let other = connection(&unique("c"), &unique("u"));
+    store.put_connection(&c).await.unwrap();
+    store.join(&membership(&r1, &c, NOW + HOUR)).await.unwrap();
+    store.join(&membership(&r2, &c, NOW + HOUR)).await.unwrap();
+    store.join(&membership(&r3, &c, NOW - 1)).await.unwrap();
+    store
+        .join(&membership(&r1, &other, NOW + HOUR))
+        .await
+        .unwrap();
+    let mut rooms: Vec<String> = store
+        .memberships_of(&c.connection_id, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            assert_eq!(m.token_exp, c.token_exp);
+            m.room
+        })
+        .collect();
+    rooms.sort();
+    let mut want = vec![r1.clone(), r2.clone()];
+    want.sort();
+    assert_eq!(rooms, want, "live rooms of this connection only");
+    let renewed = Membership {
+        token_exp: c.token_exp + 3600,
+        ..membership(&r1, &c, NOW + HOUR)
+    };
+    assert!(!store.join(&renewed).await.unwrap(), "a re-join is not new");
+    let members = store.members(&r1, NOW).await.unwrap();
+    let mine = members
+        .iter()
+        .find(|m| m.connection_id == c.connection_id)
+        .unwrap();
+    assert_eq!(mine.token_exp, c.token_exp + 3600);
+    store
+        .refresh_memberships(&c.connection_id, NOW, NOW + 2 * HOUR)
+        .await
+        .unwrap();
+    let watchers = store.watchers(&r1, NOW).await.unwrap();
+    let mine = watchers
+        .iter()
+        .find(|m| m.connection_id == c.connection_id)
+        .unwrap();
+    assert_eq!(
+        mine.token_exp,
+        c.token_exp + 3600,
+        "a refresh keeps the token expiry"
     );
 }
 

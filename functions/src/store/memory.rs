@@ -251,6 +251,16 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn memberships_of(&self, id: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
+        let g = self.lock();
+        Ok(g.by_connection
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|room| g.live_member(room, id, now).cloned())
+            .collect())
+    }
+
     async fn refresh_memberships(
         &self,
         id: &str,

@@ -140,6 +140,15 @@ pub struct Membership {
     pub joined_at: Millis,
     /// Live until then; refreshed while the connection is active.
     pub expires_at: Millis,
+    /// The member connection's token expiry, seconds since the epoch:
+    /// fan-out skips (and closes) members whose token has expired, without
+    /// reading their connection items. Updated by `auth`.
+    #[serde(default = "no_expiry")]
+    pub token_exp: i64,
+}
+
+fn no_expiry() -> i64 {
+    i64::MAX
 }
 
 /// A message to append to a room.
@@ -268,6 +277,13 @@ pub trait Store: Send + Sync {
         &self,
         room: &str,
         user: &str,
+        now: Millis,
+    ) -> Result<Vec<Membership>, StoreError>;
+
+    /// Live memberships of one connection, every room. O(its rooms).
+    async fn memberships_of(
+        &self,
+        connection_id: &str,
         now: Millis,
     ) -> Result<Vec<Membership>, StoreError>;
 

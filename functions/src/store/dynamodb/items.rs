@@ -207,7 +207,7 @@ pub(crate) fn connection_from(item: &Item) -> Result<ConnectionRecord, StoreErro
     })
 }
 
-fn membership_attrs(m: &Membership) -> [(String, AttributeValue); 7] {
+fn membership_attrs(m: &Membership) -> [(String, AttributeValue); 8] {
     [
         ("room".to_owned(), s(&m.room)),
         ("connectionId".to_owned(), s(&m.connection_id)),
@@ -215,6 +215,7 @@ fn membership_attrs(m: &Membership) -> [(String, AttributeValue); 7] {
         ("name".to_owned(), s(&m.name)),
         ("presence".to_owned(), AttributeValue::Bool(m.presence)),
         ("joinedAt".to_owned(), n(m.joined_at)),
+        ("tokenExp".to_owned(), n(m.token_exp)),
         (EXPIRES.to_owned(), n(ttl_secs(m.expires_at))),
     ]
 }
@@ -251,6 +252,8 @@ pub(crate) fn membership_from(item: &Item) -> Result<Membership, StoreError> {
         presence: r.boolean("presence")?,
         joined_at: r.number("joinedAt")?,
         expires_at: r.expires()?.saturating_mul(1000),
+        // Items written before token expiry was copied here have none.
+        token_exp: r.number("tokenExp").unwrap_or(i64::MAX),
     })
 }
 
@@ -362,6 +365,7 @@ mod tests {
             presence: true,
             joined_at: 1,
             expires_at: 2_000,
+            token_exp: i64::MAX,
         });
         item.insert("addedByAFutureVersion".into(), s("whatever"));
         item.insert("nested".into(), AttributeValue::L(vec![n(1)]));

@@ -486,6 +486,17 @@ impl Store for DynamoStore {
         self.memberships_of_user(room, user, now).await
     }
 
+    async fn memberships_of(&self, id: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.query_all(conn_pk(id), Some(ROOM_PREFIX), None).await? {
+            let m = membership_from(&item)?;
+            if m.expires_at > now {
+                found.push(m);
+            }
+        }
+        Ok(found)
+    }
+
     async fn refresh_memberships(
         &self,
         id: &str,
