@@ -225,6 +225,11 @@ export class Roomcast {
       .then((welcome) => {
         this.connectionId = welcome.connectionId;
         this.user = welcome.user;
+        // A third of the server's idle timeout at most: a client that only
+        // receives must still refresh its room memberships, which lapse
+        // one and a half idle timeouts after the client's last frame.
+        const idleSecs = welcome.limits?.idleTimeoutSecs;
+        this.heartbeatMs = idleSecs > 0 ? Math.min(this.options.heartbeatMs, (idleSecs * 1000) / 3) : this.options.heartbeatMs;
         this.setState('open', { connectionId: this.connectionId });
         this.emit('welcome', welcome);
         this.scheduleSessionTimers();
@@ -246,12 +251,15 @@ export class Roomcast {
   scheduleHeartbeat() {
     this.clearTimer('heartbeat');
     this.timers.heartbeat = this.clock.setTimeout(() => {
-      // Only when idle: any other frame already counts as activity.
-      if (this.clock.now() - this.lastSentAt >= this.options.heartbeatMs - 1) {
+      // Only when this client has sent nothing for a while: what it
+      // receives does not count, since only its own frames keep its room
+      // memberships alive.
+      const every = this.heartbeatMs ?? this.options.heartbeatMs;
+      if (this.clock.now() - this.lastSentAt >= every - 1) {
         this.request({ action: 'heartbeat' }).catch(() => {});
       }
       this.scheduleHeartbeat();
-    }, this.options.heartbeatMs);
+    }, this.heartbeatMs ?? this.options.heartbeatMs);
   }
 
   scheduleRefresh() {
@@ -263,6 +271,13 @@ export class Roomcast {
         const token = await this.options.token();
         const authed = await this.request({ action: 'auth', token });
         this.tokenExp = authed.exp;
+        for (const name of authed.left ?? []) {
+          // The new token does not grant this room: the server has left it.
+          const room = this.room(name);
+          room.wanted = false;
+          room.joined = false;
+          this.emit('error', new RoomcastError('forbidden', `the refreshed token does not grant room ${name}; left it`, { room: name }));
+        }
         this.scheduleRefresh();
       } catch (err) {
         this.emit('error', err instanceof RoomcastError ? err : new RoomcastError('refresh_failed', `token refresh failed: ${err?.message ?? err}`));
@@ -484,7 +499,8 @@ export class Roomcast {
       const next = room.buffer.get(room.lastSeq + 1);
       room.buffer.delete(room.lastSeq + 1);
       room.lastSeq += 1;
-      this.emit('message', next);
+      if (next.unreadable) this.emit('error', new RoomcastError('malformed_frame', `message ${next.seq} in ${name} could not be read; skipped`, { room: name, seq: next.seq }));
+      else this.emit('message', next);
     }
     if (room.buffer.size === 0 && room.gapTimer !== undefined) {
       this.clock.clearTimeout(room.gapTimer);
@@ -606,7 +622,14 @@ export class Roomcast {
     try {
       frame = JSON.parse(typeof raw === 'string' ? raw : new TextDecoder().decode(raw));
     } catch {
-      return this.emit('error', new RoomcastError('malformed_frame', 'the server sent a frame that is not JSON', { frame: String(raw).slice(0, 200) }));
+      this.emit('error', new RoomcastError('malformed_frame', 'the server sent a frame that is not JSON', { frame: String(raw).slice(0, 200) }));
+      // Keep our place: an unreadable message still takes its seq, so the
+      // messages after it are not held back behind it.
+      const head = frameHead(String(raw));
+      if (head.type === 'message' && head.room !== undefined && head.seq !== undefined) {
+        this.offerMessage({ type: 'message', room: head.room, seq: head.seq, unreadable: true });
+      }
+      return undefined;
     }
     if (!frame || typeof frame !== 'object' || typeof frame.type !== 'string') {
       // API Gateway's own errors look like {"message": "..."}.
@@ -649,4 +672,18 @@ export class Roomcast {
         return this.emit('error', new RoomcastError('unknown_frame', `unknown frame type ${JSON.stringify(frame.type)}`, { frame }));
     }
   }
+}
+
+/**
+ * `type`, `room` and `seq` of a frame that JSON.parse refused. The server
+ * writes them before any payload (`data`, `missed`), so they are read from
+ * the text before the first payload field only.
+ */
+function frameHead(text) {
+  const cut = text.search(/"(data|missed|messages|members)"\s*:/);
+  const head = cut < 0 ? text : text.slice(0, cut);
+  const str = (k) => head.match(new RegExp(`"${k}"\\s*:\\s*"((?:[^"\\\\]|\\\\.)*)"`))?.[1];
+  const num = (k) => head.match(new RegExp(`"${k}"\\s*:\\s*(\\d+)`))?.[1];
+  const seq = num('seq');
+  return { type: str('type'), room: str('room'), seq: seq === undefined ? undefined : Number(seq) };
 }

@@ -30,7 +30,13 @@ struct Outgoing {
 struct Room {
     last_seq: Option<u64>,
     buffer: BTreeMap<u64, Value>,
+    /// Since when messages have waited behind a missing seq.
+    gap_since: Option<Instant>,
 }
+
+/// How long a gap may last before the room is joined again with `since`
+/// to fetch what is missing (a lost post, a frame that could not be read).
+const GAP_WAIT: Duration = Duration::from_secs(1);
 
 struct Client {
     config: ClientConfig,
@@ -191,12 +197,15 @@ impl Client {
                 incoming = ws.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
-                            self.emit(Event::Error(ClientError::Malformed(text.as_str().chars().take(200).collect()))).await;
+                            if let Err(reason) = self.unreadable(text.as_str(), &mut ws).await {
+                                return End::Lost(reason);
+                            }
                             continue;
                         };
                         if v["type"] == "welcome" && !welcomed {
                             welcomed = true;
                             self.me = v["user"].clone();
+                            heartbeat = heartbeat_for(self.config.heartbeat, &v);
                             let id = v["connectionId"].as_str().unwrap_or_default().to_owned();
                             self.emit(Event::State(State::Open { connection_id: id })).await;
                             if self.resume(&mut ws).await.is_err() {
@@ -248,9 +257,60 @@ impl Client {
                     if welcomed && self.flush(&mut ws, false).await.is_err() {
                         return End::Lost("closed while resending".into());
                     }
+                    if welcomed && self.fill_gaps(&mut ws).await.is_err() {
+                        return End::Lost("closed while filling a gap".into());
+                    }
                 }
             }
         }
+    }
+
+    /// A text frame that is not readable JSON (nested past the parser's
+    /// limit, say). Its place in the stream is kept: an unreadable message
+    /// still counts as its seq, so later ones are not held behind it; an
+    /// unreadable join reply still sets the room's seq.
+    async fn unreadable(&mut self, text: &str, ws: &mut Socket) -> Result<(), String> {
+        let head = roomcast_protocol::top_level(text);
+        let shown: String = text.chars().take(200).collect();
+        self.emit(Event::Error(ClientError::Malformed(shown))).await;
+        match (head.str("type"), head.str("room"), head.u64("seq")) {
+            (Some("message"), Some(room), Some(seq)) => {
+                self.offer(json!({"room": room, "seq": seq, "unreadable": true}))
+                    .await;
+            }
+            (Some("joined"), Some(room), Some(seq)) => {
+                let stub = json!({"type": "joined", "room": room, "seq": seq, "truncated": true});
+                self.on_joined(stub, ws).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Joins again, with `since`, every room whose messages have waited
+    /// behind a missing seq for longer than [`GAP_WAIT`].
+    async fn fill_gaps(&mut self, ws: &mut Socket) -> Result<(), tungstenite::Error> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (name, room) in &mut self.rooms {
+            if room.buffer.is_empty() || room.last_seq.is_none() {
+                room.gap_since = None;
+                continue;
+            }
+            match room.gap_since {
+                None => room.gap_since = Some(now),
+                Some(t) if now.duration_since(t) >= GAP_WAIT => {
+                    room.gap_since = Some(now);
+                    due.push(name.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for room in due {
+            tracing::debug!(%room, "gap in the stream; joining again to fetch what is missing");
+            self.send_join(ws, &room).await?;
+        }
+        Ok(())
     }
 
     /// After `welcome`: re-join rooms with `since`, then resend the outbox.
@@ -309,7 +369,15 @@ impl Client {
                 self.on_error(v).await;
                 self.flush(ws, false).await.map_err(|e| e.to_string())?;
             }
-            "pong" | "left" | "authed" => {}
+            "authed" => {
+                // Rooms the refreshed token no longer grants: left by the server.
+                for room in v["left"].as_array().into_iter().flatten() {
+                    if let Some(room) = room.as_str() {
+                        self.rooms.remove(room);
+                    }
+                }
+            }
+            "pong" | "left" => {}
             "presence" | "typing" | "direct" | "history" => self.emit(Event::Frame(v)).await,
             _ => {
                 let text = v.to_string().chars().take(200).collect();
@@ -391,6 +459,16 @@ impl Client {
             room.last_seq = Some(last);
         }
         for m in ready {
+            self.deliver(m).await;
+        }
+    }
+
+    /// Emits one message in order; an unreadable one is reported instead.
+    async fn deliver(&self, m: Value) {
+        if m["unreadable"] == true {
+            let what = format!("message {} in {} could not be read; skipped", m["seq"], m["room"]);
+            self.emit(Event::Error(ClientError::Malformed(what))).await;
+        } else {
             self.emit(Event::Message(m)).await;
         }
     }
@@ -409,7 +487,7 @@ impl Client {
             room.last_seq = Some(last.max(seq));
         }
         for m in ready {
-            self.emit(Event::Message(m)).await;
+            self.deliver(m).await;
         }
         self.drain(room_name).await;
     }
@@ -458,4 +536,18 @@ impl Client {
         self.emit(Event::Error(ClientError::Server { code, message }))
             .await;
     }
+}
+
+/// The heartbeat interval for a session: the configured one, or less when
+/// the server's idle timeout (from `welcome`) needs it. A third of the idle
+/// timeout keeps both the socket and the room memberships alive for a
+/// client that only receives: memberships are refreshed by client frames
+/// at most every half idle timeout and lapse after one and a half.
+fn heartbeat_for(configured: Duration, welcome: &Value) -> tokio::time::Interval {
+    let idle = welcome["limits"]["idleTimeoutSecs"]
+        .as_u64()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
+    let period = idle.map_or(configured, |idle| configured.min(idle / 3)).max(Duration::from_millis(100));
+    tokio::time::interval_at(Instant::now() + period, period)
 }

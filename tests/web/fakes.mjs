@@ -57,8 +57,8 @@ export class FakeWebSocket {
   /** The last frame the client sent with this action. */
   lastSent(action) { return [...this.sent].reverse().find((f) => f.action === action); }
   /** Answers the client's hello. */
-  welcome(connectionId = 'c1', user = { user: 'alice', name: 'Alice' }) {
+  welcome(connectionId = 'c1', user = { user: 'alice', name: 'Alice' }, limits = {}) {
     const hello = this.lastSent('hello');
-    this.receive({ type: 'welcome', connectionId, user, exp: 4_000_000_000, limits: {}, ref: hello.ref });
+    this.receive({ type: 'welcome', connectionId, user, exp: 4_000_000_000, limits, ref: hello.ref });
   }
 }

@@ -247,6 +247,69 @@ test('heartbeats only when idle, and typing is debounced', async () => {
   assert.equal(ws.sent.filter((f) => f.action === 'heartbeat').length, 1);
 });
 
+test('a client that only receives still heartbeats within a third of the server idle timeout', async () => {
+  const t = client();
+  t.c.connect();
+  await flush();
+  const ws = FakeWebSocket.last();
+  ws.accept();
+  ws.welcome('c1', undefined, { idleTimeoutSecs: 60 });
+  await flush();
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 0);
+  const beats = () => ws.sent.filter((f) => f.action === 'heartbeat').length;
+  // Messages keep arriving every 5 s, but it sends nothing of its own.
+  for (let s = 1; s <= 60; s++) {
+    if (s % 5 === 0) ws.receive(msg('r', s / 5));
+    await t.clock.advance(1000);
+  }
+  assert.ok(beats() >= 2, `only ${beats()} heartbeats in 60 s with a 60 s idle timeout`);
+  assert.equal(t.of('message').length, 12, 'receiving went on');
+});
+
+test('an unreadable message keeps its place: the stream goes on after it', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 0);
+  ws.receive(msg('r', 1));
+  ws.receive('{"type":"message","room":"r","seq":2,"id":"x","data":[[[[oops');
+  ws.receive(msg('r', 3));
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [1, 3]);
+  const skipped = t.of('error').filter((e) => e.code === 'malformed_frame' && e.seq === 2);
+  assert.equal(skipped.length, 1, 'the unreadable message is reported by seq');
+  assert.equal(ws.sent.filter((f) => f.action === 'join').length, 1, 'no re-join: nothing is missing');
+});
+
+test('a refreshed token that drops a room stops re-joining it', async () => {
+  const exp = 1_800_000_000 + 3600; // the fake clock's start, plus an hour
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const jwt = `${b64({ alg: 'HS256' })}.${b64({ exp })}.sig`;
+  const t = client({ token: () => jwt });
+  const ws = await connected(t);
+  t.c.join('keep');
+  t.c.join('drop');
+  await flush();
+  for (const j of ws.sent.filter((f) => f.action === 'join')) ws.receive({ type: 'joined', room: j.room, seq: 0, ref: j.ref });
+  await flush();
+  await t.clock.advance((3600 - 60 + 1) * 1000); // the refresh is due a minute before exp
+  const auth = ws.lastSent('auth');
+  assert.ok(auth, 'the token was refreshed');
+  ws.receive({ type: 'authed', exp: exp + 3600, left: ['drop'], ref: auth.ref });
+  await flush();
+  assert.ok(t.of('error').some((e) => e.code === 'forbidden' && e.room === 'drop'));
+  ws.drop(1006);
+  await t.clock.advance(31_000);
+  const ws2 = FakeWebSocket.last();
+  ws2.accept();
+  ws2.welcome('c2');
+  await flush();
+  assert.deepEqual(ws2.sent.filter((f) => f.action === 'join').map((f) => f.room), ['keep']);
+});
+
 test('the connection is recycled before the 2 h limit', async () => {
   const t = client();
   const ws = await connected(t);
