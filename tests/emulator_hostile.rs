@@ -271,7 +271,7 @@ async fn raw_client(
     emu: &RunningEmulator,
 ) -> (tokio_tungstenite::WebSocketStream<TcpStream>, String) {
     let tcp = TcpStream::connect(emu.addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(&emu, "vanish"), tcp)
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(emu, "vanish"), tcp)
         .await
         .unwrap();
     ws.send(Message::text(json!({"action": "echo"}).to_string()))

@@ -466,7 +466,10 @@ impl Client {
     /// Emits one message in order; an unreadable one is reported instead.
     async fn deliver(&self, m: Value) {
         if m["unreadable"] == true {
-            let what = format!("message {} in {} could not be read; skipped", m["seq"], m["room"]);
+            let what = format!(
+                "message {} in {} could not be read; skipped",
+                m["seq"], m["room"]
+            );
             self.emit(Event::Error(ClientError::Malformed(what))).await;
         } else {
             self.emit(Event::Message(m)).await;
@@ -548,6 +551,8 @@ fn heartbeat_for(configured: Duration, welcome: &Value) -> tokio::time::Interval
         .as_u64()
         .filter(|s| *s > 0)
         .map(Duration::from_secs);
-    let period = idle.map_or(configured, |idle| configured.min(idle / 3)).max(Duration::from_millis(100));
+    let period = idle
+        .map_or(configured, |idle| configured.min(idle / 3))
+        .max(Duration::from_millis(100));
     tokio::time::interval_at(Instant::now() + period, period)
 }

@@ -52,7 +52,7 @@ pub fn top_level(text: &str) -> TopLevel {
         if s.eat(b'}') {
             break;
         }
-        let Some(key) = s.string().and_then(|raw| decode(raw)) else {
+        let Some(key) = s.string().and_then(decode) else {
             break;
         };
         s.ws();
