@@ -194,6 +194,18 @@ struct DevArgs {
     /// Frames queued per connection before @connections POSTs get 429.
     #[arg(long, default_value_t = 256)]
     outbound_queue: usize,
+    /// A client that takes no frame for this long is cut (slow consumer).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    write_timeout: Duration,
+    /// How long a server-initiated close waits for the closing handshake.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    close_timeout: Duration,
+    /// Longest a client may take to send its request headers.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Connections still sending their first headers, at most.
+    #[arg(long, default_value_t = 512)]
+    max_pending_handshakes: usize,
     /// Disable dev mode: no /dev/token, no dev JWT secret.
     #[arg(long)]
     no_dev: bool,
@@ -302,6 +314,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .max_connection_duration(args.max_duration)
         .integration_timeout(args.integration_timeout)
         .outbound_queue(args.outbound_queue)
+        .write_limits(args.write_timeout, args.close_timeout)
+        .handshake_limits(args.header_timeout, args.max_pending_handshakes)
         .dev(!args.no_dev)
         .static_dir(Some(args.static_dir))
         .in_process_gateway(args.gateway == GatewayArg::InProcess)
