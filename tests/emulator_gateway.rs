@@ -63,7 +63,8 @@ async fn no_matching_route_and_no_default_is_forbidden_and_the_connection_stays_
     for frame in [
         Message::text(json!({"action": "nope"}).to_string()),
         Message::text("not json"),
-        Message::text(json!({"action": 5}).to_string()),
+        // Stringified to "6", which no route has (the probe template has "5").
+        Message::text(json!({"action": 6}).to_string()),
         Message::text(json!({"no_action": true}).to_string()),
         Message::binary(vec![1u8, 2, 3]),
     ] {
