@@ -10,7 +10,7 @@ pip_ensure cargo-lambda cargo-lambda
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then
   rustup target add aarch64-unknown-linux-gnu
 fi
-PATH="$VENV/bin:$PATH" cargo lambda build --release --arm64 --output-format zip -p roomcast-functions
+PATH="$VENV/bin:$PATH" cargo lambda build --release --arm64 --output-format zip -p roomcast-aws
 printf '%-12s %12s %12s\n' function bootstrap zip
 for dir in target/lambda/*/; do
   name="$(basename "$dir")"

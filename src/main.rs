@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use roomcast_aws::handlers::{LogFormat, init_tracing};
 use roomcast_emulator::template::Template;
 use roomcast_emulator::{Emulator, EmulatorConfig};
-use roomcast_functions::handlers::{LogFormat, init_tracing};
 
 // The emulator's hot path (a signed HTTP round trip per delivery) is
 // allocation-bound; glibc malloc's arena locking and consolidation were a
@@ -470,8 +470,8 @@ async fn create_table(
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let client = roomcast_functions::store::dynamodb::client(&sdk, Some(endpoint));
-    let created = roomcast_functions::store::dynamodb::create_table(&client, table, &def)
+    let client = roomcast_aws::dynamodb::client(&sdk, Some(endpoint));
+    let created = roomcast_aws::dynamodb::create_table(&client, table, &def)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(table, endpoint, created, "table ready");

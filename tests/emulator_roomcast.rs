@@ -183,12 +183,12 @@ async fn tokens_are_checked_at_the_door() {
             .err(),
         Some(403)
     );
-    let forged = roomcast_functions::auth::mint_hs256(
-        &roomcast_functions::auth::DevClaims {
+    let forged = roomcast_aws::auth::mint_hs256(
+        &roomcast_aws::auth::DevClaims {
             sub: "mallory".into(),
             name: "m".into(),
             exp: 4_000_000_000,
-            rooms: roomcast_functions::auth::RoomRights::all(),
+            rooms: roomcast_aws::auth::RoomRights::all(),
             direct: true,
             iss: None,
             aud: None,
@@ -202,12 +202,12 @@ async fn tokens_are_checked_at_the_door() {
             .err(),
         Some(403)
     );
-    let expired = roomcast_functions::auth::mint_hs256(
-        &roomcast_functions::auth::DevClaims {
+    let expired = roomcast_aws::auth::mint_hs256(
+        &roomcast_aws::auth::DevClaims {
             sub: "old".into(),
             name: "o".into(),
             exp: 1_000_000_000,
-            rooms: roomcast_functions::auth::RoomRights::all(),
+            rooms: roomcast_aws::auth::RoomRights::all(),
             direct: true,
             iss: None,
             aud: None,

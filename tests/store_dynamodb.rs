@@ -10,17 +10,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use roomcast_functions::auth::{Identity, Right, RoomRights};
-use roomcast_functions::clock::ManualClock;
-use roomcast_functions::config::Config;
-use roomcast_functions::gateway::memory::MemoryGateway;
-use roomcast_functions::protocol::Sender;
-use roomcast_functions::routes::{self, Context};
-use roomcast_functions::store::dynamodb::{CallCounter, DynamoStore, StoreOptions};
-use roomcast_functions::store::{ConnectionRecord, NewMessage, Store, StoreError};
+use roomcast_aws::dynamodb::{CallCounter, DynamoStore, StoreOptions};
+use roomcast_core::auth::{Identity, Right, RoomRights};
+use roomcast_core::clock::ManualClock;
+use roomcast_core::config::Config;
+use roomcast_core::gateway::memory::MemoryGateway;
+use roomcast_core::metrics::NoMetrics;
+use roomcast_core::protocol::Sender;
+use roomcast_core::routes::{self, Context};
+use roomcast_core::store::{ConnectionRecord, NewMessage, Store, StoreError};
 use serde_json::json;
 
-roomcast_functions::store_conformance_tests!(common::dynamo_store());
+roomcast_core::store_conformance_tests!(common::dynamo_store());
 
 const NOW: i64 = 1_900_000_000_000;
 
@@ -70,6 +71,7 @@ impl CostWorld {
             verifier: None,
             clock: &self.clock,
             config: &self.config,
+            metrics: &NoMetrics,
         }
     }
 
@@ -114,7 +116,7 @@ impl CostWorld {
     /// Joins members `m{i}` for `i` in `ids`, with or without the presence right.
     async fn populate_with(&self, room: &str, ids: std::ops::Range<usize>, presence: bool) {
         for i in ids {
-            let m = roomcast_functions::store::Membership {
+            let m = roomcast_aws::store::Membership {
                 room: room.into(),
                 connection_id: format!("m{i}"),
                 user: format!("user{i}"),
@@ -391,7 +393,7 @@ async fn a_dead_server_gives_errors_not_hangs() {
         .local_addr()
         .unwrap();
     let sdk = common::sdk().await;
-    let client = roomcast_functions::store::dynamodb::client(&sdk, Some(&format!("http://{addr}")));
+    let client = roomcast_aws::dynamodb::client(&sdk, Some(&format!("http://{addr}")));
     let store = DynamoStore::new(client, "gone", StoreOptions::default());
     // The bound only catches a hang; the SDK's own timeouts end the call.
     let result = tokio::time::timeout(Duration::from_secs(60), store.get_connection("c1", NOW))

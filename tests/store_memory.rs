@@ -1,6 +1,6 @@
 //! The Store conformance suite against the memory adapter, from the same
 //! list the DynamoDB adapter runs (tests/store_dynamodb.rs).
 
-roomcast_functions::store_conformance_tests!(async {
-    ::std::sync::Arc::new(roomcast_functions::store::memory::MemoryStore::new())
+roomcast_core::store_conformance_tests!(async {
+    ::std::sync::Arc::new(roomcast_core::store::memory::MemoryStore::new())
 });

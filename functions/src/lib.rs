@@ -1,21 +1,20 @@
-//! Roomcast's Lambda handlers and everything they stand on.
+//! Roomcast on AWS: the adapters that connect the domain (roomcast-core) to
+//! Lambda, DynamoDB and API Gateway, and the Lambda handlers.
 //!
-//! - [`protocol`]: the client↔server frames.
-//! - [`routes`]: the domain: what `$connect`, `$disconnect` and each action do,
-//!   written against the [`store::Store`] and [`gateway::Gateway`] ports only.
-//! - [`store`], [`gateway`]: the ports and their adapters (DynamoDB and the
-//!   API Gateway Management API in production, in-memory for tests).
-//! - [`auth`]: JWT verification, room rights, the REQUEST authorizer.
-//! - [`handlers`]: the Lambda-facing layer turning API Gateway events into
-//!   domain calls; the binaries in `src/bin/` and the emulator both call it.
+//! - [`dynamodb`]: the single-table [`Store`](roomcast_core::store::Store)
+//!   adapter.
+//! - [`management`]: the [`Gateway`](roomcast_core::gateway::Gateway)
+//!   adapter over the API Gateway Management API.
+//! - [`auth`]: JWT verification (HS256 or a JWKS), the `Origin` allowlist and
+//!   the REQUEST authorizer.
+//! - [`telemetry`]: CloudWatch EMF, the metrics adapter.
+//! - [`handlers`]: API Gateway events in, domain calls, responses out; the
+//!   thin mains in `src/bin/` and the emulator both call them.
 
 pub mod auth;
-pub mod clock;
-pub mod config;
-pub mod gateway;
+pub mod dynamodb;
 pub mod handlers;
-pub mod protocol;
-pub mod ratelimit;
-pub mod routes;
-pub mod store;
+pub mod management;
 pub mod telemetry;
+
+pub use roomcast_core::{clock, config, gateway, protocol, ratelimit, routes, store};

@@ -1,9 +1,9 @@
 //! CloudWatch Embedded Metric Format (EMF): one JSON line per invocation on
 //! stdout, which CloudWatch turns into metrics without any API call.
 //!
-//! The handler layer opens a [`scope`] per invocation; code anywhere inside
-//! it (the domain included) records with [`add`], which is a no-op outside a
-//! scope, so unit tests and the emulator pay nothing.
+//! The handler layer opens a [`scope`] per invocation; the domain records
+//! through the [`Metrics`] port, whose [`Emf`] adapter adds to the current
+//! scope (a no-op outside one, so the emulator pays nothing).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -11,45 +11,21 @@ use std::future::Future;
 use std::io::Write;
 use std::time::Instant;
 
+use roomcast_core::clock::{Clock, SystemClock};
+use roomcast_core::metrics::{Metric, Metrics};
 use serde_json::{Map, Value, json};
 
 /// The namespace of every Roomcast metric.
 pub const NAMESPACE: &str = "Roomcast";
 
-/// What Roomcast measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Metric {
-    /// Client frames handled.
-    Messages,
-    /// Recipients targeted by fan-outs.
-    FanoutSize,
-    /// Frames the gateway accepted.
-    Delivered,
-    /// Connections found gone during fan-out.
-    GoneConnections,
-    /// Frames answered with an error (bad input, rights, rate limit).
-    Rejects,
-    /// Handler latency, milliseconds.
-    Latency,
-}
+/// The EMF adapter of the [`Metrics`] port: records into the current
+/// invocation's [`scope`]; outside a scope it records nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Emf;
 
-impl Metric {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Messages => "Messages",
-            Self::FanoutSize => "FanoutSize",
-            Self::Delivered => "Delivered",
-            Self::GoneConnections => "GoneConnections",
-            Self::Rejects => "Rejects",
-            Self::Latency => "Latency",
-        }
-    }
-
-    fn unit(self) -> &'static str {
-        match self {
-            Self::Latency => "Milliseconds",
-            _ => "Count",
-        }
+impl Metrics for Emf {
+    fn add(&self, metric: Metric, value: f64) {
+        add(metric, value);
     }
 }
 
@@ -69,27 +45,11 @@ pub async fn scope<F: Future>(function: &str, f: F) -> F::Output {
             let started = Instant::now();
             let out = f.await;
             add(Metric::Latency, started.elapsed().as_secs_f64() * 1000.0);
-            let line = RECORD.with(|r| {
-                render(
-                    function,
-                    &r.borrow(),
-                    crate::clock::Clock::now_ms(&crate::clock::SystemClock),
-                )
-            });
+            let line = RECORD.with(|r| render(function, &r.borrow(), SystemClock.now_ms()));
             let mut stdout = std::io::stdout().lock();
             // EMF is a stdout protocol; a failed write loses a metric, nothing more.
             let _ = writeln!(stdout, "{line}");
             out
-        })
-        .await
-}
-
-/// Runs `f` and returns what it recorded, without writing anything (tests).
-pub async fn collect<F: Future>(f: F) -> (F::Output, BTreeMap<Metric, f64>) {
-    RECORD
-        .scope(RefCell::new(BTreeMap::new()), async {
-            let out = f.await;
-            (out, RECORD.with(|r| r.borrow().clone()))
         })
         .await
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use roomcast_functions::gateway::{ConnectionInfo, Gateway, GatewayError};
+use roomcast_aws::gateway::{ConnectionInfo, Gateway, GatewayError};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomcast_functions::handlers::AppBuilder;
-use roomcast_functions::handlers::registry::{self, Handler};
-use roomcast_functions::store::Store;
+use crate::registry::{self, Handler};
+use roomcast_aws::handlers::AppBuilder;
+use roomcast_aws::store::Store;
 use serde_json::Value;
 
 use crate::EmulatorError;
@@ -83,7 +83,7 @@ pub(crate) struct FunctionEnv {
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) store: Arc<dyn Store>,
     /// The in-process gateway, when chosen.
-    pub(crate) gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>>,
+    pub(crate) gateway: Option<Arc<dyn roomcast_aws::gateway::Gateway>>,
     pub(crate) integration_timeout: Duration,
     pub(crate) max_concurrency: usize,
 }

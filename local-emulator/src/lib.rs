@@ -25,6 +25,7 @@ mod events;
 mod invoke;
 mod management;
 mod metrics;
+pub mod registry;
 mod server;
 mod socket;
 mod state;
@@ -41,7 +42,7 @@ pub enum EmulatorError {
     /// The template could not be read or lacks what the emulator needs.
     #[error(transparent)]
     Template(#[from] template::TemplateError),
-    /// A route's function names a binary that `roomcast-functions` does not
+    /// A route's function names a binary that `roomcast-aws` does not
     /// provide. Fix `Metadata.BuildProperties.Binary` in the template.
     #[error("function {function} has Binary {binary:?}, which has no handler; known: {known}")]
     UnknownFunction {

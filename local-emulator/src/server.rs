@@ -15,7 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use roomcast_functions::auth::{DevClaims, RoomRights, mint_hs256};
+use roomcast_aws::auth::{DevClaims, RoomRights, mint_hs256};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -188,7 +188,7 @@ fn dev_token(state: &State, query: Option<&str>) -> Response<Body> {
             &json!({"message": "give ?user=ID (and optionally &name=NAME)"}),
         );
     };
-    if user.len() > roomcast_functions::auth::MAX_USER_ID_LEN {
+    if user.len() > roomcast_aws::auth::MAX_USER_ID_LEN {
         return json_response(
             StatusCode::BAD_REQUEST,
             &json!({"message": "user is too long"}),

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use aws_config::{BehaviorVersion, Region};
-use roomcast_functions::store::Store;
-use roomcast_functions::store::dynamodb::{self, DynamoStore, StoreOptions};
-use roomcast_functions::store::memory::MemoryStore;
+use roomcast_aws::dynamodb::{self, DynamoStore, StoreOptions};
+use roomcast_aws::store::Store;
+use roomcast_aws::store::memory::MemoryStore;
 
 use crate::config::EmulatorConfig;
 use crate::connections::Connections;
@@ -102,15 +102,15 @@ impl State {
         }
 
         let connections = Arc::new(Connections::default());
-        let gateway: Option<Arc<dyn roomcast_functions::gateway::Gateway>> =
-            if config.in_process_gateway {
-                Some(Arc::new(crate::direct::DirectGateway {
-                    connections: connections.clone(),
-                    max_message_bytes: config.max_message_bytes,
-                }))
-            } else {
-                None
-            };
+        let gateway: Option<Arc<dyn roomcast_aws::gateway::Gateway>> = if config.in_process_gateway
+        {
+            Some(Arc::new(crate::direct::DirectGateway {
+                connections: connections.clone(),
+                max_message_bytes: config.max_message_bytes,
+            }))
+        } else {
+            None
+        };
         // One initialised function per logical id, shared by its routes.
         let mut functions = Functions {
             built: HashMap::new(),

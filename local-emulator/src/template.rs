@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use roomcast_functions::store::dynamodb::TableDefinition;
+use roomcast_aws::dynamodb::TableDefinition;
 use serde_yaml_ng::Value;
 
 /// Why a template could not be used. Each says what to fix in it.

@@ -17,9 +17,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use roomcast_functions::config::FanoutConfig;
-use roomcast_functions::gateway::fan_out;
-use roomcast_functions::gateway::management::ManagementApi;
+use roomcast_aws::config::FanoutConfig;
+use roomcast_aws::gateway::fan_out;
+use roomcast_aws::management::ManagementApi;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 

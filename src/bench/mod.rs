@@ -4,8 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+use roomcast_aws::auth::{DevClaims, Right, RoomRights, mint_hs256};
 use roomcast_client::bench::{self, Target};
-use roomcast_functions::auth::{DevClaims, Right, RoomRights, mint_hs256};
 
 use crate::{BenchArgs, out};
 
@@ -242,11 +242,11 @@ async fn coldstart(dir: &std::path::Path) -> Result<(), String> {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    for name in roomcast_functions::handlers::registry::BINARIES {
+    for name in roomcast_emulator::registry::BINARIES {
         let path = dir.join(name);
         if !path.is_file() {
             return Err(format!(
-                "{} is missing: cargo build --release -p roomcast-functions --bins",
+                "{} is missing: cargo build --release -p roomcast-aws --bins",
                 path.display()
             ));
         }

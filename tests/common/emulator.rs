@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use roomcast_emulator::registry::{Handler, InvokeError, InvokeFuture};
 use roomcast_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use roomcast_functions::handlers::registry::{Handler, InvokeError, InvokeFuture};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

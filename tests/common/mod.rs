@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
+use roomcast_aws::dynamodb::{self, CallCounter, DynamoStore, StoreOptions};
+use roomcast_aws::store::Store;
 use roomcast_emulator::template::Template;
-use roomcast_functions::store::Store;
-use roomcast_functions::store::dynamodb::{self, CallCounter, DynamoStore, StoreOptions};
 
 /// moto's endpoint, from the test command. A missing server is a failure
 /// with instructions, never a skip.

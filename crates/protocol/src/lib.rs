@@ -1,11 +1,21 @@
 //! Roomcast's wire protocol, shared by the server and the clients.
 //!
-//! Today this crate holds what both sides need to stay safe on frames that
-//! a JSON parser rejects: [`scan`] reads top-level fields without building
-//! the document, and [`depth`] measures nesting without recursion.
+//! - [`frames`]: every client and server frame, error code and the
+//!   validation of client frames; `docs/protocol.md` is the reference.
+//! - [`limits`]: the bounds every client frame is validated against.
+//! - [`scan`] reads top-level fields without building the document, and
+//!   [`depth`] measures nesting without recursion: both keep a reader safe
+//!   on frames a JSON parser rejects.
+//!
+//! This crate depends on serde only, so the clients take it without any
+//! server or AWS code.
 
 pub mod depth;
+pub mod frames;
+pub mod limits;
 pub mod scan;
 
 pub use depth::{MAX_DATA_DEPTH, nesting_depth};
+pub use frames::*;
+pub use limits::{Limits, MAX_USER_ID_LEN};
 pub use scan::{TopLevel, top_level};

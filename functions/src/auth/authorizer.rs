@@ -18,8 +18,8 @@ use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use super::claims::{Identity, RoomRights};
-use super::jwt::{AuthError, Verify};
+use roomcast_core::auth::{AuthError, Identity, RoomRights, Verify};
+
 use super::origin::OriginPolicy;
 
 /// Context key: the user id.

@@ -1,8 +1,9 @@
-//! Authentication: JWT verification, room rights, the `Origin` allowlist and
-//! the REQUEST authorizer that runs before `$connect`.
+//! Authentication adapters: JWT verification (HS256, or RS256/ES256 from a
+//! JWKS), the `Origin` allowlist and the REQUEST authorizer that runs before
+//! `$connect`. The identity and the [`Verify`] port they implement live in
+//! roomcast-core.
 
 mod authorizer;
-mod claims;
 mod jwks;
 mod jwt;
 mod origin;
@@ -11,9 +12,10 @@ pub use authorizer::{
     AuthorizerContext, CONTEXT_DIRECT, CONTEXT_EXP, CONTEXT_NAME, CONTEXT_ROOMS, CONTEXT_USER,
     SUBPROTOCOL, authorize, context_from_event, token_from_request,
 };
-pub use claims::{
-    Identity, MAX_NAME_LEN, MAX_USER_ID_LEN, Right, RoomRights, clean_name, glob_match,
-};
 pub use jwks::JwksCache;
-pub use jwt::{AuthError, DevClaims, TokenVerifier, VerifierOptions, Verify, mint_hs256};
+pub use jwt::{DevClaims, TokenVerifier, VerifierOptions, mint_hs256};
 pub use origin::OriginPolicy;
+pub use roomcast_core::auth::{
+    AuthError, Identity, MAX_NAME_LEN, MAX_USER_ID_LEN, Right, RoomRights, Verify, clean_name,
+    glob_match,
+};

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use roomcast_functions::handlers::{self, AppBuilder, LogFormat, init_tracing};
+use roomcast_aws::handlers::{self, AppBuilder, LogFormat, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -2,7 +2,7 @@
 //! with `{"room": ..., "data": ...}` or `{"user": ..., "data": ...}`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use roomcast_functions::handlers::{self, AppBuilder, LogFormat, PublishRequest, init_tracing};
+use roomcast_aws::handlers::{self, AppBuilder, LogFormat, PublishRequest, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -10,10 +10,10 @@ use super::{App, Gateways};
 use crate::auth::{JwksCache, OriginPolicy, TokenVerifier, VerifierOptions, Verify};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, optional};
+use crate::dynamodb::{self, DynamoStore, StoreOptions};
 use crate::gateway::Gateway;
-use crate::gateway::management::ManagementApi;
+use crate::management::ManagementApi;
 use crate::store::Store;
-use crate::store::dynamodb::{self, DynamoStore, StoreOptions};
 
 /// Why a function could not start. Fix the deployment and redeploy.
 #[derive(Debug, thiserror::Error)]

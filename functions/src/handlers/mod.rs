@@ -17,13 +17,12 @@ use crate::auth::{self, AuthError, OriginPolicy, SUBPROTOCOL, Verify};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::gateway::management::ManagementApi;
+use crate::management::ManagementApi;
 use crate::protocol::Sender;
 use crate::routes::{self, Context, PublishError, PublishReport, PublishTarget, RouteError};
 use crate::store::Store;
 
 mod init;
-pub mod registry;
 
 pub use init::{AppBuilder, InitError, LogFormat, init_tracing};
 
@@ -95,6 +94,9 @@ pub struct App {
     pub emf: bool,
 }
 
+static EMF: crate::telemetry::Emf = crate::telemetry::Emf;
+static NO_METRICS: roomcast_core::metrics::NoMetrics = roomcast_core::metrics::NoMetrics;
+
 impl App {
     fn gateway_for(
         &self,
@@ -126,6 +128,7 @@ impl App {
             verifier: self.verifier.as_deref(),
             clock: &*self.clock,
             config: &self.config,
+            metrics: if self.emf { &EMF } else { &NO_METRICS },
         }
     }
 }

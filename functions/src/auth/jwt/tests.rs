@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::auth::claims::Right;
+use roomcast_core::auth::Right;
 
 const SECRET: &[u8] = b"test-secret-of-a-reasonable-length!!";
 const RSA_PRIVATE: &[u8] = include_bytes!("rsa_private.pem");

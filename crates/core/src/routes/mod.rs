@@ -1,7 +1,8 @@
 //! The domain: what `$connect`, `$disconnect` and each client action do.
 //!
 //! Written against the ports only ([`Store`], [`Gateway`], [`Verify`],
-//! [`Clock`]); nothing here knows about Lambda, DynamoDB or the emulator.
+//! [`Clock`], [`Metrics`]); nothing here knows about Lambda, DynamoDB or the
+//! emulator, and this crate's `Cargo.toml` makes that a fact.
 //! Replies to the caller are returned (they become the route response);
 //! frames for anybody else go out through the gateway.
 
@@ -9,9 +10,9 @@ use crate::auth::Verify;
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::gateway::{Gateway, fan_out};
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
 use crate::store::{Membership, Removed, Store, StoreError};
-use crate::telemetry::{self, Metric};
 
 mod connection;
 mod message;
@@ -35,6 +36,8 @@ pub struct Context<'a> {
     pub clock: &'a dyn Clock,
     /// Limits and knobs.
     pub config: &'a Config,
+    /// Where counts go.
+    pub metrics: &'a dyn Metrics,
 }
 
 /// Why a route failed. Each variant says what the caller does with it.
@@ -123,7 +126,7 @@ impl Context<'_> {
             return Delivery::default();
         }
         let payload = frame.to_json();
-        telemetry::add(Metric::FanoutSize, targets.len() as f64);
+        self.metrics.add(Metric::FanoutSize, targets.len() as f64);
         let report = fan_out(
             self.gateway,
             targets,
@@ -131,8 +134,9 @@ impl Context<'_> {
             &self.config.fanout,
         )
         .await;
-        telemetry::add(Metric::Delivered, report.delivered as f64);
-        telemetry::add(Metric::GoneConnections, report.gone.len() as f64);
+        self.metrics.add(Metric::Delivered, report.delivered as f64);
+        self.metrics
+            .add(Metric::GoneConnections, report.gone.len() as f64);
         let delivery = Delivery {
             delivered: report.delivered,
             gone: report.gone.len(),

@@ -13,14 +13,14 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::{
-    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
-};
 use crate::auth::Identity;
 use crate::clock::Millis;
 use crate::config::RateLimit;
 use crate::protocol::Message;
 use crate::ratelimit;
+use crate::store::{
+    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
+};
 
 mod append;
 mod counting;

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::Limits;
+use crate::limits::{Limits, MAX_USER_ID_LEN};
 
 /// A client's request reference: a short string or an integer, echoed as is.
 pub type Ref = Value;
@@ -270,7 +270,7 @@ pub fn parse_client_frame(body: Option<&str>, limits: &Limits) -> Result<ClientF
         message: format!("frame is not valid JSON: {e}"),
         // serde gave up (nesting past its limit, a number like 1e400, a
         // syntax error late in the frame): the `ref` may still be readable.
-        reference: roomcast_protocol::top_level(body)
+        reference: crate::top_level(body)
             .get("ref")
             .and_then(|r| valid_ref(r.clone())),
     })?;
@@ -311,7 +311,7 @@ fn valid_ref(r: Value) -> Option<Ref> {
 }
 
 /// Checks a `data` payload against the size limit and the depth limit
-/// ([`roomcast_protocol::MAX_DATA_DEPTH`]): deeper data would be accepted
+/// ([`crate::MAX_DATA_DEPTH`]): deeper data would be accepted
 /// here but break parsers when it is sent again inside `joined` or `history`.
 pub fn check_data(data: &Value, limits: &Limits) -> Result<(), FrameError> {
     let size = serde_json::to_string(data)
@@ -326,13 +326,13 @@ pub fn check_data(data: &Value, limits: &Limits) -> Result<(), FrameError> {
             ),
         ));
     }
-    let depth = roomcast_protocol::nesting_depth(data);
-    if depth > roomcast_protocol::MAX_DATA_DEPTH {
+    let depth = crate::nesting_depth(data);
+    if depth > crate::MAX_DATA_DEPTH {
         return Err(FrameError::new(
             ErrorCode::InvalidField,
             format!(
                 "data nests {depth} levels deep; the limit is {}",
-                roomcast_protocol::MAX_DATA_DEPTH
+                crate::MAX_DATA_DEPTH
             ),
         ));
     }
@@ -445,13 +445,10 @@ impl Fields<'_> {
 
     fn user(&self, name: &str) -> Result<String, FrameError> {
         let user = self.string(name)?;
-        if user.is_empty() || user.len() > crate::auth::MAX_USER_ID_LEN {
+        if user.is_empty() || user.len() > MAX_USER_ID_LEN {
             return Err(field_error(
                 name,
-                &format!(
-                    "a user id of 1 to {} characters",
-                    crate::auth::MAX_USER_ID_LEN
-                ),
+                &format!("a user id of 1 to {} characters", MAX_USER_ID_LEN),
             ));
         }
         Ok(user)

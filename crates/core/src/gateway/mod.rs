@@ -1,8 +1,8 @@
 //! The `Gateway` port: talking back to WebSocket connections.
 //!
-//! Adapters: [`management::ManagementApi`] (the API Gateway Management API
-//! through aws-sdk-apigatewaymanagement, used in Lambda and, by default, by
-//! the emulator) and [`memory::MemoryGateway`] (unit tests).
+//! Adapters: the API Gateway Management API (roomcast-aws, used in Lambda
+//! and, by default, by the emulator), the emulator's in-process gateway, and
+//! `memory::MemoryGateway` (tests, behind the `test-util` feature).
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 use crate::config::FanoutConfig;
 
-pub mod management;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 
 /// Why a gateway call failed. Each variant says what the caller should do.

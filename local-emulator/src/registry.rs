@@ -1,4 +1,5 @@
-//! In-process handlers by binary name, for the local emulator.
+//! In-process handlers by binary name: the emulator's fast path for
+//! Roomcast's own functions, built from roomcast-aws's handlers.
 //!
 //! Each entry takes the event as JSON and returns the response as JSON, so
 //! serde mismatches surface offline exactly as they would in Lambda.
@@ -14,9 +15,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{AppBuilder, HandlerError, InitError, PublishRequest};
+use roomcast_aws::handlers::{self, AppBuilder, HandlerError, InitError, PublishRequest};
 
-/// The binaries this crate builds, i.e. the keys of the registry.
+/// The binaries roomcast-aws builds, i.e. the keys of the registry.
 pub const BINARIES: &[&str] = &["authorizer", "connect", "disconnect", "message", "publish"];
 
 /// A failed invocation, as Lambda would report it.
@@ -71,7 +72,7 @@ pub async fn handler_for(binary: &str, builder: &AppBuilder) -> Result<Option<Ha
                 let origins = origins.clone();
                 Box::pin(async move {
                     let event: ApiGatewayCustomAuthorizerRequestTypeRequest = decode(event)?;
-                    encode(super::authorizer(&*verifier, &origins, event).await?)
+                    encode(handlers::authorizer(&*verifier, &origins, event).await?)
                 })
             })
         }
@@ -84,9 +85,9 @@ pub async fn handler_for(binary: &str, builder: &AppBuilder) -> Result<Option<Ha
                 Box::pin(async move {
                     let event: ApiGatewayWebsocketProxyRequest = decode(event)?;
                     let response = match route.as_str() {
-                        "connect" => super::connect(&app, event).await?,
-                        "disconnect" => super::disconnect(&app, event).await?,
-                        _ => super::message(&app, event).await?,
+                        "connect" => handlers::connect(&app, event).await?,
+                        "disconnect" => handlers::disconnect(&app, event).await?,
+                        _ => handlers::message(&app, event).await?,
                     };
                     encode(response)
                 })
@@ -98,7 +99,7 @@ pub async fn handler_for(binary: &str, builder: &AppBuilder) -> Result<Option<Ha
                 let app = app.clone();
                 Box::pin(async move {
                     let request: PublishRequest = decode(event)?;
-                    encode(super::publish(&app, request).await?)
+                    encode(handlers::publish(&app, request).await?)
                 })
             })
         }

@@ -3,7 +3,7 @@
 //! Every adapter runs the same list through [`store_conformance_tests!`]:
 //!
 //! ```ignore
-//! roomcast_functions::store_conformance_tests!(async { std::sync::Arc::new(MemoryStore::new()) });
+//! roomcast_core::store_conformance_tests!(async { std::sync::Arc::new(MemoryStore::new()) });
 //! ```
 //!
 //! Each case gets a fresh store from the factory expression, and also uses

@@ -6,17 +6,15 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::auth::{
-    DevClaims, Identity, Right, RoomRights, TokenVerifier, VerifierOptions, mint_hs256,
-};
+use crate::auth::{FakeVerifier, Identity, Right, RoomRights, fake_token};
 use crate::clock::ManualClock;
 use crate::config::RateLimit;
 use crate::gateway::memory::MemoryGateway;
+use crate::metrics::RecordedMetrics;
 use crate::protocol::Sender;
 use crate::store::memory::MemoryStore;
 use crate::store::{Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Touched};
 
-const SECRET: &[u8] = b"routes-test-secret";
 const T0: i64 = 1_900_000_000_000;
 
 struct World {
@@ -24,7 +22,8 @@ struct World {
     gateway: MemoryGateway,
     clock: ManualClock,
     config: Config,
-    verifier: TokenVerifier,
+    verifier: FakeVerifier,
+    metrics: RecordedMetrics,
 }
 
 impl World {
@@ -38,7 +37,8 @@ impl World {
             gateway: MemoryGateway::new(),
             clock: ManualClock::new(T0),
             config: Config::default(),
-            verifier: TokenVerifier::hs256(SECRET, VerifierOptions::default()),
+            verifier: FakeVerifier,
+            metrics: RecordedMetrics::default(),
         }
     }
 
@@ -49,6 +49,7 @@ impl World {
             verifier: Some(&self.verifier),
             clock: &self.clock,
             config: &self.config,
+            metrics: &self.metrics,
         }
     }
 
@@ -691,19 +692,13 @@ async fn sustained_abuse_closes_the_connection() {
 // ---- token expiry, auth --------------------------------------------------------------
 
 fn token(user: &str, exp: i64) -> String {
-    mint_hs256(
-        &DevClaims {
-            sub: user.into(),
-            name: user.into(),
-            exp,
-            rooms: RoomRights::all(),
-            direct: true,
-            iss: None,
-            aud: None,
-        },
-        SECRET,
-    )
-    .unwrap()
+    fake_token(&Identity {
+        user: user.into(),
+        name: user.into(),
+        exp,
+        rooms: RoomRights::all(),
+        direct: true,
+    })
 }
 
 #[tokio::test]
@@ -743,7 +738,11 @@ async fn auth_rejects_bad_tokens_and_other_users() {
     w.connect("a1", "alice").await;
     let far = T0 / 1000 + 7200;
     // The verifier checks exp against the real clock: use a far-future exp for "valid" tokens.
-    let real_future = jsonwebtoken::get_current_timestamp() as i64 + 3600;
+    let real_future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 3600;
     assert_error(
         &w.reply(
             "a1",
@@ -813,22 +812,16 @@ async fn auth_with_fewer_rights_leaves_the_rooms_it_no_longer_grants() {
     }
     w.frames("w1");
     let exp = T0 / 1000 + 7200;
-    let narrowed = mint_hs256(
-        &DevClaims {
-            sub: "alice".into(),
-            name: "alice".into(),
-            exp,
-            rooms: RoomRights::new(BTreeMap::from([(
-                "keep".to_owned(),
-                vec![Right::Join, Right::Send],
-            )])),
-            direct: false,
-            iss: None,
-            aud: None,
-        },
-        SECRET,
-    )
-    .unwrap();
+    let narrowed = fake_token(&Identity {
+        user: "alice".into(),
+        name: "alice".into(),
+        exp,
+        rooms: RoomRights::new(BTreeMap::from([(
+            "keep".to_owned(),
+            vec![Right::Join, Right::Send],
+        )])),
+        direct: false,
+    });
     let r = w
         .reply(
             "a1",
@@ -1375,7 +1368,7 @@ async fn publish_reaches_rooms_and_users() {
 
 #[tokio::test]
 async fn fan_out_size_deliveries_gone_and_rejects_are_measured() {
-    use crate::telemetry::{Metric, collect};
+    use crate::metrics::Metric;
     let w = World::new();
     for (c, u) in [
         ("a1", "alice"),
@@ -1387,16 +1380,19 @@ async fn fan_out_size_deliveries_gone_and_rejects_are_measured() {
         w.join(c, "r").await;
     }
     w.gateway.mark_gone("g1");
-    let (_, m) = collect(w.call(
+    w.metrics.take();
+    w.call(
         "a1",
         json!({"action": "send", "room": "r", "id": "1", "data": 1}),
-    ))
+    )
     .await;
+    let m = w.metrics.take();
     assert_eq!(m[&Metric::Messages], 1.0);
     assert_eq!(m[&Metric::FanoutSize], 3.0);
     assert_eq!(m[&Metric::Delivered], 2.0);
     assert_eq!(m[&Metric::GoneConnections], 1.0);
     assert!(!m.contains_key(&Metric::Rejects));
-    let (_, m) = collect(w.raw("a1", "{nope")).await;
+    w.raw("a1", "{nope").await;
+    let m = w.metrics.take();
     assert_eq!(m[&Metric::Rejects], 1.0);
 }

@@ -10,12 +10,12 @@ use super::{Context, RouteError, rooms, send};
 use crate::auth::{Identity, Right};
 use crate::clock::Millis;
 use crate::gateway::GatewayError;
+use crate::metrics::Metric;
 use crate::protocol::{
     Action, ClientFrame, ClientLimits, ErrorCode, FrameError, ServerFrame, parse_client_frame,
 };
 use crate::ratelimit::Verdict;
 use crate::store::{ConnectionRecord, Membership, StoreError};
-use crate::telemetry::{self, Metric};
 
 /// Handles one client frame. Returns the reply for the caller, if any.
 /// Never fails: every problem becomes an `error` frame with the client's
@@ -30,7 +30,7 @@ pub async fn message(
     body: Option<&str>,
     is_binary: bool,
 ) -> Option<ServerFrame> {
-    telemetry::add(Metric::Messages, 1.0);
+    ctx.metrics.add(Metric::Messages, 1.0);
     let parsed = if is_binary {
         Err(FrameError::new(
             ErrorCode::InvalidFrame,
@@ -46,7 +46,7 @@ pub async fn message(
     match handle(ctx, connection_id, identity, parsed).await {
         Ok(reply) => reply,
         Err(e) => {
-            telemetry::add(Metric::Rejects, 1.0);
+            ctx.metrics.add(Metric::Rejects, 1.0);
             match &e {
                 RouteError::Rejected(r) => {
                     tracing::info!(connection_id, action, code = r.code.as_str(), reason = %r.message, "rejected")

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest accepted user id (`sub`), in bytes.
-pub const MAX_USER_ID_LEN: usize = 128;
+pub use roomcast_protocol::MAX_USER_ID_LEN;
+
 /// Longest display name kept; longer names are cut at a character boundary.
 pub const MAX_NAME_LEN: usize = 64;
 

@@ -13,7 +13,7 @@ use aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig;
 use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
-use super::{ConnectionInfo, Gateway, GatewayError};
+use crate::gateway::{ConnectionInfo, Gateway, GatewayError};
 
 /// Clients for the Management API, one per callback endpoint.
 pub struct ManagementApi {

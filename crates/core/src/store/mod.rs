@@ -19,8 +19,8 @@ use crate::config::RateLimit;
 use crate::protocol::{Message, Sender};
 use crate::ratelimit::{RateState, Verdict};
 
+#[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
-pub mod dynamodb;
 pub mod memory;
 
 /// What went wrong in the store. Each variant says what the caller should do.

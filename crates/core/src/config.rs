@@ -32,41 +32,7 @@ pub enum ConfigError {
     },
 }
 
-/// Limits that the protocol validates on every client frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest room name, in bytes. Default 128 (`ROOMCAST_MAX_ROOM_LEN`).
-    pub max_room_len: usize,
-    /// Longest client message id, in bytes. Default 64 (`ROOMCAST_MAX_ID_LEN`).
-    pub max_id_len: usize,
-    /// Largest `data` payload, as serialised JSON bytes. Default 32 KiB
-    /// (`ROOMCAST_MAX_DATA_BYTES`), which fits API Gateway's frame limit.
-    pub max_data_bytes: usize,
-    /// Largest history page. Default 100 (`ROOMCAST_HISTORY_PAGE_MAX`).
-    pub history_page_max: u32,
-    /// History page size when the client gives no `limit`. Default 50.
-    pub history_page_default: u32,
-    /// Most missed messages returned by one `join` with `since`; beyond it
-    /// `joined.more` is set and the client joins again. Default 500
-    /// (`ROOMCAST_RESUME_MAX`).
-    pub resume_max: u32,
-    /// Longest token accepted by `auth`, in bytes. Default 8 KiB.
-    pub max_token_len: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_room_len: 128,
-            max_id_len: 64,
-            max_data_bytes: 32 * 1024,
-            history_page_max: 100,
-            history_page_default: 50,
-            resume_max: 500,
-            max_token_len: 8 * 1024,
-        }
-    }
-}
+pub use roomcast_protocol::Limits;
 
 /// The per-connection rate limit: a token bucket (implemented as GCRA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
