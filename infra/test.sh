@@ -11,6 +11,7 @@ command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
 log "formatting check"
 cargo fmt --all -- --check || die "cargo fmt reports differences: run cargo fmt --all"
 
+bash infra/check-boundaries.sh
 bash infra/lint-template.sh
 
 endpoint="$(bash infra/moto-start.sh)"
