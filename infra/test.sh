@@ -18,7 +18,8 @@ endpoint="$(bash infra/moto-start.sh)"
 trap 'bash infra/moto-stop.sh' EXIT
 export ROOMCAST_TEST_DYNAMODB_ENDPOINT="$endpoint"
 
-log "clippy (warnings are errors)"
+log "clippy (warnings are errors), also on the library crates alone, without test features"
+cargo clippy -p roomcast-core -p roomcast-protocol -p roomcast-aws --lib --bins --quiet -- -D warnings
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "tests (DynamoDB tests against moto at $endpoint)"

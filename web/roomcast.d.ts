@@ -80,6 +80,44 @@ export interface JoinedEvent {
   truncated: boolean;
 }
 
+// ---- Wire frames (docs/protocol.md) ------------------------------------------
+// What the server sends, as roomcast-protocol defines it. tests/protocol_types.rs
+// checks that every server frame type, field and error code appears here.
+
+export type ErrorCode =
+  | 'invalid_json' | 'invalid_frame' | 'unknown_action' | 'invalid_field' | 'invalid_room'
+  | 'invalid_id' | 'payload_too_large' | 'forbidden' | 'not_joined' | 'rate_limited'
+  | 'token_expired' | 'invalid_token' | 'unavailable';
+
+/** Limits the client should respect, sent in `welcome`. */
+export interface ClientLimits {
+  maxDataBytes: number;
+  maxRoomLen: number;
+  maxIdLen: number;
+  historyPageMax: number;
+  ratePerSecond: number;
+  rateBurst: number;
+  /** Send a heartbeat well within this. */
+  idleTimeoutSecs: number;
+}
+
+export interface WelcomeFrame { type: 'welcome'; connectionId: string; user: Sender; exp: number; limits: ClientLimits; ref?: unknown; }
+export interface JoinedFrame { type: 'joined'; room: string; seq: number; members?: Member[]; missed?: RoomMessage[]; truncated?: boolean; more?: boolean; ref?: unknown; }
+export interface LeftFrame { type: 'left'; room: string; ref?: unknown; }
+export interface MessageFrame { type: 'message'; room: string; seq: number; id: string; from: Sender; data: unknown; ts: number; }
+export interface AckFrame { type: 'ack'; id: string; seq?: number; duplicate?: boolean; delivered?: number; ref?: unknown; }
+export interface PresenceFrame { type: 'presence'; room: string; user: string; name: string; event: 'joined' | 'left'; }
+export interface TypingFrame { type: 'typing'; room: string; user: string; name: string; active: boolean; }
+export interface DirectFrame { type: 'direct'; from: Sender; id: string; data: unknown; ts: number; }
+export interface HistoryFrame { type: 'history'; room: string; messages: RoomMessage[]; more: boolean; ref?: unknown; }
+export interface PongFrame { type: 'pong'; ts: number; ref?: unknown; }
+export interface AuthedFrame { type: 'authed'; exp: number; left?: string[]; ref?: unknown; }
+export interface ErrorFrame { type: 'error'; code: ErrorCode; message: string; ref?: unknown; }
+
+export type ServerFrame =
+  | WelcomeFrame | JoinedFrame | LeftFrame | MessageFrame | AckFrame | PresenceFrame | TypingFrame
+  | DirectFrame | HistoryFrame | PongFrame | AuthedFrame | ErrorFrame;
+
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;

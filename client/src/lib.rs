@@ -21,10 +21,12 @@
 
 mod backoff;
 pub mod bench;
+mod order;
 mod session;
 
 use std::time::Duration;
 
+use roomcast_protocol::ServerFrame;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -90,8 +92,8 @@ pub enum Event {
     State(State),
     /// A room message, in seq order, each once.
     Message(Value),
-    /// A presence, typing or direct frame, as received.
-    Frame(Value),
+    /// A presence, typing, direct or history frame, as received.
+    Frame(ServerFrame),
     /// A room was (re-)joined; `missed` messages were recovered.
     Joined {
         /// The room.

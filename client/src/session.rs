@@ -1,10 +1,11 @@
 //! The client task: connect, talk, reconnect. One task owns the socket and
 //! all state; the handle talks to it over a channel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use roomcast_protocol::{ErrorCode, Sender, ServerFrame};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +14,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backoff::{backoff_delay, unit};
+use crate::order::{Item, Rooms};
 use crate::{Ack, ClientConfig, ClientError, Command, Event, State};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -26,27 +28,15 @@ struct Outgoing {
     retry_at: Option<Instant>,
 }
 
-#[derive(Default)]
-struct Room {
-    last_seq: Option<u64>,
-    buffer: BTreeMap<u64, Value>,
-    /// Since when messages have waited behind a missing seq.
-    gap_since: Option<Instant>,
-}
-
-/// How long a gap may last before the room is joined again with `since`
-/// to fetch what is missing (a lost post, a frame that could not be read).
-const GAP_WAIT: Duration = Duration::from_secs(1);
-
 struct Client {
     config: ClientConfig,
     events: mpsc::Sender<Event>,
-    rooms: BTreeMap<String, Room>,
+    rooms: Rooms,
     outbox: Vec<Outgoing>,
     /// ref → message id of sends in flight.
     refs: HashMap<u64, String>,
     next_ref: u64,
-    me: Value,
+    me: Option<Sender>,
     attempt: u32,
 }
 
@@ -65,11 +55,11 @@ pub(crate) async fn run(
     let mut c = Client {
         config,
         events,
-        rooms: BTreeMap::new(),
+        rooms: Rooms::default(),
         outbox: Vec::new(),
         refs: HashMap::new(),
         next_ref: 1,
-        me: Value::Null,
+        me: None,
         attempt: 0,
     };
     loop {
@@ -152,7 +142,7 @@ impl Client {
     fn queue(&mut self, cmd: Command) {
         match cmd {
             Command::Join(room, reply) => {
-                self.rooms.entry(room).or_default();
+                self.rooms.add(&room);
                 let _ = reply.send(Ok(()));
             }
             Command::Send {
@@ -196,24 +186,26 @@ impl Client {
             tokio::select! {
                 incoming = ws.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+                        let Ok(frame) = serde_json::from_str::<ServerFrame>(text.as_str()) else {
                             if let Err(reason) = self.unreadable(text.as_str(), &mut ws).await {
                                 return End::Lost(reason);
                             }
                             continue;
                         };
-                        if v["type"] == "welcome" && !welcomed {
+                        if let ServerFrame::Welcome { connection_id, user, limits, .. } = frame {
+                            if welcomed {
+                                continue;
+                            }
                             welcomed = true;
-                            self.me = v["user"].clone();
-                            heartbeat = heartbeat_for(self.config.heartbeat, &v);
-                            let id = v["connectionId"].as_str().unwrap_or_default().to_owned();
-                            self.emit(Event::State(State::Open { connection_id: id })).await;
+                            self.me = Some(user);
+                            heartbeat = heartbeat_for(self.config.heartbeat, limits.idle_timeout_secs);
+                            self.emit(Event::State(State::Open { connection_id })).await;
                             if self.resume(&mut ws).await.is_err() {
                                 return End::Lost("closed while resuming".into());
                             }
                             continue;
                         }
-                        if let Err(reason) = self.on_frame(v, &mut ws).await {
+                        if let Err(reason) = self.on_frame(frame, &mut ws).await {
                             return End::Lost(reason);
                         }
                     }
@@ -234,7 +226,7 @@ impl Client {
                         return End::Closed;
                     }
                     Some(Command::Join(room, reply)) => {
-                        self.rooms.entry(room.clone()).or_default();
+                        self.rooms.add(&room);
                         let _ = reply.send(Ok(()));
                         if welcomed && self.send_join(&mut ws, &room).await.is_err() {
                             return End::Lost("closed while joining".into());
@@ -265,22 +257,27 @@ impl Client {
         }
     }
 
-    /// A text frame that is not readable JSON (nested past the parser's
-    /// limit, say). Its place in the stream is kept: an unreadable message
-    /// still counts as its seq, so later ones are not held behind it; an
-    /// unreadable join reply still sets the room's seq.
+    /// A text frame that is not a readable server frame (JSON nested past
+    /// the parser's limit, say, or a type this client does not know). Its
+    /// place in the stream is kept: an unreadable message still counts as
+    /// its seq, so later ones are not held behind it; an unreadable join
+    /// reply still sets the room's seq.
     async fn unreadable(&mut self, text: &str, ws: &mut Socket) -> Result<(), String> {
         let head = roomcast_protocol::top_level(text);
         let shown: String = text.chars().take(200).collect();
         self.emit(Event::Error(ClientError::Malformed(shown))).await;
         match (head.str("type"), head.str("room"), head.u64("seq")) {
             (Some("message"), Some(room), Some(seq)) => {
-                self.offer(json!({"room": room, "seq": seq, "unreadable": true}))
-                    .await;
+                let item = Item::Unreadable {
+                    room: room.to_owned(),
+                    seq,
+                };
+                let ready = self.rooms.offer(room, seq, item);
+                self.deliver(ready).await;
             }
             (Some("joined"), Some(room), Some(seq)) => {
-                let stub = json!({"type": "joined", "room": room, "seq": seq, "truncated": true});
-                self.on_joined(stub, ws).await?;
+                self.on_joined(room.to_owned(), seq, Vec::new(), false, true, ws)
+                    .await?;
             }
             _ => {}
         }
@@ -288,25 +285,9 @@ impl Client {
     }
 
     /// Joins again, with `since`, every room whose messages have waited
-    /// behind a missing seq for longer than [`GAP_WAIT`].
+    /// behind a missing seq for too long.
     async fn fill_gaps(&mut self, ws: &mut Socket) -> Result<(), tungstenite::Error> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        for (name, room) in &mut self.rooms {
-            if room.buffer.is_empty() || room.last_seq.is_none() {
-                room.gap_since = None;
-                continue;
-            }
-            match room.gap_since {
-                None => room.gap_since = Some(now),
-                Some(t) if now.duration_since(t) >= GAP_WAIT => {
-                    room.gap_since = Some(now);
-                    due.push(name.clone());
-                }
-                Some(_) => {}
-            }
-        }
-        for room in due {
+        for room in self.rooms.gaps_due(Instant::now()) {
             tracing::debug!(%room, "gap in the stream; joining again to fetch what is missing");
             self.send_join(ws, &room).await?;
         }
@@ -315,8 +296,7 @@ impl Client {
 
     /// After `welcome`: re-join rooms with `since`, then resend the outbox.
     async fn resume(&mut self, ws: &mut Socket) -> Result<(), tungstenite::Error> {
-        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-        for room in rooms {
+        for room in self.rooms.names() {
             self.send_join(ws, &room).await?;
         }
         self.flush(ws, true).await
@@ -324,7 +304,7 @@ impl Client {
 
     async fn send_join(&mut self, ws: &mut Socket, room: &str) -> Result<(), tungstenite::Error> {
         let mut join = json!({"action": "join", "room": room});
-        if let Some(since) = self.rooms.get(room).and_then(|r| r.last_seq) {
+        if let Some(since) = self.rooms.last_seq(room) {
             join["since"] = json!(since);
         }
         let frame = self.frame(join);
@@ -356,189 +336,159 @@ impl Client {
         ws.send(frame).await
     }
 
-    async fn on_frame(&mut self, v: Value, ws: &mut Socket) -> Result<(), String> {
-        let kind = v["type"].as_str().unwrap_or_default().to_owned();
-        match kind.as_str() {
-            "message" => self.offer(v).await,
-            "joined" => self.on_joined(v, ws).await?,
-            "ack" => {
-                self.on_ack(v).await;
+    async fn on_frame(&mut self, frame: ServerFrame, ws: &mut Socket) -> Result<(), String> {
+        match frame {
+            ServerFrame::Message(m) => {
+                let (room, seq) = (m.room.clone(), m.seq);
+                let item = message_item(m);
+                let ready = self.rooms.offer(&room, seq, item);
+                self.deliver(ready).await;
+            }
+            ServerFrame::Joined {
+                room,
+                seq,
+                missed,
+                truncated,
+                more,
+                ..
+            } => {
+                self.on_joined(room, seq, missed.unwrap_or_default(), more, truncated, ws)
+                    .await?;
+            }
+            ServerFrame::Ack {
+                id,
+                seq,
+                duplicate,
+                reference,
+                ..
+            } => {
+                self.on_ack(&id, seq.unwrap_or(0), duplicate, reference)
+                    .await;
                 self.flush(ws, false).await.map_err(|e| e.to_string())?;
             }
-            "error" => {
-                self.on_error(v).await;
+            ServerFrame::Error {
+                code,
+                message,
+                reference,
+            } => {
+                self.on_error(code, message, reference).await;
                 self.flush(ws, false).await.map_err(|e| e.to_string())?;
             }
-            "authed" => {
+            ServerFrame::Authed { left, .. } => {
                 // Rooms the refreshed token no longer grants: left by the server.
-                for room in v["left"].as_array().into_iter().flatten() {
-                    if let Some(room) = room.as_str() {
-                        self.rooms.remove(room);
-                    }
+                for room in &left {
+                    self.rooms.remove(room);
                 }
             }
-            "pong" | "left" => {}
-            "presence" | "typing" | "direct" | "history" => self.emit(Event::Frame(v)).await,
-            _ => {
-                let text = v.to_string().chars().take(200).collect();
-                self.emit(Event::Error(ClientError::Malformed(text))).await;
-            }
+            ServerFrame::Pong { .. } | ServerFrame::Left { .. } | ServerFrame::Welcome { .. } => {}
+            frame @ (ServerFrame::Presence { .. }
+            | ServerFrame::Typing { .. }
+            | ServerFrame::Direct { .. }
+            | ServerFrame::History { .. }) => self.emit(Event::Frame(frame)).await,
         }
         Ok(())
     }
 
-    async fn on_joined(&mut self, v: Value, ws: &mut Socket) -> Result<(), String> {
-        let Some(room_name) = v["room"].as_str().map(str::to_owned) else {
-            return Ok(());
-        };
-        let seq = v["seq"].as_u64().unwrap_or(0);
-        let missed = v["missed"].as_array().cloned().unwrap_or_default();
-        let more = v["more"] == true;
-        let first = self
-            .rooms
-            .get(&room_name)
-            .is_none_or(|r| r.last_seq.is_none());
-        if first {
-            let room = self.rooms.entry(room_name.clone()).or_default();
-            room.last_seq = Some(seq);
-            room.buffer.retain(|s, _| *s > seq);
-            self.drain(&room_name).await;
-        } else {
-            for m in &missed {
-                self.offer(m.clone()).await;
-            }
-            if !more {
-                self.skip_to(&room_name, seq).await;
+    async fn on_joined(
+        &mut self,
+        room: String,
+        seq: u64,
+        missed: Vec<roomcast_protocol::Message>,
+        more: bool,
+        truncated: bool,
+        ws: &mut Socket,
+    ) -> Result<(), String> {
+        let count = missed.len();
+        if !self.rooms.is_new(&room) {
+            for m in missed {
+                let s = m.seq;
+                let ready = self.rooms.offer(&room, s, message_item(m));
+                self.deliver(ready).await;
             }
         }
+        let ready = self.rooms.joined(&room, seq, !more);
+        self.deliver(ready).await;
         self.emit(Event::Joined {
-            room: room_name.clone(),
-            missed: missed.len(),
-            truncated: v["truncated"] == true,
+            room: room.clone(),
+            missed: count,
+            truncated,
         })
         .await;
         if more {
-            self.send_join(ws, &room_name)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.send_join(ws, &room).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 
-    async fn offer(&mut self, m: Value) {
-        let (Some(room_name), Some(seq)) =
-            (m["room"].as_str().map(str::to_owned), m["seq"].as_u64())
-        else {
-            self.emit(Event::Error(ClientError::Malformed(
-                "message without room or seq".into(),
-            )))
-            .await;
-            return;
-        };
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        if room.last_seq.is_some_and(|last| seq <= last) || room.buffer.contains_key(&seq) {
-            return;
-        }
-        room.buffer.insert(seq, m);
-        if room.last_seq.is_some() {
-            self.drain(&room_name).await;
+    /// Emits messages in order; an unreadable one is reported instead.
+    async fn deliver(&self, ready: Vec<Item>) {
+        for item in ready {
+            let event = match item {
+                Item::Message(m) => Event::Message(m),
+                Item::Unreadable { room, seq } => Event::Error(ClientError::Malformed(format!(
+                    "message {seq} in {room:?} could not be read; skipped"
+                ))),
+            };
+            self.emit(event).await;
         }
     }
 
-    async fn drain(&mut self, room_name: &str) {
-        let mut ready = Vec::new();
-        if let Some(room) = self.rooms.get_mut(room_name)
-            && let Some(mut last) = room.last_seq
-        {
-            while let Some(m) = room.buffer.remove(&(last + 1)) {
-                last += 1;
-                ready.push(m);
-            }
-            room.last_seq = Some(last);
-        }
-        for m in ready {
-            self.deliver(m).await;
-        }
-    }
-
-    /// Emits one message in order; an unreadable one is reported instead.
-    async fn deliver(&self, m: Value) {
-        if m["unreadable"] == true {
-            let what = format!(
-                "message {} in {} could not be read; skipped",
-                m["seq"], m["room"]
-            );
-            self.emit(Event::Error(ClientError::Malformed(what))).await;
-        } else {
-            self.emit(Event::Message(m)).await;
-        }
-    }
-
-    /// Delivers buffered messages up to `seq`, skipping holes, and moves on.
-    async fn skip_to(&mut self, room_name: &str, seq: u64) {
-        let mut ready = Vec::new();
-        if let Some(room) = self.rooms.get_mut(room_name) {
-            let keep = room.buffer.split_off(&(seq + 1));
-            let last = room.last_seq.unwrap_or(0);
-            for (s, m) in std::mem::replace(&mut room.buffer, keep) {
-                if s > last {
-                    ready.push(m);
-                }
-            }
-            room.last_seq = Some(last.max(seq));
-        }
-        for m in ready {
-            self.deliver(m).await;
-        }
-        self.drain(room_name).await;
-    }
-
-    async fn on_ack(&mut self, v: Value) {
-        let Some(id) = v["id"].as_str() else { return };
-        if let Some(r) = v["ref"].as_u64() {
+    async fn on_ack(&mut self, id: &str, seq: u64, duplicate: bool, reference: Option<Value>) {
+        if let Some(r) = reference.as_ref().and_then(Value::as_u64) {
             self.refs.remove(&r);
         }
         let Some(pos) = self.outbox.iter().position(|o| o.id == id) else {
             return;
         };
         let o = self.outbox.remove(pos);
-        let seq = v["seq"].as_u64().unwrap_or(0);
         let ack = Ack {
             id: o.id.clone(),
             seq,
-            duplicate: v["duplicate"] == true,
+            duplicate,
         };
         if let Some(reply) = o.reply {
             let _ = reply.send(Ok(ack));
         }
         // The sender's own message, delivered in order like anyone else's.
         let own = json!({"type": "message", "room": o.room, "seq": seq, "id": o.id, "from": self.me, "data": o.data, "own": true});
-        self.offer(own).await;
+        let ready = self.rooms.offer(&o.room, seq, Item::Message(own));
+        self.deliver(ready).await;
     }
 
-    async fn on_error(&mut self, v: Value) {
-        let code = v["code"].as_str().unwrap_or("unknown").to_owned();
-        let message = v["message"].as_str().unwrap_or_default().to_owned();
-        let id = v["ref"].as_u64().and_then(|r| self.refs.remove(&r));
+    async fn on_error(&mut self, code: ErrorCode, message: String, reference: Option<Value>) {
+        let id = reference
+            .as_ref()
+            .and_then(Value::as_u64)
+            .and_then(|r| self.refs.remove(&r));
+        let code_name = code.as_str().to_owned();
         if let Some(id) = id
             && let Some(pos) = self.outbox.iter().position(|o| o.id == id)
         {
-            if matches!(code.as_str(), "rate_limited" | "unavailable") {
+            if matches!(code, ErrorCode::RateLimited | ErrorCode::Unavailable) {
                 // Same id later: the server never stores it twice.
                 self.outbox[pos].retry_at = Some(Instant::now() + Duration::from_secs(1));
                 return;
             }
             let o = self.outbox.remove(pos);
             if let Some(reply) = o.reply {
-                let _ = reply.send(Err(ClientError::Server { code, message }));
+                let _ = reply.send(Err(ClientError::Server {
+                    code: code_name,
+                    message,
+                }));
             }
             return;
         }
-        self.emit(Event::Error(ClientError::Server { code, message }))
-            .await;
+        self.emit(Event::Error(ClientError::Server {
+            code: code_name,
+            message,
+        }))
+        .await;
     }
+}
+
+/// A message as the app receives it: the frame as JSON, `type` included.
+fn message_item(m: roomcast_protocol::Message) -> Item {
+    Item::Message(serde_json::to_value(ServerFrame::Message(m)).unwrap_or_default())
 }
 
 /// The heartbeat interval for a session: the configured one, or less when
@@ -546,9 +496,8 @@ impl Client {
 /// timeout keeps both the socket and the room memberships alive for a
 /// client that only receives: memberships are refreshed by client frames
 /// at most every half idle timeout and lapse after one and a half.
-fn heartbeat_for(configured: Duration, welcome: &Value) -> tokio::time::Interval {
-    let idle = welcome["limits"]["idleTimeoutSecs"]
-        .as_u64()
+fn heartbeat_for(configured: Duration, idle_timeout_secs: u64) -> tokio::time::Interval {
+    let idle = Some(idle_timeout_secs)
         .filter(|s| *s > 0)
         .map(Duration::from_secs);
     let period = idle

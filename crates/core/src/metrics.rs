@@ -1,7 +1,9 @@
 //! The metrics port: what the domain counts, without knowing where the
 //! numbers go (CloudWatch EMF in Lambda, nowhere in the emulator).
 
+#[cfg(any(test, feature = "test-util"))]
 use std::collections::BTreeMap;
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::Mutex;
 
 /// What Roomcast measures.

@@ -52,6 +52,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 13] = [
+        Self::InvalidJson,
+        Self::InvalidFrame,
+        Self::UnknownAction,
+        Self::InvalidField,
+        Self::InvalidRoom,
+        Self::InvalidId,
+        Self::PayloadTooLarge,
+        Self::Forbidden,
+        Self::NotJoined,
+        Self::RateLimited,
+        Self::TokenExpired,
+        Self::InvalidToken,
+        Self::Unavailable,
+    ];
+
     /// The snake_case wire name.
     pub fn as_str(self) -> &'static str {
         match self {
