@@ -16,35 +16,38 @@ pub(crate) struct CloseReason {
     pub(crate) reason: String,
 }
 
+/// What API Gateway learns of a connection at its handshake; every event
+/// of the connection carries it.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    /// The connection id.
+    pub(crate) id: String,
+    /// When the handshake arrived, ms since the epoch.
+    pub(crate) connected_at_ms: i64,
+    /// The client's address.
+    pub(crate) source_ip: String,
+    /// Its `User-Agent`.
+    pub(crate) user_agent: String,
+    /// The `Host` it connected to: `requestContext.domainName`.
+    pub(crate) domain: String,
+}
+
 /// One open connection.
 pub(crate) struct Connection {
-    pub(crate) id: String,
+    pub(crate) peer: Peer,
     pub(crate) tx: mpsc::Sender<Message>,
-    pub(crate) connected_at_ms: i64,
     last_active_ms: AtomicI64,
-    pub(crate) source_ip: String,
-    pub(crate) user_agent: String,
     /// `requestContext.authorizer` for later events: principalId + context.
     pub(crate) authorizer: Value,
     close: watch::Sender<Option<CloseReason>>,
 }
 
 impl Connection {
-    pub(crate) fn new(
-        id: String,
-        tx: mpsc::Sender<Message>,
-        connected_at_ms: i64,
-        source_ip: String,
-        user_agent: String,
-        authorizer: Value,
-    ) -> Self {
+    pub(crate) fn new(peer: Peer, tx: mpsc::Sender<Message>, authorizer: Value) -> Self {
         Self {
-            id,
+            last_active_ms: AtomicI64::new(peer.connected_at_ms),
+            peer,
             tx,
-            connected_at_ms,
-            last_active_ms: AtomicI64::new(connected_at_ms),
-            source_ip,
-            user_agent,
             authorizer,
             close: watch::Sender::new(None),
         }
@@ -83,6 +86,14 @@ impl Connection {
 }
 
 impl CloseReason {
+    /// 1000 with no reason, as a DELETE on `@connections` closes.
+    pub(crate) fn normal() -> Self {
+        Self {
+            code: 1000,
+            reason: String::new(),
+        }
+    }
+
     /// 1001, as on shutdown, idle timeout and the maximum duration.
     pub(crate) fn going_away() -> Self {
         Self {
@@ -90,6 +101,19 @@ impl CloseReason {
             reason: "Going away".into(),
         }
     }
+}
+
+/// Why a post to a connection was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PostError {
+    /// No such connection, or it is closing: the caller answers 410 Gone
+    /// and forgets the connection.
+    #[error("connection is gone")]
+    Gone,
+    /// Its outbound queue is full (the client is not reading): the frame
+    /// was dropped; the caller answers 429 and the client recovers by resume.
+    #[error("the client is not reading fast enough")]
+    Throttled,
 }
 
 /// All open connections by id.
@@ -103,7 +127,7 @@ impl Connections {
         self.map
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(c.id.clone(), c);
+            .insert(c.peer.id.clone(), c);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Connection>> {
@@ -133,6 +157,20 @@ impl Connections {
             }
             None => false,
         }
+    }
+
+    /// Queues `payload` for connection `id`: a text frame when it is UTF-8,
+    /// else binary. Never waits: a full queue is the client not reading.
+    pub(crate) fn post(&self, id: &str, payload: &[u8]) -> Result<(), PostError> {
+        let conn = self.get(id).ok_or(PostError::Gone)?;
+        let frame = match std::str::from_utf8(payload) {
+            Ok(text) => Message::text(text.to_owned()),
+            Err(_) => Message::binary(payload.to_vec()),
+        };
+        conn.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PostError::Throttled,
+            mpsc::error::TrySendError::Closed(_) => PostError::Gone,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -4,17 +4,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::util::request_time;
+use crate::connections::Peer;
+use crate::timefmt::request_time;
 
 /// What every event of one connection shares.
 pub(crate) struct EventContext<'a> {
     pub(crate) api_id: &'a str,
     pub(crate) stage: &'a str,
-    pub(crate) domain_name: &'a str,
-    pub(crate) connection_id: &'a str,
-    pub(crate) connected_at_ms: i64,
-    pub(crate) source_ip: &'a str,
-    pub(crate) user_agent: &'a str,
+    pub(crate) peer: &'a Peer,
 }
 
 /// A fresh request id.
@@ -37,15 +34,15 @@ impl EventContext<'_> {
         ctx.insert("requestTime".into(), json!(request_time(now_ms)));
         ctx.insert("messageDirection".into(), json!("IN"));
         ctx.insert("stage".into(), json!(self.stage));
-        ctx.insert("connectedAt".into(), json!(self.connected_at_ms));
+        ctx.insert("connectedAt".into(), json!(self.peer.connected_at_ms));
         ctx.insert("requestTimeEpoch".into(), json!(now_ms));
         ctx.insert(
             "identity".into(),
-            json!({"sourceIp": self.source_ip, "userAgent": self.user_agent}),
+            json!({"sourceIp": self.peer.source_ip, "userAgent": self.peer.user_agent}),
         );
         ctx.insert("requestId".into(), json!(request_id));
-        ctx.insert("domainName".into(), json!(self.domain_name));
-        ctx.insert("connectionId".into(), json!(self.connection_id));
+        ctx.insert("domainName".into(), json!(self.peer.domain));
+        ctx.insert("connectionId".into(), json!(self.peer.id));
         ctx.insert("apiId".into(), json!(self.api_id));
         ctx
     }
@@ -176,14 +173,17 @@ mod tests {
     };
 
     fn ctx() -> EventContext<'static> {
+        let peer = Box::leak(Box::new(Peer {
+            id: "abc=".into(),
+            connected_at_ms: 1_000,
+            source_ip: "127.0.0.1".into(),
+            user_agent: "ua".into(),
+            domain: "127.0.0.1:3001".into(),
+        }));
         EventContext {
             api_id: "local",
             stage: "prod",
-            domain_name: "127.0.0.1:3001",
-            connection_id: "abc=",
-            connected_at_ms: 1_000,
-            source_ip: "127.0.0.1",
-            user_agent: "ua",
+            peer,
         }
     }
 

@@ -5,27 +5,33 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::registry::{self, Handler};
 use roomcast_aws::handlers::AppBuilder;
-use roomcast_aws::store::Store;
+use roomcast_core::gateway::Gateway;
+use roomcast_core::store::Store;
 use serde_json::Value;
 
 use crate::EmulatorError;
 use crate::metrics::Metrics;
+use crate::registry::{self, Handler, InvokeError};
 use crate::template::FunctionSpec;
 
-/// Why an invocation produced no response.
+/// Why an invocation produced no response. API Gateway answers each the
+/// same way (500 on the handshake, an error frame on a message), except
+/// the authorizer's `Unauthorized` error, which is a 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum InvokeFailure {
     /// The handler returned an error (Lambda's errorType/errorMessage).
     #[error("handler error: {0}")]
-    Error(String),
+    Error(InvokeError),
     /// It ran past its timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// It panicked.
     #[error("handler panicked")]
     Panicked,
+    /// The function is shutting down; nothing ran.
+    #[error("function closed")]
+    Closed,
 }
 
 /// One function, initialised once like a warm Lambda container.
@@ -46,7 +52,7 @@ impl Function {
         metrics: &Metrics,
     ) -> Result<Value, InvokeFailure> {
         let Ok(_permit) = self.concurrency.clone().acquire_owned().await else {
-            return Err(InvokeFailure::Error("function closed".into()));
+            return Err(InvokeFailure::Closed);
         };
         let started = Instant::now();
         // A task of its own, so a panic is contained like a crashed invocation.
@@ -54,7 +60,7 @@ impl Function {
         let abort = task.abort_handle();
         let outcome = match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(e))) => Err(InvokeFailure::Error(e.to_string())),
+            Ok(Ok(Err(e))) => Err(InvokeFailure::Error(e)),
             Ok(Err(_)) => Err(InvokeFailure::Panicked),
             Err(_) => {
                 abort.abort();
@@ -67,6 +73,7 @@ impl Function {
                 InvokeFailure::Error(_) => "handler_error",
                 InvokeFailure::Timeout(_) => "handler_timeout",
                 InvokeFailure::Panicked => "handler_panic",
+                InvokeFailure::Closed => "handler_closed",
             });
             tracing::warn!(function = %self.name, route, error = %e, "invocation failed");
         }
@@ -83,7 +90,7 @@ pub(crate) struct FunctionEnv {
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) store: Arc<dyn Store>,
     /// The in-process gateway, when chosen.
-    pub(crate) gateway: Option<Arc<dyn roomcast_aws::gateway::Gateway>>,
+    pub(crate) gateway: Option<Arc<dyn Gateway>>,
     pub(crate) integration_timeout: Duration,
     pub(crate) max_concurrency: usize,
 }

@@ -18,20 +18,24 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+mod activity;
 pub mod config;
 mod connections;
-mod direct;
 mod events;
+mod http;
+mod inprocess_gateway;
 mod invoke;
 mod management;
 mod metrics;
+mod query;
 pub mod registry;
+mod routes;
 mod server;
 mod socket;
 mod state;
 pub mod template;
+mod timefmt;
 mod upgrade;
-mod util;
 
 pub use config::EmulatorConfig;
 pub use state::local_sdk_config;

@@ -2,35 +2,19 @@
 //! aws-sdk-apigatewaymanagement: POST sends a frame, GET describes, DELETE
 //! closes. SigV4 signatures are accepted without verification.
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State as Shared};
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::json;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::connections::CloseReason;
-use crate::server::{Body, json_response, respond};
+use crate::connections::{CloseReason, PostError};
+use crate::http::{HttpError, json, respond};
 use crate::state::State;
-use crate::util::iso8601;
-
-/// An error as API Gateway sends it: the type in `x-amzn-ErrorType`, a
-/// JSON body with `message`.
-fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
-    let mut r = json_response(status, &json!({"message": message}));
-    if let Ok(v) = HeaderValue::from_str(kind) {
-        r.headers_mut().insert("x-amzn-ErrorType", v);
-    }
-    r
-}
-
-fn gone(id: &str) -> Response<Body> {
-    error(
-        StatusCode::GONE,
-        "GoneException",
-        &format!("Connection {id} is gone"),
-    )
-}
+use crate::timefmt::iso8601;
 
 /// Connection ids are short base64 strings; anything else is malformed.
 fn valid_id(id: &str) -> bool {
@@ -41,108 +25,132 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
 }
 
-pub(crate) async fn handle(state: &State, req: Request<Incoming>, id: String) -> Response<Body> {
-    let method = req.method().clone();
-    let response = answer(state, req, &id).await;
-    let result = match response.status().as_u16() {
-        200 | 204 => "ok",
-        410 => "gone",
-        413 => "too_large",
-        429 => "throttled",
-        405 => "method_not_allowed",
-        _ => "bad_request",
+/// `/@connections/{id}`.
+pub(crate) async fn by_id(
+    Shared(state): Shared<Arc<State>>,
+    method: Method,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    handle(&state, method, &id, body).await
+}
+
+/// `/{stage}/@connections/{id}`: the same, if the stage is this one.
+pub(crate) async fn by_stage_and_id(
+    Shared(state): Shared<Arc<State>>,
+    method: Method,
+    Path((stage, id)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    if stage != state.stage {
+        return HttpError::NotFound("not found\n".into()).into_response();
+    }
+    handle(&state, method, &id, body).await
+}
+
+/// `/@connections/` with no id: always malformed.
+pub(crate) async fn without_id(Shared(state): Shared<Arc<State>>, method: Method) -> Response {
+    handle(&state, method, "", Body::empty()).await
+}
+
+async fn handle(state: &State, method: Method, id: &str, body: Body) -> Response {
+    let outcome = answer(state, &method, id, body).await;
+    let result = match &outcome {
+        Ok(_) => "ok",
+        Err(HttpError::Api { status, .. }) => match status.as_u16() {
+            410 => "gone",
+            413 => "too_large",
+            429 => "throttled",
+            405 => "method_not_allowed",
+            _ => "bad_request",
+        },
+        Err(_) => "bad_request",
     };
     state.metrics.api_call(method.as_str(), result);
-    if response.status().is_client_error() && response.status() != StatusCode::GONE {
-        tracing::info!(connection_id = %id, %method, status = response.status().as_u16(), "@connections call refused");
+    match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            if !matches!(&e, HttpError::Api { status, .. } if *status == StatusCode::GONE) {
+                tracing::info!(connection_id = %id, %method, error = %e, "@connections call refused");
+            }
+            e.into_response()
+        }
     }
-    response
 }
 
-async fn answer(state: &State, req: Request<Incoming>, id: &str) -> Response<Body> {
-    let method = req.method().clone();
-    if !matches!(method, Method::POST | Method::GET | Method::DELETE) {
-        let mut r = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowedException",
-            "use POST, GET or DELETE",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
-        return r;
+async fn answer(
+    state: &State,
+    method: &Method,
+    id: &str,
+    body: Body,
+) -> Result<Response, HttpError> {
+    if !matches!(*method, Method::POST | Method::GET | Method::DELETE) {
+        return Err(HttpError::Api {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            kind: "MethodNotAllowedException",
+            message: "use POST, GET or DELETE".into(),
+        });
     }
     if !valid_id(id) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            "Invalid connectionId",
-        );
+        return Err(HttpError::Api {
+            status: StatusCode::BAD_REQUEST,
+            kind: "BadRequestException",
+            message: "Invalid connectionId".into(),
+        });
     }
-    match method {
-        Method::POST => post(state, req, id).await,
-        Method::GET => match state.connections.get(id) {
-            Some(c) => json_response(
-                StatusCode::OK,
-                // The wire names are camelCase, as in the service model that
-                // aws-sdk-apigatewaymanagement is generated from.
-                &json!({
-                    "connectedAt": iso8601(c.connected_at_ms),
-                    "identity": {"sourceIp": c.source_ip, "userAgent": c.user_agent},
-                    "lastActiveAt": iso8601(c.last_active_ms()),
-                }),
-            ),
-            None => gone(id),
-        },
-        _ => {
-            let closing = state.connections.close(
-                id,
-                CloseReason {
-                    code: 1000,
-                    reason: String::new(),
-                },
-            );
-            if closing {
-                respond(StatusCode::NO_CONTENT, "application/json", "")
-            } else {
-                gone(id)
-            }
+    match *method {
+        Method::POST => post(state, id, body).await,
+        Method::GET => describe(state, id),
+        _ if state.connections.close(id, CloseReason::normal()) => {
+            Ok(respond(StatusCode::NO_CONTENT, "application/json", ""))
         }
+        _ => Err(HttpError::gone(id)),
     }
 }
 
-async fn post(state: &State, req: Request<Incoming>, id: &str) -> Response<Body> {
+fn describe(state: &State, id: &str) -> Result<Response, HttpError> {
+    let c = state
+        .connections
+        .get(id)
+        .ok_or_else(|| HttpError::gone(id))?;
+    // The wire names are camelCase, as in the service model that
+    // aws-sdk-apigatewaymanagement is generated from.
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "connectedAt": iso8601(c.peer.connected_at_ms),
+            "identity": {"sourceIp": c.peer.source_ip, "userAgent": c.peer.user_agent},
+            "lastActiveAt": iso8601(c.last_active_ms()),
+        }),
+    ))
+}
+
+async fn post(state: &State, id: &str, body: Body) -> Result<Response, HttpError> {
     let limit = state.config.max_message_bytes;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
+    let body = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLargeException",
-                &format!("Message is larger than {limit} bytes"),
-            );
+            return Err(HttpError::Api {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                kind: "PayloadTooLargeException",
+                message: format!("Message is larger than {limit} bytes"),
+            });
         }
         Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "BadRequestException",
-                "could not read the body",
-            );
+            return Err(HttpError::Api {
+                status: StatusCode::BAD_REQUEST,
+                kind: "BadRequestException",
+                message: "could not read the body".into(),
+            });
         }
     };
-    let Some(conn) = state.connections.get(id) else {
-        return gone(id);
-    };
-    let frame = match std::str::from_utf8(&body) {
-        Ok(text) => Message::text(text.to_owned()),
-        Err(_) => Message::binary(body),
-    };
-    match conn.tx.try_send(frame) {
-        Ok(()) => respond(StatusCode::OK, "application/json", ""),
-        Err(TrySendError::Full(_)) => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "LimitExceededException",
-            "The client is not reading fast enough; the frame was dropped",
-        ),
-        Err(TrySendError::Closed(_)) => gone(id),
+    match state.connections.post(id, &body) {
+        Ok(()) => Ok(respond(StatusCode::OK, "application/json", "")),
+        Err(PostError::Throttled) => Err(HttpError::Api {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "LimitExceededException",
+            message: "The client is not reading fast enough; the frame was dropped".into(),
+        }),
+        Err(PostError::Gone) => Err(HttpError::gone(id)),
     }
 }

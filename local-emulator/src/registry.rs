@@ -30,6 +30,16 @@ pub struct InvokeError {
     pub error_message: String,
 }
 
+impl InvokeError {
+    /// Whether a REQUEST authorizer refused with API Gateway's documented
+    /// signal: failing with the error message `Unauthorized`, which API
+    /// Gateway answers with 401 instead of 500. This is the wire contract
+    /// between any authorizer and API Gateway, not our own error text.
+    pub fn is_unauthorized(&self) -> bool {
+        self.error_message == "Unauthorized"
+    }
+}
+
 impl From<HandlerError> for InvokeError {
     fn from(e: HandlerError) -> Self {
         let d: lambda_runtime::Diagnostic = e.into();

@@ -31,9 +31,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tracing::Instrument;
 
 use crate::connections::Connection;
-use crate::events::{EventContext, request_id};
+use crate::events::request_id;
 use crate::state::{Route, State};
-use crate::util::now_ms;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -102,15 +101,14 @@ pub(crate) async fn run(
     conn: Arc<Connection>,
     ws: Socket,
     rx: mpsc::Receiver<Message>,
-    domain: String,
 ) {
-    let span = tracing::info_span!("socket", connection_id = %conn.id);
+    let span = tracing::info_span!("socket", connection_id = %conn.peer.id);
     async {
-        state.open_sockets.fetch_add(1, Ordering::SeqCst);
+        let _open = state.sockets.enter();
         // Registered only now: a post before this point is 410, as on AWS.
         state.connections.insert(conn.clone());
         let (sink, stream) = ws.split();
-        let (ending, sink, stream) = session(&state, &conn, sink, stream, rx, &domain).await;
+        let (ending, sink, stream) = session(&state, &conn, sink, stream, rx).await;
         // The connection is over for the API: `$disconnect` runs now, while
         // the TCP connection winds down beside it.
         let wind_down = async {
@@ -122,9 +120,8 @@ pub(crate) async fn run(
         };
         tokio::join!(
             wind_down,
-            disconnected(&state, &conn, ending.code, &ending.reason, &domain)
+            disconnected(&state, &conn, ending.code, &ending.reason)
         );
-        state.open_sockets.fetch_sub(1, Ordering::SeqCst);
     }
     .instrument(span)
     .await;
@@ -154,7 +151,6 @@ async fn session<Si, St>(
     sink: Si,
     mut stream: St,
     rx: mpsc::Receiver<Message>,
-    domain: &str,
 ) -> (Ending, Option<Si>, St)
 where
     Si: Sink<Message, Error = WsError> + Unpin + Send + 'static,
@@ -174,9 +170,9 @@ where
         conn.clone(),
         state.clone(),
     ));
-    let stop = receive(state, conn, &mut stream, &mut writer, domain).await;
+    let stop = receive(state, conn, &mut stream, &mut writer).await;
     // Gone for every later `@connections` call from now on, as on AWS.
-    state.connections.remove(&conn.id);
+    state.connections.remove(&conn.peer.id);
     let (ending, closing) = match stop {
         (Stop::Server(e), _) => {
             let frame = CloseFrame {
@@ -204,7 +200,6 @@ async fn receive<Si, St>(
     conn: &Arc<Connection>,
     stream: &mut St,
     writer: &mut JoinHandle<(WriteEnd, Si)>,
-    domain: &str,
 ) -> (Stop, Option<Ending>)
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
@@ -213,8 +208,9 @@ where
     let idle = state.config.idle_timeout;
     let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
     loop {
-        let idle_for =
-            Duration::from_millis(u64::try_from(now_ms() - conn.last_active_ms()).unwrap_or(0));
+        let idle_for = Duration::from_millis(
+            u64::try_from(state.now_ms() - conn.last_active_ms()).unwrap_or(0),
+        );
         let idle_deadline = Instant::now() + idle.saturating_sub(idle_for);
         tokio::select! {
             biased;
@@ -226,7 +222,7 @@ where
                 return (Stop::Server(Ending::new(GOING_AWAY)), None);
             }
             () = sleep_until(idle_deadline) => {
-                if now_ms() - conn.last_active_ms() >= idle_ms {
+                if state.now_ms() - conn.last_active_ms() >= idle_ms {
                     tracing::info!("idle timeout");
                     return (Stop::Server(Ending::new(GOING_AWAY)), None);
                 }
@@ -239,7 +235,7 @@ where
                 return (Stop::Dead, Some(Ending::new(ABNORMAL)));
             }
             incoming = stream.next() => {
-                if let Some(stop) = on_incoming(state, conn, domain, incoming) {
+                if let Some(stop) = on_incoming(state, conn, incoming) {
                     return (stop, None);
                 }
             }
@@ -252,22 +248,21 @@ where
 fn on_incoming(
     state: &Arc<State>,
     conn: &Arc<Connection>,
-    domain: &str,
     incoming: Option<Result<Message, WsError>>,
 ) -> Option<Stop> {
     let close = |code: u16, reason: &str| Some(Stop::Server(Ending::new((code, reason))));
     match incoming {
         Some(Ok(Message::Text(text))) => {
-            conn.touch(now_ms());
+            conn.touch(state.now_ms());
             state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-            dispatch(state, conn, domain, text.as_str().to_owned(), false);
+            dispatch(state, conn, text.as_str().to_owned(), false);
             None
         }
         Some(Ok(Message::Binary(bytes))) => {
-            conn.touch(now_ms());
+            conn.touch(state.now_ms());
             state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
             let body = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            dispatch(state, conn, domain, body, true);
+            dispatch(state, conn, body, true);
             None
         }
         // Pings are answered by tungstenite; control frames are not activity.
@@ -361,7 +356,7 @@ where
                 if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
                     return (end, sink);
                 }
-                conn.touch(now_ms());
+                conn.touch(state.now_ms());
                 state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -473,39 +468,24 @@ fn select_route<'a>(state: &'a State, body: &str, is_binary: bool) -> Option<&'a
     selected.or_else(|| state.routes.get("$default"))
 }
 
-fn dispatch(
-    state: &Arc<State>,
-    conn: &Arc<Connection>,
-    domain: &str,
-    body: String,
-    is_binary: bool,
-) {
+fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String, is_binary: bool) {
     let rid = request_id();
     let Some(route) = select_route(state, &body, is_binary).cloned() else {
-        let frame = json!({"message": "Forbidden", "connectionId": conn.id, "requestId": rid});
+        let frame = json!({"message": "Forbidden", "connectionId": conn.peer.id, "requestId": rid});
         let _ = conn.tx.try_send(Message::text(frame.to_string()));
         return;
     };
     let state = state.clone();
     let conn = conn.clone();
-    let domain = domain.to_owned();
     tokio::spawn(
         async move {
-            let ctx = EventContext {
-                api_id: &state.api_id,
-                stage: &state.stage,
-                domain_name: &domain,
-                connection_id: &conn.id,
-                connected_at_ms: conn.connected_at_ms,
-                source_ip: &conn.source_ip,
-                user_agent: &conn.user_agent,
-            };
-            let event = ctx.message(&route.key, &body, is_binary, &conn.authorizer, &rid, now_ms());
+            let ctx = state.events(&conn.peer);
+            let event = ctx.message(&route.key, &body, is_binary, &conn.authorizer, &rid, state.now_ms());
             let reply = match route.function.invoke(&route.key, event, &state.metrics).await {
                 Ok(response) if route.returns_response => route_response(&response),
                 Ok(_) => None,
                 Err(_) => Some(Message::text(
-                    json!({"message": "Internal server error", "connectionId": conn.id, "requestId": rid}).to_string(),
+                    json!({"message": "Internal server error", "connectionId": conn.peer.id, "requestId": rid}).to_string(),
                 )),
             };
             if let Some(reply) = reply {
@@ -532,34 +512,24 @@ fn route_response(response: &Value) -> Option<Message> {
 
 /// Invokes `$disconnect` for a closed connection (time-bounded by the
 /// function's timeout), counting it so shutdown can wait for it.
-pub(crate) async fn disconnected(
-    state: &Arc<State>,
-    conn: &Connection,
-    code: u16,
-    reason: &str,
-    domain: &str,
-) {
+pub(crate) async fn disconnected(state: &Arc<State>, conn: &Connection, code: u16, reason: &str) {
     state.metrics.disconnect(code);
     tracing::info!(code, reason, "disconnected");
     let Some(route) = state.routes.get("$disconnect") else {
         return;
     };
-    state.pending_disconnects.fetch_add(1, Ordering::SeqCst);
-    let ctx = EventContext {
-        api_id: &state.api_id,
-        stage: &state.stage,
-        domain_name: domain,
-        connection_id: &conn.id,
-        connected_at_ms: conn.connected_at_ms,
-        source_ip: &conn.source_ip,
-        user_agent: &conn.user_agent,
-    };
-    let event = ctx.disconnect(code, reason, &conn.authorizer, &request_id(), now_ms());
+    let _pending = state.disconnects.enter();
+    let event = state.events(&conn.peer).disconnect(
+        code,
+        reason,
+        &conn.authorizer,
+        &request_id(),
+        state.now_ms(),
+    );
     let _ = route
         .function
         .invoke("$disconnect", event, &state.metrics)
         .await;
-    state.pending_disconnects.fetch_sub(1, Ordering::SeqCst);
 }
 
 #[cfg(test)]

@@ -3,15 +3,21 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicBool;
 
 use aws_config::{BehaviorVersion, Region};
 use roomcast_aws::dynamodb::{self, DynamoStore, StoreOptions};
-use roomcast_aws::store::Store;
-use roomcast_aws::store::memory::MemoryStore;
+use roomcast_core::gateway::Gateway;
+use roomcast_core::store::Store;
+use roomcast_core::store::memory::MemoryStore;
 
+use roomcast_core::clock::{Clock, SystemClock};
+
+use crate::activity::Activity;
 use crate::config::EmulatorConfig;
 use crate::connections::Connections;
+use crate::connections::Peer;
+use crate::events::EventContext;
 use crate::invoke::{Function, FunctionEnv, build_function};
 use crate::metrics::Metrics;
 use crate::template::Template;
@@ -44,13 +50,31 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     pub(crate) shutting_down: AtomicBool,
     /// `$disconnect` invocations in flight (shutdown waits for them).
-    pub(crate) pending_disconnects: AtomicUsize,
+    pub(crate) disconnects: Activity,
     /// Socket tasks still running, closing ones included (shutdown waits
     /// for them: a connection leaves the registry as soon as it starts
     /// closing, before its `$disconnect`).
-    pub(crate) open_sockets: AtomicUsize,
+    pub(crate) sockets: Activity,
+    /// The time, for events and timers.
+    pub(crate) clock: Arc<dyn Clock>,
     /// Connections still sending their first request's headers.
     pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
+}
+
+impl State {
+    /// Now, in ms since the epoch.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The shared part of every event for one connection.
+    pub(crate) fn events<'a>(&'a self, peer: &'a Peer) -> EventContext<'a> {
+        EventContext {
+            api_id: &self.api_id,
+            stage: &self.stage,
+            peer,
+        }
+    }
 }
 
 /// SDK settings for local endpoints (the emulator's `@connections`, moto):
@@ -102,9 +126,8 @@ impl State {
         }
 
         let connections = Arc::new(Connections::default());
-        let gateway: Option<Arc<dyn roomcast_aws::gateway::Gateway>> = if config.in_process_gateway
-        {
-            Some(Arc::new(crate::direct::DirectGateway {
+        let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
+            Some(Arc::new(crate::inprocess_gateway::InProcessGateway {
                 connections: connections.clone(),
                 max_message_bytes: config.max_message_bytes,
             }))
@@ -159,8 +182,9 @@ impl State {
             connections,
             metrics: Metrics::default(),
             shutting_down: AtomicBool::new(false),
-            pending_disconnects: AtomicUsize::new(0),
-            open_sockets: AtomicUsize::new(0),
+            disconnects: Activity::default(),
+            sockets: Activity::default(),
+            clock: Arc::new(SystemClock),
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),

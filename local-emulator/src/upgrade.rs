@@ -5,23 +5,30 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerResponse;
+use aws_lambda_events::iam::IamPolicyEffect;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
-use crate::connections::{Connection, new_connection_id};
+use crate::connections::{Connection, Peer, new_connection_id};
 use crate::events::{EventContext, HttpParts, request_id};
-use crate::server::{Body, respond};
+use crate::http::HttpError;
+use crate::invoke::InvokeFailure;
+use crate::query::parse_query;
 use crate::state::State;
-use crate::util::{now_ms, parse_query};
 
 /// Whether this request asks for a WebSocket upgrade.
-pub(crate) fn is_websocket<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_websocket<B>(req: &http::Request<B>) -> bool {
     let has = |name: header::HeaderName, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
             v.to_str()
@@ -31,159 +38,168 @@ pub(crate) fn is_websocket<B>(req: &Request<B>) -> bool {
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
-fn plain(status: StatusCode, message: &str) -> Response<Body> {
-    respond(
-        status,
-        "application/json",
-        json!({"message": message}).to_string(),
-    )
-}
-
-pub(crate) async fn handle(
-    state: Arc<State>,
-    peer: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Response<Body> {
+pub(crate) async fn handle(state: Arc<State>, addr: SocketAddr, req: Request) -> Response {
     let connection_id = new_connection_id();
     let span = tracing::info_span!("connect", connection_id = %connection_id);
-    let response = handshake(&state, peer, &mut req, connection_id)
+    let response = match handshake(&state, addr, req, connection_id)
         .instrument(span)
-        .await;
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
     state.metrics.connect(response.status().as_u16());
     response
 }
 
+const UNAUTHORIZED: HttpError = HttpError::Handshake(StatusCode::UNAUTHORIZED, "Unauthorized");
+
 async fn handshake(
     state: &Arc<State>,
-    peer: SocketAddr,
-    req: &mut Request<Incoming>,
+    addr: SocketAddr,
+    mut req: Request,
     connection_id: String,
-) -> Response<Body> {
+) -> Result<Response, HttpError> {
+    let accept = check_request(state, &req)?;
+    let http = HttpParts::of(&req);
+    let peer = Peer {
+        id: connection_id,
+        connected_at_ms: state.now_ms(),
+        source_ip: addr.ip().to_string(),
+        user_agent: http.header("user-agent").unwrap_or_default().to_owned(),
+        domain: http.header("host").unwrap_or("127.0.0.1").to_owned(),
+    };
+    let events = state.events(&peer);
+    let authorizer = authorize(state, &events, &http).await?;
+    let protocol = connect(state, &events, &http, &authorizer).await?;
+    let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
+        return Err(HttpError::Internal(
+            "the connection cannot be upgraded".into(),
+        ));
+    };
+    open(state, peer, authorizer, on_upgrade);
+    tracing::info!("connected");
+    Ok(switching_protocols(&accept, protocol))
+}
+
+/// The path, the WebSocket headers and whether we take connections at all;
+/// returns the `Sec-WebSocket-Accept` value.
+fn check_request(state: &State, req: &Request) -> Result<String, HttpError> {
     let path = req.uri().path().trim_end_matches('/');
     if !(path.is_empty() || path == format!("/{}", state.stage)) {
-        return plain(StatusCode::NOT_FOUND, "Not Found");
+        return Err(HttpError::Handshake(StatusCode::NOT_FOUND, "Not Found"));
     }
-    let key = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(HeaderValue::as_bytes);
     let version_ok = req
         .headers()
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13");
-    let Some(key) = key.filter(|_| version_ok) else {
-        return plain(StatusCode::BAD_REQUEST, "Bad WebSocket upgrade request");
-    };
-    let accept = derive_accept_key(key);
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| version_ok)
+        .ok_or(HttpError::Handshake(
+            StatusCode::BAD_REQUEST,
+            "Bad WebSocket upgrade request",
+        ))?;
     if state
         .shutting_down
         .load(std::sync::atomic::Ordering::SeqCst)
     {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        return Err(HttpError::Handshake(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+        ));
     }
+    Ok(derive_accept_key(key.as_bytes()))
+}
 
-    let mut http = HttpParts {
-        headers: BTreeMap::new(),
-        query: parse_query(req.uri().query()),
+/// Identity sources, then the authorizer. Returns what later events carry
+/// as `requestContext.authorizer` (`Null` without an authorizer).
+async fn authorize(
+    state: &State,
+    events: &EventContext<'_>,
+    http: &HttpParts,
+) -> Result<Value, HttpError> {
+    let Some(auth) = &state.authorizer else {
+        return Ok(Value::Null);
     };
-    for (name, value) in req.headers() {
-        if let Ok(v) = value.to_str() {
-            http.headers
-                .entry(name.as_str().to_owned())
-                .or_default()
-                .push(v.to_owned());
-        }
+    if let Some(missing) = auth
+        .identity_sources
+        .iter()
+        .find(|s| !identity_present(s, http))
+    {
+        tracing::info!(source = %missing, "identity source missing: 401 without invoking the authorizer");
+        return Err(UNAUTHORIZED);
     }
-    let connected_at = now_ms();
-    let domain = http.header("host").unwrap_or("127.0.0.1").to_owned();
-    let user_agent = http.header("user-agent").unwrap_or_default().to_owned();
-    let source_ip = peer.ip().to_string();
-    let ctx = EventContext {
-        api_id: &state.api_id,
-        stage: &state.stage,
-        domain_name: &domain,
-        connection_id: &connection_id,
-        connected_at_ms: connected_at,
-        source_ip: &source_ip,
-        user_agent: &user_agent,
+    let event = events.authorizer(http, &request_id(), state.now_ms());
+    match auth
+        .function
+        .invoke("authorizer", event, &state.metrics)
+        .await
+    {
+        Ok(policy) => {
+            allowed(policy).ok_or(HttpError::Handshake(StatusCode::FORBIDDEN, "Forbidden"))
+        }
+        Err(InvokeFailure::Error(e)) if e.is_unauthorized() => Err(UNAUTHORIZED),
+        Err(_) => Err(HttpError::Handshake(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+        )),
+    }
+}
+
+/// What `$connect` may answer: a status and headers (Lambda proxy shape).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectResponse {
+    /// Absent means success.
+    status_code: Option<u16>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// Runs `$connect`, when the template has it. Returns the subprotocol to
+/// echo: only one `$connect` chose, as API Gateway does.
+async fn connect(
+    state: &State,
+    events: &EventContext<'_>,
+    http: &HttpParts,
+    authorizer: &Value,
+) -> Result<Option<HeaderValue>, HttpError> {
+    let Some(route) = state.routes.get("$connect") else {
+        return Ok(None);
     };
-
-    // 1. Identity sources, then the authorizer.
-    let mut authorizer = Value::Null;
-    if let Some(auth) = &state.authorizer {
-        if let Some(missing) = auth
-            .identity_sources
-            .iter()
-            .find(|s| !identity_present(s, &http))
-        {
-            tracing::info!(source = %missing, "identity source missing: 401 without invoking the authorizer");
-            return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
-        }
-        let rid = request_id();
-        match auth
-            .function
-            .invoke(
-                "authorizer",
-                ctx.authorizer(&http, &rid, now_ms()),
-                &state.metrics,
-            )
-            .await
-        {
-            Ok(policy) => match allowed(&policy) {
-                Some(context) => authorizer = context,
-                None => return plain(StatusCode::FORBIDDEN, "Forbidden"),
-            },
-            Err(crate::invoke::InvokeFailure::Error(e)) if e.ends_with("Unauthorized") => {
-                return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
-            }
-            Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
-        }
+    let event = events.connect(http, authorizer, &request_id(), state.now_ms());
+    let failed = HttpError::Handshake(StatusCode::BAD_GATEWAY, "Internal server error");
+    let response = route
+        .function
+        .invoke("$connect", event, &state.metrics)
+        .await
+        .map_err(|_| failed.clone())?;
+    let response: ConnectResponse = match response {
+        Value::Null => ConnectResponse::default(),
+        v => serde_json::from_value(v).map_err(|e| {
+            tracing::warn!(error = %e, "$connect returned a response API Gateway cannot read");
+            failed.clone()
+        })?,
+    };
+    let status = response.status_code.unwrap_or(200);
+    if !(200..300).contains(&status) {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Err(HttpError::Handshake(code, "Connection rejected"));
     }
+    Ok(response
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .and_then(|(_, v)| HeaderValue::from_str(v).ok()))
+}
 
-    // 2. `$connect`, when the template has it.
-    let mut protocol: Option<HeaderValue> = None;
-    if let Some(route) = state.routes.get("$connect") {
-        let rid = request_id();
-        let event = ctx.connect(&http, &authorizer, &rid, now_ms());
-        match route
-            .function
-            .invoke("$connect", event, &state.metrics)
-            .await
-        {
-            Ok(response) => {
-                let status = response
-                    .get("statusCode")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(200);
-                if !(200..300).contains(&status) {
-                    let code = u16::try_from(status)
-                        .ok()
-                        .and_then(|s| StatusCode::from_u16(s).ok());
-                    return plain(
-                        code.unwrap_or(StatusCode::BAD_GATEWAY),
-                        "Connection rejected",
-                    );
-                }
-                // Echo a subprotocol only if $connect chose one, as API Gateway does.
-                protocol = response_header(&response, "sec-websocket-protocol")
-                    .and_then(|p| HeaderValue::from_str(&p).ok());
-            }
-            Err(_) => return plain(StatusCode::BAD_GATEWAY, "Internal server error"),
-        }
-    }
-
-    // 3. The 101, and the socket's life in a task of its own.
-    let on_upgrade = hyper::upgrade::on(req);
+/// Registers the socket's life in a task of its own, started by the 101.
+fn open(state: &Arc<State>, peer: Peer, authorizer: Value, on_upgrade: OnUpgrade) {
     let state = state.clone();
     let (tx, rx) = tokio::sync::mpsc::channel(state.config.outbound_queue);
-    let connection = Arc::new(Connection::new(
-        connection_id.clone(),
-        tx,
-        connected_at,
-        source_ip.clone(),
-        user_agent.clone(),
-        authorizer,
-    ));
+    let connection = Arc::new(Connection::new(peer, tx, authorizer));
     let ws_config = WebSocketConfig::default()
         .max_frame_size(Some(state.config.max_frame_bytes))
         .max_message_size(Some(state.config.max_message_bytes))
@@ -191,42 +207,38 @@ async fn handshake(
         // idle memory; frames larger than this still work (it grows).
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config),
-                )
-                .await;
-                crate::socket::run(state, connection, ws, rx, domain).await;
-            }
-            Err(e) => {
-                tracing::warn!(connection_id = %connection.id, error = %e, "upgrade failed after $connect");
-                crate::socket::disconnected(
-                    &state,
-                    &connection,
-                    1006,
-                    "Connection was closed abnormally",
-                    &domain,
-                )
-                .await;
+    tokio::spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    let ws =
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
+                    crate::socket::run(state, connection, ws, rx).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "upgrade failed after $connect");
+                    let reason = "Connection was closed abnormally";
+                    crate::socket::disconnected(&state, &connection, 1006, reason).await;
+                }
             }
         }
-    });
-    let mut response = Response::new(Body::default());
+        .in_current_span(),
+    );
+}
+
+fn switching_protocols(accept: &str, protocol: Option<HeaderValue>) -> Response {
+    let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
+    if let Ok(v) = HeaderValue::from_str(accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     if let Some(p) = protocol {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
     }
-    tracing::info!("connected");
     response
 }
 
@@ -245,33 +257,43 @@ fn identity_present(source: &str, http: &HttpParts) -> bool {
     true
 }
 
-/// An Allow policy's context (with `principalId`), or `None` for Deny.
-fn allowed(policy: &Value) -> Option<Value> {
-    let statements = policy.get("policyDocument")?.get("Statement")?.as_array()?;
-    let effect = |e: &str| {
-        statements
-            .iter()
-            .any(|s| s.get("Effect").and_then(Value::as_str) == Some(e))
-    };
-    if effect("Deny") || !effect("Allow") {
+/// An Allow policy's context (with `principalId`), or `None` for a Deny or
+/// a response that is not a policy (API Gateway answers both with 403).
+fn allowed(response: Value) -> Option<Value> {
+    let policy: ApiGatewayCustomAuthorizerResponse<Value> = serde_json::from_value(response)
+        .map_err(|e| tracing::warn!(error = %e, "the authorizer returned no readable policy"))
+        .ok()?;
+    let statements = &policy.policy_document.statement;
+    let has = |effect: IamPolicyEffect| statements.iter().any(|s| s.effect == effect);
+    if has(IamPolicyEffect::Deny) || !has(IamPolicyEffect::Allow) {
         return None;
     }
-    let mut context = match policy.get("context") {
-        Some(Value::Object(m)) => m.clone(),
+    let mut context = match policy.context {
+        Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
-    if let Some(p) = policy.get("principalId") {
-        context.insert("principalId".into(), p.clone());
+    if let Some(p) = policy.principal_id {
+        context.insert("principalId".into(), json!(p));
     }
     context.insert("integrationLatency".into(), json!(0));
     Some(Value::Object(context))
 }
 
-fn response_header(response: &Value, name: &str) -> Option<String> {
-    let headers = response.get("headers")?.as_object()?;
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.as_str())
-        .map(str::to_owned)
+/// Headers and query string, as the authorizer and `$connect` events carry them.
+impl HttpParts {
+    fn of<B>(req: &http::Request<B>) -> Self {
+        let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in req.headers() {
+            if let Ok(v) = value.to_str() {
+                headers
+                    .entry(name.as_str().to_owned())
+                    .or_default()
+                    .push(v.to_owned());
+            }
+        }
+        Self {
+            headers,
+            query: parse_query(req.uri().query()),
+        }
+    }
 }

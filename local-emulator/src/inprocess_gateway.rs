@@ -7,44 +7,31 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use roomcast_aws::gateway::{ConnectionInfo, Gateway, GatewayError};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio_tungstenite::tungstenite::Message;
+use roomcast_core::gateway::{ConnectionInfo, Gateway, GatewayError};
 
-use crate::connections::{CloseReason, Connections};
+use crate::connections::{CloseReason, Connections, PostError};
 
-pub(crate) struct DirectGateway {
+pub(crate) struct InProcessGateway {
     pub(crate) connections: Arc<Connections>,
     pub(crate) max_message_bytes: usize,
 }
 
 #[async_trait]
-impl Gateway for DirectGateway {
+impl Gateway for InProcessGateway {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), GatewayError> {
         if payload.len() > self.max_message_bytes {
             return Err(GatewayError::PayloadTooLarge);
         }
-        let conn = self
-            .connections
-            .get(connection_id)
-            .ok_or(GatewayError::Gone)?;
-        let frame = match std::str::from_utf8(payload) {
-            Ok(text) => Message::text(text.to_owned()),
-            Err(_) => Message::binary(payload.to_vec()),
-        };
-        match conn.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(GatewayError::Throttled),
-            Err(TrySendError::Closed(_)) => Err(GatewayError::Gone),
-        }
+        self.connections
+            .post(connection_id, payload)
+            .map_err(|e| match e {
+                PostError::Gone => GatewayError::Gone,
+                PostError::Throttled => GatewayError::Throttled,
+            })
     }
 
     async fn delete(&self, connection_id: &str) -> Result<(), GatewayError> {
-        let reason = CloseReason {
-            code: 1000,
-            reason: String::new(),
-        };
-        if self.connections.close(connection_id, reason) {
+        if self.connections.close(connection_id, CloseReason::normal()) {
             Ok(())
         } else {
             Err(GatewayError::Gone)
@@ -57,9 +44,9 @@ impl Gateway for DirectGateway {
             .get(connection_id)
             .ok_or(GatewayError::Gone)?;
         Ok(ConnectionInfo {
-            connected_at_ms: Some(conn.connected_at_ms),
-            source_ip: Some(conn.source_ip.clone()),
-            user_agent: Some(conn.user_agent.clone()),
+            connected_at_ms: Some(conn.peer.connected_at_ms),
+            source_ip: Some(conn.peer.source_ip.clone()),
+            user_agent: Some(conn.peer.user_agent.clone()),
             last_active_at_ms: Some(conn.last_active_ms()),
         })
     }
