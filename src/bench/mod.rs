@@ -10,6 +10,7 @@ use roomcast_client::bench::{self, Target};
 use crate::{BenchArgs, out};
 
 mod floor;
+mod reference;
 
 /// A server process started for the bench; killed when dropped.
 struct Server {
@@ -264,6 +265,6 @@ pub(crate) async fn reference(port: u16) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     out(&format!("reference broadcast server listening on {addr}"));
-    bench::reference::serve(listener).await;
+    reference::serve(listener).await;
     Ok(())
 }

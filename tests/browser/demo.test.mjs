@@ -19,7 +19,9 @@ let base;
 let browser;
 
 async function startEmulator() {
-  const bin = path.join(root, 'target', 'debug', 'roomcast');
+  // cargo's output: CARGO_TARGET_DIR when set (relative to the repository), else target/.
+  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
+  const bin = path.join(targetDir, 'debug', 'roomcast');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo build first (bash infra/test.sh does)`);
   const child = spawn(bin, ['--port', '0', '--static-dir', path.join(root, 'web'), '--template', path.join(root, 'template.yaml')], {
     cwd: root,

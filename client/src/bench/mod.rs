@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub mod reference;
 mod stats;
 
 pub use stats::{Summary, summarize};

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 type Peers = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
 
 /// Serves on `listener` until the process ends.
-pub async fn serve(listener: TcpListener) {
+pub(crate) async fn serve(listener: TcpListener) {
     let peers: Peers = Arc::default();
     let ids = Arc::new(AtomicU64::new(0));
     // Same small read buffer as the emulator, so memory is compared fairly.
