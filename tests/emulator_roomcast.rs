@@ -370,8 +370,7 @@ async fn dev_tokens_health_and_metrics() {
     // start until one is configured, and say which settings would do.
     let err = roomcast_emulator::Emulator::bind(config("template.yaml").dev(false))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("ROOMCAST_JWT_SECRET"), "{err}");
     let (no_dev, _) = probe(|c| c.dev(false)).await;
     let r = http
@@ -394,8 +393,7 @@ async fn an_unknown_binary_is_a_start_up_error_naming_the_function() {
         config("template.yaml").template(dir.join("template.yaml")),
     )
     .await
-    .err()
-    .expect("start-up fails");
+    .expect_err("start-up fails");
     let msg = err.to_string();
     assert!(
         msg.contains("MessageFunction") && msg.contains("mystery"),

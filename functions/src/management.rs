@@ -11,6 +11,9 @@ use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig;
 use aws_sdk_apigatewaymanagement::error::SdkError;
+use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
+use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
 use crate::gateway::{ConnectionInfo, Gateway, GatewayError};
@@ -73,31 +76,76 @@ pub struct ManagementGateway {
     client: Client,
 }
 
-fn classify<E, R>(
-    err: &SdkError<E, R>,
-    gone: bool,
-    too_large: bool,
-    throttled: bool,
-    forbidden: bool,
-) -> GatewayError
+impl std::fmt::Debug for ManagementGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagementGateway").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ManagementApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagementApi").finish_non_exhaustive()
+    }
+}
+
+/// Which modelled exception a failed call was, read from the typed error
+/// (never from its text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exception {
+    Gone,
+    TooLarge,
+    Throttled,
+    Forbidden,
+    Other,
+}
+
+/// The typed errors of the three operations, read without their text.
+trait Modelled {
+    fn exception(&self) -> Exception;
+}
+
+macro_rules! modelled {
+    ($ty:ty, $too_large:expr) => {
+        impl Modelled for $ty {
+            fn exception(&self) -> Exception {
+                if self.is_gone_exception() {
+                    Exception::Gone
+                } else if $too_large(self) {
+                    Exception::TooLarge
+                } else if self.is_limit_exceeded_exception() {
+                    Exception::Throttled
+                } else if self.is_forbidden_exception() {
+                    Exception::Forbidden
+                } else {
+                    Exception::Other
+                }
+            }
+        }
+    };
+}
+
+modelled!(
+    PostToConnectionError,
+    PostToConnectionError::is_payload_too_large_exception
+);
+modelled!(DeleteConnectionError, |_: &DeleteConnectionError| false);
+modelled!(GetConnectionError, |_: &GetConnectionError| false);
+
+fn classify<E, R>(err: &SdkError<E, R>) -> GatewayError
 where
-    E: std::error::Error + 'static,
+    E: Modelled + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if gone {
-        GatewayError::Gone
-    } else if too_large {
-        GatewayError::PayloadTooLarge
-    } else if throttled {
-        GatewayError::Throttled
-    } else if forbidden {
-        GatewayError::Forbidden(
-            aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
-        )
-    } else {
-        GatewayError::Unavailable(
-            aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
-        )
+    let exception = err
+        .as_service_error()
+        .map_or(Exception::Other, Modelled::exception);
+    let detail = || aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    match exception {
+        Exception::Gone => GatewayError::Gone,
+        Exception::TooLarge => GatewayError::PayloadTooLarge,
+        Exception::Throttled => GatewayError::Throttled,
+        Exception::Forbidden => GatewayError::Forbidden(detail()),
+        Exception::Other => GatewayError::Unavailable(detail()),
     }
 }
 
@@ -115,16 +163,7 @@ impl Gateway for ManagementGateway {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| {
-                let s = e.as_service_error();
-                classify(
-                    &e,
-                    s.is_some_and(|s| s.is_gone_exception()),
-                    s.is_some_and(|s| s.is_payload_too_large_exception()),
-                    s.is_some_and(|s| s.is_limit_exceeded_exception()),
-                    s.is_some_and(|s| s.is_forbidden_exception()),
-                )
-            })
+            .map_err(|e| classify(&e))
     }
 
     async fn delete(&self, connection_id: &str) -> Result<(), GatewayError> {
@@ -134,16 +173,7 @@ impl Gateway for ManagementGateway {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| {
-                let s = e.as_service_error();
-                classify(
-                    &e,
-                    s.is_some_and(|s| s.is_gone_exception()),
-                    false,
-                    s.is_some_and(|s| s.is_limit_exceeded_exception()),
-                    s.is_some_and(|s| s.is_forbidden_exception()),
-                )
-            })
+            .map_err(|e| classify(&e))
     }
 
     async fn info(&self, connection_id: &str) -> Result<ConnectionInfo, GatewayError> {
@@ -153,16 +183,7 @@ impl Gateway for ManagementGateway {
             .connection_id(connection_id)
             .send()
             .await
-            .map_err(|e| {
-                let s = e.as_service_error();
-                classify(
-                    &e,
-                    s.is_some_and(|s| s.is_gone_exception()),
-                    false,
-                    s.is_some_and(|s| s.is_limit_exceeded_exception()),
-                    s.is_some_and(|s| s.is_forbidden_exception()),
-                )
-            })?;
+            .map_err(|e| classify(&e))?;
         Ok(ConnectionInfo {
             connected_at_ms: millis(out.connected_at()),
             source_ip: out

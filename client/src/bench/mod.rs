@@ -551,3 +551,9 @@ pub async fn coldstart(
         "runs": runs, "init_p50_ms": s.p50_ms, "init_max_ms": s.max_ms, "binary_bytes": size,
     }))
 }
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").finish_non_exhaustive()
+    }
+}

@@ -160,3 +160,9 @@ fn usable(jwk: &Jwk) -> Option<Key> {
         alg,
     })
 }
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache").finish_non_exhaustive()
+    }
+}

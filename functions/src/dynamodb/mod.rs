@@ -606,3 +606,9 @@ impl Store for DynamoStore {
         }
     }
 }
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore").finish_non_exhaustive()
+    }
+}

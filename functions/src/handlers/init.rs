@@ -225,3 +225,9 @@ impl AppBuilder {
         })
     }
 }
+
+impl std::fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppBuilder").finish_non_exhaustive()
+    }
+}

@@ -138,3 +138,9 @@ impl Gateway for MemoryGateway {
         })
     }
 }
+
+impl std::fmt::Debug for MemoryGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryGateway").finish_non_exhaustive()
+    }
+}

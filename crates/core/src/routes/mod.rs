@@ -40,6 +40,14 @@ pub struct Context<'a> {
     pub metrics: &'a dyn Metrics,
 }
 
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a route failed. Each variant says what the caller does with it.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {

@@ -379,3 +379,9 @@ fn page<'a>(mut live: impl Iterator<Item = (&'a u64, &'a (Message, Millis))>, li
     let more = live.next().is_some();
     Page { messages, more }
 }
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
