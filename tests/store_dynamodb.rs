@@ -68,7 +68,6 @@ impl CostWorld {
         Context {
             store: &*self.store,
             gateway: &self.gateway,
-            verifier: None,
             clock: &self.clock,
             config: &self.config,
             metrics: &NoMetrics,
@@ -102,9 +101,18 @@ impl CostWorld {
     }
 
     async fn call(&self, conn: &str, frame: serde_json::Value) -> serde_json::Value {
-        let reply = routes::message(&self.ctx(), conn, None, Some(&frame.to_string()), false)
-            .await
-            .unwrap();
+        let reply = routes::message(
+            &self.ctx(),
+            None,
+            routes::Inbound {
+                connection_id: conn,
+                identity: None,
+                body: Some(&frame.to_string()),
+                is_binary: false,
+            },
+        )
+        .await
+        .unwrap();
         serde_json::to_value(&reply).unwrap()
     }
 

@@ -1,5 +1,9 @@
-//! Counters and a latency histogram, served at `/metrics` in Prometheus'
-//! text format.
+//! Counters and latency histograms, served at `/metrics` in Prometheus'
+//! text format (version 0.0.4).
+//!
+//! Each metric is a [`Family`]: a name, a help line and its series keyed by
+//! their rendered label set, so adding a metric is one field and one line
+//! in [`Metrics::render`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -7,64 +11,183 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Upper bounds, in seconds, of the latency histograms' buckets.
 const BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
 ];
 
-#[derive(Default)]
+/// Cumulative bucket counts, as Prometheus expects them.
+#[derive(Debug, Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     sum: f64,
     total: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (count, le) in self.counts.iter_mut().zip(BUCKETS) {
+            if secs <= le {
+                *count += 1;
+            }
+        }
+        self.sum += secs;
+        self.total += 1;
+    }
+}
+
+/// One metric: its series keyed by their rendered labels (`{a="x"}`).
+#[derive(Debug)]
+struct Family<V> {
+    name: &'static str,
+    help: &'static str,
+    series: Mutex<BTreeMap<String, V>>,
+}
+
+impl<V: Default> Family<V> {
+    const fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn with(&self, labels: &[(&str, &str)], f: impl FnOnce(&mut V)) {
+        // A poisoned lock only means a panic elsewhere mid-update; counts
+        // stay usable.
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        f(series.entry(render_labels(labels)).or_default());
+    }
+
+    fn header(&self, out: &mut String, kind: &str) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} {kind}", self.name);
+    }
+}
+
+impl Family<u64> {
+    fn bump(&self, labels: &[(&str, &str)]) {
+        self.with(labels, |v| *v += 1);
+    }
+
+    fn render(&self, out: &mut String) {
+        self.header(out, "counter");
+        for (labels, v) in self.series.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "{}{labels} {v}", self.name);
+        }
+    }
+}
+
+impl Family<Histogram> {
+    fn observe(&self, labels: &[(&str, &str)], d: Duration) {
+        self.with(labels, |h| h.observe(d.as_secs_f64()));
+    }
+
+    fn render(&self, out: &mut String) {
+        self.header(out, "histogram");
+        let name = self.name;
+        for (labels, h) in self.series.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            // `{route="x"}` → `route="x",` so `le` can be appended.
+            let inner = labels.trim_start_matches('{').trim_end_matches('}');
+            let sep = if inner.is_empty() { "" } else { "," };
+            for (count, le) in h.counts.iter().zip(BUCKETS) {
+                let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"{le}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"+Inf\"}} {}", h.total);
+            let _ = writeln!(out, "{name}_sum{labels} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{labels} {}", h.total);
+        }
+    }
+}
+
+/// `{a="x",b="y"}` with values escaped as the text format requires, or
+/// nothing when there are no labels.
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("{");
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// The emulator's metrics.
-#[derive(Default)]
+#[derive(Debug)]
 pub(crate) struct Metrics {
     pub(crate) frames_in: AtomicU64,
     pub(crate) frames_out: AtomicU64,
-    connects: Mutex<BTreeMap<u16, u64>>,
-    disconnects: Mutex<BTreeMap<u16, u64>>,
-    api_calls: Mutex<BTreeMap<(String, String), u64>>,
-    errors: Mutex<BTreeMap<String, u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    connects: Family<u64>,
+    disconnects: Family<u64>,
+    api_calls: Family<u64>,
+    errors: Family<u64>,
+    latency: Family<Histogram>,
 }
 
-fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
-    *map.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(key)
-        .or_insert(0) += 1;
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            connects: Family::new(
+                "roomcast_connects_total",
+                "Upgrade attempts by HTTP status.",
+            ),
+            disconnects: Family::new(
+                "roomcast_disconnects_total",
+                "Closed connections by close code.",
+            ),
+            api_calls: Family::new(
+                "roomcast_connections_api_calls_total",
+                "@connections calls by method and result.",
+            ),
+            errors: Family::new(
+                "roomcast_errors_total",
+                "Handler errors, timeouts and rejected frames.",
+            ),
+            latency: Family::new(
+                "roomcast_handler_duration_seconds",
+                "Handler invocation latency by route.",
+            ),
+        }
+    }
 }
 
 impl Metrics {
     pub(crate) fn connect(&self, status: u16) {
-        bump(&self.connects, status);
+        self.connects.bump(&[("status", &status.to_string())]);
     }
 
     pub(crate) fn disconnect(&self, code: u16) {
-        bump(&self.disconnects, code);
+        self.disconnects.bump(&[("status", &code.to_string())]);
     }
 
     pub(crate) fn api_call(&self, method: &str, result: &str) {
-        bump(&self.api_calls, (method.to_owned(), result.to_owned()));
+        self.api_calls
+            .bump(&[("method", method), ("result", result)]);
     }
 
     pub(crate) fn error(&self, kind: &str) {
-        bump(&self.errors, kind.to_owned());
+        self.errors.bump(&[("kind", kind)]);
     }
 
     pub(crate) fn handler_latency(&self, route: &str, d: Duration) {
-        let secs = d.as_secs_f64();
-        let mut map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = map.entry(route.to_owned()).or_default();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.total += 1;
+        self.latency.observe(&[("route", route)], d);
     }
 
     /// The Prometheus text exposition.
@@ -72,108 +195,76 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# HELP roomcast_connections_open Open WebSocket connections."
+            "# HELP roomcast_connections_open Open WebSocket connections.\n\
+             # TYPE roomcast_connections_open gauge\n\
+             roomcast_connections_open {open_connections}"
         );
-        let _ = writeln!(out, "# TYPE roomcast_connections_open gauge");
-        let _ = writeln!(out, "roomcast_connections_open {open_connections}");
-        let counter = |out: &mut String, name: &str, help: &str, rows: Vec<(String, u64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        let lock = |m: &Mutex<BTreeMap<u16, u64>>| {
-            m.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(k, v)| (format!("{{status=\"{k}\"}}"), *v))
-                .collect::<Vec<_>>()
-        };
-        counter(
-            &mut out,
-            "roomcast_connects_total",
-            "Upgrade attempts by HTTP status.",
-            lock(&self.connects),
-        );
-        counter(
-            &mut out,
-            "roomcast_disconnects_total",
-            "Closed connections by close code.",
-            lock(&self.disconnects),
-        );
-        counter(
+        self.connects.render(&mut out);
+        self.disconnects.render(&mut out);
+        simple_counter(
             &mut out,
             "roomcast_frames_in_total",
             "Data frames received.",
-            vec![(String::new(), self.frames_in.load(Ordering::Relaxed))],
+            &self.frames_in,
         );
-        counter(
+        simple_counter(
             &mut out,
             "roomcast_frames_out_total",
             "Data frames sent.",
-            vec![(String::new(), self.frames_out.load(Ordering::Relaxed))],
+            &self.frames_out,
         );
-        let api = self
-            .api_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|((m, r), v)| (format!("{{method=\"{m}\",result=\"{r}\"}}"), *v))
-            .collect();
-        counter(
-            &mut out,
-            "roomcast_connections_api_calls_total",
-            "@connections calls by method and result.",
-            api,
-        );
-        let errors = self
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (format!("{{kind=\"{k}\"}}"), *v))
-            .collect();
-        counter(
-            &mut out,
-            "roomcast_errors_total",
-            "Handler errors, timeouts and rejected frames.",
-            errors,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP roomcast_handler_duration_seconds Handler invocation latency by route."
-        );
-        let _ = writeln!(out, "# TYPE roomcast_handler_duration_seconds histogram");
-        for (route, h) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "roomcast_handler_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "roomcast_handler_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.total
-            );
-            let _ = writeln!(
-                out,
-                "roomcast_handler_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "roomcast_handler_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.total
-            );
-        }
+        self.api_calls.render(&mut out);
+        self.errors.render(&mut out);
+        self.latency.render(&mut out);
         out
+    }
+}
+
+fn simple_counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+        value.load(Ordering::Relaxed)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_in_the_text_format() {
+        let m = Metrics::default();
+        m.connect(101);
+        m.connect(101);
+        m.connect(401);
+        m.api_call("POST", "ok");
+        m.handler_latency("$default", Duration::from_millis(3));
+        let out = m.render(2);
+        for line in [
+            "roomcast_connections_open 2",
+            "roomcast_connects_total{status=\"101\"} 2",
+            "roomcast_connects_total{status=\"401\"} 1",
+            "roomcast_frames_in_total 0",
+            "roomcast_connections_api_calls_total{method=\"POST\",result=\"ok\"} 1",
+            "roomcast_handler_duration_seconds_bucket{route=\"$default\",le=\"0.0025\"} 0",
+            "roomcast_handler_duration_seconds_bucket{route=\"$default\",le=\"0.005\"} 1",
+            "roomcast_handler_duration_seconds_bucket{route=\"$default\",le=\"+Inf\"} 1",
+            "roomcast_handler_duration_seconds_count{route=\"$default\"} 1",
+            "# TYPE roomcast_handler_duration_seconds histogram",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.error("a\"b\\c\nd");
+        let out = m.render(0);
+        assert!(
+            out.contains(r#"roomcast_errors_total{kind="a\"b\\c\nd"} 1"#),
+            "{out}"
+        );
     }
 }

@@ -533,30 +533,4 @@ pub(crate) async fn disconnected(state: &Arc<State>, conn: &Connection, code: u1
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_text_is_split_between_characters_into_frames_of_at_most_the_limit() {
-        let text = "é".repeat(40_000); // 80,000 bytes, two bytes a character
-        let frames = fragments(&Message::text(text.clone()), 32 * 1024).unwrap();
-        assert_eq!(frames.len(), 3);
-        let mut joined = Vec::new();
-        for (i, f) in frames.iter().enumerate() {
-            assert!(f.payload().len() <= 32 * 1024);
-            assert!(
-                std::str::from_utf8(f.payload()).is_ok(),
-                "frame {i} splits a character"
-            );
-            let want = if i == 0 { Data::Text } else { Data::Continue };
-            assert_eq!(f.header().opcode, OpCode::Data(want));
-            assert_eq!(f.header().is_final, i == frames.len() - 1);
-            joined.extend_from_slice(f.payload());
-        }
-        assert_eq!(joined, text.as_bytes());
-        assert!(fragments(&Message::text("short"), 32 * 1024).is_none());
-        let binary = fragments(&Message::binary(vec![7u8; 70_000]), 32 * 1024).unwrap();
-        assert_eq!(binary.len(), 3);
-        assert_eq!(binary[0].header().opcode, OpCode::Data(Data::Binary));
-    }
-}
+mod tests;

@@ -112,19 +112,7 @@ impl State {
         let sdk = local_sdk_config().await;
         let store = store(&config, &template, &sdk).await?;
 
-        let mut injected = BTreeMap::new();
-        injected.insert(
-            "ROOMCAST_CALLBACK_URL".to_owned(),
-            format!("http://{addr}/{}", api.stage),
-        );
-        injected.insert(
-            "ROOMCAST_IDLE_TIMEOUT_SECS".to_owned(),
-            config.idle_timeout.as_secs().max(1).to_string(),
-        );
-        if config.dev {
-            injected.insert("ROOMCAST_JWT_SECRET".to_owned(), config.dev_secret.clone());
-        }
-
+        let injected = injected_env(&config, addr, &api.stage);
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
             Some(Arc::new(crate::inprocess_gateway::InProcessGateway {
@@ -147,25 +135,7 @@ impl State {
                 max_concurrency: config.max_concurrency,
             },
         };
-        let mut routes = HashMap::new();
-        let mut authorizer = None;
-        for (key, spec) in &api.routes {
-            let function = functions.get(&spec.function).await?;
-            if let Some(a) = &spec.authorizer {
-                authorizer = Some(Authorizer {
-                    function: functions.get(&a.function).await?,
-                    identity_sources: a.identity_sources.clone(),
-                });
-            }
-            routes.insert(
-                key.clone(),
-                Route {
-                    key: key.clone(),
-                    function,
-                    returns_response: spec.returns_response,
-                },
-            );
-        }
+        let (routes, authorizer) = route_table(&api, &mut functions).await?;
         tracing::info!(
             routes = ?routes.keys().collect::<Vec<_>>(),
             stage = %api.stage,
@@ -205,6 +175,55 @@ impl State {
                 .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
         }
     }
+}
+
+/// Settings the emulator gives every function, beside the template's.
+fn injected_env(
+    config: &EmulatorConfig,
+    addr: SocketAddr,
+    stage: &str,
+) -> BTreeMap<String, String> {
+    let mut injected = BTreeMap::new();
+    injected.insert(
+        "ROOMCAST_CALLBACK_URL".to_owned(),
+        format!("http://{addr}/{stage}"),
+    );
+    injected.insert(
+        "ROOMCAST_IDLE_TIMEOUT_SECS".to_owned(),
+        config.idle_timeout.as_secs().max(1).to_string(),
+    );
+    if config.dev {
+        injected.insert("ROOMCAST_JWT_SECRET".to_owned(), config.dev_secret.clone());
+    }
+    injected
+}
+
+/// Every route of the API with its initialised function, and the
+/// `$connect` authorizer if one is attached.
+async fn route_table(
+    api: &crate::template::ApiSpec,
+    functions: &mut Functions,
+) -> Result<(HashMap<String, Route>, Option<Authorizer>), EmulatorError> {
+    let mut routes = HashMap::new();
+    let mut authorizer = None;
+    for (key, spec) in &api.routes {
+        let function = functions.get(&spec.function).await?;
+        if let Some(a) = &spec.authorizer {
+            authorizer = Some(Authorizer {
+                function: functions.get(&a.function).await?,
+                identity_sources: a.identity_sources.clone(),
+            });
+        }
+        routes.insert(
+            key.clone(),
+            Route {
+                key: key.clone(),
+                function,
+                returns_response: spec.returns_response,
+            },
+        );
+    }
+    Ok((routes, authorizer))
 }
 
 struct Functions {

@@ -125,7 +125,6 @@ impl App {
         Context {
             store: &*self.store,
             gateway,
-            verifier: self.verifier.as_deref(),
             clock: &*self.clock,
             config: &self.config,
             metrics: if self.emf { &EMF } else { &NO_METRICS },
@@ -239,14 +238,13 @@ pub async fn message(
         // The authorizer context lets a connection whose item was lost be
         // registered again; it is optional here.
         let identity = auth::context_from_event(&ctx.authorizer.fields).ok();
-        let reply = routes::message(
-            &app.context(&*gateway),
-            &id,
-            identity.as_ref(),
-            event.body.as_deref(),
-            event.is_base64_encoded,
-        )
-        .await;
+        let frame = routes::Inbound {
+            connection_id: &id,
+            identity: identity.as_ref(),
+            body: event.body.as_deref(),
+            is_binary: event.is_base64_encoded,
+        };
+        let reply = routes::message(&app.context(&*gateway), app.verifier.as_deref(), frame).await;
         Ok(ok(reply.map(|f| f.to_json())))
     }
     .instrument(span);

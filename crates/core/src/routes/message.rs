@@ -7,7 +7,7 @@
 //! refreshed when due, and the action is dispatched.
 
 use super::{Context, RouteError, rooms, send};
-use crate::auth::{Identity, Right};
+use crate::auth::{Identity, Right, Verify};
 use crate::clock::Millis;
 use crate::gateway::GatewayError;
 use crate::metrics::Metric;
@@ -17,19 +17,36 @@ use crate::protocol::{
 use crate::ratelimit::Verdict;
 use crate::store::{ConnectionRecord, Membership, StoreError};
 
+/// One frame as the socket delivered it.
+#[derive(Clone, Copy, Debug)]
+pub struct Inbound<'a> {
+    /// The connection that sent it.
+    pub connection_id: &'a str,
+    /// The authorizer context carried by the event; it lets a connection
+    /// whose item was lost be re-registered instead of rejected.
+    pub identity: Option<&'a Identity>,
+    /// The frame's text, if any.
+    pub body: Option<&'a str>,
+    /// A binary frame (refused: the protocol is JSON text).
+    pub is_binary: bool,
+}
+
 /// Handles one client frame. Returns the reply for the caller, if any.
 /// Never fails: every problem becomes an `error` frame with the client's
 /// `ref` and a log line with the connection id.
 ///
-/// `identity` is the authorizer context carried by the event; it lets a
-/// connection whose item was lost be re-registered instead of rejected.
+/// `verifier` checks the tokens of `auth` frames; only this route needs it.
 pub async fn message(
     ctx: &Context<'_>,
-    connection_id: &str,
-    identity: Option<&Identity>,
-    body: Option<&str>,
-    is_binary: bool,
+    verifier: Option<&dyn Verify>,
+    frame: Inbound<'_>,
 ) -> Option<ServerFrame> {
+    let Inbound {
+        connection_id,
+        identity,
+        body,
+        is_binary,
+    } = frame;
     ctx.metrics.add(Metric::Messages, 1.0);
     let parsed = if is_binary {
         Err(FrameError::new(
@@ -43,7 +60,7 @@ pub async fn message(
         Ok(f) => (f.action.name(), f.reference.clone()),
         Err(e) => ("invalid", e.reference.clone()),
     };
-    match handle(ctx, connection_id, identity, parsed).await {
+    match handle(ctx, verifier, connection_id, identity, parsed).await {
         Ok(reply) => reply,
         Err(e) => {
             ctx.metrics.add(Metric::Rejects, 1.0);
@@ -62,6 +79,7 @@ pub async fn message(
 
 async fn handle(
     ctx: &Context<'_>,
+    verifier: Option<&dyn Verify>,
     connection_id: &str,
     identity: Option<&Identity>,
     parsed: Result<ClientFrame, FrameError>,
@@ -121,11 +139,7 @@ async fn handle(
     }
     let frame = parsed?;
     refresh_if_due(ctx, &conn, now).await;
-    dispatch(ctx, &conn, frame.action, frame.reference, now).await
-}
-
-fn leeway(ctx: &Context<'_>) -> i64 {
-    i64::try_from(ctx.config.token_leeway_secs).unwrap_or(0)
+    dispatch(ctx, verifier, &conn, frame.action, frame.reference, now).await
 }
 
 /// What [`touch_or_heal`] found.
@@ -153,9 +167,7 @@ async fn touch_or_heal(
     match ctx.store.touch(connection_id, now, &ctx.config.rate).await {
         Ok(t) => Ok(Touch::Live(t)),
         Err(StoreError::NotFound { .. }) => {
-            let Some(identity) =
-                identity.filter(|i| now / 1000 <= i.exp.saturating_add(leeway(ctx)))
-            else {
+            let Some(identity) = identity.filter(|i| !ctx.token_expired(i.exp, now)) else {
                 return Ok(Touch::Unregistered);
             };
             // One GET @connections on this rare path. Any answer but Gone
@@ -216,6 +228,7 @@ pub(super) async fn close(ctx: &Context<'_>, connection_id: &str, code: ErrorCod
 
 async fn dispatch(
     ctx: &Context<'_>,
+    verifier: Option<&dyn Verify>,
     conn: &ConnectionRecord,
     action: Action,
     reference: Option<crate::protocol::Ref>,
@@ -224,7 +237,7 @@ async fn dispatch(
     Ok(Some(match action {
         Action::Hello => welcome(ctx, conn, reference),
         Action::Heartbeat => ServerFrame::Pong { ts: now, reference },
-        Action::Auth { token } => reauth(ctx, conn, &token, reference).await?,
+        Action::Auth { token } => reauth(ctx, verifier, conn, &token, reference).await?,
         Action::Join { room, since } => {
             rooms::join(ctx, conn, &room, since, reference, now).await?
         }
@@ -274,11 +287,12 @@ fn welcome(
 /// and replaces its room rights.
 async fn reauth(
     ctx: &Context<'_>,
+    verifier: Option<&dyn Verify>,
     conn: &ConnectionRecord,
     token: &str,
     reference: Option<crate::protocol::Ref>,
 ) -> Result<ServerFrame, RouteError> {
-    let Some(verifier) = ctx.verifier else {
+    let Some(verifier) = verifier else {
         return Err(RouteError::rejected(
             ErrorCode::Unavailable,
             "token refresh is not configured",

@@ -1,12 +1,12 @@
 //! The domain: what `$connect`, `$disconnect` and each client action do.
 //!
-//! Written against the ports only ([`Store`], [`Gateway`], [`Verify`],
+//! Written against the ports only ([`Store`], [`Gateway`],
+//! [`Verify`](crate::auth::Verify),
 //! [`Clock`], [`Metrics`]); nothing here knows about Lambda, DynamoDB or the
 //! emulator, and this crate's `Cargo.toml` makes that a fact.
 //! Replies to the caller are returned (they become the route response);
 //! frames for anybody else go out through the gateway.
 
-use crate::auth::Verify;
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::gateway::{Gateway, fan_out};
@@ -20,7 +20,7 @@ mod rooms;
 mod send;
 
 pub use connection::{connect, disconnect};
-pub use message::message;
+pub use message::{Inbound, message};
 pub use send::{PublishError, PublishReport, PublishTarget, publish};
 
 /// What a route needs. Built per invocation from long-lived parts.
@@ -30,8 +30,6 @@ pub struct Context<'a> {
     pub store: &'a dyn Store,
     /// Posting to other connections.
     pub gateway: &'a dyn Gateway,
-    /// Token verification for `auth`; `None` where a function never verifies.
-    pub verifier: Option<&'a dyn Verify>,
     /// The time.
     pub clock: &'a dyn Clock,
     /// Limits and knobs.

@@ -111,29 +111,56 @@ pub(super) async fn direct(
         delivered,
         reference: reference.clone(),
     };
+    let delivery = direct_to_user(
+        ctx,
+        to,
+        conn.sender(),
+        id.as_str(),
+        data,
+        Some(&conn.connection_id),
+        now,
+    )
+    .await?;
+    Ok(match delivery {
+        None => ack(true, None),
+        Some(d) => ack(false, Some(d.delivered)),
+    })
+}
+
+/// Delivers a `direct` frame to every connection of `to` except `exclude`,
+/// once per (sender, id): `None` when that id was already used (a retry),
+/// and nothing is delivered again.
+async fn direct_to_user(
+    ctx: &Context<'_>,
+    to: &str,
+    from: Sender,
+    id: &str,
+    data: Value,
+    exclude: Option<&str>,
+    now: Millis,
+) -> Result<Option<Delivery>, StoreError> {
     let ttl = Context::ms(ctx.config.retention.history);
     if !ctx
         .store
-        .mark_direct(&conn.user, id.as_str(), now, now.saturating_add(ttl))
+        .mark_direct(&from.user, id, now, now.saturating_add(ttl))
         .await?
     {
-        return Ok(ack(true, None));
+        return Ok(None);
     }
     let targets: Vec<String> = ctx
         .store
         .user_connections(to, now)
         .await?
         .into_iter()
-        .filter(|c| *c != conn.connection_id)
+        .filter(|c| Some(c.as_str()) != exclude)
         .collect();
     let frame = ServerFrame::Direct {
-        from: conn.sender(),
-        id: id.as_str().to_owned(),
+        from,
+        id: id.to_owned(),
         data,
         ts: now,
     };
-    let delivery = ctx.deliver(targets, &frame).await;
-    Ok(ack(false, Some(delivery.delivered)))
+    Ok(Some(ctx.deliver(targets, &frame).await))
 }
 
 /// Where a backend publish goes.
@@ -197,29 +224,11 @@ pub async fn publish(
             })
         }
         PublishTarget::User(user) => {
-            let ttl = Context::ms(ctx.config.retention.history);
-            if !ctx
-                .store
-                .mark_direct(&from.user, id.as_str(), now, now.saturating_add(ttl))
-                .await?
-            {
-                return Ok(PublishReport {
-                    seq: None,
-                    duplicate: true,
-                    delivery: Delivery::default(),
-                });
-            }
-            let targets = ctx.store.user_connections(&user, now).await?;
-            let frame = ServerFrame::Direct {
-                from,
-                id: id.as_str().to_owned(),
-                data,
-                ts: now,
-            };
+            let delivery = direct_to_user(ctx, &user, from, id.as_str(), data, None, now).await?;
             Ok(PublishReport {
                 seq: None,
-                duplicate: false,
-                delivery: ctx.deliver(targets, &frame).await,
+                duplicate: delivery.is_none(),
+                delivery: delivery.unwrap_or_default(),
             })
         }
     }

@@ -17,6 +17,20 @@ use crate::store::{Appended, ConnectionRecord, Membership, NewMessage, Page, Rem
 
 const T0: i64 = 1_900_000_000_000;
 
+fn inbound<'a>(
+    connection_id: &'a str,
+    identity: Option<&'a Identity>,
+    body: &'a str,
+    is_binary: bool,
+) -> Inbound<'a> {
+    Inbound {
+        connection_id,
+        identity,
+        body: Some(body),
+        is_binary,
+    }
+}
+
 struct World {
     store: Box<dyn Store>,
     gateway: MemoryGateway,
@@ -46,7 +60,6 @@ impl World {
         Context {
             store: &*self.store,
             gateway: &self.gateway,
-            verifier: Some(&self.verifier),
             clock: &self.clock,
             config: &self.config,
             metrics: &self.metrics,
@@ -80,9 +93,13 @@ impl World {
     }
 
     async fn raw(&self, conn: &str, body: &str) -> Option<Value> {
-        message(&self.ctx(), conn, None, Some(body), false)
-            .await
-            .map(|f| serde_json::to_value(&f).unwrap())
+        message(
+            &self.ctx(),
+            Some(&self.verifier),
+            inbound(conn, None, body, false),
+        )
+        .await
+        .map(|f| serde_json::to_value(&f).unwrap())
     }
 
     async fn reply(&self, conn: &str, frame: Value) -> Value {
@@ -945,10 +962,8 @@ async fn a_lost_connection_item_is_registered_again_from_the_event() {
     let id = w.identity("alice", RoomRights::all());
     let r = message(
         &w.ctx(),
-        "a1",
-        Some(&id),
-        Some(r#"{"action":"hello"}"#),
-        false,
+        Some(&w.verifier),
+        inbound("a1", Some(&id), r#"{"action":"hello"}"#, false),
     )
     .await
     .unwrap();
@@ -969,7 +984,12 @@ async fn a_frame_processed_after_its_disconnect_does_not_resurrect_the_connectio
     disconnect(&w.ctx(), "a1").await.unwrap();
     w.gateway.mark_gone("a1");
     let frame = json!({"action": "join", "room": "r"}).to_string();
-    let r = message(&w.ctx(), "a1", Some(&id), Some(&frame), false).await;
+    let r = message(
+        &w.ctx(),
+        Some(&w.verifier),
+        inbound("a1", Some(&id), &frame, false),
+    )
+    .await;
     assert!(r.is_none(), "nobody to answer: {r:?}");
     assert!(w.store.get_connection("a1", T0).await.unwrap().is_none());
     assert!(w.store.members("r", T0).await.unwrap().is_empty());
@@ -1035,9 +1055,13 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
             assert_eq!(r["ref"], "r1", "{body}");
         }
     }
-    let binary = message(&w.ctx(), "a1", None, Some("AAEC"), true)
-        .await
-        .unwrap();
+    let binary = message(
+        &w.ctx(),
+        Some(&w.verifier),
+        inbound("a1", None, "AAEC", true),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         binary,
         ServerFrame::Error {
