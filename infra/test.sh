@@ -14,6 +14,14 @@ cargo fmt --all -- --check || die "cargo fmt reports differences: run cargo fmt 
 bash infra/check-boundaries.sh
 bash infra/lint-template.sh
 
+# Python functions in the emulator's tests run with PyPI's awslambdaric.
+ensure_venv
+if ! "$VENV/bin/python" -c 'import awslambdaric' 2>/dev/null; then
+  log "installing awslambdaric into the venv"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check awslambdaric || die "pip install awslambdaric failed"
+fi
+export ROOMCAST_TEST_PYTHON="$VENV/bin/python"
+
 endpoint="$(bash infra/moto-start.sh)"
 trap 'bash infra/moto-stop.sh' EXIT
 export ROOMCAST_TEST_DYNAMODB_ENDPOINT="$endpoint"

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use roomcast_aws::handlers::{LogFormat, init_tracing};
 use roomcast_emulator::template::Template;
-use roomcast_emulator::{Emulator, EmulatorConfig};
+use roomcast_emulator::{Emulator, EmulatorConfig, FunctionsMode};
 
 // The emulator's hot path (a signed HTTP round trip per delivery) is
 // allocation-bound; glibc malloc's arena locking and consolidation were a
@@ -229,9 +229,29 @@ struct DevArgs {
     /// (a fast path for load tests).
     #[arg(long, value_enum, default_value = "sdk")]
     gateway: GatewayArg,
-    /// Concurrent invocations per function (Lambda's concurrency limit).
+    /// Concurrent invocations per function (Lambda's concurrency limit;
+    /// a function's ReservedConcurrentExecutions wins).
     #[arg(long, default_value_t = 16)]
     max_concurrency: usize,
+    /// How Roomcast's own functions run: `in-process` (fast, no build, the
+    /// memory store works) or `process` (each as its real binary behind the
+    /// Lambda Runtime API; needs --dynamodb-endpoint). Other functions of
+    /// the template always run as processes.
+    #[arg(long, value_enum, default_value = "in-process")]
+    functions: FunctionsArg,
+    /// Run `cargo build` for process functions at start-up, even when
+    /// their binary exists (otherwise built only when missing).
+    #[arg(long)]
+    build: bool,
+    /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FunctionsArg {
+    InProcess,
+    Process,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -319,7 +339,13 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .dev(!args.no_dev)
         .static_dir(Some(args.static_dir))
         .in_process_gateway(args.gateway == GatewayArg::InProcess)
-        .max_concurrency(args.max_concurrency);
+        .max_concurrency(args.max_concurrency)
+        .functions(match args.functions {
+            FunctionsArg::InProcess => FunctionsMode::InProcess,
+            FunctionsArg::Process => FunctionsMode::Process,
+        })
+        .python(args.python)
+        .build(args.build);
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);
     }

@@ -162,6 +162,40 @@ async fn the_same_scenario_runs_on_dynamodb() {
     chat_scenario(&emu).await;
 }
 
+/// Every function as its real Lambda binary behind the Runtime API, with
+/// state in DynamoDB (moto): the mains, their settings from the environment
+/// and `lambda_runtime` run offline exactly as they will in AWS. `build`
+/// runs cargo first, so the binaries are never stale.
+#[tokio::test]
+async fn the_same_scenario_runs_with_every_function_as_its_real_binary() {
+    let endpoint = common::dynamodb_endpoint();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = roomcast(|c| {
+        c.dynamodb(endpoint, table, true)
+            .functions(roomcast_emulator::FunctionsMode::Process)
+            .build(true)
+    })
+    .await;
+    chat_scenario(&emu).await;
+}
+
+#[tokio::test]
+async fn process_functions_without_a_shared_store_are_refused_at_start_up() {
+    let err = roomcast_emulator::Emulator::bind(
+        config("template.yaml").functions(roomcast_emulator::FunctionsMode::Process),
+    )
+    .await
+    .expect_err("start-up fails");
+    assert!(
+        matches!(
+            err,
+            roomcast_emulator::EmulatorError::ProcessNeedsStore { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--dynamodb-endpoint"), "{err}");
+}
+
 #[tokio::test]
 async fn the_same_scenario_runs_with_the_in_process_gateway() {
     let emu = roomcast(|c| c.in_process_gateway(true)).await;

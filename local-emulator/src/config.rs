@@ -76,6 +76,29 @@ pub struct EmulatorConfig {
     /// Extra in-process handlers by binary name, consulted before
     /// Roomcast's own: run your own Rust handlers from your template.
     pub handlers: BTreeMap<String, Handler>,
+    /// How Roomcast's own functions run. Functions the emulator has no
+    /// in-process handler for always run as processes.
+    pub functions: FunctionsMode,
+    /// Run `cargo build` for process functions at start-up even when their
+    /// binary exists (`--build`). Default false: built only when missing.
+    pub build: bool,
+    /// The Python interpreter for `python3.x` functions; it needs PyPI's
+    /// `awslambdaric`. Default `python3`.
+    pub python: PathBuf,
+    /// After a failed `Event` invocation, Lambda retries after about one
+    /// minute, then two. Default 60 s (the second retry waits twice this).
+    pub async_retry_base: Duration,
+}
+
+/// How the functions Roomcast has in-process handlers for are run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FunctionsMode {
+    /// In the emulator's process: no build, the memory store works.
+    #[default]
+    InProcess,
+    /// Every function as its real binary behind the Runtime API; they share
+    /// state through DynamoDB only, so a DynamoDB endpoint is required.
+    Process,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -90,6 +113,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("in_process_gateway", &self.in_process_gateway)
             .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
+            .field("functions", &self.functions)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +143,10 @@ impl Default for EmulatorConfig {
             handlers: BTreeMap::new(),
             in_process_gateway: false,
             max_concurrency: 16,
+            functions: FunctionsMode::InProcess,
+            build: false,
+            python: PathBuf::from("python3"),
+            async_retry_base: Duration::from_secs(60),
         }
     }
 }
@@ -203,6 +231,30 @@ impl EmulatorConfig {
     /// Sets the per-function concurrency limit.
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Chooses how Roomcast's own functions run.
+    pub fn functions(mut self, mode: FunctionsMode) -> Self {
+        self.functions = mode;
+        self
+    }
+
+    /// Builds process functions' cargo binaries at start-up even when they exist.
+    pub fn build(mut self, on: bool) -> Self {
+        self.build = on;
+        self
+    }
+
+    /// Sets the wait before retrying a failed `Event` invocation.
+    pub fn async_retry_base(mut self, d: Duration) -> Self {
+        self.async_retry_base = d;
+        self
+    }
+
+    /// Sets the Python interpreter for `python3.x` functions.
+    pub fn python(mut self, python: impl Into<PathBuf>) -> Self {
+        self.python = python.into();
         self
     }
 

@@ -33,6 +33,19 @@ pub(crate) enum HttpError {
     /// JSON `{"message"}` saying what to pass.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A Lambda Runtime API refusal, as Lambda gives it: the status and a
+    /// JSON `{"errorMessage", "errorType"}`. The runtime has a bug (an
+    /// unknown or repeated request id, a payload too large); the instance
+    /// and every other invocation are unaffected.
+    #[error("{error_type}: {message}")]
+    Runtime {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Lambda's `errorType`, e.g. `InvalidRequestID`.
+        error_type: &'static str,
+        /// Details for humans.
+        message: String,
+    },
     /// The emulator failed itself: 500 with a JSON `{"message"}`.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,6 +80,14 @@ impl IntoResponse for HttpError {
                 }
                 r
             }
+            Self::Runtime {
+                status,
+                error_type,
+                message,
+            } => json(
+                status,
+                &json!({"errorMessage": message, "errorType": error_type}),
+            ),
             Self::NotFound(text) => respond(StatusCode::NOT_FOUND, "text/plain", text),
             Self::BadRequest(message) => {
                 json(StatusCode::BAD_REQUEST, &json!({"message": message}))

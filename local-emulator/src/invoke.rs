@@ -11,6 +11,10 @@ use roomcast_core::store::Store;
 use serde_json::Value;
 
 use crate::EmulatorError;
+use crate::config::FunctionsMode;
+use crate::lambda::environment::{self, Shared};
+use crate::lambda::launch::{self, Toolchain};
+use crate::lambda::pool::{InvokeContext, ProcessFunction};
 use crate::metrics::Metrics;
 use crate::registry::{self, Handler, InvokeError};
 use crate::template::FunctionSpec;
@@ -34,10 +38,13 @@ pub(crate) enum InvokeFailure {
     Closed,
 }
 
-/// One function, initialised once like a warm Lambda container.
+/// One function, initialised once like a warm Lambda container (in
+/// process), or a pool of processes behind the Runtime API.
 pub(crate) struct Function {
     pub(crate) name: String,
     handler: Handler,
+    /// Set when the function runs as processes.
+    pub(crate) process: Option<Arc<ProcessFunction>>,
     timeout: Duration,
     /// Lambda's concurrency limit: invocations beyond it wait their turn
     /// instead of piling up (which, with each fanning out, thrashes).
@@ -45,18 +52,35 @@ pub(crate) struct Function {
 }
 
 impl Function {
+    /// An invocation by API Gateway (a route, the authorizer).
     pub(crate) async fn invoke(
         &self,
         route: &str,
         event: Value,
         metrics: &Metrics,
     ) -> Result<Value, InvokeFailure> {
+        self.call(route, event, InvokeContext::default(), metrics)
+            .await
+    }
+
+    /// An invocation with what the Invoke API may add (client context).
+    pub(crate) async fn call(
+        &self,
+        label: &str,
+        event: Value,
+        context: InvokeContext,
+        metrics: &Metrics,
+    ) -> Result<Value, InvokeFailure> {
         let Ok(_permit) = self.concurrency.clone().acquire_owned().await else {
             return Err(InvokeFailure::Closed);
         };
         let started = Instant::now();
+        let work = match &self.process {
+            Some(p) => p.clone().invoke_json(event, context),
+            None => (self.handler)(event),
+        };
         // A task of its own, so a panic is contained like a crashed invocation.
-        let task = tokio::spawn((self.handler)(event));
+        let task = tokio::spawn(work);
         let abort = task.abort_handle();
         let outcome = match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(Ok(v))) => Ok(v),
@@ -67,7 +91,7 @@ impl Function {
                 Err(InvokeFailure::Timeout(self.timeout))
             }
         };
-        metrics.handler_latency(route, started.elapsed());
+        metrics.handler_latency(label, started.elapsed());
         if let Err(e) = &outcome {
             metrics.error(match e {
                 InvokeFailure::Error(_) => "handler_error",
@@ -75,7 +99,7 @@ impl Function {
                 InvokeFailure::Panicked => "handler_panic",
                 InvokeFailure::Closed => "handler_closed",
             });
-            tracing::warn!(function = %self.name, route, error = %e, "invocation failed");
+            tracing::warn!(function = %self.name, route = label, error = %e, "invocation failed");
         }
         outcome
     }
@@ -93,15 +117,45 @@ pub(crate) struct FunctionEnv {
     pub(crate) gateway: Option<Arc<dyn Gateway>>,
     pub(crate) integration_timeout: Duration,
     pub(crate) max_concurrency: usize,
+    pub(crate) mode: FunctionsMode,
+    /// Where process functions' programs come from.
+    pub(crate) tools: Toolchain,
+    /// What every process function's environment shares.
+    pub(crate) shared: Shared,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-/// Builds a function from its template entry: its environment is the
-/// template's, overridden by the emulator process's own, plus `injected`
-/// for anything neither sets.
+/// Builds a function from its template entry: in process when the
+/// emulator has a handler for its binary (and the mode allows), else as
+/// processes.
 pub(crate) async fn build_function(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
 ) -> Result<Arc<Function>, EmulatorError> {
+    let known =
+        fenv.extra.contains_key(&spec.binary) || registry::BINARIES.contains(&spec.binary.as_str());
+    let (handler, process) = if known && fenv.mode == FunctionsMode::InProcess {
+        (in_process_handler(spec, fenv).await?, None)
+    } else {
+        let pool = process_function(spec, fenv).await?;
+        (pool.clone().handler(), Some(pool))
+    };
+    let concurrency = spec.reserved_concurrency.unwrap_or(fenv.max_concurrency);
+    Ok(Arc::new(Function {
+        name: spec.logical_id.clone(),
+        handler,
+        process,
+        timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
+        concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+    }))
+}
+
+/// The in-process handler: its environment is the template's, overridden
+/// by the emulator process's own, plus `injected` for anything neither sets.
+async fn in_process_handler(
+    spec: &FunctionSpec,
+    fenv: &FunctionEnv,
+) -> Result<Handler, EmulatorError> {
     let mut env = fenv.injected.clone();
     for (k, v) in &spec.environment {
         if !v.is_empty() || !env.contains_key(k) {
@@ -118,7 +172,7 @@ pub(crate) async fn build_function(
         Some(h) => Ok(Some(h.clone())),
         None => registry::handler_for(&spec.binary, &builder).await,
     };
-    let handler = found
+    found
         .map_err(|e| EmulatorError::FunctionInit {
             function: spec.logical_id.clone(),
             reason: e.to_string(),
@@ -127,13 +181,28 @@ pub(crate) async fn build_function(
             function: spec.logical_id.clone(),
             binary: spec.binary.clone(),
             known: registry::BINARIES.join(", "),
-        })?;
-    Ok(Arc::new(Function {
-        name: spec.logical_id.clone(),
-        handler,
-        timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
-        concurrency: Arc::new(tokio::sync::Semaphore::new(fenv.max_concurrency.max(1))),
-    }))
+        })
+}
+
+/// The function as processes: its program resolved (and built) now, so a
+/// missing binary fails start-up naming the function.
+async fn process_function(
+    spec: &FunctionSpec,
+    fenv: &FunctionEnv,
+) -> Result<Arc<ProcessFunction>, EmulatorError> {
+    let launch = launch::resolve(spec, &fenv.tools).await?;
+    let host = |k: &str| std::env::var(k).ok();
+    let env = environment::for_function(spec, &launch.task_root, &fenv.shared, &host);
+    let arn = environment::function_arn(&fenv.shared.region, &spec.function_name);
+    tracing::info!(function = %spec.logical_id, program = %launch.program.display(), runtime = %spec.runtime, "runs as processes");
+    Ok(Arc::new(ProcessFunction::new(
+        &spec.logical_id,
+        launch,
+        env,
+        arn,
+        Duration::from_secs(spec.timeout_secs),
+        fenv.metrics.clone(),
+    )))
 }
 
 #[cfg(test)]
@@ -162,6 +231,7 @@ mod tests {
         let f = Arc::new(Function {
             name: "limited".into(),
             handler,
+            process: None,
             timeout: Duration::from_secs(10),
             concurrency: Arc::new(tokio::sync::Semaphore::new(2)),
         });

@@ -25,6 +25,8 @@ mod events;
 mod http;
 mod inprocess_gateway;
 mod invoke;
+mod invoke_api;
+pub mod lambda;
 mod management;
 mod metrics;
 mod query;
@@ -37,7 +39,7 @@ pub mod template;
 mod timefmt;
 mod upgrade;
 
-pub use config::EmulatorConfig;
+pub use config::{EmulatorConfig, FunctionsMode};
 pub use state::local_sdk_config;
 
 /// Why the emulator could not start or run. Each says what to fix.
@@ -64,6 +66,18 @@ pub enum EmulatorError {
         function: String,
         /// Why.
         reason: String,
+    },
+    /// A function cannot run as a process (unsupported runtime, a program
+    /// missing or not executable, a failed build): fix what it names.
+    #[error(transparent)]
+    Launch(#[from] lambda::LaunchError),
+    /// `--functions process` without a store every process can reach.
+    #[error(
+        "--functions process runs every function as its own process, and they share state only through DynamoDB: pass --dynamodb-endpoint (e.g. the moto_server that `bash infra/moto-start.sh` starts){conflict}"
+    )]
+    ProcessNeedsStore {
+        /// Also refused: the in-process gateway, which processes cannot use.
+        conflict: &'static str,
     },
     /// The address is taken or not allowed. Pick another `--port`.
     #[error("cannot listen on {addr}: {source}")]

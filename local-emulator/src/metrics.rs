@@ -137,6 +137,8 @@ pub(crate) struct Metrics {
     api_calls: Family<u64>,
     errors: Family<u64>,
     latency: Family<Histogram>,
+    function_init: Family<Histogram>,
+    function_duration: Family<Histogram>,
 }
 
 impl Default for Metrics {
@@ -164,6 +166,14 @@ impl Default for Metrics {
                 "roomcast_handler_duration_seconds",
                 "Handler invocation latency by route.",
             ),
+            function_init: Family::new(
+                "roomcast_function_init_duration_seconds",
+                "Process functions: start to the first Runtime API /next, by function.",
+            ),
+            function_duration: Family::new(
+                "roomcast_function_invocation_duration_seconds",
+                "Process functions: invocation to answer (init included when cold), by function.",
+            ),
         }
     }
 }
@@ -188,6 +198,14 @@ impl Metrics {
 
     pub(crate) fn handler_latency(&self, route: &str, d: Duration) {
         self.latency.observe(&[("route", route)], d);
+    }
+
+    pub(crate) fn function_init(&self, function: &str, d: Duration) {
+        self.function_init.observe(&[("function", function)], d);
+    }
+
+    pub(crate) fn function_duration(&self, function: &str, d: Duration) {
+        self.function_duration.observe(&[("function", function)], d);
     }
 
     /// The Prometheus text exposition.
@@ -216,6 +234,8 @@ impl Metrics {
         self.api_calls.render(&mut out);
         self.errors.render(&mut out);
         self.latency.render(&mut out);
+        self.function_init.render(&mut out);
+        self.function_duration.render(&mut out);
         out
     }
 }

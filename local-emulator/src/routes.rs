@@ -34,6 +34,10 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             "/{stage}/@connections/{*id}",
             any(crate::management::by_stage_and_id),
         )
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            axum::routing::post(crate::invoke_api::invoke),
+        )
         .fallback(fallback)
         .with_state(state)
 }

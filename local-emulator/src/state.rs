@@ -14,11 +14,13 @@ use roomcast_core::store::memory::MemoryStore;
 use roomcast_core::clock::{Clock, SystemClock};
 
 use crate::activity::Activity;
-use crate::config::EmulatorConfig;
+use crate::config::{EmulatorConfig, FunctionsMode};
 use crate::connections::Connections;
 use crate::connections::Peer;
 use crate::events::EventContext;
 use crate::invoke::{Function, FunctionEnv, build_function};
+use crate::lambda::environment::Shared;
+use crate::lambda::launch::Toolchain;
 use crate::metrics::Metrics;
 use crate::template::Template;
 use crate::{EmulatorError, Urls};
@@ -47,7 +49,7 @@ pub(crate) struct State {
     pub(crate) routes: HashMap<String, Route>,
     pub(crate) authorizer: Option<Authorizer>,
     pub(crate) connections: Arc<Connections>,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutting_down: AtomicBool,
     /// `$disconnect` invocations in flight (shutdown waits for them).
     pub(crate) disconnects: Activity,
@@ -59,12 +61,27 @@ pub(crate) struct State {
     pub(crate) clock: Arc<dyn Clock>,
     /// Connections still sending their first request's headers.
     pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
+    /// Every function of the template by logical id and by function name,
+    /// for the Invoke API.
+    pub(crate) functions: HashMap<String, Arc<Function>>,
+    /// `AWS_REGION` of the functions and of their ARNs.
+    pub(crate) region: String,
 }
 
 impl State {
     /// Now, in ms since the epoch.
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// A function by logical id or function name.
+    pub(crate) fn lambda_function(&self, name: &str) -> Option<Arc<Function>> {
+        self.functions.get(name).cloned()
+    }
+
+    /// A function name's ARN.
+    pub(crate) fn function_arn(&self, name: &str) -> String {
+        crate::lambda::environment::function_arn(&self.region, name)
     }
 
     /// The shared part of every event for one connection.
@@ -110,9 +127,24 @@ impl State {
             .map(|p| p.split('.').map(str::to_owned).collect())
             .unwrap_or_default();
         let sdk = local_sdk_config().await;
+        let region = sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
         let store = store(&config, &template, &sdk).await?;
 
         let injected = injected_env(&config, addr, &api.stage);
+        if config.functions == FunctionsMode::Process
+            && (config.dynamodb_endpoint.is_none() || config.in_process_gateway)
+        {
+            return Err(EmulatorError::ProcessNeedsStore {
+                conflict: if config.in_process_gateway {
+                    "; and drop --gateway in-process: processes post through @connections"
+                } else {
+                    ""
+                },
+            });
+        }
+        let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
             Some(Arc::new(crate::inprocess_gateway::InProcessGateway {
@@ -125,17 +157,29 @@ impl State {
         // One initialised function per logical id, shared by its routes.
         let mut functions = Functions {
             built: HashMap::new(),
+            template: template.clone(),
+            base: format!("http://{addr}"),
             env: FunctionEnv {
                 extra: config.handlers.clone(),
-                injected,
+                injected: injected.clone(),
                 sdk,
                 store,
                 gateway,
                 integration_timeout: config.integration_timeout,
                 max_concurrency: config.max_concurrency,
+                mode: config.functions,
+                tools: toolchain(&config),
+                shared: Shared {
+                    region: region.clone(),
+                    emulator_url: format!("http://{addr}"),
+                    dynamodb_endpoint: config.dynamodb_endpoint.clone(),
+                    injected,
+                },
+                metrics: metrics.clone(),
             },
         };
         let (routes, authorizer) = route_table(&api, &mut functions).await?;
+        let all = every_function(&template, &mut functions).await?;
         tracing::info!(
             routes = ?routes.keys().collect::<Vec<_>>(),
             stage = %api.stage,
@@ -150,11 +194,13 @@ impl State {
             routes,
             authorizer,
             connections,
-            metrics: Metrics::default(),
+            metrics,
             shutting_down: AtomicBool::new(false),
             disconnects: Activity::default(),
             sockets: Activity::default(),
             clock: Arc::new(SystemClock),
+            functions: all,
+            region,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),
@@ -174,6 +220,27 @@ impl State {
                 .dev
                 .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
         }
+    }
+}
+
+/// Where process functions' programs come from: cargo's target directory
+/// (`CARGO_TARGET_DIR`, else `target` beside the template).
+fn toolchain(config: &EmulatorConfig) -> Toolchain {
+    let project = config
+        .template
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project.join("target"), std::path::PathBuf::from);
+    Toolchain {
+        project,
+        target_dir,
+        rebuild: config.build,
+        python: config.python.clone(),
     }
 }
 
@@ -226,9 +293,35 @@ async fn route_table(
     Ok((routes, authorizer))
 }
 
+/// Every function of the template, by logical id and function name. The
+/// routes' functions must build; another one that cannot (an unsupported
+/// runtime) is left out with a warning, and the Invoke API says 404.
+async fn every_function(
+    template: &Template,
+    functions: &mut Functions,
+) -> Result<HashMap<String, Arc<Function>>, EmulatorError> {
+    let mut all = HashMap::new();
+    for spec in template.functions()? {
+        match functions.get(&spec).await {
+            Ok(f) => {
+                all.insert(spec.function_name.clone(), f.clone());
+                all.insert(spec.logical_id.clone(), f);
+            }
+            Err(e) => {
+                tracing::warn!(function = %spec.logical_id, error = %e, "not on a route and cannot run here; the Invoke API will not find it");
+            }
+        }
+    }
+    Ok(all)
+}
+
 struct Functions {
     built: HashMap<String, Arc<Function>>,
     env: FunctionEnv,
+    /// For pointing the API's execute-api URLs at the emulator.
+    template: Template,
+    /// The emulator's `http://host:port`.
+    base: String,
 }
 
 impl Functions {
@@ -239,7 +332,9 @@ impl Functions {
         if let Some(f) = self.built.get(&spec.logical_id) {
             return Ok(f.clone());
         }
-        let f = build_function(spec, &self.env).await?;
+        let mut spec = spec.clone();
+        self.template.localize(&mut spec, &self.base);
+        let f = build_function(&spec, &self.env).await?;
         self.built.insert(spec.logical_id.clone(), f.clone());
         Ok(f)
     }

@@ -41,8 +41,23 @@ fn invalid(msg: impl Into<String>) -> TemplateError {
 pub struct FunctionSpec {
     /// The logical id (`MessageFunction`).
     pub logical_id: String,
-    /// `Metadata.BuildProperties.Binary`: the key into the handler registry.
+    /// `Metadata.BuildProperties.Binary`: the key into the handler registry
+    /// and the cargo binary to run; empty when the function has none
+    /// (Python, Node).
     pub binary: String,
+    /// `FunctionName`, else the logical id: the name in its ARN and in
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
+    pub function_name: String,
+    /// `Runtime` (function, else Globals): `provided.al2023`, `python3.12`…
+    pub runtime: String,
+    /// `Handler` (function, else Globals): `_HANDLER`.
+    pub handler: String,
+    /// `CodeUri`, relative to the template: `LAMBDA_TASK_ROOT`.
+    pub code_uri: String,
+    /// `MemorySize`, MB (function, else Globals, else 128).
+    pub memory_mb: u64,
+    /// `ReservedConcurrentExecutions`, if set.
+    pub reserved_concurrency: Option<usize>,
     /// Globals' and the function's `Environment.Variables`, evaluated; a
     /// variable whose value cannot be evaluated offline is left out.
     pub environment: BTreeMap<String, String>,
@@ -286,6 +301,33 @@ impl Template {
             .collect()
     }
 
+    /// Points values that name this template's API by its execute-api URL
+    /// (`https://<Api>.execute-api.<region>.<suffix>/<stage>`, as a
+    /// callback URL would) at the emulator's `base` (`http://host:port`)
+    /// instead: locally, the emulator is that API.
+    pub fn localize(&self, spec: &mut FunctionSpec, base: &str) {
+        let apis: Vec<&str> = self
+            .of_type("AWS::ApiGatewayV2::Api")
+            .map(|(id, _)| id)
+            .collect();
+        for value in spec.environment.values_mut() {
+            let Some(rest) = value.strip_prefix("https://") else {
+                continue;
+            };
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let ours = host
+                .split_once(".execute-api.")
+                .is_some_and(|(id, _)| apis.contains(&id));
+            if ours {
+                *value = if path.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}/{path}")
+                };
+            }
+        }
+    }
+
     /// Reads one function.
     pub fn function(&self, id: &str) -> Result<FunctionSpec, TemplateError> {
         let r = self
@@ -296,13 +338,21 @@ impl Template {
             .and_then(|m| m.get("BuildProperties"))
             .and_then(|b| b.get("Binary"))
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "function {id} has no Metadata.BuildProperties.Binary"
-                ))
-            })?;
-        let mut environment = BTreeMap::new();
+            .unwrap_or_default();
         let global_fn = self.globals.get("Function");
+        // A function's property, else the Globals' one.
+        let setting = |name: &str| {
+            self.prop(r, name)
+                .or_else(|| global_fn.and_then(|g| g.get(name)))
+        };
+        let text = |name: &str| setting(name).and_then(|v| self.eval(v));
+        let runtime = text("Runtime").unwrap_or_else(|| "provided.al2023".into());
+        if binary.is_empty() && runtime.starts_with("provided") && text("CodeUri").is_none() {
+            return Err(invalid(format!(
+                "function {id} has Runtime {runtime} but neither Metadata.BuildProperties.Binary nor CodeUri"
+            )));
+        }
+        let mut environment = BTreeMap::new();
         for source in [global_fn, r.get("Properties")].into_iter().flatten() {
             if let Some(vars) = source
                 .get("Environment")
@@ -319,14 +369,18 @@ impl Template {
                 }
             }
         }
-        let timeout = self
-            .prop(r, "Timeout")
-            .or_else(|| global_fn.and_then(|g| g.get("Timeout")))
-            .and_then(Value::as_u64)
-            .unwrap_or(3);
+        let timeout = setting("Timeout").and_then(Value::as_u64).unwrap_or(3);
         Ok(FunctionSpec {
             logical_id: id.to_owned(),
             binary: binary.to_owned(),
+            function_name: text("FunctionName").unwrap_or_else(|| id.to_owned()),
+            handler: text("Handler").unwrap_or_default(),
+            code_uri: text("CodeUri").unwrap_or_else(|| ".".into()),
+            memory_mb: setting("MemorySize").and_then(Value::as_u64).unwrap_or(128),
+            reserved_concurrency: setting("ReservedConcurrentExecutions")
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok()),
+            runtime,
             environment,
             timeout_secs: timeout,
         })

@@ -37,6 +37,12 @@ pub(crate) fn request_time(ms: i64) -> String {
     format!("{d:02}/{month}/{y}:{h:02}:{mi:02}:{s:02} +0000")
 }
 
+/// `2026/11/22` of a Unix time in ms: the day in a Lambda log stream name.
+pub(crate) fn date_slashed(ms: i64) -> String {
+    let (y, mo, d, ..) = civil(ms);
+    format!("{y}/{mo:02}/{d:02}")
+}
+
 /// `2026-11-22T16:00:00.000Z`, the Management API's timestamps.
 pub(crate) fn iso8601(ms: i64) -> String {
     let (y, mo, d, h, mi, s, milli) = civil(ms);

@@ -1,0 +1,173 @@
+//! The environment a function process starts with: Lambda's reserved
+//! variables, the template's `Environment`, the emulator's overrides, and
+//! endpoint settings so the AWS SDKs inside reach the emulator and the
+//! local store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::template::FunctionSpec;
+
+/// The account id in local ARNs (the same as `AWS::AccountId` in the template).
+pub(crate) const ACCOUNT: &str = "000000000000";
+
+/// What every function's environment shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    /// `AWS_REGION` and `AWS_DEFAULT_REGION`.
+    pub(crate) region: String,
+    /// The emulator's base URL (`http://127.0.0.1:port`): the endpoint for
+    /// Lambda (Invoke API) and API Gateway's Management API.
+    pub(crate) emulator_url: String,
+    /// The DynamoDB endpoint processes use, when there is one.
+    pub(crate) dynamodb_endpoint: Option<String>,
+    /// Settings the emulator injects unless the template sets them
+    /// (`ROOMCAST_CALLBACK_URL`, the dev secret…).
+    pub(crate) injected: BTreeMap<String, String>,
+}
+
+/// `arn:aws:lambda:<region>:<account>:function:<name>`.
+pub(crate) fn function_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{name}")
+}
+
+/// The whole environment of `spec`'s processes (without
+/// `AWS_LAMBDA_RUNTIME_API`, which each instance adds). `host` is the
+/// emulator's own environment: it overrides the template's values, as the
+/// in-process path does, and lends its AWS credentials and `PATH`.
+pub(crate) fn for_function(
+    spec: &FunctionSpec,
+    task_root: &Path,
+    shared: &Shared,
+    host: &dyn Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
+    let mut env = shared.injected.clone();
+    for (k, v) in &spec.environment {
+        let value = host(k).unwrap_or_else(|| v.clone());
+        if !value.is_empty() || !env.contains_key(k) {
+            env.insert(k.clone(), value);
+        }
+    }
+    if let Some(endpoint) = &shared.dynamodb_endpoint {
+        env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.clone());
+        env.insert("ROOMCAST_DYNAMODB_ENDPOINT".into(), endpoint.clone());
+    }
+    env.insert(
+        "AWS_ENDPOINT_URL_LAMBDA".into(),
+        shared.emulator_url.clone(),
+    );
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ];
+    for (k, fallback) in credentials {
+        env.insert(k.into(), host(k).unwrap_or_else(|| fallback.into()));
+    }
+    if let Some(token) = host("AWS_SESSION_TOKEN") {
+        env.insert("AWS_SESSION_TOKEN".into(), token);
+    }
+    for k in ["PATH", "LANG", "RUST_LOG", "RUST_BACKTRACE"] {
+        if let Some(v) = host(k) {
+            env.insert(k.into(), v);
+        }
+    }
+    reserved(spec, task_root, shared, &mut env);
+    env
+}
+
+/// Lambda's reserved variables: they win over anything else, as in Lambda.
+fn reserved(
+    spec: &FunctionSpec,
+    task_root: &Path,
+    shared: &Shared,
+    env: &mut BTreeMap<String, String>,
+) {
+    let name = &spec.function_name;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let day = crate::timefmt::date_slashed(now_ms);
+    let pairs = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            format!("{day}/[$LATEST]{}", uuid::Uuid::new_v4().simple()),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_REGION", shared.region.clone()),
+        ("AWS_DEFAULT_REGION", shared.region.clone()),
+        ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", spec.runtime)),
+        ("_HANDLER", spec.handler.clone()),
+        ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
+        ("LAMBDA_RUNTIME_DIR", task_root.display().to_string()),
+        ("TZ", ":UTC".into()),
+    ];
+    for (k, v) in pairs {
+        env.insert(k.into(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FunctionSpec {
+        FunctionSpec {
+            logical_id: "VoteFunction".into(),
+            binary: String::new(),
+            function_name: "vote".into(),
+            runtime: "python3.12".into(),
+            handler: "app.handler".into(),
+            code_uri: "fn/".into(),
+            memory_mb: 256,
+            reserved_concurrency: None,
+            environment: BTreeMap::from([
+                ("A".into(), "from-template".into()),
+                ("B".into(), "from-template".into()),
+            ]),
+            timeout_secs: 3,
+        }
+    }
+
+    #[test]
+    fn reserved_variables_win_and_the_host_overrides_the_template() {
+        let shared = Shared {
+            region: "eu-west-1".into(),
+            emulator_url: "http://127.0.0.1:1".into(),
+            dynamodb_endpoint: Some("http://127.0.0.1:2".into()),
+            injected: BTreeMap::from([("_HANDLER".into(), "sneaky".into())]),
+        };
+        let host = |k: &str| (k == "B").then(|| "from-host".to_owned());
+        let env = for_function(&spec(), Path::new("/code"), &shared, &host);
+        assert_eq!(env["A"], "from-template");
+        assert_eq!(env["B"], "from-host");
+        assert_eq!(env["_HANDLER"], "app.handler");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "vote");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+        assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/vote");
+        assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].contains("/[$LATEST]"));
+        assert_eq!(env["AWS_REGION"], "eu-west-1");
+        assert_eq!(env["AWS_DEFAULT_REGION"], "eu-west-1");
+        assert_eq!(env["LAMBDA_TASK_ROOT"], "/code");
+        assert_eq!(env["TZ"], ":UTC");
+        assert_eq!(env["AWS_ENDPOINT_URL_DYNAMODB"], "http://127.0.0.1:2");
+        assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], "http://127.0.0.1:1");
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], "local");
+        assert!(!env.contains_key("AWS_LAMBDA_RUNTIME_API"), "per instance");
+    }
+
+    #[test]
+    fn arns_are_well_formed() {
+        assert_eq!(
+            function_arn("us-east-1", "vote"),
+            "arn:aws:lambda:us-east-1:000000000000:function:vote"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Functions as real processes behind an emulated Lambda Runtime API.
+//!
+//! - `launch`: which program runs a function (cargo binary, bootstrap,
+//!   Python or Node runtime interface client);
+//! - `environment`: Lambda's reserved variables and endpoint settings;
+//! - `process`: spawning, output lines prefixed with function and request
+//!   id, exit and kill;
+//! - `sandbox` and `runtime_api`: one execution environment's Runtime API;
+//! - `instance`: a process with its Runtime API; `pool`: a function's warm
+//!   instances.
+
+pub(crate) mod environment;
+pub(crate) mod instance;
+pub(crate) mod launch;
+pub(crate) mod pool;
+pub(crate) mod process;
+pub(crate) mod runtime_api;
+pub(crate) mod sandbox;
+
+pub use launch::LaunchError;
+
+#[cfg(test)]
+mod tests;

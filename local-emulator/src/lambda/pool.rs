@@ -1,0 +1,205 @@
+//! A function's execution environments: one per concurrently busy
+//! invocation, reused while warm. The caller (`invoke::Function`) bounds
+//! concurrency and time; this pool decides which instance serves, and
+//! throws away the ones that timed out, crashed or failed init.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::instance::{Instance, InstanceError, Request};
+use super::process::Launch;
+use crate::metrics::Metrics;
+use crate::registry::{Handler, InvokeError, InvokeFuture};
+
+/// One function run as processes.
+#[derive(Debug)]
+pub(crate) struct ProcessFunction {
+    /// The logical id, for logs and metrics.
+    pub(crate) name: Arc<str>,
+    pub(crate) launch: Launch,
+    /// Its whole environment, reserved variables included (not yet
+    /// `AWS_LAMBDA_RUNTIME_API`, which is per instance).
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) arn: String,
+    pub(crate) timeout: Duration,
+    pub(crate) metrics: Arc<Metrics>,
+    idle: Mutex<Vec<Instance>>,
+}
+
+/// What one invocation carries besides the payload.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InvokeContext {
+    pub(crate) client_context: Option<String>,
+    pub(crate) cognito_identity: Option<String>,
+}
+
+impl ProcessFunction {
+    pub(crate) fn new(
+        name: &str,
+        launch: Launch,
+        env: BTreeMap<String, String>,
+        arn: String,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            launch,
+            env,
+            arn,
+            timeout,
+            metrics,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// As a [`Handler`] for API Gateway's routes: JSON in, JSON out.
+    pub(crate) fn handler(self: Arc<Self>) -> Handler {
+        Arc::new(move |event: Value| self.clone().invoke_json(event, InvokeContext::default()))
+    }
+
+    /// One invocation with a JSON event and response.
+    pub(crate) fn invoke_json(
+        self: Arc<Self>,
+        event: Value,
+        context: InvokeContext,
+    ) -> InvokeFuture {
+        Box::pin(async move {
+            let body = self.invoke(Bytes::from(event.to_string()), context).await?;
+            serde_json::from_slice(&body).map_err(|e| InvokeError {
+                error_type: "Runtime.InvalidResponse".into(),
+                error_message: format!("the function's response is not JSON: {e}"),
+            })
+        })
+    }
+
+    /// Runs one invocation on a warm instance, or a fresh one.
+    pub(crate) async fn invoke(
+        self: &Arc<Self>,
+        event: Bytes,
+        context: InvokeContext,
+    ) -> Result<Bytes, InvokeError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let instance = match self.warm() {
+            Some(i) => i,
+            None => self.start(&request_id).await?,
+        };
+        // Dropped with the future on a timeout: the instance's own drop
+        // kills its process, and this says why.
+        let mut note = TimeoutNote {
+            function: &self.name,
+            request_id: &request_id,
+            timeout: self.timeout,
+            armed: true,
+        };
+        let mut instance = instance;
+        let cold = instance.init.is_none();
+        let started = Instant::now();
+        let request = Request {
+            request_id: request_id.clone(),
+            event,
+            deadline_ms: deadline_ms(self.timeout),
+            client_context: context.client_context,
+            cognito_identity: context.cognito_identity,
+        };
+        let outcome = instance.invoke(request).await;
+        note.armed = false;
+        if cold && let Some(init) = instance.init {
+            self.metrics.function_init(&self.name, init);
+        }
+        self.metrics
+            .function_duration(&self.name, started.elapsed());
+        match outcome {
+            Ok(body) => {
+                self.release(instance);
+                Ok(body)
+            }
+            Err(InstanceError::Function(e)) => {
+                // An init error ends the instance; a handled error does not.
+                if instance.init.is_some() {
+                    self.release(instance);
+                }
+                Err(e)
+            }
+            Err(InstanceError::Exited(status)) => {
+                tracing::warn!(function = %self.name, request_id, %status, "the function's process exited mid-invocation; the next invocation starts a fresh one");
+                Err(InvokeError {
+                    error_type: "Runtime.ExitError".into(),
+                    error_message: format!(
+                        "RequestId: {request_id} Error: Runtime exited with error: {status}"
+                    ),
+                })
+            }
+        }
+    }
+
+    fn release(&self, instance: Instance) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(instance);
+    }
+
+    fn warm(&self) -> Option<Instance> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(i) = idle.pop() {
+            if i.alive() {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    async fn start(&self, request_id: &str) -> Result<Instance, InvokeError> {
+        let label: Arc<str> = self.name.clone();
+        Instance::start(&self.launch, self.env.clone(), self.arn.clone(), label)
+            .await
+            .map_err(|e| {
+                tracing::error!(function = %self.name, request_id, error = %e, "cannot start the function");
+                InvokeError {
+                    error_type: "Runtime.InvalidEntrypoint".into(),
+                    error_message: e.to_string(),
+                }
+            })
+    }
+
+    /// Instances currently warm and idle.
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Logs Lambda's timeout line if the invocation is cancelled before it
+/// ends (the caller's timeout dropped it; the instance died with it).
+struct TimeoutNote<'a> {
+    function: &'a str,
+    request_id: &'a str,
+    timeout: Duration,
+    armed: bool,
+}
+
+impl Drop for TimeoutNote<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::warn!(
+                function = self.function,
+                request_id = self.request_id,
+                "Task timed out after {:.2} seconds; its instance is stopped and the next invocation starts a fresh one",
+                self.timeout.as_secs_f64()
+            );
+        }
+    }
+}
+
+fn deadline_ms(timeout: Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    i64::try_from(now + timeout.as_millis()).unwrap_or(i64::MAX)
+}

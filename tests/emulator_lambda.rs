@@ -1,0 +1,329 @@
+//! The emulator as a local Lambda: the Invoke API through the real
+//! aws-sdk-lambda client, and template functions of other runtimes run as
+//! processes behind the Runtime API (a custom runtime, and Python through
+//! PyPI's awslambdaric), reached by WebSocket routes and by Invoke.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use common::emulator::*;
+use roomcast_emulator::{EmulatorConfig, RunningEmulator};
+use serde_json::{Value, json};
+
+/// The Python with awslambdaric that the test command prepares.
+fn python() -> String {
+    match std::env::var("ROOMCAST_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "ROOMCAST_TEST_PYTHON is not set. The Python function runs with PyPI's awslambdaric: \
+             run the suite with `bash infra/test.sh`, or `python3 -m venv .venv && .venv/bin/pip install awslambdaric` \
+             and `export ROOMCAST_TEST_PYTHON=$PWD/.venv/bin/python`."
+        ),
+    }
+}
+
+async fn lambdas(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> RunningEmulator {
+    start(tune(
+        config("tests/fixtures/lambda/template.yaml")
+            .python(python())
+            .async_retry_base(Duration::from_millis(100)),
+    ))
+    .await
+}
+
+async fn lambda_client(emu: &RunningEmulator) -> aws_sdk_lambda::Client {
+    let sdk = common::sdk().await;
+    let config = aws_sdk_lambda::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://{}", emu.addr))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+fn payload(v: &Value) -> Blob {
+    Blob::new(v.to_string().into_bytes())
+}
+
+fn parse(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Value {
+    serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap()
+}
+
+#[tokio::test]
+async fn a_custom_route_runs_a_custom_runtime_with_api_gateways_event() {
+    let emu = lambdas(|c| c).await;
+    let mut ws = connect(&emu.urls.websocket).await;
+    send(&mut ws, json!({"action": "echo", "n": 1})).await;
+    let reply = recv(&mut ws).await;
+    let event = &reply["event"];
+    let ctx = &event["requestContext"];
+    assert_eq!(ctx["routeKey"], "echo");
+    assert_eq!(ctx["eventType"], "MESSAGE");
+    assert_eq!(ctx["stage"], "test");
+    assert!(ctx["connectionId"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(ctx["requestId"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(event["body"], json!({"action": "echo", "n": 1}).to_string());
+    assert_eq!(event["isBase64Encoded"], false);
+    // It is one of AWS's event shapes: aws_lambda_events reads it.
+    let typed: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest =
+        serde_json::from_value(event.clone()).unwrap();
+    assert_eq!(typed.request_context.route_key.as_deref(), Some("echo"));
+    assert_eq!(reply["env"]["AWS_LAMBDA_FUNCTION_NAME"], "custom-echo");
+    assert_eq!(reply["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "192");
+    assert_eq!(reply["env"]["_HANDLER"], "bootstrap");
+    assert_eq!(
+        reply["headers"]["lambda-runtime-invoked-function-arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:custom-echo"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_python_function_on_a_route_gets_its_event_and_context() {
+    let emu = lambdas(|c| c).await;
+    let mut ws = connect(&emu.urls.websocket).await;
+    send(&mut ws, json!({"action": "vote", "choice": "b"})).await;
+    let reply = recv(&mut ws).await;
+    assert_eq!(reply["runtime"], "python");
+    assert_eq!(reply["event"]["requestContext"]["routeKey"], "vote");
+    assert_eq!(reply["function_name"], "VoteFunction");
+    assert_eq!(reply["memory_limit_in_mb"], "128");
+    assert_eq!(reply["handler_env"], "app.handler");
+    assert!(
+        reply["task_root"]
+            .as_str()
+            .unwrap()
+            .ends_with("tests/fixtures/lambda/python")
+    );
+    let remaining = reply["remaining_ms"].as_i64().unwrap();
+    assert!(remaining > 0 && remaining <= 5_000, "{remaining}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sdk_invokes_by_name_arn_and_logical_id_with_client_context() {
+    let emu = lambdas(|c| c).await;
+    let lambda = lambda_client(&emu).await;
+    for name in [
+        "VoteFunction",
+        "arn:aws:lambda:us-east-1:000000000000:function:VoteFunction",
+        "VoteFunction:$LATEST",
+    ] {
+        let out = lambda
+            .invoke()
+            .function_name(name)
+            .payload(payload(&json!({"n": 7})))
+            .client_context("eyJjdXN0b20iOnsiYSI6ImIifX0=") // {"custom":{"a":"b"}}
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status_code(), 200, "{name}");
+        assert_eq!(out.executed_version(), Some("$LATEST"));
+        let v = parse(&out);
+        assert_eq!(v["event"], json!({"n": 7}), "{name}");
+        assert_eq!(v["client_context"], json!({"a": "b"}), "{name}");
+    }
+    let out = lambda
+        .invoke()
+        .function_name("custom-echo")
+        .payload(payload(&json!({"fixture": "echo"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        parse(&out)["env"]["AWS_LAMBDA_FUNCTION_NAME"],
+        "custom-echo"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn function_errors_come_back_as_lambda_reports_them() {
+    let emu = lambdas(|c| c).await;
+    let lambda = lambda_client(&emu).await;
+    let out = lambda
+        .invoke()
+        .function_name("VoteFunction")
+        .payload(payload(&json!({"fail": true})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 200);
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    let v = parse(&out);
+    assert_eq!(v["errorType"], "ValueError");
+    assert_eq!(v["errorMessage"], "asked to fail");
+    // A timeout: Lambda's message, and a fresh instance afterwards.
+    let out = lambda
+        .invoke()
+        .function_name("CustomFunction")
+        .payload(payload(&json!({"fixture": "sleep", "secs": 10})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    assert_eq!(
+        parse(&out)["errorMessage"],
+        "Task timed out after 2.00 seconds"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_lambdas_errors() {
+    let emu = lambdas(|c| c).await;
+    let lambda = lambda_client(&emu).await;
+    let missing = lambda
+        .invoke()
+        .function_name("NoSuchFunction")
+        .send()
+        .await
+        .unwrap_err();
+    let e = missing.into_service_error();
+    assert!(e.is_resource_not_found_exception(), "{e:?}");
+    let qualified = lambda
+        .invoke()
+        .function_name("VoteFunction")
+        .qualifier("7")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        qualified
+            .into_service_error()
+            .is_resource_not_found_exception()
+    );
+    let junk = lambda
+        .invoke()
+        .function_name("VoteFunction")
+        .payload(Blob::new(b"{not json".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        junk.into_service_error()
+            .is_invalid_request_content_exception()
+    );
+    let big = Blob::new(format!("\"{}\"", "x".repeat(300 * 1024)).into_bytes());
+    let too_big = lambda
+        .invoke()
+        .function_name("VoteFunction")
+        .invocation_type(InvocationType::Event)
+        .payload(big)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        too_big
+            .into_service_error()
+            .is_request_too_large_exception()
+    );
+    let dry = lambda
+        .invoke()
+        .function_name("VoteFunction")
+        .invocation_type(InvocationType::DryRun)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dry.status_code(), 204);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_event_invocation_is_accepted_then_retried_twice_on_error() {
+    let emu = lambdas(|c| c).await;
+    let lambda = lambda_client(&emu).await;
+    let file = std::env::temp_dir().join(format!("roomcast-async-{}", uuid::Uuid::new_v4()));
+    let out = lambda
+        .invoke()
+        .function_name("CustomFunction")
+        .invocation_type(InvocationType::Event)
+        .payload(payload(&json!({"fixture": "record-error", "file": file})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 202);
+    let attempts = || {
+        std::fs::read_to_string(&file)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while attempts() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once, then two retries (100 ms and 200 ms later here), and no more.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(attempts(), 3);
+    let _ = std::fs::remove_file(&file);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn simultaneous_invocations_start_at_most_the_reserved_concurrency() {
+    let emu = lambdas(|c| c).await;
+    let lambda = lambda_client(&emu).await;
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let lambda = lambda.clone();
+            tokio::spawn(async move {
+                let out = lambda
+                    .invoke()
+                    .function_name("CustomFunction")
+                    .payload(payload(&json!({"fixture": "sleep", "secs": 0.3})))
+                    .send()
+                    .await
+                    .unwrap();
+                parse(&out)["pid"].as_i64().unwrap()
+            })
+        })
+        .collect();
+    let mut pids = HashSet::new();
+    for c in calls {
+        pids.insert(c.await.unwrap());
+    }
+    // ReservedConcurrentExecutions: 2 in the template.
+    assert!(!pids.is_empty() && pids.len() <= 2, "{pids:?}");
+    let metrics = reqwest::get(format!("http://{}/metrics", emu.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "roomcast_function_invocation_duration_seconds_count{function=\"CustomFunction\"} 6"
+        ),
+        "{metrics}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_publishes_through_the_sdk_to_connected_clients() {
+    let emu = start(config("template.yaml")).await;
+    let token = dev_token(&emu, "alice").await;
+    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
+    send(&mut ws, json!({"action": "join", "room": "news", "ref": 1})).await;
+    recv_type(&mut ws, "joined").await;
+    let lambda = lambda_client(&emu).await;
+    let out = lambda
+        .invoke()
+        .function_name("PublishFunction")
+        .payload(payload(
+            &json!({"room": "news", "data": {"headline": "hi"}}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.function_error(), None, "{:?}", parse(&out));
+    let report = parse(&out);
+    assert_eq!(report["delivered"], 1, "{report}");
+    let msg = recv_type(&mut ws, "message").await;
+    assert_eq!(msg["data"], json!({"headline": "hi"}));
+    assert_eq!(msg["from"]["user"], "server");
+    emu.shutdown().await;
+}
