@@ -6,8 +6,12 @@ cd "$REPO_ROOT"
 
 pip_ensure cfn-lint cfn-lint
 pip_ensure sam aws-sam-cli
-log "cfn-lint template.yaml"
-"$VENV/bin/cfn-lint" template.yaml
-log "sam validate --lint"
-# Offline: no credentials are needed, a region is.
-SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" validate --lint --region us-east-1 --template-file template.yaml
+# template.yaml (SAM's WebSocketApi) and the same API as raw
+# AWS::ApiGatewayV2 resources, which the emulator also reads.
+for t in template.yaml tests/fixtures/raw-apigatewayv2-template.yaml; do
+  log "cfn-lint $t"
+  "$VENV/bin/cfn-lint" "$t"
+  log "sam validate --lint $t"
+  # Offline: no credentials are needed, a region is.
+  SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" validate --lint --region us-east-1 --template-file "$t"
+done

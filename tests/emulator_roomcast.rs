@@ -196,6 +196,14 @@ async fn process_functions_without_a_shared_store_are_refused_at_start_up() {
     assert!(err.to_string().contains("--dynamodb-endpoint"), "{err}");
 }
 
+/// template.yaml is SAM's `AWS::Serverless::WebSocketApi`; the same API
+/// spelled as raw `AWS::ApiGatewayV2` resources behaves the same.
+#[tokio::test]
+async fn the_same_scenario_runs_from_the_raw_apigatewayv2_form() {
+    let emu = start(config("tests/fixtures/raw-apigatewayv2-template.yaml")).await;
+    chat_scenario(&emu).await;
+}
+
 #[tokio::test]
 async fn the_same_scenario_runs_with_the_in_process_gateway() {
     let emu = roomcast(|c| c.in_process_gateway(true)).await;

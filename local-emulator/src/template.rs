@@ -308,6 +308,7 @@ impl Template {
     pub fn localize(&self, spec: &mut FunctionSpec, base: &str) {
         let apis: Vec<&str> = self
             .of_type("AWS::ApiGatewayV2::Api")
+            .chain(self.of_type("AWS::Serverless::WebSocketApi"))
             .map(|(id, _)| id)
             .collect();
         for value in spec.environment.values_mut() {
@@ -389,6 +390,16 @@ impl Template {
     /// The WebSocket API: exactly one `AWS::ApiGatewayV2::Api` with
     /// `ProtocolType: WEBSOCKET`.
     pub fn websocket_api(&self) -> Result<ApiSpec, TemplateError> {
+        let mut sam = self.of_type("AWS::Serverless::WebSocketApi");
+        if let Some((id, api)) = sam.next() {
+            let raw = self.of_type("AWS::ApiGatewayV2::Api").next().is_some();
+            if sam.next().is_some() || raw {
+                return Err(invalid(
+                    "more than one WebSocket API; the emulator serves one",
+                ));
+            }
+            return self.sam_websocket_api(id, api);
+        }
         let mut apis = self.of_type("AWS::ApiGatewayV2::Api").filter(|(_, r)| {
             self.prop(r, "ProtocolType").and_then(Value::as_str) == Some("WEBSOCKET")
         });
@@ -532,6 +543,8 @@ fn scalar(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+mod sam_websocket;
 
 #[cfg(test)]
 mod tests;

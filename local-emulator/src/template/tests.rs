@@ -95,6 +95,44 @@ Resources:
 }
 
 #[test]
+fn sams_websocket_api_reads_as_the_raw_resources_do() {
+    let sam = Template::parse(ROOMCAST).unwrap().websocket_api().unwrap();
+    let raw_text = include_str!("../../../tests/fixtures/raw-apigatewayv2-template.yaml");
+    let raw = Template::parse(raw_text).unwrap().websocket_api().unwrap();
+    assert_eq!(sam, raw);
+    assert!(sam.routes["$connect"].authorizer.is_some());
+    assert!(sam.routes["$default"].returns_response);
+    assert!(!sam.routes["$disconnect"].returns_response);
+    // samtranslator's default stage, and its refusals.
+    let minimal = |extra: &str| {
+        format!(
+            "Resources:
+  F: {{Type: AWS::Serverless::Function, Metadata: {{BuildProperties: {{Binary: message}}}}}}
+  Api:
+    Type: AWS::Serverless::WebSocketApi
+    Properties:
+      RouteSelectionExpression: $request.body.action
+      Routes: {{$default: {{FunctionArn: !GetAtt F.Arn}}}}
+{extra}"
+        )
+    };
+    let api = Template::parse(&minimal(""))
+        .unwrap()
+        .websocket_api()
+        .unwrap();
+    assert_eq!(api.stage, "default");
+    let iam = minimal("      Auth: {AuthType: AWS_IAM}\n");
+    let err = Template::parse(&iam).unwrap().websocket_api().unwrap_err();
+    assert!(err.to_string().contains("AWS_IAM"), "{err}");
+    let no_connect = minimal("      Auth: {AuthType: CUSTOM, AuthArn: !GetAtt F.Arn}\n");
+    let err = Template::parse(&no_connect)
+        .unwrap()
+        .websocket_api()
+        .unwrap_err();
+    assert!(err.to_string().contains("$connect"), "{err}");
+}
+
+#[test]
 fn broken_templates_say_what_is_wrong() {
     let err = Template::parse("Resources: [").unwrap_err();
     assert!(matches!(err, TemplateError::Yaml(_)), "{err}");
@@ -112,10 +150,14 @@ fn broken_templates_say_what_is_wrong() {
             .to_string()
             .contains("WEBSOCKET")
     );
-    let no_binary = Template::parse(&ROOMCAST.replace("Binary: message", "Bin: message")).unwrap();
-    let err = no_binary.websocket_api().unwrap_err().to_string();
+    // A provided runtime needs a cargo binary or a CodeUri with a bootstrap.
+    let no_program = Template::parse(
+        "Resources: {F: {Type: AWS::Serverless::Function, Properties: {Runtime: provided.al2023}}}",
+    )
+    .unwrap();
+    let err = no_program.function("F").unwrap_err().to_string();
     assert!(
-        err.contains("MessageFunction") && err.contains("Binary"),
+        err.contains("F") && err.contains("Binary") && err.contains("CodeUri"),
         "{err}"
     );
     let err = Template::load(Path::new("/nonexistent/template.yaml")).unwrap_err();
