@@ -103,6 +103,51 @@ async fn a_python_function_on_a_route_gets_its_event_and_context() {
     emu.shutdown().await;
 }
 
+/// Node functions run on the emulator's own Node runtime (npm's
+/// aws-lambda-ric needs cmake to build, which these machines lack).
+#[tokio::test]
+async fn a_node_function_on_a_route_and_by_invoke() {
+    let node = std::process::Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "Node functions need `node` (18 or later) on PATH: Debian `apt install nodejs`, or https://nodejs.org"
+    );
+    let emu = lambdas(|c| c).await;
+    let mut ws = connect(&emu.urls.websocket).await;
+    send(&mut ws, json!({"action": "tally", "x": 1})).await;
+    let reply = recv(&mut ws).await;
+    assert_eq!(reply["runtime"], "node");
+    assert_eq!(reply["event"]["requestContext"]["routeKey"], "tally");
+    assert_eq!(reply["functionName"], "TallyFunction");
+    assert_eq!(reply["memoryLimitInMB"], "256");
+    assert_eq!(reply["handlerEnv"], "index.handler");
+    let remaining = reply["remainingMs"].as_i64().unwrap();
+    assert!(remaining > 0 && remaining <= 5_000, "{remaining}");
+    let lambda = lambda_client(&emu).await;
+    let out = lambda
+        .invoke()
+        .function_name("TallyFunction")
+        .payload(payload(&json!({"n": 2})))
+        .client_context("eyJjdXN0b20iOnsiYSI6ImIifX0=")
+        .send()
+        .await
+        .unwrap();
+    let v = parse(&out);
+    assert_eq!(v["event"], json!({"n": 2}));
+    assert_eq!(v["clientContext"]["custom"], json!({"a": "b"}));
+    let out = lambda
+        .invoke()
+        .function_name("TallyFunction")
+        .payload(payload(&json!({"fail": true})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    assert_eq!(parse(&out)["errorType"], "TypeError");
+    assert_eq!(parse(&out)["errorMessage"], "asked to fail");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_sdk_invokes_by_name_arn_and_logical_id_with_client_context() {
     let emu = lambdas(|c| c).await;

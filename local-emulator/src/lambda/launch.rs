@@ -1,8 +1,8 @@
 //! Which program runs a function, from its template entry: `provided`
 //! runtimes run `CodeUri/bootstrap` when there is one, else the cargo
 //! binary named by `BuildProperties.Binary` (built on demand); `python3.x`
-//! runs `python -m awslambdaric <Handler>`; `nodejs*` runs
-//! `npx aws-lambda-ric <Handler>`. Checked at start-up, so a missing or
+//! runs `python -m awslambdaric <Handler>`; `nodejs*` runs the emulator's
+//! own Node runtime (`runtimes/node/runtime.mjs`) with `node`. Checked at start-up, so a missing or
 //! non-executable program is an error naming the function, never a hang.
 
 use std::path::{Path, PathBuf};
@@ -69,8 +69,8 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
         let args = ["-m", "awslambdaric", spec.handler.as_str()];
         (tools.python.clone(), args.map(str::to_owned).to_vec())
     } else if spec.runtime.starts_with("nodejs") {
-        let args = ["--no-install", "aws-lambda-ric", spec.handler.as_str()];
-        (PathBuf::from("npx"), args.map(str::to_owned).to_vec())
+        let runtime = node_runtime(spec)?;
+        (PathBuf::from("node"), vec![runtime.display().to_string()])
     } else {
         return Err(LaunchError::Runtime {
             function: spec.logical_id.clone(),
@@ -82,6 +82,35 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
         args,
         task_root,
     })
+}
+
+/// The emulator's Node runtime (`runtimes/node/runtime.mjs`), written once
+/// to the temporary directory so `node` can run it.
+fn node_runtime(spec: &FunctionSpec) -> Result<PathBuf, LaunchError> {
+    const SOURCE: &str = include_str!("../../runtimes/node/runtime.mjs");
+    let dir = std::env::temp_dir().join("roomcast-runtimes");
+    // Named by content, so an upgraded emulator never runs a stale copy.
+    let hash = SOURCE.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let path = dir.join(format!("node-runtime-{hash:016x}.mjs"));
+    if !path.is_file() {
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            // Write then rename: emulators starting at once never see half a file.
+            let tmp = dir.join(format!(
+                "node-runtime-{hash:016x}.{}.tmp",
+                std::process::id()
+            ));
+            std::fs::write(&tmp, SOURCE)?;
+            std::fs::rename(&tmp, &path)
+        });
+        written.map_err(|_| LaunchError::Program {
+            function: spec.logical_id.clone(),
+            path: path.display().to_string(),
+            problem: "could not be written (the Node runtime)",
+        })?;
+    }
+    Ok(path)
 }
 
 async fn provided_program(
