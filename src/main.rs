@@ -243,6 +243,11 @@ struct DevArgs {
     /// their binary exists (otherwise built only when missing).
     #[arg(long)]
     build: bool,
+    /// Hot reload: when a process function's binary or source changes,
+    /// rebuild it and start new instances; in-flight invocations finish on
+    /// the old ones and WebSocket connections stay open.
+    #[arg(long)]
+    watch: bool,
     /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
@@ -345,7 +350,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
             FunctionsArg::Process => FunctionsMode::Process,
         })
         .python(args.python)
-        .build(args.build);
+        .build(args.build)
+        .watch(args.watch);
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);
     }

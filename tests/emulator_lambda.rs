@@ -372,3 +372,91 @@ async fn a_backend_publishes_through_the_sdk_to_connected_clients() {
     assert_eq!(msg["from"]["user"], "server");
     emu.shutdown().await;
 }
+
+/// `--watch`: a code change reaches new invocations; one running during the
+/// change finishes on the old code; open connections stay open.
+#[tokio::test]
+async fn hot_reload_serves_new_code_without_dropping_connections() {
+    let dir =
+        std::env::temp_dir().join(format!("roomcast-watch-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(dir.join("fn")).unwrap();
+    let app = |version: &str| {
+        format!(
+            "import json, time\nVERSION = {version:?}\n\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0) if isinstance(event, dict) and 'requestContext' not in event else 0)\n    seen = {{'version': VERSION}}\n    if isinstance(event, dict) and 'requestContext' in event:\n        return {{'statusCode': 200, 'body': json.dumps(seen)}}\n    return seen\n"
+        )
+    };
+    std::fs::write(dir.join("fn/app.py"), app("v1")).unwrap();
+    std::fs::write(
+        dir.join("template.yaml"),
+        std::fs::read_to_string(repo_path("tests/fixtures/lambda/template.yaml"))
+            .unwrap()
+            .replace("CodeUri: python/", "CodeUri: fn/")
+            .replace(
+                "CodeUri: node/",
+                &format!(
+                    "CodeUri: {}",
+                    repo_path("tests/fixtures/lambda/node").display()
+                ),
+            )
+            .replace(
+                "CodeUri: .\n",
+                &format!(
+                    "CodeUri: {}\n",
+                    repo_path("tests/fixtures/lambda").display()
+                ),
+            ),
+    )
+    .unwrap();
+    let emu = start(
+        config("template.yaml")
+            .template(dir.join("template.yaml"))
+            .python(python())
+            .watch(true),
+    )
+    .await;
+    let lambda = lambda_client(&emu).await;
+    let version = |event: Value| {
+        let lambda = lambda.clone();
+        async move {
+            let out = lambda
+                .invoke()
+                .function_name("VoteFunction")
+                .payload(payload(&event))
+                .send()
+                .await
+                .unwrap();
+            parse(&out)["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let mut ws = connect(&emu.urls.websocket).await;
+    send(&mut ws, json!({"action": "vote"})).await;
+    assert_eq!(recv(&mut ws).await["version"], "v1");
+    assert_eq!(version(json!({})).await, "v1");
+    // Running while the code changes: it finishes on the old code.
+    let running = tokio::spawn(version(json!({"sleep": 1.5})));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(dir.join("fn/app.py"), app("v2")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut now = String::new();
+    while std::time::Instant::now() < deadline {
+        now = version(json!({})).await;
+        if now == "v2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(now, "v2", "the new code is served");
+    assert_eq!(
+        running.await.unwrap(),
+        "v1",
+        "the running invocation kept the old code"
+    );
+    // The connection opened before the reload still works.
+    send(&mut ws, json!({"action": "vote"})).await;
+    assert_eq!(recv(&mut ws).await["version"], "v2");
+    emu.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -85,6 +85,9 @@ pub struct EmulatorConfig {
     /// The Python interpreter for `python3.x` functions; it needs PyPI's
     /// `awslambdaric`. Default `python3`.
     pub python: PathBuf,
+    /// Hot reload (`--watch`): rebuild and restart process functions whose
+    /// code changes; connections stay open. Default false.
+    pub watch: bool,
     /// After a failed `Event` invocation, Lambda retries after about one
     /// minute, then two. Default 60 s (the second retry waits twice this).
     pub async_retry_base: Duration,
@@ -147,6 +150,7 @@ impl Default for EmulatorConfig {
             build: false,
             python: PathBuf::from("python3"),
             async_retry_base: Duration::from_secs(60),
+            watch: false,
         }
     }
 }
@@ -243,6 +247,12 @@ impl EmulatorConfig {
     /// Builds process functions' cargo binaries at start-up even when they exist.
     pub fn build(mut self, on: bool) -> Self {
         self.build = on;
+        self
+    }
+
+    /// Turns hot reload of process functions on or off.
+    pub fn watch(mut self, on: bool) -> Self {
+        self.watch = on;
         self
     }
 

@@ -123,6 +123,8 @@ pub(crate) struct FunctionEnv {
     /// What every process function's environment shares.
     pub(crate) shared: Shared,
     pub(crate) metrics: Arc<Metrics>,
+    /// Process functions to hot-reload (`--watch`), filled as they are built.
+    pub(crate) watched: std::sync::Mutex<Vec<crate::lambda::watch::Watched>>,
 }
 
 /// Builds a function from its template entry: in process when the
@@ -195,14 +197,29 @@ async fn process_function(
     let env = environment::for_function(spec, &launch.task_root, &fenv.shared, &host);
     let arn = environment::function_arn(&fenv.shared.region, &spec.function_name);
     tracing::info!(function = %spec.logical_id, program = %launch.program.display(), runtime = %spec.runtime, "runs as processes");
-    Ok(Arc::new(ProcessFunction::new(
+    let cargo = launch.program.starts_with(&fenv.tools.target_dir);
+    let (program, task_root) = (launch.program.clone(), launch.task_root.clone());
+    let pool = Arc::new(ProcessFunction::new(
         &spec.logical_id,
         launch,
         env,
         arn,
         Duration::from_secs(spec.timeout_secs),
         fenv.metrics.clone(),
-    )))
+    ));
+    let watched = crate::lambda::watch::Watched::new(
+        Arc::downgrade(&pool),
+        spec,
+        cargo,
+        &program,
+        &task_root,
+        &fenv.tools.project,
+    );
+    fenv.watched
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(watched);
+    Ok(pool)
 }
 
 #[cfg(test)]

@@ -176,10 +176,29 @@ impl State {
                     injected,
                 },
                 metrics: metrics.clone(),
+                watched: std::sync::Mutex::default(),
             },
         };
         let (routes, authorizer) = route_table(&api, &mut functions).await?;
         let all = every_function(&template, &mut functions).await?;
+        if config.watch {
+            let watched = std::mem::take(
+                &mut *functions
+                    .env
+                    .watched
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+            tracing::info!(
+                functions = watched.len(),
+                "watching process functions' code for changes"
+            );
+            tokio::spawn(crate::lambda::watch::run(
+                watched,
+                functions.env.tools.clone(),
+                std::time::Duration::from_millis(500),
+            ));
+        }
         tracing::info!(
             routes = ?routes.keys().collect::<Vec<_>>(),
             stage = %api.stage,

@@ -129,7 +129,7 @@ async fn provided_program(
     executable(spec, built)
 }
 
-async fn cargo_build(spec: &FunctionSpec, tools: &Toolchain) -> Result<(), LaunchError> {
+pub(crate) async fn cargo_build(spec: &FunctionSpec, tools: &Toolchain) -> Result<(), LaunchError> {
     tracing::info!(function = %spec.logical_id, binary = %spec.binary, "building with cargo");
     let fail = |reason: String| LaunchError::Build {
         function: spec.logical_id.clone(),

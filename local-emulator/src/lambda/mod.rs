@@ -16,6 +16,7 @@ pub(crate) mod pool;
 pub(crate) mod process;
 pub(crate) mod runtime_api;
 pub(crate) mod sandbox;
+pub(crate) mod watch;
 
 pub use launch::LaunchError;
 

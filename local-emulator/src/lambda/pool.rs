@@ -4,6 +4,7 @@
 //! throws away the ones that timed out, crashed or failed init.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,10 @@ pub(crate) struct ProcessFunction {
     pub(crate) arn: String,
     pub(crate) timeout: Duration,
     pub(crate) metrics: Arc<Metrics>,
-    idle: Mutex<Vec<Instance>>,
+    idle: Mutex<Vec<(u64, Instance)>>,
+    /// Bumped by a reload: instances of an older generation finish what
+    /// they run and are not reused.
+    generation: AtomicU64,
 }
 
 /// What one invocation carries besides the payload.
@@ -54,6 +58,7 @@ impl ProcessFunction {
             timeout,
             metrics,
             idle: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -84,7 +89,8 @@ impl ProcessFunction {
         context: InvokeContext,
     ) -> Result<Bytes, InvokeError> {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let instance = match self.warm() {
+        let generation = self.generation.load(Ordering::Acquire);
+        let instance = match self.warm(generation) {
             Some(i) => i,
             None => self.start(&request_id).await?,
         };
@@ -115,13 +121,13 @@ impl ProcessFunction {
             .function_duration(&self.name, started.elapsed());
         match outcome {
             Ok(body) => {
-                self.release(instance);
+                self.release(generation, instance);
                 Ok(body)
             }
             Err(InstanceError::Function(e)) => {
                 // An init error ends the instance; a handled error does not.
                 if instance.init.is_some() {
-                    self.release(instance);
+                    self.release(generation, instance);
                 }
                 Err(e)
             }
@@ -137,17 +143,29 @@ impl ProcessFunction {
         }
     }
 
-    fn release(&self, instance: Instance) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(instance);
+    /// Back to the warm pool, unless a reload happened meanwhile (then it
+    /// is dropped, which stops its process).
+    fn release(&self, generation: u64, instance: Instance) {
+        if generation == self.generation.load(Ordering::Acquire) {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((generation, instance));
+        }
     }
 
-    fn warm(&self) -> Option<Instance> {
+    /// New code: later invocations start fresh instances; the ones running
+    /// now finish on the old code. Returns how many warm instances stopped.
+    pub(crate) fn reload(&self) -> usize {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let stale = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        stale.len()
+    }
+
+    fn warm(&self, generation: u64) -> Option<Instance> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(i) = idle.pop() {
-            if i.alive() {
+        while let Some((g, i)) = idle.pop() {
+            if g == generation && i.alive() {
                 return Some(i);
             }
         }
