@@ -27,6 +27,37 @@ async fn join_as(emu: &RunningEmulator, user: &str) -> (Ws, String) {
     (ws, welcome["connectionId"].as_str().unwrap().to_owned())
 }
 
+/// Every function as its real Lambda binary behind the Runtime API, state
+/// in DynamoDB (moto). `build` runs cargo first: never stale binaries.
+async fn processes() -> RunningEmulator {
+    let endpoint = common::dynamodb_endpoint();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    roomcast(|c| {
+        c.dynamodb(endpoint, table, true)
+            .functions(roomcast_emulator::FunctionsMode::Process)
+            .build(true)
+    })
+    .await
+}
+
+/// One test in both function modes: in process (memory store), and every
+/// function as its real binary (moto).
+macro_rules! both_modes {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn in_process() {
+                super::$body(super::roomcast(|c| c).await).await;
+            }
+
+            #[tokio::test]
+            async fn as_processes() {
+                super::$body(super::processes().await).await;
+            }
+        }
+    };
+}
+
 fn seqs(v: &Value) -> Vec<u64> {
     v.as_array()
         .unwrap()
@@ -168,15 +199,7 @@ async fn the_same_scenario_runs_on_dynamodb() {
 /// runs cargo first, so the binaries are never stale.
 #[tokio::test]
 async fn the_same_scenario_runs_with_every_function_as_its_real_binary() {
-    let endpoint = common::dynamodb_endpoint();
-    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
-    let emu = roomcast(|c| {
-        c.dynamodb(endpoint, table, true)
-            .functions(roomcast_emulator::FunctionsMode::Process)
-            .build(true)
-    })
-    .await;
-    chat_scenario(&emu).await;
+    chat_scenario(&processes().await).await;
 }
 
 #[tokio::test]
@@ -210,9 +233,8 @@ async fn the_same_scenario_runs_with_the_in_process_gateway() {
     chat_scenario(&emu).await;
 }
 
-#[tokio::test]
-async fn tokens_are_checked_at_the_door() {
-    let emu = roomcast(|c| c).await;
+both_modes!(tokens_are_checked_at_the_door, tokens_are_checked_at_the_door_on);
+async fn tokens_are_checked_at_the_door_on(emu: RunningEmulator) {
     let ws = &emu.urls.websocket;
     assert_eq!(
         try_connect(ws, None).await.err(),
@@ -278,9 +300,8 @@ async fn browsers_offering_the_roomcast_subprotocol_get_it_back() {
     assert_eq!(headers.get("sec-websocket-protocol").unwrap(), "roomcast");
 }
 
-#[tokio::test]
-async fn bad_frames_get_error_frames_with_the_ref_over_the_wire() {
-    let emu = roomcast(|c| c).await;
+both_modes!(bad_frames_get_error_frames_with_the_ref_over_the_wire, bad_frames_get_error_frames_with_the_ref_over_the_wire_on);
+async fn bad_frames_get_error_frames_with_the_ref_over_the_wire_on(emu: RunningEmulator) {
     let (mut ws, _) = join_as(&emu, "alice").await;
     for (frame, code) in [
         (
@@ -339,6 +360,11 @@ async fn bad_frames_get_error_frames_with_the_ref_over_the_wire() {
     );
 }
 
+/// In process only: with every function a process on moto, a single
+/// connection's 200-frame flood runs 16 message invocations at once that
+/// contend on the connection item's rate-limit write (optimistic retries),
+/// so it drains at about a dozen frames a second and some frames get
+/// `unavailable` (the touch and rate-limit merge is planned work).
 #[tokio::test]
 async fn floods_are_rate_limited_then_cut_off() {
     let emu = roomcast(|c| c).await;
