@@ -233,7 +233,10 @@ async fn the_same_scenario_runs_with_the_in_process_gateway() {
     chat_scenario(&emu).await;
 }
 
-both_modes!(tokens_are_checked_at_the_door, tokens_are_checked_at_the_door_on);
+both_modes!(
+    tokens_are_checked_at_the_door,
+    tokens_are_checked_at_the_door_on
+);
 async fn tokens_are_checked_at_the_door_on(emu: RunningEmulator) {
     let ws = &emu.urls.websocket;
     assert_eq!(
@@ -300,7 +303,10 @@ async fn browsers_offering_the_roomcast_subprotocol_get_it_back() {
     assert_eq!(headers.get("sec-websocket-protocol").unwrap(), "roomcast");
 }
 
-both_modes!(bad_frames_get_error_frames_with_the_ref_over_the_wire, bad_frames_get_error_frames_with_the_ref_over_the_wire_on);
+both_modes!(
+    bad_frames_get_error_frames_with_the_ref_over_the_wire,
+    bad_frames_get_error_frames_with_the_ref_over_the_wire_on
+);
 async fn bad_frames_get_error_frames_with_the_ref_over_the_wire_on(emu: RunningEmulator) {
     let (mut ws, _) = join_as(&emu, "alice").await;
     for (frame, code) in [

@@ -20,7 +20,6 @@
 //! ```
 
 mod backoff;
-pub mod bench;
 mod order;
 mod session;
 

@@ -132,18 +132,8 @@ impl State {
             .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
         let store = store(&config, &template, &sdk).await?;
 
+        check_modes(&config)?;
         let injected = injected_env(&config, addr, &api.stage);
-        if config.functions == FunctionsMode::Process
-            && (config.dynamodb_endpoint.is_none() || config.in_process_gateway)
-        {
-            return Err(EmulatorError::ProcessNeedsStore {
-                conflict: if config.in_process_gateway {
-                    "; and drop --gateway in-process: processes post through @connections"
-                } else {
-                    ""
-                },
-            });
-        }
         let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
@@ -182,22 +172,7 @@ impl State {
         let (routes, authorizer) = route_table(&api, &mut functions).await?;
         let all = every_function(&template, &mut functions).await?;
         if config.watch {
-            let watched = std::mem::take(
-                &mut *functions
-                    .env
-                    .watched
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()),
-            );
-            tracing::info!(
-                functions = watched.len(),
-                "watching process functions' code for changes"
-            );
-            tokio::spawn(crate::lambda::watch::run(
-                watched,
-                functions.env.tools.clone(),
-                std::time::Duration::from_millis(500),
-            ));
+            functions.watch();
         }
         tracing::info!(
             routes = ?routes.keys().collect::<Vec<_>>(),
@@ -240,6 +215,23 @@ impl State {
                 .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
         }
     }
+}
+
+/// `--functions process` needs a store every process reaches, and posts
+/// through `@connections`, not the in-process gateway.
+fn check_modes(config: &EmulatorConfig) -> Result<(), EmulatorError> {
+    if config.functions == FunctionsMode::Process
+        && (config.dynamodb_endpoint.is_none() || config.in_process_gateway)
+    {
+        return Err(EmulatorError::ProcessNeedsStore {
+            conflict: if config.in_process_gateway {
+                "; and drop --gateway in-process: processes post through @connections"
+            } else {
+                ""
+            },
+        });
+    }
+    Ok(())
 }
 
 /// Where process functions' programs come from: cargo's target directory
@@ -344,6 +336,21 @@ struct Functions {
 }
 
 impl Functions {
+    /// Starts hot reload of the process functions built so far.
+    fn watch(&self) {
+        let watched =
+            std::mem::take(&mut *self.env.watched.lock().unwrap_or_else(|p| p.into_inner()));
+        tracing::info!(
+            functions = watched.len(),
+            "watching process functions' code for changes"
+        );
+        tokio::spawn(crate::lambda::watch::run(
+            watched,
+            self.env.tools.clone(),
+            std::time::Duration::from_millis(500),
+        ));
+    }
+
     async fn get(
         &mut self,
         spec: &crate::template::FunctionSpec,

@@ -5,7 +5,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use roomcast_aws::auth::{DevClaims, Right, RoomRights, mint_hs256};
-use roomcast_client::bench::{self, Target};
+mod load;
+
+use load::{self as bench, Target};
 
 use crate::{BenchArgs, out};
 

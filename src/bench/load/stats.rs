@@ -2,19 +2,19 @@
 
 /// Summary of latency samples, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Median.
-    pub p50_ms: f64,
+    pub(crate) p50_ms: f64,
     /// 95th percentile.
-    pub p95_ms: f64,
+    pub(crate) p95_ms: f64,
     /// 99th percentile.
-    pub p99_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Largest.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 /// Nearest-rank percentiles of `samples` (microseconds).
-pub fn summarize(samples: &mut [u64]) -> Summary {
+pub(crate) fn summarize(samples: &mut [u64]) -> Summary {
     if samples.is_empty() {
         return Summary::default();
     }

@@ -16,16 +16,16 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod stats;
 
-pub use stats::{Summary, summarize};
+pub(crate) use stats::summarize;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Tokens for connection `i` (Roomcast needs one per connection).
-pub type Tokens = Arc<dyn Fn(usize) -> String + Send + Sync>;
+pub(crate) type Tokens = Arc<dyn Fn(usize) -> String + Send + Sync>;
 
 /// What to load.
 #[derive(Clone)]
-pub enum Target {
+pub(crate) enum Target {
     /// A Roomcast endpoint (the emulator or a deployment).
     Roomcast {
         /// WebSocket URL.
@@ -49,7 +49,7 @@ pub enum Target {
 
 /// Why a scenario could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// A connection or join failed where the scenario cannot go on.
     #[error("{0}")]
     Setup(String),
@@ -67,7 +67,7 @@ fn now_us() -> u64 {
 
 impl Target {
     /// The name used in results.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Roomcast { .. } => "roomcast",
             Self::RoomcastInProcess { .. } => "roomcast-in-process",
@@ -191,7 +191,7 @@ struct Delivered {
 }
 
 /// `connect`: `n` clients, `in_flight` handshakes at once.
-pub async fn connect(target: &Target, n: usize, in_flight: usize) -> Value {
+pub(crate) async fn connect(target: &Target, n: usize, in_flight: usize) -> Value {
     let gate = Arc::new(Semaphore::new(in_flight.max(1)));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let failures = Arc::new(AtomicUsize::new(0));
@@ -249,23 +249,23 @@ type Seen = HashMap<(usize, u64, u64), u32>;
 
 /// Sizes of a `broadcast` run.
 #[derive(Clone, Copy, Debug)]
-pub struct Broadcast {
+pub(crate) struct Broadcast {
     /// Rooms.
-    pub rooms: usize,
+    pub(crate) rooms: usize,
     /// Receivers per room.
-    pub members: usize,
+    pub(crate) members: usize,
     /// Senders per room.
-    pub senders: usize,
+    pub(crate) senders: usize,
     /// Messages per second, per sender.
-    pub rate: u32,
+    pub(crate) rate: u32,
     /// Messages per sender.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 /// `broadcast`: R rooms of M members, S senders each at a fixed rate.
 /// Every (receiver, sender, message) is counted: lost and duplicate counts
 /// are exact.
-pub async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, BenchError> {
+pub(crate) async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, BenchError> {
     let per_room = b.members + b.senders;
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
@@ -383,7 +383,7 @@ pub async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, BenchErro
 }
 
 /// `fanout`: one message at a time to a room of `n`; `repeats` times.
-pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, BenchError> {
+pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, BenchError> {
     let receivers = target.open_many(n, 50, Some(0), 0).await?;
     let sender = target.open_many(1, 1, Some(0), n).await?.remove(0);
     let (mut sink, mut stream) = sender.split();
@@ -457,7 +457,11 @@ pub async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Value, Be
 }
 
 /// `memory`: the server's RSS with `n` idle connections, read from /proc.
-pub async fn memory(target: &Target, pid: u32, counts: &[usize]) -> Result<Value, BenchError> {
+pub(crate) async fn memory(
+    target: &Target,
+    pid: u32,
+    counts: &[usize],
+) -> Result<Value, BenchError> {
     let rss = || -> Result<u64, BenchError> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .map_err(|e| BenchError::Setup(format!("cannot read /proc/{pid}/status: {e}")))?;
@@ -498,7 +502,7 @@ pub async fn memory(target: &Target, pid: u32, counts: &[usize]) -> Result<Value
 /// `coldstart`: runs `binary` `runs` times against a minimal Lambda Runtime
 /// API stub on 127.0.0.1, timing exec → its first `GET .../invocation/next`
 /// (init done: config read, SDK clients built). `env` is its environment.
-pub async fn coldstart(
+pub(crate) async fn coldstart(
     binary: &std::path::Path,
     env: &[(String, String)],
     runs: usize,
