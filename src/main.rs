@@ -89,7 +89,9 @@ enum Command {
 struct BenchArgs {
     /// Scenarios, comma-separated: connect, broadcast, fanout, memory,
     /// coldstart, sdk-floor (the cost of one PostToConnection through the
-    /// SDK against a do-nothing server, beside plain HTTP).
+    /// SDK against a do-nothing server, beside plain HTTP), lambda (one
+    /// invocation through the Invoke API, in process against as a process
+    /// behind the Runtime API).
     #[arg(long, default_value = "connect,broadcast,fanout,memory")]
     scenarios: String,
     /// Clients for `connect`.
@@ -131,6 +133,14 @@ struct BenchArgs {
     /// Also bench an emulator using the in-process gateway.
     #[arg(long)]
     in_process: bool,
+    /// Also bench two emulators on this DynamoDB endpoint (moto): Roomcast's
+    /// functions in process, and each as its release binary behind the
+    /// Runtime API (`cargo build --release -p roomcast-aws --bins` first).
+    #[arg(long)]
+    dynamodb_endpoint: Option<String>,
+    /// Invocations per mode for `lambda`.
+    #[arg(long, default_value_t = 500)]
+    invocations: usize,
     /// Where the release Lambda binaries are, for `coldstart`.
     #[arg(long, default_value = "target/release")]
     lambda_dir: PathBuf,
@@ -248,6 +258,10 @@ struct DevArgs {
     /// the old ones and WebSocket connections stay open.
     #[arg(long)]
     watch: bool,
+    /// The cargo profile whose binaries process functions run (`debug`,
+    /// `release`, or a custom profile).
+    #[arg(long, default_value = "debug")]
+    cargo_profile: String,
     /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
@@ -351,7 +365,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         })
         .python(args.python)
         .build(args.build)
-        .watch(args.watch);
+        .watch(args.watch)
+        .cargo_profile(args.cargo_profile);
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);
     }

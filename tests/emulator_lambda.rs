@@ -67,6 +67,48 @@ async fn a_custom_route_runs_a_custom_runtime_with_api_gateways_event() {
     assert!(ctx["requestId"].as_str().is_some_and(|c| !c.is_empty()));
     assert_eq!(event["body"], json!({"action": "echo", "n": 1}).to_string());
     assert_eq!(event["isBase64Encoded"], false);
+    // Every field DESIGN.md §2 lists for a MESSAGE event.
+    for key in ["connectedAt", "requestTimeEpoch"] {
+        assert!(
+            ctx[key].as_i64().is_some_and(|t| t > 1_700_000_000_000),
+            "{key}: {ctx}"
+        );
+    }
+    for key in [
+        "requestTime",
+        "extendedRequestId",
+        "messageId",
+        "domainName",
+        "apiId",
+    ] {
+        assert!(
+            ctx[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}: {ctx}"
+        );
+    }
+    assert_eq!(ctx["messageDirection"], "IN");
+    assert_eq!(ctx["identity"]["sourceIp"], "127.0.0.1");
+    assert!(ctx["identity"]["userAgent"].is_string(), "{ctx}");
+    // Nothing invented: every requestContext field is one AWS's sample
+    // WebSocket event (aws_lambda_events' fixture) has too.
+    let sample: Value = serde_json::from_str(include_str!(
+        "fixtures/aws-events/example-apigw-websocket-request.json"
+    ))
+    .unwrap();
+    for (key, value) in ctx.as_object().unwrap() {
+        assert!(
+            sample["requestContext"].get(key).is_some(),
+            "requestContext.{key} is not in AWS's sample"
+        );
+        if key == "identity" {
+            for k in value.as_object().unwrap().keys() {
+                assert!(
+                    sample["requestContext"]["identity"].get(k).is_some(),
+                    "identity.{k} is not in AWS's sample"
+                );
+            }
+        }
+    }
     // It is one of AWS's event shapes: aws_lambda_events reads it.
     let typed: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest =
         serde_json::from_value(event.clone()).unwrap();

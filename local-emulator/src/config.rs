@@ -85,6 +85,9 @@ pub struct EmulatorConfig {
     /// The Python interpreter for `python3.x` functions; it needs PyPI's
     /// `awslambdaric`. Default `python3`.
     pub python: PathBuf,
+    /// The cargo profile whose binaries process functions run: `debug`
+    /// (default), `release` or a custom one (`target/<profile>/`).
+    pub cargo_profile: String,
     /// Hot reload (`--watch`): rebuild and restart process functions whose
     /// code changes; connections stay open. Default false.
     pub watch: bool,
@@ -151,6 +154,7 @@ impl Default for EmulatorConfig {
             python: PathBuf::from("python3"),
             async_retry_base: Duration::from_secs(60),
             watch: false,
+            cargo_profile: "debug".into(),
         }
     }
 }
@@ -247,6 +251,12 @@ impl EmulatorConfig {
     /// Builds process functions' cargo binaries at start-up even when they exist.
     pub fn build(mut self, on: bool) -> Self {
         self.build = on;
+        self
+    }
+
+    /// Sets the cargo profile of process functions' binaries.
+    pub fn cargo_profile(mut self, profile: impl Into<String>) -> Self {
+        self.cargo_profile = profile.into();
         self
     }
 

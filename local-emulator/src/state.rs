@@ -251,6 +251,7 @@ fn toolchain(config: &EmulatorConfig) -> Toolchain {
         project,
         target_dir,
         rebuild: config.build,
+        profile: config.cargo_profile.clone(),
         python: config.python.clone(),
     }
 }

@@ -26,15 +26,11 @@ pub(crate) type Tokens = Arc<dyn Fn(usize) -> String + Send + Sync>;
 /// What to load.
 #[derive(Clone)]
 pub(crate) enum Target {
-    /// A Roomcast endpoint (the emulator or a deployment).
+    /// A Roomcast endpoint (an emulator in one of its modes, or a
+    /// deployment), named in the results.
     Roomcast {
-        /// WebSocket URL.
-        url: String,
-        /// Token for connection `i`.
-        tokens: Tokens,
-    },
-    /// Roomcast's emulator with its in-process gateway (same protocol).
-    RoomcastInProcess {
+        /// `roomcast`, `roomcast-in-process`, `roomcast-process-moto`…
+        name: &'static str,
         /// WebSocket URL.
         url: String,
         /// Token for connection `i`.
@@ -69,15 +65,14 @@ impl Target {
     /// The name used in results.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Self::Roomcast { .. } => "roomcast",
-            Self::RoomcastInProcess { .. } => "roomcast-in-process",
+            Self::Roomcast { name, .. } => name,
             Self::Reference { .. } => "reference",
         }
     }
 
     async fn connect(&self, i: usize) -> Result<Ws, BenchError> {
         let url = match self {
-            Self::Roomcast { url, tokens } | Self::RoomcastInProcess { url, tokens } => {
+            Self::Roomcast { url, tokens, .. } => {
                 format!("{url}?token={}", tokens(i))
             }
             Self::Reference { url } => url.clone(),
@@ -117,7 +112,7 @@ impl Target {
     fn frame(&self, room: u64, sender: u64, n: u64) -> Message {
         let data = json!({"t": now_us(), "n": n, "s": sender, "r": room});
         Message::text(match self {
-            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => json!({
+            Self::Roomcast { .. } => json!({
                 "action": "send", "room": room_name(room), "id": format!("b{sender}-{n}"), "data": data,
             })
             .to_string(),
@@ -131,10 +126,8 @@ impl Target {
     fn delivery(&self, text: &str) -> Option<Delivered> {
         let v: Value = serde_json::from_str(text).ok()?;
         let d = match self {
-            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } if v["type"] == "message" => {
-                &v["data"]
-            }
-            Self::Roomcast { .. } | Self::RoomcastInProcess { .. } => return None,
+            Self::Roomcast { .. } if v["type"] == "message" => &v["data"],
+            Self::Roomcast { .. } => return None,
             Self::Reference { .. } => &v,
         };
         Some(Delivered {

@@ -12,6 +12,7 @@ use load::{self as bench, Target};
 use crate::{BenchArgs, out};
 
 mod floor;
+mod invoke;
 mod reference;
 
 /// A server process started for the bench; killed when dropped.
@@ -108,6 +109,7 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
             let token = args.token.clone().ok_or("--url needs --token")?;
             targets.push((
                 Target::Roomcast {
+                    name: "roomcast",
                     url: url.clone(),
                     tokens: Arc::new(move |_| token.clone()),
                 },
@@ -121,6 +123,7 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
             )?;
             targets.push((
                 Target::Roomcast {
+                    name: "roomcast",
                     url: format!("ws://127.0.0.1:{}/prod", sdk.port),
                     tokens: dev_tokens(),
                 },
@@ -141,13 +144,53 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                     &no_limits,
                 )?;
                 targets.push((
-                    Target::RoomcastInProcess {
+                    Target::Roomcast {
+                        name: "roomcast-in-process",
                         url: format!("ws://127.0.0.1:{}/prod", fast.port),
                         tokens: dev_tokens(),
                     },
                     Some(fast.child.id()),
                 ));
                 servers.push(fast);
+            }
+            if let Some(endpoint) = &args.dynamodb_endpoint {
+                for (name, functions) in [
+                    ("roomcast-moto", "in-process"),
+                    ("roomcast-process-moto", "process"),
+                ] {
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos());
+                    let table = format!("bench-{name}-{nanos}");
+                    let server = spawn(
+                        &[
+                            "dev",
+                            "--port",
+                            "0",
+                            "--outbound-queue",
+                            "4096",
+                            "--dynamodb-endpoint",
+                            endpoint,
+                            "--table",
+                            &table,
+                            "--create-table",
+                            "--functions",
+                            functions,
+                            "--cargo-profile",
+                            "release",
+                        ],
+                        &no_limits,
+                    )?;
+                    targets.push((
+                        Target::Roomcast {
+                            name,
+                            url: format!("ws://127.0.0.1:{}/prod", server.port),
+                            tokens: dev_tokens(),
+                        },
+                        Some(server.child.id()),
+                    ));
+                    servers.push(server);
+                }
             }
         }
     }
@@ -175,6 +218,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
     for scenario in args.scenarios.split(',').map(str::trim) {
         if scenario == "coldstart" {
             coldstart(&args.lambda_dir).await?;
+            continue;
+        }
+        if scenario == "lambda" {
+            for r in invoke::run(args.invocations).await? {
+                out(&r.to_string());
+            }
             continue;
         }
         if scenario == "sdk-floor" {

@@ -71,6 +71,12 @@ pub(crate) fn for_function(
             env.insert(k.into(), v);
         }
     }
+    if spec.runtime.starts_with("python") {
+        // No __pycache__ in the user's code: its timestamps have a
+        // one-second grain, so a file edited twice within a second would
+        // otherwise be served stale after a hot reload.
+        env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+    }
     reserved(spec, task_root, shared, &mut env);
     env
 }
@@ -161,6 +167,10 @@ mod tests {
         assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], "http://127.0.0.1:1");
         assert_eq!(env["AWS_ACCESS_KEY_ID"], "local");
         assert!(!env.contains_key("AWS_LAMBDA_RUNTIME_API"), "per instance");
+        assert_eq!(
+            env["PYTHONDONTWRITEBYTECODE"], "1",
+            "no stale bytecode after a reload"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub(crate) struct Toolchain {
     pub(crate) target_dir: PathBuf,
     /// Build cargo binaries even when one exists (`--build`).
     pub(crate) rebuild: bool,
+    /// The cargo profile: `debug`, `release` or a custom one.
+    pub(crate) profile: String,
     /// The Python interpreter with `awslambdaric` installed.
     pub(crate) python: PathBuf,
 }
@@ -122,7 +124,13 @@ async fn provided_program(
     if spec.binary.is_empty() || bootstrap.is_file() {
         return executable(spec, bootstrap);
     }
-    let built = tools.target_dir.join("debug").join(&spec.binary);
+    // Cargo puts the `dev` profile's output in `debug/`.
+    let dir = if tools.profile == "dev" {
+        "debug"
+    } else {
+        tools.profile.as_str()
+    };
+    let built = tools.target_dir.join(dir).join(&spec.binary);
     if tools.rebuild || !built.is_file() {
         cargo_build(spec, tools).await?;
     }
@@ -136,8 +144,19 @@ pub(crate) async fn cargo_build(spec: &FunctionSpec, tools: &Toolchain) -> Resul
         binary: spec.binary.clone(),
         reason,
     };
+    let profile = match tools.profile.as_str() {
+        "debug" => "dev",
+        other => other,
+    };
     let status = tokio::process::Command::new("cargo")
-        .args(["build", "--workspace", "--bin", &spec.binary])
+        .args([
+            "build",
+            "--workspace",
+            "--profile",
+            profile,
+            "--bin",
+            &spec.binary,
+        ])
         .env("CARGO_TARGET_DIR", &tools.target_dir)
         .current_dir(&tools.project)
         .status()

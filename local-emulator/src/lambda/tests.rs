@@ -58,6 +58,7 @@ fn tools() -> Toolchain {
         project: fixtures(),
         target_dir: fixtures().join("no-target"),
         rebuild: false,
+        profile: "debug".into(),
         python: "python3".into(),
     }
 }
