@@ -308,6 +308,19 @@ async fn bad_requests_get_lambdas_errors() {
             .into_service_error()
             .is_request_too_large_exception()
     );
+    let huge = Blob::new(format!("\"{}\"", "x".repeat(6 * 1024 * 1024 + 1)).into_bytes());
+    let sync_too_big = lambda
+        .invoke()
+        .function_name("VoteFunction")
+        .payload(huge)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        sync_too_big
+            .into_service_error()
+            .is_request_too_large_exception()
+    );
     let dry = lambda
         .invoke()
         .function_name("VoteFunction")

@@ -49,6 +49,16 @@ pub enum LaunchError {
         /// What happened.
         reason: String,
     },
+    /// The runtime's interpreter is not installed.
+    #[error("function {function}: {program} not found on PATH ({hint})")]
+    Interpreter {
+        /// The logical id.
+        function: String,
+        /// The interpreter.
+        program: String,
+        /// What to do.
+        hint: &'static str,
+    },
     /// The program is missing or not executable.
     #[error("function {function}: {path} {problem}")]
     Program {
@@ -69,10 +79,12 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
         (provided_program(spec, tools, &task_root).await?, Vec::new())
     } else if spec.runtime.starts_with("python3") {
         let args = ["-m", "awslambdaric", spec.handler.as_str()];
-        (tools.python.clone(), args.map(str::to_owned).to_vec())
+        let python = interpreter(spec, &tools.python, "pass --python or install python3")?;
+        (python, args.map(str::to_owned).to_vec())
     } else if spec.runtime.starts_with("nodejs") {
         let runtime = node_runtime(spec)?;
-        (PathBuf::from("node"), vec![runtime.display().to_string()])
+        let node = interpreter(spec, Path::new("node"), "install Node.js 18 or later")?;
+        (node, vec![runtime.display().to_string()])
     } else {
         return Err(LaunchError::Runtime {
             function: spec.logical_id.clone(),
@@ -166,6 +178,31 @@ pub(crate) async fn cargo_build(spec: &FunctionSpec, tools: &Toolchain) -> Resul
         return Err(fail(status.to_string()));
     }
     Ok(())
+}
+
+/// The interpreter `program` (a path, or a name looked up on `PATH`).
+fn interpreter(
+    spec: &FunctionSpec,
+    program: &Path,
+    hint: &'static str,
+) -> Result<PathBuf, LaunchError> {
+    let found = if program.components().count() > 1 {
+        Some(program.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    let Some(path) = found else {
+        return Err(LaunchError::Interpreter {
+            function: spec.logical_id.clone(),
+            program: program.display().to_string(),
+            hint,
+        });
+    };
+    executable(spec, path)
 }
 
 fn executable(spec: &FunctionSpec, path: PathBuf) -> Result<PathBuf, LaunchError> {

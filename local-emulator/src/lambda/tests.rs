@@ -327,6 +327,15 @@ async fn missing_or_non_executable_programs_are_named_at_start_up() {
     assert!(
         matches!(r, Err(LaunchError::Program { problem, .. }) if problem.contains("not executable")),
     );
+    s.runtime = "python3.12".into();
+    let no_python = Toolchain {
+        python: "no-such-python-here".into(),
+        ..tools()
+    };
+    assert!(matches!(
+        launch::resolve(&s, &no_python).await,
+        Err(LaunchError::Interpreter { .. })
+    ));
     s.runtime = "java21".into();
     assert!(matches!(
         launch::resolve(&s, &tools()).await,
