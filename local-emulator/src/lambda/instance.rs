@@ -14,18 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::process::{Launch, Process, SpawnError};
 use super::runtime_api;
-use super::sandbox::{Invocation, Reply, Sandbox};
+use super::sandbox::{Invocation, Reply, Sandbox, Work};
 use crate::registry::InvokeError;
-
-/// One request for an instance.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) request_id: String,
-    pub(crate) event: Bytes,
-    pub(crate) deadline_ms: i64,
-    pub(crate) client_context: Option<String>,
-    pub(crate) cognito_identity: Option<String>,
-}
 
 /// How an invocation on an instance ended, when it did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,21 +100,13 @@ impl Instance {
     }
 
     /// Runs one invocation; on the first one, waits for init as well.
-    pub(crate) async fn invoke(&mut self, request: Request) -> Result<Bytes, InstanceError> {
+    pub(crate) async fn invoke(&mut self, work: Work) -> Result<Bytes, InstanceError> {
         if self.init.is_none() {
             self.wait_init().await?;
         }
         let (reply, answered) = oneshot::channel();
-        self.serving.send_replace(Some(request.request_id.clone()));
-        let invocation = Invocation {
-            trace_id: trace_id(&request.request_id),
-            request_id: request.request_id,
-            event: request.event,
-            deadline_ms: request.deadline_ms,
-            client_context: request.client_context,
-            cognito_identity: request.cognito_identity,
-            reply,
-        };
+        self.serving.send_replace(Some(work.request_id.clone()));
+        let invocation = Invocation { work, reply };
         let outcome = tokio::select! {
             sent = self.feed.send(invocation) => match sent {
                 Ok(()) => self.answer(answered).await,
@@ -183,7 +165,7 @@ fn exited(status: Option<std::process::ExitStatus>) -> InstanceError {
 }
 
 /// An X-Ray trace header for one invocation: `Root=1-<epoch hex>-<24 hex>`.
-fn trace_id(request_id: &str) -> String {
+pub(crate) fn trace_id(request_id: &str) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

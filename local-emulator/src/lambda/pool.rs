@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::instance::{Instance, InstanceError, Request};
+use super::instance::{Instance, InstanceError, trace_id};
 use super::process::Launch;
+use super::sandbox::Work;
 use crate::metrics::Metrics;
 use crate::registry::{Handler, InvokeError, InvokeFuture};
 
@@ -105,14 +106,15 @@ impl ProcessFunction {
         let mut instance = instance;
         let cold = instance.init.is_none();
         let started = Instant::now();
-        let request = Request {
+        let work = Work {
+            trace_id: trace_id(&request_id),
             request_id: request_id.clone(),
             event,
             deadline_ms: deadline_ms(self.timeout),
             client_context: context.client_context,
             cognito_identity: context.cognito_identity,
         };
-        let outcome = instance.invoke(request).await;
+        let outcome = instance.invoke(work).await;
         note.armed = false;
         if cold && let Some(init) = instance.init {
             self.metrics.function_init(&self.name, init);

@@ -15,19 +15,10 @@ use crate::registry::InvokeError;
 /// answer (403) from an id it never issued (400).
 const ANSWERED_KEPT: usize = 64;
 
-/// One invocation for the runtime to fetch with `/next`.
+/// One invocation: the work `/next` hands out, and where its answer goes.
 #[derive(Debug)]
 pub(crate) struct Invocation {
-    pub(crate) request_id: String,
-    pub(crate) event: Bytes,
-    /// Epoch ms by which the function must answer.
-    pub(crate) deadline_ms: i64,
-    /// X-Ray's `Root=1-…;Sampled=0`.
-    pub(crate) trace_id: String,
-    /// `X-Amz-Client-Context` of an Invoke API call, base64 JSON.
-    pub(crate) client_context: Option<String>,
-    /// The caller's Cognito identity, JSON.
-    pub(crate) cognito_identity: Option<String>,
+    pub(crate) work: Work,
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
@@ -42,12 +33,16 @@ pub(crate) enum Reply {
 
 /// What `/next` hands the runtime: the event and its headers' values.
 #[derive(Debug)]
-pub(crate) struct Next {
+pub(crate) struct Work {
     pub(crate) request_id: String,
     pub(crate) event: Bytes,
+    /// Epoch ms by which the function must answer.
     pub(crate) deadline_ms: i64,
+    /// X-Ray's `Root=1-…;Sampled=0`.
     pub(crate) trace_id: String,
+    /// `X-Amz-Client-Context` of an Invoke API call, decoded JSON.
     pub(crate) client_context: Option<String>,
+    /// The caller's Cognito identity, JSON.
     pub(crate) cognito_identity: Option<String>,
 }
 
@@ -102,21 +97,11 @@ impl Sandbox {
 
     /// `/next`: waits for an invocation. `None` when the instance is being
     /// torn down (nothing will ever come).
-    pub(crate) async fn next(&self) -> Option<Next> {
+    pub(crate) async fn next(&self) -> Option<Work> {
         self.ready.send_replace(true);
-        let invocation = self.queue.lock().await.recv().await?;
-        let next = Next {
-            request_id: invocation.request_id.clone(),
-            event: invocation.event,
-            deadline_ms: invocation.deadline_ms,
-            trace_id: invocation.trace_id,
-            client_context: invocation.client_context,
-            cognito_identity: invocation.cognito_identity,
-        };
-        self.lock()
-            .in_flight
-            .insert(invocation.request_id, invocation.reply);
-        Some(next)
+        let Invocation { work, reply } = self.queue.lock().await.recv().await?;
+        self.lock().in_flight.insert(work.request_id.clone(), reply);
+        Some(work)
     }
 
     /// `/response` or `/error` for `request_id`.
@@ -169,16 +154,15 @@ mod tests {
 
     fn invocation(id: &str) -> (Invocation, oneshot::Receiver<Reply>) {
         let (reply, rx) = oneshot::channel();
-        let inv = Invocation {
+        let work = Work {
             request_id: id.into(),
             event: Bytes::from_static(b"{}"),
             deadline_ms: 1,
             trace_id: "Root=1-0-0".into(),
             client_context: None,
             cognito_identity: None,
-            reply,
         };
-        (inv, rx)
+        (Invocation { work, reply }, rx)
     }
 
     #[tokio::test]
