@@ -476,6 +476,15 @@ impl Template {
         })
     }
 
+    /// `IdentitySource`: a list, or one value.
+    fn identity_sources(&self, v: Option<&Value>) -> Vec<String> {
+        match v {
+            Some(Value::Sequence(seq)) => seq.iter().filter_map(|v| self.eval(v)).collect(),
+            Some(v) => self.eval(v).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn authorizer(&self, id: &str) -> Result<AuthorizerSpec, TemplateError> {
         let r = self
             .resource(id)
@@ -484,11 +493,7 @@ impl Template {
             .prop(r, "AuthorizerUri")
             .and_then(|v| self.eval(v))
             .ok_or_else(|| invalid(format!("authorizer {id} has no AuthorizerUri")))?;
-        let identity_sources = match self.prop(r, "IdentitySource") {
-            Some(Value::Sequence(seq)) => seq.iter().filter_map(|v| self.eval(v)).collect(),
-            Some(v) => self.eval(v).into_iter().collect(),
-            None => Vec::new(),
-        };
+        let identity_sources = self.identity_sources(self.prop(r, "IdentitySource"));
         Ok(AuthorizerSpec {
             function: self.function_in_uri(&uri)?,
             identity_sources,

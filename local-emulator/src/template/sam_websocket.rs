@@ -86,11 +86,7 @@ impl Template {
                             "{id}: AuthArn must be specified if AuthType is CUSTOM"
                         ))
                     })?;
-                let identity_sources = match auth.get("IdentitySource") {
-                    Some(Value::Sequence(seq)) => seq.iter().filter_map(|v| self.eval(v)).collect(),
-                    Some(v) => self.eval(v).into_iter().collect(),
-                    None => Vec::new(),
-                };
+                let identity_sources = self.identity_sources(auth.get("IdentitySource"));
                 Ok(Some(AuthorizerSpec {
                     function: self.function_in_uri(&arn)?,
                     identity_sources,
