@@ -366,14 +366,8 @@ async fn bad_frames_get_error_frames_with_the_ref_over_the_wire_on(emu: RunningE
     );
 }
 
-/// In process only: with every function a process on moto, a single
-/// connection's 200-frame flood runs 16 message invocations at once that
-/// contend on the connection item's rate-limit write (optimistic retries),
-/// so it drains at about a dozen frames a second and some frames get
-/// `unavailable` (the touch and rate-limit merge is planned work).
-#[tokio::test]
-async fn floods_are_rate_limited_then_cut_off() {
-    let emu = roomcast(|c| c).await;
+both_modes!(floods_are_rate_limited_then_cut_off, floods_are_rate_limited_then_cut_off_on);
+async fn floods_are_rate_limited_then_cut_off_on(emu: RunningEmulator) {
     let (mut ws, _) = join_as(&emu, "flooder").await;
     for i in 0..200 {
         send(&mut ws, json!({"action": "heartbeat", "ref": i})).await;

@@ -100,7 +100,10 @@ impl CostWorld {
             .unwrap();
     }
 
+    /// A frame from a client within its rate (a second after its last):
+    /// the usual frame, whose rate-limit charge is one conditional update.
     async fn call(&self, conn: &str, frame: serde_json::Value) -> serde_json::Value {
+        self.clock.advance_ms(1_000);
         let reply = routes::message(
             &self.ctx(),
             None,
@@ -156,14 +159,14 @@ async fn a_presence_join_costs_two_writes_one_roster_query_and_reads() {
         .call("c1", json!({"action": "join", "room": "lobby"}))
         .await;
     assert_eq!(r["type"], "joined");
-    // touch: GetItem + conditional UpdateItem; join: reverse + watcher copy
-    // (one BatchWriteItem), member PutItem; roster (a presence joiner gets
+    // touch: one conditional UpdateItem (it returns the connection); join:
+    // reverse + watcher copy (one BatchWriteItem), member PutItem; roster (a presence joiner gets
     // it, and it also answers whom to tell): one Query; current seq: GetItem.
     assert_eq!(
         w.counter.take(),
         counts(&[
             ("BatchWriteItem", 1),
-            ("GetItem", 2),
+            ("GetItem", 1),
             ("PutItem", 1),
             ("Query", 1),
             ("UpdateItem", 1)
@@ -194,12 +197,11 @@ async fn send_cost(page_limit: Option<i32>, members: usize) -> BTreeMap<String, 
 
 #[tokio::test]
 async fn send_to_a_room_costs_one_query_page_per_page_of_members() {
-    // touch (GetItem + UpdateItem), marker and current seq (one consistent
+    // touch (one conditional UpdateItem), marker and current seq (one consistent
     // BatchGetItem), seq + marker + history committed together
     // (TransactWriteItems), members (Query per page).
     let base = [
         ("BatchGetItem", 1),
-        ("GetItem", 1),
         ("TransactWriteItems", 1),
         ("UpdateItem", 1),
     ];
@@ -231,10 +233,7 @@ async fn history_page_costs_one_query() {
         .call("c1", json!({"action": "history", "room": "r", "limit": 3}))
         .await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        w.counter.take(),
-        counts(&[("GetItem", 1), ("Query", 1), ("UpdateItem", 1)])
-    );
+    assert_eq!(w.counter.take(), counts(&[("Query", 1), ("UpdateItem", 1)]));
 }
 
 #[tokio::test]
@@ -282,12 +281,12 @@ async fn joining_and_leaving_cost_the_same_in_a_room_of_5_and_of_200() {
     let small = silent_join_and_disconnect_cost(5).await;
     let big = silent_join_and_disconnect_cost(200).await;
     assert_eq!(small, big, "no per-member reads on join or leave");
-    // join: touch (GetItem + UpdateItem), reverse + member PutItem, the
+    // join: touch (one UpdateItem), reverse + member PutItem, the
     // (empty) watcher range (one Query), current seq (GetItem).
     assert_eq!(
         big.0,
         counts(&[
-            ("GetItem", 2),
+            ("GetItem", 1),
             ("PutItem", 2),
             ("Query", 1),
             ("UpdateItem", 1)
@@ -424,21 +423,78 @@ async fn presence_refresh_costs_one_query_and_batched_puts_at_most_every_half_id
     w.counter.take();
     // Within the refresh interval: just the touch.
     w.call("c1", json!({"action": "heartbeat"})).await;
-    assert_eq!(
-        w.counter.take(),
-        counts(&[("GetItem", 1), ("UpdateItem", 1)])
-    );
+    assert_eq!(w.counter.take(), counts(&[("UpdateItem", 1)]));
     // Half the idle timeout later: the touch, then one refresh.
     w.clock.advance_ms(300_000);
     w.call("c1", json!({"action": "heartbeat"})).await;
-    // touch (GetItem + UpdateItem) + refresh (Query + 6 puts in one batch + UpdateItem refreshedAt)
+    // touch (one UpdateItem) + refresh (Query + 6 puts in one batch + UpdateItem refreshedAt)
     assert_eq!(
         w.counter.take(),
-        counts(&[
-            ("BatchWriteItem", 1),
-            ("GetItem", 1),
-            ("Query", 1),
-            ("UpdateItem", 2)
-        ])
+        counts(&[("BatchWriteItem", 1), ("Query", 1), ("UpdateItem", 2)])
     );
+}
+
+/// Frames of one connection handled by concurrent invocations (API Gateway
+/// runs them in parallel): each is charged exactly once, none conflicts,
+/// and exactly the burst is allowed. The charge is an increment in the
+/// update's condition, not a read-then-compare-and-set.
+#[tokio::test]
+async fn concurrent_frames_of_one_connection_are_each_charged_without_conflicts() {
+    let (store, ..) = common::dynamo_store_with(None, StoreOptions::default()).await;
+    let c = ConnectionRecord::new("c1", &identity("alice"), NOW, NOW + 3_600_000);
+    store.put_connection(&c).await.unwrap();
+    let limit = roomcast_core::config::RateLimit {
+        per_second: 10,
+        burst: 5,
+        abuse_strikes: 1_000,
+    };
+    let mut frames = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        frames.spawn(async move { store.touch("c1", NOW, &limit).await });
+    }
+    let (mut allowed, mut limited) = (0, 0);
+    while let Some(r) = frames.join_next().await {
+        match r.unwrap() {
+            Ok(t) if t.verdict == roomcast_core::ratelimit::Verdict::Allowed => allowed += 1,
+            Ok(_) => limited += 1,
+            Err(e) => panic!("a frame was not charged: {e}"),
+        }
+    }
+    assert_eq!((allowed, limited), (5, 11), "exactly the burst is allowed");
+    let after = store.get_connection("c1", NOW).await.unwrap().unwrap();
+    assert_eq!(
+        after.rate.tat_us,
+        NOW * 1000 + 5 * 100_000,
+        "five intervals charged"
+    );
+    assert_eq!(after.rate.strikes, 11);
+    // A burst frame and a limited frame each cost two conditional updates;
+    // the usual frame (within the rate) one, asserted by the cost tests.
+    let counter = CallCounter::new();
+    let (store, ..) = common::dynamo_store_with(Some(&counter), StoreOptions::default()).await;
+    store.put_connection(&c).await.unwrap();
+    store.touch("c1", NOW, &limit).await.unwrap();
+    counter.take();
+    store.touch("c1", NOW, &limit).await.unwrap();
+    assert_eq!(counter.take(), counts(&[("UpdateItem", 2)]), "burst");
+    for _ in 0..3 {
+        store.touch("c1", NOW, &limit).await.unwrap();
+    }
+    counter.take();
+    let t = store.touch("c1", NOW, &limit).await.unwrap();
+    assert!(matches!(
+        t.verdict,
+        roomcast_core::ratelimit::Verdict::Limited { strikes: 1 }
+    ));
+    assert_eq!(counter.take(), counts(&[("UpdateItem", 2)]), "limited");
+    // Gone or expired: NotFound, as before.
+    assert!(matches!(
+        store.touch("nobody", NOW, &limit).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.touch("c1", NOW + 3_600_000, &limit).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

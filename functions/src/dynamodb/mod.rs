@@ -17,7 +17,6 @@ use crate::auth::Identity;
 use crate::clock::Millis;
 use crate::config::RateLimit;
 use crate::protocol::Message;
-use crate::ratelimit;
 use crate::store::{
     Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
 };
@@ -27,6 +26,7 @@ mod counting;
 mod items;
 mod membership;
 mod table;
+mod touch;
 
 pub use counting::CallCounter;
 pub use table::{TableDefinition, TableError, create_table};
@@ -377,50 +377,7 @@ impl Store for DynamoStore {
     }
 
     async fn touch(&self, id: &str, now: Millis, limit: &RateLimit) -> Result<Touched, StoreError> {
-        // Optimistic concurrency on the limiter state: read, charge, write
-        // back only if nobody else charged in between.
-        for _ in 0..self.options.cas_attempts {
-            let Some(conn) = self.get_connection(id, now).await? else {
-                return Err(StoreError::NotFound {
-                    what: "connection",
-                    key: id.to_owned(),
-                });
-            };
-            let (state, verdict) = ratelimit::charge(conn.rate, now, limit);
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(conn_pk(id), META)))
-                .update_expression("SET rateTat = :tat, rateStrikes = :strikes")
-                .condition_expression("attribute_exists(pk) AND (rateTat = :old OR (attribute_not_exists(rateTat) AND :old = :zero))")
-                .expression_attribute_values(":tat", n(state.tat_us))
-                .expression_attribute_values(":strikes", n(state.strikes))
-                .expression_attribute_values(":old", n(conn.rate.tat_us))
-                .expression_attribute_values(":zero", n(0))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
-                    let mut connection = conn;
-                    connection.rate = state;
-                    return Ok(Touched {
-                        connection,
-                        verdict,
-                    });
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => return Err(unavailable("touch")(e)),
-            }
-        }
-        Err(StoreError::Conflict {
-            key: format!("{}/{META}", conn_pk(id)),
-        })
+        self.touch_connection(id, now, limit).await
     }
 
     async fn update_identity(&self, id: &str, identity: &Identity) -> Result<(), StoreError> {
