@@ -366,7 +366,10 @@ async fn bad_frames_get_error_frames_with_the_ref_over_the_wire_on(emu: RunningE
     );
 }
 
-both_modes!(floods_are_rate_limited_then_cut_off, floods_are_rate_limited_then_cut_off_on);
+both_modes!(
+    floods_are_rate_limited_then_cut_off,
+    floods_are_rate_limited_then_cut_off_on
+);
 async fn floods_are_rate_limited_then_cut_off_on(emu: RunningEmulator) {
     let (mut ws, _) = join_as(&emu, "flooder").await;
     for i in 0..200 {

@@ -33,7 +33,11 @@ struct Inner {
     markers: HashMap<(String, String, String), (u64, Millis)>,
     /// (user, id) → expires_at
     direct_markers: HashMap<(String, String), Millis>,
+    /// When expired items were last deleted (`sweep`).
+    swept_at: Millis,
 }
+
+mod sweep;
 
 /// The in-memory store.
 #[derive(Default)]
@@ -89,6 +93,7 @@ fn not_found(what: &'static str, key: &str) -> StoreError {
 impl Store for MemoryStore {
     async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
         let mut g = self.lock();
+        g.sweep_if_due(c.connected_at);
         g.by_user
             .entry(c.user.clone())
             .or_default()
@@ -180,6 +185,7 @@ impl Store for MemoryStore {
 
     async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
         let mut g = self.lock();
+        g.sweep_if_due(m.joined_at);
         g.by_connection
             .entry(m.connection_id.clone())
             .or_default()
@@ -288,6 +294,7 @@ impl Store for MemoryStore {
         marker_expires_at: Millis,
     ) -> Result<Appended, StoreError> {
         let mut g = self.lock();
+        g.sweep_if_due(msg.ts);
         let key = (msg.room.clone(), msg.from.user.clone(), msg.id.clone());
         if let Some((seq, expires)) = g.markers.get(&key)
             && *expires > msg.ts
@@ -360,6 +367,7 @@ impl Store for MemoryStore {
         expires_at: Millis,
     ) -> Result<bool, StoreError> {
         let mut g = self.lock();
+        g.sweep_if_due(now);
         let key = (user.to_owned(), id.to_owned());
         if g.direct_markers.get(&key).is_some_and(|exp| *exp > now) {
             return Ok(false);
