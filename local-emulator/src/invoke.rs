@@ -42,13 +42,19 @@ pub(crate) enum InvokeFailure {
 /// process), or a pool of processes behind the Runtime API.
 pub(crate) struct Function {
     pub(crate) name: String,
-    handler: Handler,
-    /// Set when the function runs as processes.
-    pub(crate) process: Option<Arc<ProcessFunction>>,
+    runs: Runs,
     timeout: Duration,
     /// Lambda's concurrency limit: invocations beyond it wait their turn
     /// instead of piling up (which, with each fanning out, thrashes).
     concurrency: Arc<tokio::sync::Semaphore>,
+}
+
+/// How a function runs.
+enum Runs {
+    /// A handler in the emulator's process.
+    InProcess(Handler),
+    /// Processes behind the Runtime API.
+    Processes(Arc<ProcessFunction>),
 }
 
 impl Function {
@@ -75,9 +81,9 @@ impl Function {
             return Err(InvokeFailure::Closed);
         };
         let started = Instant::now();
-        let work = match &self.process {
-            Some(p) => p.clone().invoke_json(event, context),
-            None => (self.handler)(event),
+        let work = match &self.runs {
+            Runs::Processes(p) => p.clone().invoke_json(event, context),
+            Runs::InProcess(handler) => handler(event),
         };
         // A task of its own, so a panic is contained like a crashed invocation.
         let task = tokio::spawn(work);
@@ -109,8 +115,6 @@ impl Function {
 pub(crate) struct FunctionEnv {
     /// Extra in-process handlers by binary name.
     pub(crate) extra: BTreeMap<String, Handler>,
-    /// Settings the emulator provides unless the template or the process sets them.
-    pub(crate) injected: BTreeMap<String, String>,
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) store: Arc<dyn Store>,
     /// The in-process gateway, when chosen.
@@ -120,7 +124,9 @@ pub(crate) struct FunctionEnv {
     pub(crate) mode: FunctionsMode,
     /// Where process functions' programs come from.
     pub(crate) tools: Toolchain,
-    /// What every process function's environment shares.
+    /// What every function's environment shares (also the in-process
+    /// ones: `injected`, the settings the emulator provides unless the
+    /// template or the process sets them).
     pub(crate) shared: Shared,
     pub(crate) metrics: Arc<Metrics>,
     /// Process functions to hot-reload (`--watch`), filled as they are built.
@@ -136,17 +142,15 @@ pub(crate) async fn build_function(
 ) -> Result<Arc<Function>, EmulatorError> {
     let known =
         fenv.extra.contains_key(&spec.binary) || registry::BINARIES.contains(&spec.binary.as_str());
-    let (handler, process) = if known && fenv.mode == FunctionsMode::InProcess {
-        (in_process_handler(spec, fenv).await?, None)
+    let runs = if known && fenv.mode == FunctionsMode::InProcess {
+        Runs::InProcess(in_process_handler(spec, fenv).await?)
     } else {
-        let pool = process_function(spec, fenv).await?;
-        (pool.clone().handler(), Some(pool))
+        Runs::Processes(process_function(spec, fenv).await?)
     };
     let concurrency = spec.reserved_concurrency.unwrap_or(fenv.max_concurrency);
     Ok(Arc::new(Function {
         name: spec.logical_id.clone(),
-        handler,
-        process,
+        runs,
         timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
         concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
     }))
@@ -158,7 +162,7 @@ async fn in_process_handler(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
 ) -> Result<Handler, EmulatorError> {
-    let mut env = fenv.injected.clone();
+    let mut env = fenv.shared.injected.clone();
     for (k, v) in &spec.environment {
         if !v.is_empty() || !env.contains_key(k) {
             env.insert(k.clone(), v.clone());
@@ -247,8 +251,7 @@ mod tests {
         });
         let f = Arc::new(Function {
             name: "limited".into(),
-            handler,
-            process: None,
+            runs: Runs::InProcess(handler),
             timeout: Duration::from_secs(10),
             concurrency: Arc::new(tokio::sync::Semaphore::new(2)),
         });

@@ -117,7 +117,9 @@ async fn run_async(
     event: Value,
     context: InvokeContext,
 ) {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // Names the queued event across its attempts (each attempt has its own
+    // request id, as in Lambda).
+    let event_id = uuid::Uuid::new_v4().to_string();
     for attempt in 0..=ASYNC_RETRIES {
         let outcome = function
             .call(
@@ -130,11 +132,11 @@ async fn run_async(
         let Err(e) = outcome else { return };
         if attempt == ASYNC_RETRIES {
             state.metrics.error("async_invocation_dropped");
-            tracing::error!(function = %function.name, request_id, error = %e, "asynchronous invocation failed after {ASYNC_RETRIES} retries; dropped (in AWS: its DLQ or on-failure destination)");
+            tracing::error!(function = %function.name, event_id, error = %e, "asynchronous invocation failed after {ASYNC_RETRIES} retries; dropped (in AWS: its DLQ or on-failure destination)");
             return;
         }
         let delay = state.config.async_retry_base * (attempt + 1);
-        tracing::warn!(function = %function.name, request_id, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "asynchronous invocation failed; retrying");
+        tracing::warn!(function = %function.name, event_id, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "asynchronous invocation failed; retrying");
         tokio::time::sleep(delay).await;
     }
 }

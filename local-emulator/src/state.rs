@@ -151,7 +151,6 @@ impl State {
             base: format!("http://{addr}"),
             env: FunctionEnv {
                 extra: config.handlers.clone(),
-                injected: injected.clone(),
                 sdk,
                 store,
                 gateway,

@@ -19,6 +19,7 @@
 //! a second call. Every update returns the item as it is after (`ALL_NEW`),
 //! which is the connection record the route needs: no `GetItem`.
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::items::*;
@@ -140,15 +141,11 @@ impl DynamoStore {
         match request.send().await {
             Ok(out) => Ok(Charged::Applied(out.attributes.unwrap_or_default())),
             Err(e) => match e.as_service_error() {
-                Some(s) if s.is_conditional_check_failed_exception() => {
-                    let item = match s {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
-                        _ => None,
-                    };
-                    Ok(item
-                        .filter(|i| !i.is_empty())
-                        .map_or(Charged::Missing, Charged::Moved))
-                }
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(c
+                    .item()
+                    .filter(|i| !i.is_empty())
+                    .cloned()
+                    .map_or(Charged::Missing, Charged::Moved)),
                 _ => Err(unavailable("touch")(e)),
             },
         }

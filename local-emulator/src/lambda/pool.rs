@@ -15,7 +15,7 @@ use super::instance::{Instance, InstanceError, trace_id};
 use super::process::Launch;
 use super::sandbox::Work;
 use crate::metrics::Metrics;
-use crate::registry::{Handler, InvokeError, InvokeFuture};
+use crate::registry::{InvokeError, InvokeFuture};
 
 /// One function run as processes.
 #[derive(Debug)]
@@ -61,11 +61,6 @@ impl ProcessFunction {
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
         }
-    }
-
-    /// As a [`Handler`] for API Gateway's routes: JSON in, JSON out.
-    pub(crate) fn handler(self: Arc<Self>) -> Handler {
-        Arc::new(move |event: Value| self.clone().invoke_json(event, InvokeContext::default()))
     }
 
     /// One invocation with a JSON event and response.

@@ -31,8 +31,10 @@ pub(crate) struct Watched {
     pub(crate) spec: FunctionSpec,
     /// Built by cargo (rebuild on a source change).
     pub(crate) cargo: bool,
-    /// What to fingerprint.
-    pub(crate) roots: Vec<PathBuf>,
+    /// The code to fingerprint: a cargo project, or the `CodeUri` tree.
+    pub(crate) code: PathBuf,
+    /// The program the function runs (a rebuild changes it).
+    pub(crate) program: PathBuf,
 }
 
 impl Watched {
@@ -52,7 +54,8 @@ impl Watched {
             pool,
             spec: spec.clone(),
             cargo,
-            roots: vec![code.to_path_buf(), program.to_path_buf()],
+            code: code.to_path_buf(),
+            program: program.to_path_buf(),
         }
     }
 
@@ -62,9 +65,9 @@ impl Watched {
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| e == "rs" || e == "toml")
         };
-        let program = self.roots.last();
-        fingerprint(&self.roots, &|p: &Path| {
-            !self.cargo || rust_only(p) || Some(&p.to_path_buf()) == program
+        let roots = [self.code.clone(), self.program.clone()];
+        fingerprint(&roots, &|p: &Path| {
+            !self.cargo || rust_only(p) || p == self.program
         })
     }
 }
