@@ -56,6 +56,8 @@ fn every_frame() -> Vec<ServerFrame> {
                 name: "n".into(),
                 devices: 1,
             }]),
+            member_count: Some(1),
+            roster_truncated: true,
             missed: Some(vec![message()]),
             truncated: true,
             more: true,

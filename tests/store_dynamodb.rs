@@ -18,6 +18,8 @@ use roomcast_core::gateway::memory::MemoryGateway;
 use roomcast_core::metrics::NoMetrics;
 use roomcast_core::protocol::Sender;
 use roomcast_core::routes::{self, Context};
+use roomcast_core::shard::Dispatch;
+use roomcast_core::shard::memory::MemoryDispatch;
 use roomcast_core::store::{ConnectionRecord, NewMessage, Store, StoreError};
 use serde_json::json;
 
@@ -45,6 +47,8 @@ struct CostWorld {
     gateway: MemoryGateway,
     clock: ManualClock,
     config: Config,
+    /// Large rooms go to shards here when set; else every fan-out is inline.
+    dispatch: Option<MemoryDispatch>,
 }
 
 impl CostWorld {
@@ -61,6 +65,7 @@ impl CostWorld {
             gateway: MemoryGateway::new(),
             clock: ManualClock::new(NOW),
             config: Config::default(),
+            dispatch: None,
         }
     }
 
@@ -71,6 +76,7 @@ impl CostWorld {
             clock: &self.clock,
             config: &self.config,
             metrics: &NoMetrics,
+            dispatch: self.dispatch.as_ref().map(|d| d as &dyn Dispatch),
         }
     }
 

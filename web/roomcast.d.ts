@@ -102,7 +102,7 @@ export interface ClientLimits {
 }
 
 export interface WelcomeFrame { type: 'welcome'; connectionId: string; user: Sender; exp: number; limits: ClientLimits; ref?: unknown; }
-export interface JoinedFrame { type: 'joined'; room: string; seq: number; members?: Member[]; missed?: RoomMessage[]; truncated?: boolean; more?: boolean; ref?: unknown; }
+export interface JoinedFrame { type: 'joined'; room: string; seq: number; members?: Member[]; memberCount?: number; rosterTruncated?: boolean; missed?: RoomMessage[]; truncated?: boolean; more?: boolean; ref?: unknown; }
 export interface LeftFrame { type: 'left'; room: string; ref?: unknown; }
 export interface MessageFrame { type: 'message'; room: string; seq: number; id: string; from: Sender; data: unknown; ts: number; }
 export interface AckFrame { type: 'ack'; id: string; seq?: number; duplicate?: boolean; delivered?: number; ref?: unknown; }

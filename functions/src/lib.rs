@@ -7,14 +7,17 @@
 //!   adapter over the API Gateway Management API.
 //! - [`auth`]: JWT verification (HS256 or a JWKS), the `Origin` allowlist and
 //!   the REQUEST authorizer.
+//! - [`dispatch`]: the [`Dispatch`](roomcast_core::shard::Dispatch) adapter,
+//!   Lambda's asynchronous Invoke of the `fanout` function.
 //! - [`telemetry`]: CloudWatch EMF, the metrics adapter.
 //! - [`handlers`]: API Gateway events in, domain calls, responses out; the
 //!   thin mains in `src/bin/` and the emulator both call them.
 
 pub mod auth;
+pub mod dispatch;
 pub mod dynamodb;
 pub mod handlers;
 pub mod management;
 pub mod telemetry;
 
-pub use roomcast_core::{clock, config, gateway, protocol, ratelimit, routes, store};
+pub use roomcast_core::{clock, config, gateway, pacer, protocol, ratelimit, routes, shard, store};

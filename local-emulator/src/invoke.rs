@@ -176,7 +176,10 @@ async fn in_process_handler(
     }
     let found = match fenv.extra.get(&spec.binary) {
         Some(h) => Ok(Some(h.clone())),
-        None => registry::handler_for(&spec.binary, &builder).await,
+        None => {
+            let timeout = Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout);
+            registry::handler_for(&spec.binary, &builder, timeout).await
+        }
     };
     found
         .map_err(|e| EmulatorError::FunctionInit {

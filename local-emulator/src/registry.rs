@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
@@ -16,9 +17,17 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use roomcast_aws::handlers::{self, AppBuilder, HandlerError, InitError, PublishRequest};
+use roomcast_aws::shard::Shard;
 
 /// The binaries roomcast-aws builds, i.e. the keys of the registry.
-pub const BINARIES: &[&str] = &["authorizer", "connect", "disconnect", "message", "publish"];
+pub const BINARIES: &[&str] = &[
+    "authorizer",
+    "connect",
+    "disconnect",
+    "fanout",
+    "message",
+    "publish",
+];
 
 /// A failed invocation, as Lambda would report it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +81,13 @@ fn encode<T: Serialize>(response: T) -> Result<Value, InvokeError> {
 
 /// Builds the handler for `binary` from `builder`'s settings, as the Lambda
 /// main of that binary would at init. `Ok(None)` for an unknown binary.
-pub async fn handler_for(binary: &str, builder: &AppBuilder) -> Result<Option<Handler>, InitError> {
+/// `timeout` is the function's, from which each invocation's deadline is
+/// taken, as Lambda's context gives it.
+pub async fn handler_for(
+    binary: &str,
+    builder: &AppBuilder,
+    timeout: Duration,
+) -> Result<Option<Handler>, InitError> {
     Ok(Some(match binary {
         "authorizer" => {
             let verifier = builder.verifier().await?;
@@ -110,6 +125,17 @@ pub async fn handler_for(binary: &str, builder: &AppBuilder) -> Result<Option<Ha
                 Box::pin(async move {
                     let request: PublishRequest = decode(event)?;
                     encode(handlers::publish(&app, request).await?)
+                })
+            })
+        }
+        "fanout" => {
+            let app = Arc::new(builder.app(false).await?);
+            Arc::new(move |event: Value| -> InvokeFuture {
+                let app = app.clone();
+                Box::pin(async move {
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    let shard: Shard = decode(event)?;
+                    encode(handlers::fanout(&app, shard, deadline).await?)
                 })
             })
         }

@@ -266,6 +266,12 @@ fn injected_env(
         "ROOMCAST_CALLBACK_URL".to_owned(),
         format!("http://{addr}/{stage}"),
     );
+    // In-process functions reach the Invoke API (the fanout function's
+    // shards) as process functions do.
+    injected.insert(
+        "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+        format!("http://{addr}"),
+    );
     injected.insert(
         "ROOMCAST_IDLE_TIMEOUT_SECS".to_owned(),
         config.idle_timeout.as_secs().max(1).to_string(),

@@ -66,6 +66,27 @@ pub struct FanoutConfig {
     /// Deadline for one gateway call; SDK calls have been seen to hang.
     /// Default 3 s (`ROOMCAST_POST_TIMEOUT_MS`).
     pub call_timeout: Duration,
+    /// Rooms of up to this many members fan out inline, in the invocation
+    /// that stored the message; larger ones in shards through the `fanout`
+    /// function (when one is configured). Default 500
+    /// (`ROOMCAST_FANOUT_INLINE_MAX`).
+    pub inline_max: usize,
+    /// Connections per shard. Default 500 (`ROOMCAST_FANOUT_SHARD_SIZE`);
+    /// fewer when the frame is large, so a shard fits one asynchronous
+    /// invocation (256 KB).
+    pub shard_size: usize,
+    /// Attempts at each post that fails for a reason worth retrying
+    /// (throttled, timed out, unavailable), each in a re-queued shard. Then
+    /// the frame is counted undelivered. Default 3 (`ROOMCAST_FANOUT_ATTEMPTS`).
+    pub attempts: u32,
+    /// The stack's budget of PostToConnection calls per second for sharded
+    /// fan-out; 0 for none. Default 0 (`ROOMCAST_FANOUT_BUDGET`). The
+    /// template sets it, with `budget_shares`.
+    pub budget_per_second: u32,
+    /// How many processes share the budget: the `fanout` function's
+    /// reserved concurrency, which caps how many run at once. Default 1
+    /// (`ROOMCAST_FANOUT_BUDGET_SHARES`).
+    pub budget_shares: u32,
 }
 
 impl Default for FanoutConfig {
@@ -73,7 +94,21 @@ impl Default for FanoutConfig {
         Self {
             concurrency: 64,
             call_timeout: Duration::from_secs(3),
+            inline_max: 500,
+            shard_size: 500,
+            attempts: 3,
+            budget_per_second: 0,
+            budget_shares: 1,
         }
+    }
+}
+
+impl FanoutConfig {
+    /// PostToConnection calls per second one process may make for sharded
+    /// fan-out (the stack's budget split over its shares); `None`: no cap.
+    pub fn instance_budget(&self) -> Option<f64> {
+        (self.budget_per_second > 0)
+            .then(|| f64::from(self.budget_per_second) / f64::from(self.budget_shares.max(1)))
     }
 }
 
@@ -130,6 +165,11 @@ pub struct Config {
     /// Clock skew tolerated on `exp`/`nbf`, in seconds. Default 30
     /// (`ROOMCAST_TOKEN_LEEWAY_SECS`).
     pub token_leeway_secs: u64,
+    /// The presence roster cap: a joiner gets at most this many members,
+    /// marked truncated beyond it, and rooms larger than it send no
+    /// joined, left or typing events (as Pusher caps presence channels at
+    /// 100). Default 100 (`ROOMCAST_PRESENCE_MAX`).
+    pub presence_max: usize,
 }
 
 impl Config {
@@ -178,6 +218,11 @@ impl Config {
                 millis(d.fanout.call_timeout),
                 1,
             )?),
+            inline_max: num(lookup, "ROOMCAST_FANOUT_INLINE_MAX", d.fanout.inline_max, 1)?,
+            shard_size: num(lookup, "ROOMCAST_FANOUT_SHARD_SIZE", d.fanout.shard_size, 1)?,
+            attempts: num(lookup, "ROOMCAST_FANOUT_ATTEMPTS", d.fanout.attempts, 1)?,
+            budget_per_second: num(lookup, "ROOMCAST_FANOUT_BUDGET", 0, 0)?,
+            budget_shares: num(lookup, "ROOMCAST_FANOUT_BUDGET_SHARES", 1, 1)?,
         };
         let retention = Retention {
             history: secs(lookup, "ROOMCAST_HISTORY_TTL_SECS", d.retention.history)?,
@@ -198,6 +243,7 @@ impl Config {
             fanout,
             retention,
             token_leeway_secs: num(lookup, "ROOMCAST_TOKEN_LEEWAY_SECS", d.token_leeway_secs, 0)?,
+            presence_max: num(lookup, "ROOMCAST_PRESENCE_MAX", d.presence_max, 1)?,
         };
         if config.limits.history_page_default > config.limits.history_page_max {
             return Err(ConfigError::Invalid {
@@ -223,6 +269,7 @@ impl Default for Config {
             fanout: FanoutConfig::default(),
             retention: Retention::default(),
             token_leeway_secs: 30,
+            presence_max: 100,
         }
     }
 }

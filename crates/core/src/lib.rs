@@ -4,7 +4,7 @@
 //! - [`routes`]: what `$connect`, `$disconnect`, each client action and a
 //!   server publish do, written against the ports only.
 //! - Ports: [`store::Store`], [`gateway::Gateway`], [`auth::Verify`],
-//!   [`clock::Clock`], [`metrics::Metrics`].
+//!   [`clock::Clock`], [`metrics::Metrics`], [`shard::Dispatch`].
 //! - In-memory adapters: [`store::memory::MemoryStore`] (the emulator's
 //!   embedded store) and, behind the `test-util` feature, the gateway, clock,
 //!   verifier and metrics fakes and the Store conformance suite.
@@ -17,6 +17,8 @@ pub mod clock;
 pub mod config;
 pub mod gateway;
 pub mod metrics;
+pub mod pacer;
 pub mod ratelimit;
 pub mod routes;
+pub mod shard;
 pub mod store;

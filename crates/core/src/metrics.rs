@@ -21,6 +21,17 @@ pub enum Metric {
     Rejects,
     /// Handler latency, milliseconds.
     Latency,
+    /// Shards handed to the `fanout` function.
+    ShardsDispatched,
+    /// Connections a shard re-queued: its remainder when time ran out, or
+    /// posts that failed and are tried again.
+    Requeued,
+    /// Frames that will never be delivered: posts that kept failing after
+    /// every attempt, or refused for good. Alarm on it.
+    Undelivered,
+    /// Frames delivered again because a failed shard is retried whole; the
+    /// clients drop them by (room, seq).
+    Redelivered,
 }
 
 impl Metric {
@@ -33,6 +44,10 @@ impl Metric {
             Self::GoneConnections => "GoneConnections",
             Self::Rejects => "Rejects",
             Self::Latency => "Latency",
+            Self::ShardsDispatched => "ShardsDispatched",
+            Self::Requeued => "Requeued",
+            Self::Undelivered => "Undelivered",
+            Self::Redelivered => "Redelivered",
         }
     }
 

@@ -584,9 +584,26 @@ pub enum ServerFrame {
         room: String,
         /// The room's current seq.
         seq: u64,
-        /// Present users; absent without the `presence` right.
+        /// Present users; absent without the `presence` right. At most
+        /// the server's presence cap of connections.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         members: Option<Vec<Member>>,
+        /// How many member connections the room has (with `members`);
+        /// approximate in very large rooms.
+        #[serde(
+            rename = "memberCount",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        member_count: Option<u64>,
+        /// `members` stops at the presence cap: the room has more. Rooms past
+        /// the cap send no presence or typing events either.
+        #[serde(
+            rename = "rosterTruncated",
+            default,
+            skip_serializing_if = "std::ops::Not::not"
+        )]
+        roster_truncated: bool,
         /// Messages after `since`, oldest first; present when `since` was given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         missed: Option<Vec<Message>>,

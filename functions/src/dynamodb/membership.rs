@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 use super::items::*;
 use super::{Backoff, DynamoStore, build_error, delete_request, put_request, unavailable};
 use crate::clock::Millis;
-use crate::store::{Membership, Removed, StoreError};
+use crate::store::{MemberPage, Membership, Removed, StoreError};
 
 /// BatchGetItem's limit on keys per call.
 const BATCH_GET_MAX: usize = 100;
@@ -39,6 +39,9 @@ impl DynamoStore {
             deletes.push(delete_request(conn_pk(id), sk)?);
         }
         self.batch_write(deletes).await?;
+        for m in &memberships {
+            self.add_member_count(&m.room, -1).await?;
+        }
         Ok(connection.map(|connection| Removed {
             connection,
             memberships,
@@ -67,6 +70,7 @@ impl DynamoStore {
             .await
             .map_err(unavailable("join"))?;
         let Some(old) = out.attributes().filter(|old| !old.is_empty()) else {
+            self.add_member_count(&m.room, 1).await?;
             return Ok(true);
         };
         let r = Reader::new(old);
@@ -106,7 +110,10 @@ impl DynamoStore {
         ])
         .await?;
         match out.attributes() {
-            Some(old) if !old.is_empty() => Ok(Some(membership_from(old)?)),
+            Some(old) if !old.is_empty() => {
+                self.add_member_count(room, -1).await?;
+                Ok(Some(membership_from(old)?))
+            }
             _ => Ok(None),
         }
     }
@@ -129,6 +136,48 @@ impl DynamoStore {
             }
         }
         Ok(members)
+    }
+
+    /// One page of the room's member Query, after connection `after`.
+    pub(super) async fn member_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: Millis,
+    ) -> Result<MemberPage, StoreError> {
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            // Consistent, as every member read: see `query_all`.
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(room_pk(room)))
+            .expression_attribute_values(":prefix", s(MEMBER_PREFIX))
+            .limit(limit)
+            .set_exclusive_start_key(after.map(|a| key(room_pk(room), member_sk(a))))
+            .send()
+            .await
+            .map_err(unavailable("query"))?;
+        let mut members = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            let m = membership_from(item)?;
+            if m.expires_at > now {
+                members.push(m);
+            }
+        }
+        let next = match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => Some(
+                Reader::new(k)
+                    .string(SK)?
+                    .trim_start_matches(MEMBER_PREFIX)
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        Ok(MemberPage { members, next })
     }
 
     pub(super) async fn membership_of(

@@ -18,12 +18,14 @@ use crate::clock::Millis;
 use crate::config::RateLimit;
 use crate::protocol::Message;
 use crate::store::{
-    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
+    Appended, ConnectionRecord, MemberPage, Membership, NewMessage, Page, Removed, Store,
+    StoreError, Touched,
 };
 
 mod append;
 mod counting;
 mod items;
+mod member_count;
 mod membership;
 mod table;
 mod touch;
@@ -419,6 +421,20 @@ impl Store for DynamoStore {
 
     async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {
         self.room_items(room, MEMBER_PREFIX, now).await
+    }
+
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: Millis,
+    ) -> Result<MemberPage, StoreError> {
+        self.member_page(room, after, limit, now).await
+    }
+
+    async fn member_count(&self, room: &str, _now: Millis) -> Result<u64, StoreError> {
+        self.read_member_count(room).await
     }
 
     async fn watchers(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {

@@ -10,9 +10,12 @@ use super::{App, Gateways};
 use crate::auth::{JwksCache, OriginPolicy, TokenVerifier, VerifierOptions, Verify};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, optional};
+use crate::dispatch::LambdaDispatch;
 use crate::dynamodb::{self, DynamoStore, StoreOptions};
 use crate::gateway::Gateway;
 use crate::management::ManagementApi;
+use crate::pacer::Pacer;
+use crate::shard::Dispatch;
 use crate::store::Store;
 
 /// Why a function could not start. Fix the deployment and redeploy.
@@ -79,6 +82,7 @@ pub struct AppBuilder {
     sdk: aws_config::SdkConfig,
     store: Option<Arc<dyn Store>>,
     gateway: Option<Arc<dyn Gateway>>,
+    dispatch: Option<Arc<dyn Dispatch>>,
 }
 
 impl AppBuilder {
@@ -95,6 +99,7 @@ impl AppBuilder {
             sdk,
             store: None,
             gateway: None,
+            dispatch: None,
         }
     }
 
@@ -222,7 +227,31 @@ impl AppBuilder {
             // EMF lines only mean something where CloudWatch reads stdout.
             emf: self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
                 && self.get("ROOMCAST_EMF").as_deref() != Some("0"),
+            dispatch: self.dispatch(),
+            pacer: Pacer::new(self.config()?.fanout.instance_budget()).map(Arc::new),
         })
+    }
+
+    /// Uses this dispatcher instead of building one (tests).
+    pub fn with_dispatch(mut self, dispatch: Arc<dyn Dispatch>) -> Self {
+        self.dispatch = Some(dispatch);
+        self
+    }
+
+    /// The `fanout` function's dispatcher: `ROOMCAST_FANOUT_FUNCTION` (a
+    /// name or ARN), reached at `AWS_ENDPOINT_URL_LAMBDA` when set (the
+    /// emulator). `None` without it: every fan-out is inline.
+    pub fn dispatch(&self) -> Option<Arc<dyn Dispatch>> {
+        if let Some(d) = &self.dispatch {
+            return Some(d.clone());
+        }
+        let function = self.get("ROOMCAST_FANOUT_FUNCTION")?;
+        let endpoint = self.get("AWS_ENDPOINT_URL_LAMBDA");
+        Some(Arc::new(LambdaDispatch::new(
+            &self.sdk,
+            function,
+            endpoint.as_deref(),
+        )))
     }
 }
 

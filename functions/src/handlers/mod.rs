@@ -18,8 +18,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::management::ManagementApi;
+use crate::pacer::Pacer;
 use crate::protocol::Sender;
-use crate::routes::{self, Context, PublishError, PublishReport, PublishTarget, RouteError};
+use crate::routes::{
+    self, Context, FanoutError, PublishError, PublishReport, PublishTarget, RouteError, ShardReport,
+};
+use crate::shard::{Dispatch, Shard};
 use crate::store::Store;
 
 mod init;
@@ -49,6 +53,15 @@ pub enum HandlerError {
     /// says which; invalid requests must be fixed by the caller.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The `fanout` function has nowhere to hand on leftover work: set
+    /// `ROOMCAST_FANOUT_FUNCTION` (the template does).
+    #[error("no fanout function: set ROOMCAST_FANOUT_FUNCTION")]
+    NoDispatch,
+    /// A shard's leftover work could not be re-queued. The invocation
+    /// fails so that Lambda retries the shard; after its retries the shard
+    /// goes to the failure destination.
+    #[error(transparent)]
+    Fanout(#[from] FanoutError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -60,6 +73,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Route(_) => "RouteFailed",
             HandlerError::Publish(PublishError::Invalid(_)) => "InvalidPublish",
             HandlerError::Publish(PublishError::Store(_)) => "StoreUnavailable",
+            HandlerError::NoDispatch => "NoDispatch",
+            HandlerError::Fanout(_) => "RequeueFailed",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),
@@ -92,6 +107,11 @@ pub struct App {
     pub origins: OriginPolicy,
     /// Write CloudWatch EMF metric lines (on in Lambda, off elsewhere).
     pub emf: bool,
+    /// Where large rooms' fan-out goes (`ROOMCAST_FANOUT_FUNCTION`);
+    /// `None`: every fan-out is inline.
+    pub dispatch: Option<Arc<dyn Dispatch>>,
+    /// The fan-out budget's share for this process (the `fanout` function).
+    pub pacer: Option<Arc<Pacer>>,
 }
 
 static EMF: crate::telemetry::Emf = crate::telemetry::Emf;
@@ -128,6 +148,7 @@ impl App {
             clock: &*self.clock,
             config: &self.config,
             metrics: if self.emf { &EMF } else { &NO_METRICS },
+            dispatch: self.dispatch.as_deref(),
         }
     }
 }
@@ -308,6 +329,33 @@ pub async fn publish(app: &App, request: PublishRequest) -> Result<PublishReport
         "published"
     );
     Ok(report)
+}
+
+/// The `fanout` function: one shard of a large room's fan-out, invoked
+/// asynchronously. `deadline` is the invocation's (Lambda's context).
+pub async fn fanout(
+    app: &App,
+    shard: Shard,
+    deadline: tokio::time::Instant,
+) -> Result<ShardReport, HandlerError> {
+    let span = tracing::info_span!("fanout", room = %shard.room, seq = shard.seq);
+    let work = async {
+        let dispatch = app.dispatch.as_deref().ok_or(HandlerError::NoDispatch)?;
+        let gateway = app.gateway_at(None, None)?;
+        let ctx = app.context(&*gateway);
+        Ok(routes::fanout(&ctx, dispatch, app.pacer.as_deref(), shard, deadline).await?)
+    }
+    .instrument(span);
+    measured(app, "fanout", work).await
+}
+
+/// Lambda's deadline (ms since the epoch) as an instant on tokio's clock.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    tokio::time::Instant::now()
+        + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ fn fixture() -> Fixture {
             config: Config::default(),
             origins: OriginPolicy::parse("https://app.example.com"),
             emf: true,
+            dispatch: None,
+            pacer: None,
         },
         gateway,
         verifier: TokenVerifier::hs256(SECRET, VerifierOptions::default()),

@@ -18,6 +18,8 @@ struct Inner {
     failing: HashMap<String, GatewayError>,
     hanging: HashSet<String>,
     deleted: Vec<String>,
+    /// Every accepted post's connection, in order.
+    order: Vec<String>,
 }
 
 /// Records every post; nothing leaves the process.
@@ -77,6 +79,29 @@ impl MemoryGateway {
             .collect()
     }
 
+    /// Frames sent to `id` that `keep` picks, parsed as JSON, and forgets
+    /// those (the others stay).
+    pub fn take_where(&self, id: &str, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut g = self.lock();
+        let Some(frames) = g.frames.get_mut(id) else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        frames.retain(|b| match serde_json::from_slice::<Value>(b) {
+            Ok(v) if keep(&v) => {
+                taken.push(v);
+                false
+            }
+            _ => true,
+        });
+        taken
+    }
+
+    /// The connections of every accepted post, in the order accepted.
+    pub fn posted_order(&self) -> Vec<String> {
+        self.lock().order.clone()
+    }
+
     /// Connections closed through `delete`, in order.
     pub fn deleted(&self) -> Vec<String> {
         self.lock().deleted.clone()
@@ -110,6 +135,7 @@ impl Gateway for MemoryGateway {
                     .entry(id.to_owned())
                     .or_default()
                     .push(payload.to_vec());
+                g.order.push(id.to_owned());
                 Ok(())
             }
         };

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::config::FanoutConfig;
+use crate::pacer::Pacer;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
@@ -81,30 +82,86 @@ pub async fn fan_out(
     payload: &[u8],
     config: &FanoutConfig,
 ) -> FanoutReport {
+    let posted = post_until(gateway, targets, payload, config, None, None).await;
+    FanoutReport {
+        delivered: posted.delivered,
+        gone: posted.gone,
+        failed: posted.retry.len() + posted.refused,
+    }
+}
+
+/// The outcome of posting until a stop time, per connection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// Frames accepted by the gateway.
+    pub delivered: usize,
+    /// Connections that turned out to be gone: clean them up.
+    pub gone: Vec<String>,
+    /// Connections whose post failed for a reason that may pass (throttled,
+    /// timed out, unavailable): worth another attempt.
+    pub retry: Vec<String>,
+    /// Posts refused for good (payload too large, forbidden).
+    pub refused: usize,
+    /// Connections not posted to because the stop time came first.
+    pub not_started: Vec<String>,
+}
+
+/// Like [`fan_out`], but starts no post after `stop_at`, and waits for a
+/// slot from `pacer` before each: the sharded fan-out's delivery loop.
+pub async fn post_until(
+    gateway: &dyn Gateway,
+    targets: impl IntoIterator<Item = String>,
+    payload: &[u8],
+    config: &FanoutConfig,
+    stop_at: Option<tokio::time::Instant>,
+    pacer: Option<&Pacer>,
+) -> Posted {
+    enum Outcome {
+        Done(Result<(), GatewayError>),
+        NotStarted,
+    }
     let results = futures::stream::iter(targets)
         .map(|id| async move {
+            let late = stop_at.is_some_and(|s| tokio::time::Instant::now() >= s);
+            let paced = match (pacer, stop_at) {
+                (Some(p), Some(s)) => p.wait(s).await,
+                (Some(p), None) => p.wait(tokio::time::Instant::now() + FOREVER).await,
+                _ => true,
+            };
+            if late || !paced {
+                return (id, Outcome::NotStarted);
+            }
             let outcome =
                 match tokio::time::timeout(config.call_timeout, gateway.post(&id, payload)).await {
                     Ok(result) => result,
                     Err(_) => Err(GatewayError::Timeout(config.call_timeout)),
                 };
-            (id, outcome)
+            (id, Outcome::Done(outcome))
         })
         .buffer_unordered(config.concurrency.max(1));
     futures::pin_mut!(results);
-    let mut report = FanoutReport::default();
+    let mut posted = Posted::default();
     while let Some((id, outcome)) = results.next().await {
         match outcome {
-            Ok(()) => report.delivered += 1,
-            Err(GatewayError::Gone) => report.gone.push(id),
-            Err(e) => {
+            Outcome::NotStarted => posted.not_started.push(id),
+            Outcome::Done(Ok(())) => posted.delivered += 1,
+            Outcome::Done(Err(GatewayError::Gone)) => posted.gone.push(id),
+            Outcome::Done(Err(e)) => {
                 tracing::warn!(connection_id = %id, error = %e, "post failed");
-                report.failed += 1;
+                match e {
+                    GatewayError::PayloadTooLarge | GatewayError::Forbidden(_) => {
+                        posted.refused += 1;
+                    }
+                    _ => posted.retry.push(id),
+                }
             }
         }
     }
-    report
+    posted
 }
+
+/// A stop time that never comes, for pacing without a deadline.
+const FOREVER: Duration = Duration::from_secs(86_400 * 365);
 
 #[cfg(test)]
 mod tests {
@@ -132,6 +189,7 @@ mod tests {
         let config = FanoutConfig {
             concurrency: 2,
             call_timeout: Duration::from_millis(50),
+            ..FanoutConfig::default()
         };
         let targets = ["slow", "x", "y", "z"].map(String::from);
         let report = fan_out(&gw, targets, b"m", &config).await;
@@ -145,6 +203,7 @@ mod tests {
         let config = FanoutConfig {
             concurrency: 3,
             call_timeout: Duration::from_secs(1),
+            ..FanoutConfig::default()
         };
         let targets: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
         let report = fan_out(&gw, targets, b"m", &config).await;

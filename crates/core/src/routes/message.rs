@@ -252,7 +252,7 @@ async fn dispatch(
             return Ok(None);
         }
         Action::Send { room, id, data } => {
-            send::send(ctx, conn, &room, id, data, reference, now).await?
+            return send::send(ctx, conn, &room, id, data, reference, now).await;
         }
         Action::Direct { to, id, data } => {
             send::direct(ctx, conn, &to, id, data, reference, now).await?

@@ -12,14 +12,17 @@ use crate::config::Config;
 use crate::gateway::{Gateway, fan_out};
 use crate::metrics::{Metric, Metrics};
 use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
+use crate::shard::Dispatch;
 use crate::store::{Membership, Removed, Store, StoreError};
 
 mod connection;
+mod fanout;
 mod message;
 mod rooms;
 mod send;
 
 pub use connection::{connect, disconnect};
+pub use fanout::{FanoutError, ShardReport, fanout};
 pub use message::{Inbound, message};
 pub use send::{PublishError, PublishReport, PublishTarget, publish};
 
@@ -36,6 +39,8 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// Where counts go.
     pub metrics: &'a dyn Metrics,
+    /// Where large rooms' fan-out goes, in shards; `None`: always inline.
+    pub dispatch: Option<&'a dyn Dispatch>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -131,7 +136,14 @@ impl Context<'_> {
         if targets.is_empty() {
             return Delivery::default();
         }
-        let payload = frame.to_json();
+        self.deliver_text(targets, &frame.to_json()).await
+    }
+
+    /// [`Self::deliver`] for a frame already serialised.
+    async fn deliver_text(&self, targets: Vec<String>, payload: &str) -> Delivery {
+        if targets.is_empty() {
+            return Delivery::default();
+        }
         self.metrics.add(Metric::FanoutSize, targets.len() as f64);
         let report = fan_out(
             self.gateway,
@@ -147,6 +159,7 @@ impl Context<'_> {
             delivered: report.delivered,
             gone: report.gone.len(),
             failed: report.failed,
+            queued: 0,
         };
         if !report.gone.is_empty() {
             self.reap(report.gone).await;
@@ -189,9 +202,9 @@ impl Context<'_> {
     /// presence watchers other than `connection_id`, or nobody if the user
     /// has another device there (they were, and stay, present).
     ///
-    /// Costs O(watchers + the user's devices), never O(members): in a big
-    /// room without watchers it is one empty read, so a crowd joining or
-    /// leaving at once does not turn quadratic.
+    /// Costs O(1) in a room past the presence cap, else O(watchers + the
+    /// user's devices), never O(members): a crowd joining or leaving at
+    /// once does not turn quadratic.
     async fn presence_audience(
         &self,
         room: &str,
@@ -200,6 +213,10 @@ impl Context<'_> {
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
         let not_me = |m: &Membership| m.connection_id != connection_id;
+        // Rooms past the presence cap announce nobody: O(1), not O(members).
+        if self.store.member_count(room, now).await? > self.config.presence_max as u64 {
+            return Ok(Vec::new());
+        }
         let watchers = self.live_tokens(self.store.watchers(room, now).await?, now);
         let watchers = presence_watchers(&watchers, not_me);
         if watchers.is_empty() {
@@ -254,6 +271,14 @@ pub struct Delivery {
     pub gone: usize,
     /// Calls that failed otherwise (timeouts, throttling, outages).
     pub failed: usize,
+    /// Connections handed to the `fanout` function (a large room): they
+    /// are delivered by shards, after this report.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Connections in `members` that may see presence and pass `keep`.

@@ -52,20 +52,24 @@ pub(super) async fn join(
         token_exp: conn.token_exp,
     };
     let is_new = ctx.store.join(&membership).await?;
-    // Only a presence joiner gets the roster, so only it reads the whole
-    // room; anyone else costs O(watchers + own devices), however big the room.
+    // O(1) and O(cap) reads only, however big the room: filling a room of
+    // 10,000 with presence rights stays linear.
+    let count = ctx.store.member_count(room.as_str(), now).await?;
+    let cap = ctx.config.presence_max;
     let roster = if sees_presence {
-        Some(ctx.live_tokens(ctx.store.members(room.as_str(), now).await?, now))
+        Some(roster(ctx, room, cap, now).await?)
     } else {
         None
     };
-    if is_new {
+    if is_new && count <= cap as u64 {
         let not_me = |m: &Membership| m.connection_id != conn.connection_id;
-        // The roster, when read anyway, answers whom to tell at no extra cost.
+        // A complete roster answers whom to tell at no extra cost.
         let watchers = match &roster {
-            Some(members) if members.iter().any(|m| m.user == conn.user && not_me(m)) => Vec::new(),
-            Some(members) => presence_watchers(members, not_me),
-            None => {
+            Some((members, false)) if members.iter().any(|m| m.user == conn.user && not_me(m)) => {
+                Vec::new()
+            }
+            Some((members, false)) => presence_watchers(members, not_me),
+            _ => {
                 ctx.presence_audience(room.as_str(), &conn.user, &conn.connection_id, now)
                     .await?
             }
@@ -98,15 +102,35 @@ pub(super) async fn join(
         }
     };
     tracing::info!(connection_id = %conn.connection_id, %room, is_new, since, "joined");
+    let roster_truncated = roster.as_ref().is_some_and(|(_, t)| *t);
     Ok(ServerFrame::Joined {
         room: room.to_string(),
         seq,
-        members: roster.as_deref().map(group_by_user),
+        members: roster.as_ref().map(|(m, _)| group_by_user(m)),
+        member_count: roster.is_some().then_some(count),
+        roster_truncated,
         missed,
         truncated,
         more,
         reference,
     })
+}
+
+/// Up to `cap` live members with valid tokens, and whether there are more.
+async fn roster(
+    ctx: &Context<'_>,
+    room: &RoomName,
+    cap: usize,
+    now: Millis,
+) -> Result<(Vec<Membership>, bool), RouteError> {
+    let page = ctx
+        .store
+        .members_page(room.as_str(), None, cap + 1, now)
+        .await?;
+    let mut members = ctx.live_tokens(page.members, now);
+    let truncated = members.len() > cap || page.next.is_some();
+    members.truncate(cap);
+    Ok((members, truncated))
 }
 
 fn group_by_user(members: &[Membership]) -> Vec<Member> {
@@ -172,6 +196,9 @@ pub(super) async fn typing(
         name: conn.name.clone(),
         active,
     };
+    if ctx.store.member_count(room.as_str(), now).await? > ctx.config.presence_max as u64 {
+        return Ok(());
+    }
     let watchers = ctx.live_tokens(ctx.store.watchers(room.as_str(), now).await?, now);
     ctx.deliver(
         presence_watchers(&watchers, |m| m.user != conn.user),

@@ -9,9 +9,11 @@ use crate::clock::Millis;
 use crate::protocol::{ErrorCode, FrameError, MessageId, Ref, RoomName, Sender, ServerFrame};
 use crate::store::{Appended, ConnectionRecord, NewMessage, StoreError};
 
-/// `send`: appends under the room's next seq, fans out to every other
-/// member connection, and acks the sender. A repeated id (a retry after a
-/// reconnect) is acked with the original seq and not delivered again.
+/// `send`: appends under the room's next seq, acks the sender at once
+/// (through the gateway, so the ack never waits for the fan-out), then
+/// fans out to every other member connection. A repeated id (a retry after
+/// a reconnect) is acked with the original seq and not delivered again.
+/// Returns the reply only when the ack could not be posted early.
 pub(super) async fn send(
     ctx: &Context<'_>,
     conn: &ConnectionRecord,
@@ -20,70 +22,112 @@ pub(super) async fn send(
     data: Value,
     reference: Option<Ref>,
     now: Millis,
-) -> Result<ServerFrame, RouteError> {
+) -> Result<Option<ServerFrame>, RouteError> {
     require(conn, room, Right::Send)?;
-    let (seq, duplicate) = append_and_fan_out(
-        ctx,
-        room,
-        id.as_str(),
-        conn.sender(),
-        data,
-        Some(&conn.connection_id),
-        now,
-    )
-    .await
-    .map(|(seq, duplicate, _)| (seq, duplicate))?;
-    Ok(ServerFrame::Ack {
+    let ack = |seq, duplicate| ServerFrame::Ack {
         id: id.as_str().to_owned(),
         seq: Some(seq),
         duplicate,
         delivered: None,
-        reference,
-    })
+        reference: reference.clone(),
+    };
+    let sender = Some(&*conn.connection_id);
+    let message = new_message(ctx, room, id.as_str(), conn.sender(), data, now);
+    let stored = match ctx
+        .store
+        .append(message, now.saturating_add(history_ttl(ctx)))
+        .await?
+    {
+        Appended::Duplicate { seq } => {
+            tracing::info!(%room, id = id.as_str(), seq, "duplicate send acked with the original seq");
+            return Ok(Some(ack(seq, true)));
+        }
+        Appended::New(m) => m,
+    };
+    let seq = stored.seq;
+    let early = ack(seq, false);
+    let acked = match ctx
+        .gateway
+        .post(&conn.connection_id, early.to_json().as_bytes())
+        .await
+    {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(connection_id = %conn.connection_id, %room, seq, error = %e, "early ack not posted; it goes with the reply");
+            false
+        }
+    };
+    fan_out(ctx, room, &ServerFrame::Message(stored), sender, now).await?;
+    Ok((!acked).then_some(early))
 }
 
-/// Appends, then delivers to the room's members except `exclude`.
-/// Returns (seq, duplicate, delivered).
+fn history_ttl(ctx: &Context<'_>) -> Millis {
+    Context::ms(ctx.config.retention.history)
+}
+
+fn new_message(
+    ctx: &Context<'_>,
+    room: &RoomName,
+    id: &str,
+    from: Sender,
+    data: Value,
+    now: Millis,
+) -> NewMessage {
+    NewMessage {
+        room: room.to_string(),
+        id: id.to_owned(),
+        from,
+        data,
+        ts: now,
+        expires_at: now.saturating_add(history_ttl(ctx)),
+    }
+}
+
+/// Delivers a stored message to the room's members except `exclude`.
+/// Members are read after the append: whoever joins later finds the
+/// message in history, so no joiner can miss it.
+async fn fan_out(
+    ctx: &Context<'_>,
+    room: &RoomName,
+    frame: &ServerFrame,
+    exclude: Option<&str>,
+    now: Millis,
+) -> Result<Delivery, StoreError> {
+    let ServerFrame::Message(stored) = frame else {
+        return Ok(Delivery::default());
+    };
+    let seq = stored.seq;
+    let d = ctx
+        .fan_out_room(room.as_str(), seq, &frame.to_json(), exclude, now)
+        .await?;
+    tracing::info!(%room, seq, delivered = d.delivered, gone = d.gone, failed = d.failed, queued = d.queued, "message sent");
+    Ok(d)
+}
+
+/// Appends, then delivers to the whole room: a backend publish.
+/// Returns (seq, duplicate, delivery).
 async fn append_and_fan_out(
     ctx: &Context<'_>,
     room: &RoomName,
     id: &str,
     from: Sender,
     data: Value,
-    exclude: Option<&str>,
     now: Millis,
 ) -> Result<(u64, bool, Delivery), StoreError> {
-    let history_ttl = Context::ms(ctx.config.retention.history);
-    let expires_at = now.saturating_add(history_ttl);
-    let message = NewMessage {
-        room: room.to_string(),
-        id: id.to_owned(),
-        from,
-        data,
-        ts: now,
-        expires_at,
-    };
-    let stored = match ctx.store.append(message, expires_at).await? {
+    let message = new_message(ctx, room, id, from, data, now);
+    let stored = match ctx
+        .store
+        .append(message, now.saturating_add(history_ttl(ctx)))
+        .await?
+    {
         Appended::Duplicate { seq } => {
-            tracing::info!(%room, id, seq, "duplicate send acked with the original seq");
+            tracing::info!(%room, id, seq, "duplicate publish answered with the original seq");
             return Ok((seq, true, Delivery::default()));
         }
         Appended::New(m) => m,
     };
-    // Members are read after the append: whoever joins later finds the
-    // message in history, so no joiner can miss it.
-    let members = ctx.store.members(room.as_str(), now).await?;
-    ctx.close_expired(&members, now).await;
-    let targets: Vec<String> = ctx
-        .live_tokens(members, now)
-        .into_iter()
-        .map(|m| m.connection_id)
-        .filter(|c| Some(c.as_str()) != exclude)
-        .collect();
-    let fanout = targets.len();
     let seq = stored.seq;
-    let delivery = ctx.deliver(targets, &ServerFrame::Message(stored)).await;
-    tracing::info!(%room, seq, fanout, delivered = delivery.delivered, gone = delivery.gone, failed = delivery.failed, "message sent");
+    let delivery = fan_out(ctx, room, &ServerFrame::Message(stored), None, now).await?;
     Ok((seq, false, delivery))
 }
 
@@ -216,7 +260,7 @@ pub async fn publish(
         PublishTarget::Room(room) => {
             let room = RoomName::parse(&room, limits)?;
             let (seq, duplicate, delivery) =
-                append_and_fan_out(ctx, &room, id.as_str(), from, data, None, now).await?;
+                append_and_fan_out(ctx, &room, id.as_str(), from, data, now).await?;
             Ok(PublishReport {
                 seq: Some(seq),
                 duplicate,

@@ -12,8 +12,11 @@ use crate::config::RateLimit;
 use crate::gateway::memory::MemoryGateway;
 use crate::metrics::RecordedMetrics;
 use crate::protocol::Sender;
+use crate::shard::memory::MemoryDispatch;
 use crate::store::memory::MemoryStore;
-use crate::store::{Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Touched};
+use crate::store::{
+    Appended, ConnectionRecord, MemberPage, Membership, NewMessage, Page, Removed, Touched,
+};
 
 const T0: i64 = 1_900_000_000_000;
 
@@ -38,6 +41,8 @@ struct World {
     config: Config,
     verifier: FakeVerifier,
     metrics: RecordedMetrics,
+    /// Set by `sharded`: large rooms go to shards here.
+    dispatch: Option<MemoryDispatch>,
 }
 
 impl World {
@@ -53,6 +58,7 @@ impl World {
             config: Config::default(),
             verifier: FakeVerifier,
             metrics: RecordedMetrics::default(),
+            dispatch: None,
         }
     }
 
@@ -63,6 +69,7 @@ impl World {
             clock: &self.clock,
             config: &self.config,
             metrics: &self.metrics,
+            dispatch: self.dispatch.as_ref().map(|d| d as &dyn Dispatch),
         }
     }
 
@@ -92,14 +99,22 @@ impl World {
         self.raw(conn, &frame.to_string()).await
     }
 
+    /// The reply the client sees: the route's, or the ack posted ahead of
+    /// the fan-out.
     async fn raw(&self, conn: &str, body: &str) -> Option<Value> {
-        message(
+        let reply = message(
             &self.ctx(),
             Some(&self.verifier),
             inbound(conn, None, body, false),
         )
         .await
-        .map(|f| serde_json::to_value(&f).unwrap())
+        .map(|f| serde_json::to_value(&f).unwrap());
+        reply.or_else(|| {
+            self.gateway
+                .take_where(conn, |f| f["type"] == "ack")
+                .into_iter()
+                .next()
+        })
     }
 
     async fn reply(&self, conn: &str, frame: Value) -> Value {
@@ -176,7 +191,7 @@ async fn join_replies_with_seq_and_members_and_announces() {
     assert_eq!(
         r,
         json!({"type": "joined", "room": "lobby", "seq": 0,
-        "members": [{"user": "alice", "name": "alice!", "devices": 1}], "ref": "j"})
+        "members": [{"user": "alice", "name": "alice!", "devices": 1}], "memberCount": 1, "ref": "j"})
     );
     let r = w.join("b1", "lobby").await;
     assert_eq!(r["members"].as_array().unwrap().len(), 2);
@@ -1192,11 +1207,53 @@ async fn data_nested_past_the_limit_is_refused_before_it_is_stored() {
 
 // ---- store failures ------------------------------------------------------------------------
 
-/// A store whose appends fail: the client must hear about it.
-struct BrokenAppends(MemoryStore);
+/// A store whose appends fail (the client must hear about it), or whose
+/// member pages start failing after `pages_ok` reads (throttling
+/// mid-fan-out).
+struct BrokenAppends(MemoryStore, std::sync::Arc<Faults>);
+
+/// What a [`BrokenAppends`] store gets wrong.
+#[derive(Default)]
+struct Faults {
+    appends: bool,
+    /// Member pages read fine before the next one fails.
+    pages_ok: std::sync::atomic::AtomicUsize,
+    /// Page reads that fail once `pages_ok` runs out.
+    pages_failing: std::sync::atomic::AtomicUsize,
+}
 
 #[async_trait]
 impl Store for BrokenAppends {
+    async fn members_page(
+        &self,
+        r: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: i64,
+    ) -> Result<MemberPage, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let fine = self
+            .1
+            .pages_ok
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !fine
+            && self
+                .1
+                .pages_failing
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(StoreError::Unavailable {
+                operation: "query",
+                reason: "throttled (injected)".into(),
+            });
+        }
+        self.0.members_page(r, after, limit, now).await
+    }
+    async fn member_count(&self, r: &str, now: i64) -> Result<u64, StoreError> {
+        self.0.member_count(r, now).await
+    }
     async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
         self.0.put_connection(c).await
     }
@@ -1253,7 +1310,10 @@ impl Store for BrokenAppends {
     async fn refresh_memberships(&self, id: &str, now: i64, e: i64) -> Result<(), StoreError> {
         self.0.refresh_memberships(id, now, e).await
     }
-    async fn append(&self, _: NewMessage, _: i64) -> Result<Appended, StoreError> {
+    async fn append(&self, m: NewMessage, e: i64) -> Result<Appended, StoreError> {
+        if !self.1.appends {
+            return self.0.append(m, e).await;
+        }
         Err(StoreError::Unavailable {
             operation: "append",
             reason: "injected".into(),
@@ -1281,7 +1341,11 @@ impl Store for BrokenAppends {
 
 #[tokio::test]
 async fn a_store_failure_during_send_reaches_the_client() {
-    let w = World::with_store(Box::new(BrokenAppends(MemoryStore::new())));
+    let faults = Faults {
+        appends: true,
+        ..Faults::default()
+    };
+    let w = World::with_store(Box::new(BrokenAppends(MemoryStore::new(), faults.into())));
     w.connect("a1", "alice").await;
     w.connect("b1", "bob").await;
     w.join("b1", "r").await;
@@ -1325,7 +1389,8 @@ async fn publish_reaches_rooms_and_users() {
             delivery: Delivery {
                 delivered: 1,
                 gone: 0,
-                failed: 0
+                failed: 0,
+                queued: 0
             }
         }
     );
@@ -1363,7 +1428,8 @@ async fn publish_reaches_rooms_and_users() {
         Delivery {
             delivered: 1,
             gone: 1,
-            failed: 1
+            failed: 1,
+            queued: 0
         },
         "every device is accounted for"
     );
@@ -1419,4 +1485,468 @@ async fn fan_out_size_deliveries_gone_and_rejects_are_measured() {
     w.raw("a1", "{nope").await;
     let m = w.metrics.take();
     assert_eq!(m[&Metric::Rejects], 1.0);
+}
+
+// ---- large rooms: early ack, sharded fan-out, bounded presence ---------------------------
+
+impl World {
+    /// A world whose rooms above `inline_max` members go to shards of
+    /// `shard_size`.
+    fn sharded(inline_max: usize, shard_size: usize) -> Self {
+        Self::sharded_with(Box::new(MemoryStore::new()), inline_max, shard_size)
+    }
+
+    fn sharded_with(store: Box<dyn Store>, inline_max: usize, shard_size: usize) -> Self {
+        let mut w = Self::with_store(store);
+        w.config.fanout.inline_max = inline_max;
+        w.config.fanout.shard_size = shard_size;
+        w.dispatch = Some(MemoryDispatch::new());
+        w
+    }
+
+    fn queue(&self) -> &MemoryDispatch {
+        self.dispatch.as_ref().expect("a sharded world")
+    }
+
+    /// Runs queued shards, as the `fanout` function would, each with
+    /// `budget` until its deadline, until the queue is empty. Returns the
+    /// reports; at most `max` shards run.
+    async fn run_shards(&self, budget: std::time::Duration, max: usize) -> Vec<super::ShardReport> {
+        let mut reports = Vec::new();
+        while let Some(shard) = self.queue().pop() {
+            assert!(reports.len() < max, "more than {max} shards: a loop?");
+            let deadline = tokio::time::Instant::now() + budget;
+            let r = super::fanout(&self.ctx(), self.queue(), None, shard, deadline)
+                .await
+                .expect("the shard runs");
+            reports.push(r);
+        }
+        reports
+    }
+
+    async fn crowd(&self, room: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let id = format!("m{i:04}");
+            self.connect(&id, &format!("user{i}")).await;
+            self.reply(&id, json!({"action": "join", "room": room}))
+                .await;
+            ids.push(id);
+        }
+        for id in &ids {
+            self.frames(id);
+        }
+        ids
+    }
+
+    fn messages_of(&self, conn: &str) -> Vec<Value> {
+        self.frames_of(conn, "message")
+    }
+}
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_ack_is_posted_before_the_fan_out() {
+    let w = World::new();
+    let ids = w.crowd("r", 5).await;
+    let before = w.gateway.posted_order().len();
+    let reply = message(
+        &w.ctx(),
+        None,
+        inbound(
+            &ids[0],
+            None,
+            &json!({"action": "send", "room": "r", "id": "x", "data": 1, "ref": 9}).to_string(),
+            false,
+        ),
+    )
+    .await;
+    assert!(
+        reply.is_none(),
+        "the ack went ahead; no reply after the fan-out"
+    );
+    let order = w.gateway.posted_order()[before..].to_vec();
+    assert_eq!(order.len(), 5);
+    assert_eq!(
+        order[0], ids[0],
+        "the sender's ack is the first post: {order:?}"
+    );
+    let ack = w.frames_of(&ids[0], "ack");
+    assert_eq!(
+        ack,
+        vec![json!({"type": "ack", "id": "x", "seq": 1, "ref": 9})]
+    );
+}
+
+#[tokio::test]
+async fn an_ack_that_cannot_be_posted_comes_back_as_the_reply() {
+    let w = World::new();
+    let ids = w.crowd("r", 2).await;
+    w.gateway
+        .fail_with(&ids[0], crate::gateway::GatewayError::Throttled);
+    let reply = message(
+        &w.ctx(),
+        None,
+        inbound(
+            &ids[0],
+            None,
+            &json!({"action": "send", "room": "r", "id": "x", "data": 1}).to_string(),
+            false,
+        ),
+    )
+    .await
+    .map(|f| serde_json::to_value(&f).unwrap());
+    assert_eq!(reply, Some(json!({"type": "ack", "id": "x", "seq": 1})));
+    assert_eq!(w.messages_of(&ids[1]).len(), 1);
+}
+
+#[tokio::test]
+async fn rooms_up_to_the_threshold_fan_out_inline() {
+    let w = World::sharded(4, 2);
+    let ids = w.crowd("r", 5).await;
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "r", "id": "x", "data": 1}),
+    )
+    .await;
+    assert_eq!(
+        w.queue().dispatched(),
+        0,
+        "five members is not above 4 recipients + the sender"
+    );
+    for id in &ids[1..] {
+        assert_eq!(w.messages_of(id).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_large_room_is_delivered_by_shards_exactly_once_each() {
+    let w = World::sharded(3, 4);
+    let ids = w.crowd("big", 30).await;
+    let ack = w
+        .reply(
+            &ids[0],
+            json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+        )
+        .await;
+    assert_eq!(ack["seq"], 1);
+    assert!(
+        ids[1..].iter().all(|id| w.messages_of(id).is_empty()),
+        "nothing inline"
+    );
+    assert_eq!(
+        w.queue().pending(),
+        1,
+        "one shard: the first page, carrying the cursor"
+    );
+    let first = w.queue().pop().unwrap();
+    assert!(first.rest.is_some());
+    assert_eq!(first.targets.len(), 3, "first page minus the sender");
+    assert_eq!(first.exclude.as_deref(), Some(ids[0].as_str()));
+    w.queue().dispatch(&first).await.unwrap();
+    let reports = w.run_shards(LONG, 50).await;
+    let delivered: usize = reports.iter().map(|r| r.delivered).sum();
+    assert_eq!(delivered, 29);
+    assert!(reports.len() >= 29 / 4, "{} shards", reports.len());
+    for id in &ids[1..] {
+        let got = w.messages_of(id);
+        assert_eq!(got.len(), 1, "{id} got {got:?}");
+        assert_eq!(got[0]["seq"], 1);
+    }
+    assert!(w.messages_of(&ids[0]).is_empty(), "never to the sender");
+    assert!(reports.iter().all(|r| r.undelivered == 0));
+}
+
+#[tokio::test]
+async fn a_publish_to_a_large_room_reports_what_it_queued() {
+    let w = World::sharded(3, 4);
+    w.crowd("big", 10).await;
+    let report = publish(
+        &w.ctx(),
+        PublishTarget::Room("big".into()),
+        Sender {
+            user: "srv".into(),
+            name: "srv".into(),
+        },
+        Some("p"),
+        json!(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.delivery.delivered, 0);
+    assert_eq!(
+        report.delivery.queued, 4,
+        "the first page (limit inline_max + 1)"
+    );
+    w.run_shards(LONG, 20).await;
+    assert_eq!(
+        w.gateway.posted_order().iter().filter(|_| true).count() > 0,
+        true
+    );
+    for i in 0..10 {
+        assert_eq!(w.messages_of(&format!("m{i:04}")).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn failed_posts_are_retried_in_new_shards_then_counted_undelivered() {
+    let mut w = World::sharded(2, 3);
+    w.config.fanout.attempts = 3;
+    let ids = w.crowd("big", 8).await;
+    w.gateway
+        .fail_with(&ids[5], crate::gateway::GatewayError::Throttled);
+    w.metrics.take();
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    let reports = w.run_shards(LONG, 30).await;
+    let undelivered: usize = reports.iter().map(|r| r.undelivered).sum();
+    assert_eq!(undelivered, 1, "one connection, after 3 attempts");
+    let m = w.metrics.take();
+    assert_eq!(m.get(&Metric::Undelivered), Some(&1.0));
+    assert_eq!(
+        m.get(&Metric::Requeued).copied().unwrap_or(0.0) >= 2.0,
+        true,
+        "{m:?}"
+    );
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        let want = usize::from(i != 5);
+        assert_eq!(w.messages_of(id).len(), want, "{id}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shard_out_of_time_requeues_its_remainder() {
+    let mut w = World::sharded(2, 50);
+    w.config.fanout.concurrency = 1;
+    w.config.fanout.call_timeout = std::time::Duration::from_millis(100);
+    let ids = w.crowd("big", 40).await;
+    // Every post to this one hangs to its timeout: a shard of 2 s reaches
+    // its stop time after about 9 of them.
+    for id in ids.iter().skip(1).step_by(2) {
+        w.gateway.hang(id);
+    }
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    let mut reports = Vec::new();
+    while let Some(shard) = w.queue().pop() {
+        assert!(reports.len() < 200, "no progress");
+        // Posts that hung are retried; let them through from now on.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        reports.push(
+            super::fanout(&w.ctx(), w.queue(), None, shard, deadline)
+                .await
+                .unwrap(),
+        );
+        if reports.len() == 1 {
+            assert!(
+                reports[0].requeued > 0,
+                "the first shard ran out of time: {:?}",
+                reports[0]
+            );
+        }
+    }
+    assert!(reports.iter().any(|r| r.requeued > 0));
+    let hung: Vec<&String> = ids.iter().skip(1).step_by(2).collect();
+    for id in ids.iter().skip(1) {
+        let got = w.messages_of(id).len();
+        if hung.contains(&id) {
+            assert_eq!(got, 0, "{id} never answers");
+        } else {
+            assert_eq!(
+                got, 1,
+                "{id} is delivered once, by this shard or a re-queued one"
+            );
+        }
+    }
+    let undelivered: usize = reports.iter().map(|r| r.undelivered).sum();
+    assert_eq!(
+        undelivered,
+        hung.len(),
+        "the hung ones are counted, not lost silently"
+    );
+}
+
+#[tokio::test]
+async fn gone_connections_inside_a_shard_are_removed() {
+    let w = World::sharded(2, 4);
+    let ids = w.crowd("big", 10).await;
+    w.gateway.mark_gone(&ids[7]);
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    let reports = w.run_shards(LONG, 20).await;
+    assert_eq!(reports.iter().map(|r| r.gone).sum::<usize>(), 1);
+    assert!(w.store.get_connection(&ids[7], T0).await.unwrap().is_none());
+    assert!(
+        w.store
+            .membership("big", &ids[7], T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(w.messages_of(&ids[8]).len(), 1);
+}
+
+#[tokio::test]
+async fn a_room_emptied_while_its_fan_out_runs_ends_quietly() {
+    let w = World::sharded(2, 4);
+    let ids = w.crowd("big", 12).await;
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    // Everyone leaves after the first page was handed over.
+    for id in &ids {
+        disconnect(&w.ctx(), id).await.unwrap();
+        w.gateway.mark_gone(id);
+    }
+    w.metrics.take();
+    let reports = w.run_shards(LONG, 20).await;
+    assert_eq!(reports.iter().map(|r| r.delivered).sum::<usize>(), 0);
+    assert_eq!(reports.iter().map(|r| r.undelivered).sum::<usize>(), 0);
+    assert_eq!(w.metrics.take().get(&Metric::Undelivered), None);
+}
+
+#[tokio::test]
+async fn the_store_failing_mid_fan_out_requeues_the_rest_from_its_cursor() {
+    let faults = std::sync::Arc::new(Faults::default());
+    let w = World::sharded_with(
+        Box::new(BrokenAppends(MemoryStore::new(), faults.clone())),
+        2,
+        3,
+    );
+    let ids = w.crowd("big", 20).await;
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    // The shard reading on gets one page, then the store throttles twice.
+    faults
+        .pages_ok
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    faults
+        .pages_failing
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let reports = w.run_shards(LONG, 40).await;
+    assert!(reports.iter().filter(|r| r.requeued > 0).count() >= 2);
+    for id in &ids[1..] {
+        assert_eq!(w.messages_of(id).len(), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_dispatch_falls_back_to_inline_delivery() {
+    let w = World::sharded(2, 3);
+    let ids = w.crowd("big", 9).await;
+    w.queue().fail_next(1);
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    assert_eq!(w.queue().pending(), 0);
+    for id in &ids[1..] {
+        assert_eq!(w.messages_of(id).len(), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_remainder_that_cannot_be_requeued_fails_the_shard_for_lambda_to_retry() {
+    let w = World::sharded(2, 3);
+    let ids = w.crowd("big", 9).await;
+    w.gateway.fail_with(
+        &ids[3],
+        crate::gateway::GatewayError::Unavailable("down".into()),
+    );
+    w.reply(
+        &ids[0],
+        json!({"action": "send", "room": "big", "id": "x", "data": 1}),
+    )
+    .await;
+    let shard = w.queue().pop().unwrap();
+    // The page shards go out; then the retry of the failed post cannot.
+    let mut outcome = None;
+    let mut shard = Some(shard);
+    while let Some(s) = shard.take().or_else(|| w.queue().pop()) {
+        if s.targets.contains(&ids[3]) {
+            w.queue().fail_next(1);
+        }
+        let r = super::fanout(
+            &w.ctx(),
+            w.queue(),
+            None,
+            s,
+            tokio::time::Instant::now() + LONG,
+        )
+        .await;
+        if r.is_err() {
+            outcome = Some(r);
+            break;
+        }
+    }
+    let Some(Err(e)) = outcome else {
+        panic!("the shard should fail");
+    };
+    assert!(matches!(e, super::FanoutError::Requeue { .. }), "{e}");
+    assert!(w.metrics.take().contains_key(&Metric::Redelivered));
+}
+
+#[tokio::test]
+async fn presence_past_the_cap_is_truncated_counted_and_silent() {
+    let mut w = World::new();
+    w.config.presence_max = 3;
+    let ids = w.crowd("p", 3).await;
+    w.connect("m0003", "user3").await;
+    let r = w.join("m0003", "p").await;
+    assert_eq!(r["memberCount"], 4);
+    assert_eq!(r["rosterTruncated"], true);
+    assert_eq!(r["members"].as_array().unwrap().len(), 3);
+    for id in &ids {
+        assert!(
+            w.frames_of(id, "presence").is_empty(),
+            "past the cap nobody is told"
+        );
+    }
+    let typing = w
+        .call(
+            &ids[0],
+            json!({"action": "typing", "room": "p", "active": true}),
+        )
+        .await;
+    assert_eq!(typing, None);
+    assert!(w.frames_of(&ids[1], "typing").is_empty());
+    // Back under the cap, presence resumes.
+    w.reply("m0003", json!({"action": "leave", "room": "p"}))
+        .await;
+    w.reply(&ids[2], json!({"action": "leave", "room": "p"}))
+        .await;
+    w.connect("m0009", "user9").await;
+    let r = w.join("m0009", "p").await;
+    assert_eq!(r["memberCount"], 3);
+    assert!(r.get("rosterTruncated").is_none());
+    let events: Vec<(Value, Value)> = w
+        .frames_of(&ids[0], "presence")
+        .into_iter()
+        .map(|f| (f["user"].clone(), f["event"].clone()))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (json!("user3"), json!("left")),
+            (json!("user2"), json!("left")),
+            (json!("user9"), json!("joined"))
+        ],
+        "each change once the room is back at the cap"
+    );
 }

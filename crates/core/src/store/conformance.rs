@@ -42,6 +42,8 @@ macro_rules! store_conformance_tests {
             refresh_extends_memberships,
             memberships_of_lists_one_connections_rooms_with_token_expiry,
             members_of_a_large_room_are_all_listed,
+            member_pages_cover_the_room_once_in_order,
+            member_count_follows_join_leave_and_disconnect,
             watchers_are_the_live_members_with_presence,
             watchers_follow_leave_rejoin_refresh_and_disconnect,
             membership_is_one_connections_live_membership,
@@ -447,6 +449,83 @@ pub async fn members_of_a_large_room_are_all_listed(store: Arc<dyn Store>) {
             .unwrap();
     }
     assert_eq!(store.members(&room, NOW).await.unwrap().len(), 300);
+}
+
+/// Pages by cursor list every member exactly once, in connection-id order,
+/// and say where the next page starts.
+pub async fn member_pages_cover_the_room_once_in_order(store: Arc<dyn Store>) {
+    let room = unique("paged");
+    let mut ids = Vec::new();
+    for _ in 0..23 {
+        let c = connection(&unique("c"), &unique("u"));
+        store.put_connection(&c).await.unwrap();
+        store
+            .join(&membership(&room, &c, NOW + HOUR))
+            .await
+            .unwrap();
+        ids.push(c.connection_id);
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .members_page(&room, after.as_deref(), 5, NOW)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.members.len() <= 5);
+        seen.extend(page.members.into_iter().map(|m| m.connection_id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "pagination does not end");
+    }
+    assert_eq!(seen, ids);
+    assert!((5..=6).contains(&pages), "{pages} pages of 5 for 23");
+    let empty = store
+        .members_page(&unique("none"), None, 5, NOW)
+        .await
+        .unwrap();
+    assert!(empty.members.is_empty() && empty.next.is_none());
+}
+
+/// The member count rises with new members only, and falls with leaves and
+/// disconnects.
+pub async fn member_count_follows_join_leave_and_disconnect(store: Arc<dyn Store>) {
+    let room = unique("counted");
+    assert_eq!(store.member_count(&room, NOW).await.unwrap(), 0);
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        let c = connection(&unique("c"), &unique("u"));
+        store.put_connection(&c).await.unwrap();
+        store
+            .join(&membership(&room, &c, NOW + HOUR))
+            .await
+            .unwrap();
+        conns.push(c);
+    }
+    assert_eq!(store.member_count(&room, NOW).await.unwrap(), 4);
+    // A refresh (joining again) is not a new member.
+    store
+        .join(&membership(&room, &conns[0], NOW + 2 * HOUR))
+        .await
+        .unwrap();
+    assert_eq!(store.member_count(&room, NOW).await.unwrap(), 4);
+    store.leave(&room, &conns[1].connection_id).await.unwrap();
+    store.leave(&room, &conns[1].connection_id).await.unwrap();
+    assert_eq!(
+        store.member_count(&room, NOW).await.unwrap(),
+        3,
+        "a second leave changes nothing"
+    );
+    store
+        .remove_connection(&conns[2].connection_id)
+        .await
+        .unwrap();
+    assert_eq!(store.member_count(&room, NOW).await.unwrap(), 2);
 }
 
 /// Watchers are exactly the live members with the presence right.

@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Appended, ConnectionRecord, Membership, NewMessage, Page, Removed, Store, StoreError, Touched,
-    apply_identity,
+    Appended, ConnectionRecord, MemberPage, Membership, NewMessage, Page, Removed, Store,
+    StoreError, Touched, apply_identity,
 };
 use crate::auth::Identity;
 use crate::clock::Millis;
@@ -255,6 +255,58 @@ impl Store for MemoryStore {
             .get(room)
             .map(|m| m.values().filter(|m| m.expires_at > now).cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: Millis,
+    ) -> Result<MemberPage, StoreError> {
+        use std::ops::Bound;
+        let g = self.lock();
+        let Some(members) = g.rooms.get(room) else {
+            return Ok(MemberPage::default());
+        };
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        // Like a DynamoDB Query: the limit counts items read, expired or not.
+        let read: Vec<&Membership> = members
+            .range((start, Bound::Unbounded))
+            .map(|(_, m)| m)
+            .take(limit.max(1))
+            .collect();
+        let next = match read.last() {
+            Some(last)
+                if members
+                    .range::<String, _>((
+                        Bound::Excluded(last.connection_id.clone()),
+                        Bound::Unbounded,
+                    ))
+                    .next()
+                    .is_some() =>
+            {
+                Some(last.connection_id.clone())
+            }
+            _ => None,
+        };
+        Ok(MemberPage {
+            members: read
+                .into_iter()
+                .filter(|m| m.expires_at > now)
+                .cloned()
+                .collect(),
+            next,
+        })
+    }
+
+    async fn member_count(&self, room: &str, now: Millis) -> Result<u64, StoreError> {
+        let g = self.lock();
+        let live = g
+            .rooms
+            .get(room)
+            .map_or(0, |m| m.values().filter(|m| m.expires_at > now).count());
+        Ok(live as u64)
     }
 
     async fn memberships_of(&self, id: &str, now: Millis) -> Result<Vec<Membership>, StoreError> {

@@ -190,6 +190,16 @@ pub struct Page {
     pub more: bool,
 }
 
+/// A page of a room's members, in connection-id order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberPage {
+    /// Live members on this page (a page may hold fewer than asked for:
+    /// expired memberships are skipped after the limit is applied).
+    pub members: Vec<Membership>,
+    /// Where the next page starts (pass it as `after`); `None` on the last.
+    pub next: Option<String>,
+}
+
 /// The result of [`Store::touch`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Touched {
@@ -257,6 +267,24 @@ pub trait Store: Send + Sync {
     /// Live members of a room (all pages). O(members): for broadcasts and
     /// presence rosters only, never for per-join or per-departure checks.
     async fn members(&self, room: &str, now: Millis) -> Result<Vec<Membership>, StoreError>;
+
+    /// One page of a room's members: up to `limit` items after the
+    /// connection id `after` (from the start if `None`). O(limit): large
+    /// rooms are read page by page, so a fan-out can be cut into shards and
+    /// a roster can stop at its cap.
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: Millis,
+    ) -> Result<MemberPage, StoreError>;
+
+    /// How many member connections a room has. O(1): a counter kept by
+    /// `join` (new members), `leave` and `remove_connection`. Memberships
+    /// that expire without either (a lost `$disconnect`) may be counted
+    /// until their connection is cleaned up, so treat it as approximate.
+    async fn member_count(&self, room: &str, now: Millis) -> Result<u64, StoreError>;
 
     /// Live members of a room with the presence right (all pages): whom
     /// joins, departures and typing are told to. O(watchers), however big

@@ -342,12 +342,29 @@ fn server_frames_serialise_with_type_tags_and_camel_case() {
         room: "x".into(),
         seq: 3,
         members: None,
+        member_count: None,
+        roster_truncated: false,
         missed: None,
         truncated: false,
         more: false,
         reference: None,
     };
     assert_eq!(joined.to_json(), r#"{"type":"joined","room":"x","seq":3}"#);
+    let capped = ServerFrame::Joined {
+        room: "x".into(),
+        seq: 3,
+        members: Some(Vec::new()),
+        member_count: Some(250),
+        roster_truncated: true,
+        missed: None,
+        truncated: false,
+        more: false,
+        reference: None,
+    };
+    assert_eq!(
+        capped.to_json(),
+        r#"{"type":"joined","room":"x","seq":3,"members":[],"memberCount":250,"rosterTruncated":true}"#
+    );
 
     let e = ServerFrame::error(ErrorCode::RateLimited, "slow down", Some(json!(1)));
     assert_eq!(

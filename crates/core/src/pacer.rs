@@ -1,0 +1,100 @@
+//! The fan-out budget: spaces PostToConnection calls so one process makes
+//! at most `rate` per second (GCRA, with a burst of one second's worth).
+//!
+//! The stack's budget is split over the `fanout` function's reserved
+//! concurrency, which caps how many processes run at once, so the stack
+//! as a whole stays under it without any shared counter to call.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Hands out send slots at a fixed rate to any number of tasks.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: Duration,
+    burst: Duration,
+    /// The theoretical arrival time of the next call.
+    tat: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    /// A pacer for `per_second` calls; `None` for no cap.
+    pub fn new(per_second: Option<f64>) -> Option<Self> {
+        let rate = per_second.filter(|r| r.is_finite() && *r > 0.0)?;
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        Some(Self {
+            interval,
+            burst: Duration::from_secs(1).saturating_sub(interval),
+            tat: Mutex::new(None),
+        })
+    }
+
+    /// Waits for the next slot; `false` (without waiting) if that slot is
+    /// past `stop_at`, so a shard near its deadline re-queues instead.
+    pub async fn wait(&self, stop_at: Instant) -> bool {
+        let slot = {
+            let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let current = tat.map_or(now, |t| t.max(now));
+            let slot = current.checked_sub(self.burst).map_or(now, |s| s.max(now));
+            if slot > stop_at {
+                return false;
+            }
+            *tat = Some(current + self.interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_rate_means_no_pacer() {
+        assert!(Pacer::new(None).is_none());
+        assert!(Pacer::new(Some(0.0)).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_are_spaced_to_the_rate_after_a_burst() {
+        let pacer = Pacer::new(Some(100.0)).unwrap();
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        // One second's worth goes at once, then 10 ms apart.
+        for _ in 0..100 {
+            assert!(pacer.wait(far).await);
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(20),
+            "{:?}",
+            start.elapsed()
+        );
+        for _ in 0..50 {
+            assert!(pacer.wait(far).await);
+        }
+        let spent = start.elapsed();
+        assert!(
+            spent >= Duration::from_millis(490) && spent <= Duration::from_millis(520),
+            "{spent:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_past_the_stop_is_refused_without_waiting() {
+        let pacer = Pacer::new(Some(10.0)).unwrap();
+        let start = Instant::now();
+        let stop = start + Duration::from_millis(250);
+        let mut granted = 0;
+        while pacer.wait(stop).await {
+            granted += 1;
+        }
+        // The burst (9) plus the slots up to 250 ms.
+        assert!((9..=12).contains(&granted), "{granted}");
+        assert!(start.elapsed() <= Duration::from_millis(250));
+    }
+}
