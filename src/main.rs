@@ -265,6 +265,26 @@ struct DevArgs {
     /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Template parameters in place of their defaults, as SAM's flag:
+    /// `--parameter-overrides FanoutInlineMax=50 PresenceMax=20`.
+    #[arg(long, num_args = 1.., value_parser = parse_override)]
+    parameter_overrides: Vec<(String, String)>,
+}
+
+/// `Name=Value`, or SAM's `ParameterKey=Name,ParameterValue=Value`.
+fn parse_override(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = match raw.strip_prefix("ParameterKey=") {
+        Some(rest) => rest
+            .split_once(",ParameterValue=")
+            .ok_or_else(|| format!("{raw:?}: expected ParameterKey=K,ParameterValue=V"))?,
+        None => raw
+            .split_once('=')
+            .ok_or_else(|| format!("{raw:?}: expected Name=Value"))?,
+    };
+    if name.is_empty() {
+        return Err(format!("{raw:?}: the parameter name is empty"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -367,6 +387,9 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .build(args.build)
         .watch(args.watch)
         .cargo_profile(args.cargo_profile);
+    for (name, value) in args.parameter_overrides {
+        config = config.parameter(name, value);
+    }
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);
     }

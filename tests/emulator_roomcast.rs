@@ -479,3 +479,117 @@ async fn idle_timeout_flag_reaches_presence_and_closes_idle_sockets() {
     let (mut ws, _) = join_as(&emu, "sleepy").await;
     assert_eq!(closed(&mut ws).await.0, 1001);
 }
+
+/// A room above the inline threshold, through the real fanout function:
+/// the message function hands shards to it through the Lambda Invoke API
+/// (`Event`), and every member gets each message exactly once, while
+/// several senders send at once.
+async fn large_rooms_are_delivered_by_shards_on(emu: RunningEmulator) {
+    const MEMBERS: usize = 24;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let (mut ws, _) = join_as(&emu, &format!("user{i:02}")).await;
+        send(&mut ws, json!({"action": "join", "room": "big"})).await;
+        recv_type(&mut ws, "joined").await;
+        members.push(ws);
+    }
+    // Three senders at once, three messages each.
+    let senders: Vec<_> = members.drain(..3).collect();
+    let sends = senders
+        .into_iter()
+        .enumerate()
+        .map(|(s, mut ws)| async move {
+            for k in 0..3 {
+                let id = format!("s{s}-{k}");
+                send(
+                    &mut ws,
+                    json!({"action": "send", "room": "big", "id": id, "data": k}),
+                )
+                .await;
+            }
+            let mut acked = Vec::new();
+            let mut got = Vec::new();
+            while acked.len() < 3 || got.len() < 6 {
+                let f = recv(&mut ws).await;
+                match f["type"].as_str() {
+                    Some("ack") => acked.push(f["seq"].as_u64().unwrap()),
+                    Some("message") => got.push(f["seq"].as_u64().unwrap()),
+                    _ => {}
+                }
+            }
+            (ws, acked, got)
+        });
+    let done = futures::future::join_all(sends).await;
+    let mut acked: Vec<u64> = done.iter().flat_map(|(_, a, _)| a.clone()).collect();
+    acked.sort_unstable();
+    assert_eq!(
+        acked,
+        (1..=9).collect::<Vec<u64>>(),
+        "nine messages, gap-free seqs"
+    );
+    for (_, _, got) in &done {
+        let mut got = got.clone();
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got.len(), 6, "each sender gets the other senders' messages");
+    }
+    let reads = members.iter_mut().map(|ws| async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < 9 {
+            let f = recv_type(ws, "message").await;
+            seqs.push(f["seq"].as_u64().unwrap());
+        }
+        silent(ws, 300).await;
+        seqs.sort_unstable();
+        seqs
+    });
+    for seqs in futures::future::join_all(reads).await {
+        assert_eq!(
+            seqs,
+            (1..=9).collect::<Vec<u64>>(),
+            "every seq exactly once"
+        );
+    }
+}
+
+/// The thresholds low enough that 24 members take several shards.
+async fn sharded(
+    tune: impl FnOnce(roomcast_emulator::EmulatorConfig) -> roomcast_emulator::EmulatorConfig,
+) -> RunningEmulator {
+    roomcast(|c| {
+        tune(c)
+            .parameter("FanoutInlineMax", "3")
+            .parameter("FanoutShardSize", "4")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn large_rooms_are_delivered_by_shards_in_process() {
+    large_rooms_are_delivered_by_shards_on(sharded(|c| c).await).await;
+}
+
+#[tokio::test]
+async fn large_rooms_are_delivered_by_shards_as_processes_on_dynamodb() {
+    let endpoint = common::dynamodb_endpoint();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = sharded(|c| {
+        c.dynamodb(endpoint, table, true)
+            .functions(roomcast_emulator::FunctionsMode::Process)
+            .build(true)
+    })
+    .await;
+    large_rooms_are_delivered_by_shards_on(emu).await;
+}
+
+#[tokio::test]
+async fn an_unknown_parameter_override_is_refused_at_start() {
+    let result = roomcast_emulator::Emulator::bind(
+        config("template.yaml").parameter("FanoutInlineMaks", "3"),
+    )
+    .await;
+    let Err(e) = result else {
+        panic!("a typo in a parameter name must not start");
+    };
+    assert!(e.to_string().contains("FanoutInlineMaks"), "{e}");
+}

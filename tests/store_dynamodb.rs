@@ -120,9 +120,17 @@ impl CostWorld {
                 is_binary: false,
             },
         )
-        .await
-        .unwrap();
-        serde_json::to_value(&reply).unwrap()
+        .await;
+        // A send's ack goes ahead of the fan-out, through the gateway.
+        let reply = reply
+            .map(|r| serde_json::to_value(&r).unwrap())
+            .or_else(|| {
+                self.gateway
+                    .take_where(conn, |f| f["type"] == "ack")
+                    .into_iter()
+                    .next()
+            });
+        reply.expect("a reply or an early ack")
     }
 
     /// Connects `n` members into `room` without counting.
@@ -166,16 +174,18 @@ async fn a_presence_join_costs_two_writes_one_roster_query_and_reads() {
         .await;
     assert_eq!(r["type"], "joined");
     // touch: one conditional UpdateItem (it returns the connection); join:
-    // reverse + watcher copy (one BatchWriteItem), member PutItem; roster (a presence joiner gets
-    // it, and it also answers whom to tell): one Query; current seq: GetItem.
+    // reverse + watcher copy (one BatchWriteItem), member PutItem, the member
+    // count (ADD, an UpdateItem) and its read (GetItem); roster (a presence
+    // joiner gets it, and it also answers whom to tell): one Query of at
+    // most the cap; current seq: GetItem.
     assert_eq!(
         w.counter.take(),
         counts(&[
             ("BatchWriteItem", 1),
-            ("GetItem", 1),
+            ("GetItem", 2),
             ("PutItem", 1),
             ("Query", 1),
-            ("UpdateItem", 1)
+            ("UpdateItem", 2)
         ])
     );
 }
@@ -258,11 +268,18 @@ async fn disconnect_from_k_rooms_costs_one_query_batched_deletes_and_a_watcher_q
     routes::disconnect(&w.ctx(), "c1").await.unwrap();
     // 1 Query on the connection partition; 2 + 3k deletes (connection, user
     // index; per room reverse, member and watcher copy) in batches of 25;
-    // one watcher Query per room (empty here, so nothing more).
+    // per room, the member count's decrement (UpdateItem), its read
+    // (GetItem: within the presence cap?) and the watcher Query (empty here,
+    // so nothing more).
     let batches = (2 + 3 * k).div_ceil(25);
     assert_eq!(
         w.counter.take(),
-        counts(&[("BatchWriteItem", batches), ("Query", 1 + k)])
+        counts(&[
+            ("BatchWriteItem", batches),
+            ("GetItem", k),
+            ("Query", 1 + k),
+            ("UpdateItem", k)
+        ])
     );
     assert!(w.store.get_connection("c1", NOW).await.unwrap().is_none());
 }
@@ -272,7 +289,9 @@ async fn disconnect_from_k_rooms_costs_one_query_batched_deletes_and_a_watcher_q
 async fn silent_join_and_disconnect_cost(
     members: usize,
 ) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
-    let w = CostWorld::new(Some(40)).await;
+    let mut w = CostWorld::new(Some(40)).await;
+    // Both rooms within the presence cap: the same path, whatever the size.
+    w.config.presence_max = 1000;
     w.connect_silent("c1", "alice").await;
     w.populate_with("big", 0..members, false).await;
     let r = w.call("c1", json!({"action": "join", "room": "big"})).await;
@@ -287,25 +306,36 @@ async fn joining_and_leaving_cost_the_same_in_a_room_of_5_and_of_200() {
     let small = silent_join_and_disconnect_cost(5).await;
     let big = silent_join_and_disconnect_cost(200).await;
     assert_eq!(small, big, "no per-member reads on join or leave");
-    // join: touch (one UpdateItem), reverse + member PutItem, the
-    // (empty) watcher range (one Query), current seq (GetItem).
+    // join: touch (one UpdateItem), reverse + member PutItem, the member
+    // count (ADD) and its read, the (empty) watcher range (one Query),
+    // current seq (GetItem).
     assert_eq!(
         big.0,
         counts(&[
-            ("GetItem", 1),
+            ("GetItem", 2),
             ("PutItem", 2),
             ("Query", 1),
-            ("UpdateItem", 1)
+            ("UpdateItem", 2)
         ])
     );
     // disconnect: the connection partition (Query), batched deletes, the
-    // (empty) watcher range (Query). Nothing else: nobody to tell.
-    assert_eq!(big.1, counts(&[("BatchWriteItem", 1), ("Query", 2)]));
+    // count's decrement and read, the (empty) watcher range (Query).
+    // Nothing else: nobody to tell.
+    assert_eq!(
+        big.1,
+        counts(&[
+            ("BatchWriteItem", 1),
+            ("GetItem", 1),
+            ("Query", 2),
+            ("UpdateItem", 1)
+        ])
+    );
 }
 
 #[tokio::test]
 async fn a_departure_from_a_big_room_reads_only_its_watchers_and_the_users_devices() {
-    let w = CostWorld::new(Some(40)).await;
+    let mut w = CostWorld::new(Some(40)).await;
+    w.config.presence_max = 1000;
     w.connect_silent("c1", "alice").await;
     w.populate_with("big", 0..200, false).await;
     w.populate_with("big", 200..203, true).await;
@@ -317,11 +347,17 @@ async fn a_departure_from_a_big_room_reads_only_its_watchers_and_the_users_devic
     }
     w.counter.take();
     routes::disconnect(&w.ctx(), "c1").await.unwrap();
-    // Query the connection, batched deletes, the watcher range (one page of
-    // 3), alice's other devices (the user index: none left, so no BatchGet).
+    // Query the connection, batched deletes, the count's decrement and
+    // read, the watcher range (one page of 3), alice's other devices (the
+    // user index: none left, so no BatchGet).
     assert_eq!(
         w.counter.take(),
-        counts(&[("BatchWriteItem", 1), ("Query", 3)])
+        counts(&[
+            ("BatchWriteItem", 1),
+            ("GetItem", 1),
+            ("Query", 3),
+            ("UpdateItem", 1)
+        ])
     );
     for i in 200..203 {
         let left = w.gateway.take(&format!("m{i}"));
@@ -333,6 +369,84 @@ async fn a_departure_from_a_big_room_reads_only_its_watchers_and_the_users_devic
         assert_eq!(left[0]["event"], "left", "{left:?}");
     }
     assert!(w.gateway.take("m0").is_empty(), "non-watchers are not told");
+}
+
+/// A presence join's cost in a room of `members` presence members.
+async fn presence_join_cost(members: usize) -> (BTreeMap<String, usize>, serde_json::Value) {
+    let w = CostWorld::new(Some(40)).await;
+    w.connect("c1", "alice").await;
+    w.populate(&format!("p{members}"), members).await;
+    let r = w
+        .call(
+            "c1",
+            json!({"action": "join", "room": format!("p{members}")}),
+        )
+        .await;
+    (w.counter.take(), r)
+}
+
+#[tokio::test]
+async fn a_presence_join_past_the_cap_costs_what_it_costs_in_a_small_room() {
+    // Filling a presence room is linear: past the cap (100) a join reads one
+    // roster page of cap + 1 and the count, and tells nobody.
+    let (small, r) = presence_join_cost(5).await;
+    assert_eq!(r["memberCount"], 6);
+    let (big, r) = presence_join_cost(250).await;
+    assert_eq!(r["memberCount"], 251);
+    assert_eq!(r["rosterTruncated"], true);
+    let listed: u64 = r["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["devices"].as_u64().unwrap())
+        .sum();
+    assert_eq!(listed, 100, "the roster stops at the cap");
+    // The roster is one Query of at most cap + 1 items, in either room.
+    assert_eq!(big, small, "no per-member reads beyond the capped roster");
+}
+
+#[tokio::test]
+async fn a_send_to_a_large_room_reads_one_page_and_hands_the_rest_to_shards() {
+    let mut w = CostWorld::new(None).await;
+    w.config.fanout.inline_max = 10;
+    w.config.fanout.shard_size = 20;
+    w.dispatch = Some(MemoryDispatch::new());
+    w.connect("sender", "alice").await;
+    w.populate("room", 100).await;
+    let ack = w
+        .call(
+            "sender",
+            json!({"action": "send", "room": "room", "id": "m1", "data": "hi"}),
+        )
+        .await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    // touch, marker and seq, the transaction, and one member page (of 11).
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("BatchGetItem", 1),
+            ("Query", 1),
+            ("TransactWriteItems", 1),
+            ("UpdateItem", 1)
+        ])
+    );
+    let queue = w.dispatch.as_ref().unwrap();
+    assert_eq!(queue.pending(), 1);
+    let mut shards = 0;
+    while let Some(shard) = queue.pop() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        routes::fanout(&w.ctx(), queue, None, shard, deadline)
+            .await
+            .unwrap();
+        shards += 1;
+    }
+    // The rest (89) in pages of 4 shards (80): two Queries, then nothing
+    // but posts.
+    assert_eq!(w.counter.take(), counts(&[("Query", 2)]));
+    assert_eq!(shards, 1 + 4 + 1, "the first page, then 80 in 4 and 9 in 1");
+    for i in 0..100 {
+        assert_eq!(w.gateway.take(&format!("m{i}")).len(), 1, "member {i}");
+    }
 }
 
 #[tokio::test]

@@ -94,6 +94,9 @@ pub struct EmulatorConfig {
     /// After a failed `Event` invocation, Lambda retries after about one
     /// minute, then two. Default 60 s (the second retry waits twice this).
     pub async_retry_base: Duration,
+    /// Template parameter values in place of their defaults, as SAM's
+    /// `--parameter-overrides`. Default none.
+    pub parameter_overrides: BTreeMap<String, String>,
 }
 
 /// How the functions Roomcast has in-process handlers for are run.
@@ -155,6 +158,7 @@ impl Default for EmulatorConfig {
             async_retry_base: Duration::from_secs(60),
             watch: false,
             cargo_profile: "debug".into(),
+            parameter_overrides: BTreeMap::new(),
         }
     }
 }
@@ -269,6 +273,12 @@ impl EmulatorConfig {
     /// Sets the wait before retrying a failed `Event` invocation.
     pub fn async_retry_base(mut self, d: Duration) -> Self {
         self.async_retry_base = d;
+        self
+    }
+
+    /// Sets a template parameter, as SAM's `--parameter-overrides`.
+    pub fn parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parameter_overrides.insert(name.into(), value.into());
         self
     }
 

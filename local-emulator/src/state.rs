@@ -119,7 +119,9 @@ impl State {
         config: EmulatorConfig,
         addr: SocketAddr,
     ) -> Result<Arc<Self>, EmulatorError> {
-        let template = Template::load(&config.template)?.with_table_name(config.table.clone());
+        let template = Template::load(&config.template)?
+            .with_table_name(config.table.clone())
+            .with_parameters(&config.parameter_overrides)?;
         let api = template.websocket_api()?;
         let selection_path = api
             .route_selection

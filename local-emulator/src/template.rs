@@ -103,6 +103,8 @@ pub struct ApiSpec {
 #[derive(Clone, Debug)]
 pub struct Template {
     parameters: BTreeMap<String, String>,
+    /// Every declared parameter, with a default or not.
+    declared: Vec<String>,
     resources: serde_yaml_ng::Mapping,
     globals: Value,
     /// What `!Ref` of the table resource evaluates to (the local table name).
@@ -128,8 +130,10 @@ impl Template {
             .cloned()
             .ok_or_else(|| invalid("no Resources section"))?;
         let mut parameters = BTreeMap::new();
+        let mut declared = Vec::new();
         if let Some(params) = doc.get("Parameters").and_then(Value::as_mapping) {
             for (name, spec) in params {
+                declared.extend(name.as_str().map(str::to_owned));
                 if let (Some(name), Some(default)) =
                     (name.as_str(), spec.get("Default").and_then(scalar))
                 {
@@ -139,6 +143,7 @@ impl Template {
         }
         Ok(Self {
             parameters,
+            declared,
             resources,
             globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
             table_name: "roomcast".into(),
@@ -149,6 +154,24 @@ impl Template {
     pub fn with_table_name(mut self, name: impl Into<String>) -> Self {
         self.table_name = name.into();
         self
+    }
+
+    /// Replaces parameter values, as `sam deploy --parameter-overrides`
+    /// does. A name the template does not declare is an error, so a typo
+    /// is not silently ignored.
+    pub fn with_parameters(
+        mut self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, TemplateError> {
+        for (name, value) in overrides {
+            if !self.declared.contains(name) {
+                return Err(invalid(format!(
+                    "parameter override {name}: the template declares no such parameter"
+                )));
+            }
+            self.parameters.insert(name.clone(), value.clone());
+        }
+        Ok(self)
     }
 
     /// Resources of a type, as (logical id, resource).

@@ -171,7 +171,14 @@ fn every_function_in_the_template_maps_to_a_binary_that_exists() {
     binaries.sort_unstable();
     assert_eq!(
         binaries,
-        vec!["authorizer", "connect", "disconnect", "message", "publish"]
+        vec![
+            "authorizer",
+            "connect",
+            "disconnect",
+            "fanout",
+            "message",
+            "publish"
+        ]
     );
     let bin_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
     for f in &functions {

@@ -212,11 +212,23 @@ impl Context<'_> {
         connection_id: &str,
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        let not_me = |m: &Membership| m.connection_id != connection_id;
         // Rooms past the presence cap announce nobody: O(1), not O(members).
         if self.store.member_count(room, now).await? > self.config.presence_max as u64 {
             return Ok(Vec::new());
         }
+        self.watchers_audience(room, user, connection_id, now).await
+    }
+
+    /// [`Self::presence_audience`] once the room is known to be within the
+    /// presence cap.
+    async fn watchers_audience(
+        &self,
+        room: &str,
+        user: &str,
+        connection_id: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let not_me = |m: &Membership| m.connection_id != connection_id;
         let watchers = self.live_tokens(self.store.watchers(room, now).await?, now);
         let watchers = presence_watchers(&watchers, not_me);
         if watchers.is_empty() {

@@ -70,7 +70,7 @@ pub(super) async fn join(
             }
             Some((members, false)) => presence_watchers(members, not_me),
             _ => {
-                ctx.presence_audience(room.as_str(), &conn.user, &conn.connection_id, now)
+                ctx.watchers_audience(room.as_str(), &conn.user, &conn.connection_id, now)
                     .await?
             }
         };

@@ -1680,10 +1680,6 @@ async fn a_publish_to_a_large_room_reports_what_it_queued() {
         "the first page (limit inline_max + 1)"
     );
     w.run_shards(LONG, 20).await;
-    assert_eq!(
-        w.gateway.posted_order().iter().filter(|_| true).count() > 0,
-        true
-    );
     for i in 0..10 {
         assert_eq!(w.messages_of(&format!("m{i:04}")).len(), 1);
     }
@@ -1707,9 +1703,8 @@ async fn failed_posts_are_retried_in_new_shards_then_counted_undelivered() {
     assert_eq!(undelivered, 1, "one connection, after 3 attempts");
     let m = w.metrics.take();
     assert_eq!(m.get(&Metric::Undelivered), Some(&1.0));
-    assert_eq!(
+    assert!(
         m.get(&Metric::Requeued).copied().unwrap_or(0.0) >= 2.0,
-        true,
         "{m:?}"
     );
     for (i, id) in ids.iter().enumerate().skip(1) {
