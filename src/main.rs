@@ -133,6 +133,11 @@ struct BenchArgs {
     /// Also bench an emulator using the in-process gateway.
     #[arg(long)]
     in_process: bool,
+    /// Also bench an emulator that fans out every room inline
+    /// (`FanoutInlineMax` at its maximum), beside the default, which hands
+    /// rooms over 500 members to the fanout function in shards.
+    #[arg(long)]
+    inline: bool,
     /// Also bench two emulators on this DynamoDB endpoint (moto): Roomcast's
     /// functions in process, and each as its release binary behind the
     /// Runtime API (`cargo build --release -p roomcast-aws --bins` first).

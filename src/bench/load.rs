@@ -380,7 +380,22 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
     let receivers = target.open_many(n, 50, Some(0), 0).await?;
     let sender = target.open_many(1, 1, Some(0), n).await?.remove(0);
     let (mut sink, mut stream) = sender.split();
-    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    // The sender's acks, by message number: the ack must not wait for the
+    // fan-out, so its latency should not grow with the room.
+    let acks: Arc<Vec<AtomicU64>> = Arc::new((0..repeats).map(|_| AtomicU64::new(0)).collect());
+    let acked = acks.clone();
+    let drain = tokio::spawn(async move {
+        while let Some(Ok(m)) = stream.next().await {
+            let Message::Text(t) = m else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                continue;
+            };
+            let n = v["id"].as_str().and_then(|id| id.rsplit('-').next()?.parse::<usize>().ok());
+            if let (true, Some(slot)) = (v["type"] == "ack", n.and_then(|n| acked.get(n))) {
+                slot.store(now_us(), Ordering::Relaxed);
+            }
+        }
+    });
     let remaining: Arc<Vec<AtomicUsize>> =
         Arc::new((0..repeats).map(|_| AtomicUsize::new(n)).collect());
     let last: Arc<Vec<AtomicU64>> = Arc::new((0..repeats).map(|_| AtomicU64::new(0)).collect());
@@ -415,6 +430,7 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
         }));
     }
     let mut times = Vec::new();
+    let mut ack_times = Vec::new();
     let mut lost = 0usize;
     let mut per_message = Vec::new();
     for k in 0..repeats {
@@ -431,8 +447,10 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
             .load(Ordering::Relaxed)
             .saturating_sub(sent);
         lost += missing;
-        per_message.push(json!({"last_ms": took as f64 / 1000.0, "lost": missing}));
+        let ack = acks[k as usize].load(Ordering::Relaxed).checked_sub(sent);
+        per_message.push(json!({"last_ms": took as f64 / 1000.0, "lost": missing, "ack_ms": ack.map(|a| a as f64 / 1000.0)}));
         times.push(took);
+        ack_times.extend(ack);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let _ = finished.send(true);
@@ -441,9 +459,11 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
     }
     drain.abort();
     let s = summarize(&mut times);
+    let a = summarize(&mut ack_times);
     Ok(json!({
         "scenario": "fanout", "target": target.name(), "members": n, "messages": repeats,
         "last_delivery_p50_ms": s.p50_ms, "last_delivery_max_ms": s.max_ms,
+        "ack_p50_ms": a.p50_ms, "ack_p99_ms": a.p99_ms, "ack_max_ms": a.max_ms, "acks": ack_times.len(),
         "per_recipient_us": s.p50_ms * 1000.0 / n as f64, "lost": lost,
         "per_message": per_message,
     }))

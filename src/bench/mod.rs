@@ -130,6 +130,29 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                 Some(sdk.child.id()),
             ));
             servers.push(sdk);
+            if args.inline {
+                let inline = spawn(
+                    &[
+                        "dev",
+                        "--port",
+                        "0",
+                        "--outbound-queue",
+                        "4096",
+                        "--parameter-overrides",
+                        "FanoutInlineMax=1000000",
+                    ],
+                    &no_limits,
+                )?;
+                targets.push((
+                    Target::Roomcast {
+                        name: "roomcast-inline",
+                        url: format!("ws://127.0.0.1:{}/prod", inline.port),
+                        tokens: dev_tokens(),
+                    },
+                    Some(inline.child.id()),
+                ));
+                servers.push(inline);
+            }
             if args.in_process {
                 let fast = spawn(
                     &[
