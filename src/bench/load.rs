@@ -390,7 +390,9 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
             let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
                 continue;
             };
-            let n = v["id"].as_str().and_then(|id| id.rsplit('-').next()?.parse::<usize>().ok());
+            let n = v["id"]
+                .as_str()
+                .and_then(|id| id.rsplit('-').next()?.parse::<usize>().ok());
             if let (true, Some(slot)) = (v["type"] == "ack", n.and_then(|n| acked.get(n))) {
                 slot.store(now_us(), Ordering::Relaxed);
             }
