@@ -147,35 +147,25 @@ impl DynamoStore {
         now: Millis,
     ) -> Result<MemberPage, StoreError> {
         let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            // Consistent, as every member read: see `query_all`.
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(room_pk(room)))
-            .expression_attribute_values(":prefix", s(MEMBER_PREFIX))
-            .limit(limit)
-            .set_exclusive_start_key(after.map(|a| key(room_pk(room), member_sk(a))))
-            .send()
-            .await
-            .map_err(unavailable("query"))?;
-        let mut members = Vec::with_capacity(out.items().len());
-        for item in out.items() {
+        let start = after.map(|a| key(room_pk(room), member_sk(a)));
+        let (items, next) = self
+            .query_page(&room_pk(room), Some(MEMBER_PREFIX), Some(limit), start)
+            .await?;
+        let mut members = Vec::with_capacity(items.len());
+        for item in &items {
             let m = membership_from(item)?;
             if m.expires_at > now {
                 members.push(m);
             }
         }
-        let next = match out.last_evaluated_key() {
-            Some(k) if !k.is_empty() => Some(
-                Reader::new(k)
+        let next = match next {
+            Some(k) => Some(
+                Reader::new(&k)
                     .string(SK)?
                     .trim_start_matches(MEMBER_PREFIX)
                     .to_owned(),
             ),
-            _ => None,
+            None => None,
         };
         Ok(MemberPage { members, next })
     }

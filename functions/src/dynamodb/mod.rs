@@ -163,30 +163,46 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                // Consistent: a member who joined before a message was
-                // committed must be in that message's fan-out (or find it
-                // in history); a stale replica could miss them.
-                .consistent_read(true)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .set_limit(page_limit)
-                .set_exclusive_start_key(start.take());
-            q = match prefix {
-                Some(p) => q
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(p)),
-                None => q.key_condition_expression("pk = :pk"),
-            };
-            let out = q.send().await.map_err(unavailable("query"))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(items),
+            let (page, next) = self
+                .query_page(&pk, prefix, page_limit, start.take())
+                .await?;
+            items.extend(page);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
             }
         }
+    }
+
+    /// One page of a partition Query from `start`; returns its items and
+    /// where the next page starts (`None` on the last).
+    async fn query_page(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            // Consistent: a member who joined before a message was
+            // committed must be in that message's fan-out (or find it in
+            // history); a stale replica could miss them.
+            .consistent_read(true)
+            .expression_attribute_values(":pk", s(pk))
+            .set_limit(limit)
+            .set_exclusive_start_key(start);
+        q = match prefix {
+            Some(p) => q
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(p)),
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        let out = q.send().await.map_err(unavailable("query"))?;
+        let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+        Ok((out.items().to_vec(), next))
     }
 
     /// Writes requests in batches of 25, retrying unprocessed items.

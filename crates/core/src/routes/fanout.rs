@@ -109,8 +109,10 @@ impl Context<'_> {
                     ..Delivery::default()
                 })
             }
-            Err((e, _)) => {
+            Err((e, handed)) => {
                 // Nothing was lost yet; deliver here, as a small room would.
+                // Pieces already handed over are delivered twice: count them.
+                self.metrics.add(Metric::Redelivered, handed as f64);
                 tracing::warn!(%room, seq, error = %e, "could not dispatch a shard; delivering inline");
                 let members = self.store.members(room, now).await?;
                 Ok(self.deliver_members(members, frame, exclude, now).await)

@@ -212,11 +212,16 @@ impl Context<'_> {
         connection_id: &str,
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        // Rooms past the presence cap announce nobody: O(1), not O(members).
-        if self.store.member_count(room, now).await? > self.config.presence_max as u64 {
+        if !self.within_presence_cap(room, now).await? {
             return Ok(Vec::new());
         }
         self.watchers_audience(room, user, connection_id, now).await
+    }
+
+    /// Whether the room is small enough for presence and typing events.
+    /// O(1): rooms past the cap tell nobody, whatever their size.
+    async fn within_presence_cap(&self, room: &str, now: Millis) -> Result<bool, StoreError> {
+        Ok(self.store.member_count(room, now).await? <= self.config.presence_max as u64)
     }
 
     /// [`Self::presence_audience`] once the room is known to be within the

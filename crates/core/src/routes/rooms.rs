@@ -196,7 +196,7 @@ pub(super) async fn typing(
         name: conn.name.clone(),
         active,
     };
-    if ctx.store.member_count(room.as_str(), now).await? > ctx.config.presence_max as u64 {
+    if !ctx.within_presence_cap(room.as_str(), now).await? {
         return Ok(());
     }
     let watchers = ctx.live_tokens(ctx.store.watchers(room.as_str(), now).await?, now);

@@ -6,7 +6,9 @@ use serde_json::Value;
 use super::{Context, Delivery, RouteError, rooms::require};
 use crate::auth::Right;
 use crate::clock::Millis;
-use crate::protocol::{ErrorCode, FrameError, MessageId, Ref, RoomName, Sender, ServerFrame};
+use crate::protocol::{
+    ErrorCode, FrameError, Message, MessageId, Ref, RoomName, Sender, ServerFrame,
+};
 use crate::store::{Appended, ConnectionRecord, NewMessage, StoreError};
 
 /// `send`: appends under the room's next seq, acks the sender at once
@@ -33,11 +35,8 @@ pub(super) async fn send(
     };
     let sender = Some(&*conn.connection_id);
     let message = new_message(ctx, room, id.as_str(), conn.sender(), data, now);
-    let stored = match ctx
-        .store
-        .append(message, now.saturating_add(history_ttl(ctx)))
-        .await?
-    {
+    let marker_expires_at = message.expires_at;
+    let stored = match ctx.store.append(message, marker_expires_at).await? {
         Appended::Duplicate { seq } => {
             tracing::info!(%room, id = id.as_str(), seq, "duplicate send acked with the original seq");
             return Ok(Some(ack(seq, true)));
@@ -57,7 +56,7 @@ pub(super) async fn send(
             false
         }
     };
-    fan_out(ctx, room, &ServerFrame::Message(stored), sender, now).await?;
+    fan_out(ctx, stored, sender, now).await?;
     Ok((!acked).then_some(early))
 }
 
@@ -88,18 +87,13 @@ fn new_message(
 /// message in history, so no joiner can miss it.
 async fn fan_out(
     ctx: &Context<'_>,
-    room: &RoomName,
-    frame: &ServerFrame,
+    stored: Message,
     exclude: Option<&str>,
     now: Millis,
 ) -> Result<Delivery, StoreError> {
-    let ServerFrame::Message(stored) = frame else {
-        return Ok(Delivery::default());
-    };
-    let seq = stored.seq;
-    let d = ctx
-        .fan_out_room(room.as_str(), seq, &frame.to_json(), exclude, now)
-        .await?;
+    let (room, seq) = (stored.room.clone(), stored.seq);
+    let frame = ServerFrame::Message(stored).to_json();
+    let d = ctx.fan_out_room(&room, seq, &frame, exclude, now).await?;
     tracing::info!(%room, seq, delivered = d.delivered, gone = d.gone, failed = d.failed, queued = d.queued, "message sent");
     Ok(d)
 }
@@ -115,11 +109,8 @@ async fn append_and_fan_out(
     now: Millis,
 ) -> Result<(u64, bool, Delivery), StoreError> {
     let message = new_message(ctx, room, id, from, data, now);
-    let stored = match ctx
-        .store
-        .append(message, now.saturating_add(history_ttl(ctx)))
-        .await?
-    {
+    let marker_expires_at = message.expires_at;
+    let stored = match ctx.store.append(message, marker_expires_at).await? {
         Appended::Duplicate { seq } => {
             tracing::info!(%room, id, seq, "duplicate publish answered with the original seq");
             return Ok((seq, true, Delivery::default()));
@@ -127,7 +118,7 @@ async fn append_and_fan_out(
         Appended::New(m) => m,
     };
     let seq = stored.seq;
-    let delivery = fan_out(ctx, room, &ServerFrame::Message(stored), None, now).await?;
+    let delivery = fan_out(ctx, stored, None, now).await?;
     Ok((seq, false, delivery))
 }
 
