@@ -373,7 +373,18 @@ async fn a_departure_from_a_big_room_reads_only_its_watchers_and_the_users_devic
 
 /// A presence join's cost in a room of `members` presence members.
 async fn presence_join_cost(members: usize) -> (BTreeMap<String, usize>, serde_json::Value) {
-    let w = CostWorld::new(Some(40)).await;
+    let (calls, _, reply) =
+        presence_join_cost_capped(members, Config::default().presence_max).await;
+    (calls, reply)
+}
+
+/// A presence join's calls, the items its Queries returned, and the reply.
+async fn presence_join_cost_capped(
+    members: usize,
+    presence_max: usize,
+) -> (BTreeMap<String, usize>, usize, serde_json::Value) {
+    let mut w = CostWorld::new(Some(40)).await;
+    w.config.presence_max = presence_max;
     w.connect("c1", "alice").await;
     w.populate(&format!("p{members}"), members).await;
     let r = w
@@ -382,7 +393,7 @@ async fn presence_join_cost(members: usize) -> (BTreeMap<String, usize>, serde_j
             json!({"action": "join", "room": format!("p{members}")}),
         )
         .await;
-    (w.counter.take(), r)
+    (w.counter.take(), w.counter.take_query_items(), r)
 }
 
 #[tokio::test]
@@ -403,6 +414,31 @@ async fn a_presence_join_past_the_cap_costs_what_it_costs_in_a_small_room() {
     assert_eq!(listed, 100, "the roster stops at the cap");
     // The roster is one Query of at most cap + 1 items, in either room.
     assert_eq!(big, small, "no per-member reads beyond the capped roster");
+}
+
+#[tokio::test]
+async fn an_uncapped_presence_join_reads_the_whole_room() {
+    // What the cap prevents (BENCHMARKS.md, presence fill). The calls are
+    // the same either way (one roster Query, up to DynamoDB's 1 MB page);
+    // what grows is the items read, and with them the read units: with no
+    // cap every join reads the whole room, so filling it is quadratic.
+    let (small_calls, small_items, _) = presence_join_cost_capped(5, 1_000_000).await;
+    let (calls, items, r) = presence_join_cost_capped(250, 1_000_000).await;
+    assert_ne!(r["rosterTruncated"], true, "{r}");
+    assert_eq!(r["memberCount"], 251);
+    assert_eq!(
+        calls, small_calls,
+        "no more calls, as long as a page holds the room"
+    );
+    assert_eq!(
+        (small_items, items),
+        (6, 251),
+        "the roster is the whole room"
+    );
+    // With the cap, the same join reads at most cap + 1 members.
+    let (capped_calls, capped_items, _) = presence_join_cost_capped(250, 100).await;
+    assert_eq!(capped_calls, calls);
+    assert_eq!(capped_items, 101);
 }
 
 #[tokio::test]
