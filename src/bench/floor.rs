@@ -19,7 +19,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use roomcast_aws::config::FanoutConfig;
 use roomcast_aws::gateway::fan_out;
-use roomcast_aws::management::ManagementApi;
+use roomcast_aws::management::{ManagementApi, ManagementGateway};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -130,4 +130,116 @@ pub(crate) async fn run(fanouts: usize) -> Result<Vec<Value>, String> {
     through_plain_http(&endpoint, 1).await;
     let plain = through_plain_http(&endpoint, fanouts).await;
     Ok(vec![sdk, plain])
+}
+
+/// Recipients of one paced fan-out: the broadcast scenario's room.
+const PACED_RECIPIENTS: usize = 100;
+/// Fan-outs measured per pace and client, after two unmeasured ones.
+const PACED_ROUNDS: usize = 40;
+
+/// How a paced fan-out posts.
+#[derive(Clone, Copy)]
+enum Client {
+    /// The production adapter, one `fan_out` (one task).
+    Sdk,
+    /// The production adapter, the recipients split over two tasks, so the
+    /// client side of one fan-out can use both cores.
+    SdkSplit,
+    /// reqwest, no SDK pipeline.
+    Plain,
+}
+
+impl Client {
+    fn name(self) -> &'static str {
+        match self {
+            Client::Sdk => "aws-sdk-apigatewaymanagement",
+            Client::SdkSplit => "aws-sdk-apigatewaymanagement, two tasks",
+            Client::Plain => "plain-http",
+        }
+    }
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Posts `ids` once each through `client`.
+async fn post_all(
+    client: Client,
+    gateway: &Arc<ManagementGateway>,
+    http: &reqwest::Client,
+    endpoint: &str,
+    ids: &[String],
+) {
+    let config = FanoutConfig::default();
+    match client {
+        Client::Sdk => {
+            fan_out(&**gateway, ids.to_vec(), PAYLOAD, &config).await;
+        }
+        Client::SdkSplit => {
+            let (a, b) = ids.split_at(ids.len() / 2);
+            let (other, b, cfg) = (gateway.clone(), b.to_vec(), config);
+            let half = tokio::spawn(async move { fan_out(&*other, b, PAYLOAD, &cfg).await });
+            fan_out(&**gateway, a.to_vec(), PAYLOAD, &config).await;
+            let _ = half.await;
+        }
+        Client::Plain => {
+            futures::stream::iter(ids)
+                .map(|id| {
+                    let req = http
+                        .post(format!("{endpoint}/@connections/{id}"))
+                        .body(PAYLOAD);
+                    async move { req.send().await.is_ok() }
+                })
+                .buffer_unordered(config.concurrency)
+                .collect::<Vec<_>>()
+                .await;
+        }
+    }
+}
+
+/// One fan-out of 100 every `gap` per client: if idle time brought back a
+/// cost (a cold pool, per-call setup), the slow pace would cost more than
+/// the fast one on the SDK and not on plain HTTP.
+async fn paced(endpoint: &str, gap: std::time::Duration) -> Vec<Value> {
+    let sdk = roomcast_emulator::local_sdk_config().await;
+    let api = ManagementApi::new(sdk, Some(endpoint.to_owned()));
+    let gateway = api.gateway(endpoint);
+    let http = reqwest::Client::new();
+    let ids: Vec<String> = ids(0).into_iter().take(PACED_RECIPIENTS).collect();
+    let mut out = Vec::new();
+    for client in [Client::Sdk, Client::SdkSplit, Client::Plain] {
+        let mut times = Vec::new();
+        let mut tick = tokio::time::interval(gap);
+        for round in 0..PACED_ROUNDS + 2 {
+            tick.tick().await;
+            let started = Instant::now();
+            post_all(client, &gateway, &http, endpoint, &ids).await;
+            if round >= 2 {
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        out.push(json!({
+            "scenario": "sdk-paced", "client": client.name(), "gap_ms": gap.as_millis() as u64,
+            "recipients": PACED_RECIPIENTS, "rounds": PACED_ROUNDS,
+            "fanout_p50_ms": quantile(&times, 0.5), "fanout_p90_ms": quantile(&times, 0.9),
+            "fanout_max_ms": quantile(&times, 1.0),
+        }));
+    }
+    out
+}
+
+/// Paced fan-outs at 2 and 50 per second, alternating twice, against one
+/// null server.
+pub(crate) async fn run_paced() -> Result<Vec<Value>, String> {
+    let endpoint = null_server().await?;
+    let mut out = Vec::new();
+    for gap_ms in [500, 20, 500, 20] {
+        out.extend(paced(&endpoint, std::time::Duration::from_millis(gap_ms)).await);
+    }
+    Ok(out)
 }
