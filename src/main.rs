@@ -89,7 +89,10 @@ enum Command {
 struct BenchArgs {
     /// Scenarios, comma-separated: connect, broadcast, fanout, memory,
     /// coldstart, sdk-floor (the cost of one PostToConnection through the
-    /// SDK against a do-nothing server, beside plain HTTP), lambda (one
+    /// SDK against a do-nothing server, beside plain HTTP), sdk-paced (one
+    /// fan-out of 100 at 2 and at 50 per second, the same three ways),
+    /// presence (filling a presence room, with the roster cap and without),
+    /// lambda (one
     /// invocation through the Invoke API, in process against as a process
     /// behind the Runtime API).
     #[arg(long, default_value = "connect,broadcast,fanout,memory")]
@@ -118,6 +121,18 @@ struct BenchArgs {
     /// Room sizes for `fanout`.
     #[arg(long, default_value = "10,100,1000,10000")]
     fanout_sizes: String,
+    /// Messages per room size for `fanout`, one at a time (the ack's p99
+    /// wants 100 or more).
+    #[arg(long, default_value_t = 5)]
+    fanout_messages: u64,
+    /// Room sizes for `presence` (a room filled by members who all hold
+    /// the presence right, with the roster cap and without it).
+    #[arg(long, default_value = "1000,10000")]
+    presence_sizes: String,
+    /// Longest a `presence` fill may run before it stops and reports how
+    /// far it got, seconds.
+    #[arg(long, default_value_t = 60)]
+    presence_seconds: u64,
     /// Idle connection counts for `memory`.
     #[arg(long, default_value = "1000,10000")]
     memory_counts: String,

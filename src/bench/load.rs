@@ -14,11 +14,13 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod presence;
 mod stats;
 
+pub(crate) use presence::fill as presence_fill;
 pub(crate) use stats::summarize;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Tokens for connection `i` (Roomcast needs one per connection).
 pub(crate) type Tokens = Arc<dyn Fn(usize) -> String + Send + Sync>;
@@ -441,7 +443,13 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
             break;
         }
         let wait_until = Instant::now() + Duration::from_secs(30);
-        while remaining[k as usize].load(Ordering::Relaxed) > 0 && Instant::now() < wait_until {
+        // The ack goes to another socket than the deliveries: in a small
+        // room it can land after the last of them, so wait for both.
+        let acks_expected = matches!(target, Target::Roomcast { .. });
+        while (remaining[k as usize].load(Ordering::Relaxed) > 0
+            || (acks_expected && acks[k as usize].load(Ordering::Relaxed) == 0))
+            && Instant::now() < wait_until
+        {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let missing = remaining[k as usize].load(Ordering::Relaxed);

@@ -68,6 +68,11 @@ fn list(s: &str) -> Vec<usize> {
 /// presence right. With presence every join is announced to every member, so
 /// filling a room of N costs O(N²) posts; big broadcast rooms go without it.
 fn dev_tokens() -> bench::Tokens {
+    tokens(vec![Right::Join, Right::Send])
+}
+
+/// Tokens with these rights on every room.
+fn tokens(rights: Vec<Right>) -> bench::Tokens {
     let secret = roomcast_emulator::EmulatorConfig::default().dev_secret;
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -80,7 +85,7 @@ fn dev_tokens() -> bench::Tokens {
             exp,
             rooms: RoomRights::new(std::collections::BTreeMap::from([(
                 "*".to_owned(),
-                vec![Right::Join, Right::Send],
+                rights.clone(),
             )])),
             direct: false,
             iss: None,
@@ -88,6 +93,47 @@ fn dev_tokens() -> bench::Tokens {
         };
         mint_hs256(&claims, secret.as_bytes()).unwrap_or_default()
     })
+}
+
+/// `presence`: per size, an emulator with the roster cap (the default) and
+/// one without it, each started fresh and stopped before its members hang
+/// up, so one fill's departures never run beside the next fill.
+async fn presence(args: &BenchArgs) -> Result<(), String> {
+    let no_limits = [
+        ("ROOMCAST_RATE_PER_SEC", "1000000"),
+        ("ROOMCAST_RATE_BURST", "1000000"),
+        ("ROOMCAST_ABUSE_STRIKES", "1000000"),
+    ];
+    let limit = std::time::Duration::from_secs(args.presence_seconds);
+    for n in list(&args.presence_sizes) {
+        for (name, cap) in [
+            ("roomcast", None),
+            ("roomcast-uncapped", Some("PresenceMax=1000000")),
+        ] {
+            let mut argv = vec!["dev", "--port", "0", "--outbound-queue", "4096"];
+            argv.extend(
+                cap.map(|c| ["--parameter-overrides", c])
+                    .into_iter()
+                    .flatten(),
+            );
+            let server = spawn(&argv, &no_limits)?;
+            let target = Target::Roomcast {
+                name,
+                url: format!("ws://127.0.0.1:{}/prod", server.port),
+                tokens: tokens(vec![Right::Join, Right::Send, Right::Presence]),
+            };
+            let metrics = format!("http://127.0.0.1:{}/metrics", server.port);
+            match bench::presence_fill(&target, n, &metrics, limit).await {
+                Ok((result, sockets)) => {
+                    out(&result.to_string());
+                    drop(server);
+                    drop(sockets);
+                }
+                Err(e) => line(Err(e), "presence", &target),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Targets and the pid of the process serving each (for `memory`).
@@ -249,6 +295,16 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
             }
             continue;
         }
+        if scenario == "presence" {
+            presence(&args).await?;
+            continue;
+        }
+        if scenario == "sdk-paced" {
+            for r in floor::run_paced().await? {
+                out(&r.to_string());
+            }
+            continue;
+        }
         if scenario == "sdk-floor" {
             for r in floor::run(40).await? {
                 out(&r.to_string());
@@ -281,7 +337,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                         };
                         line(bench::broadcast(target, sizes).await, scenario, target);
                     }
-                    "fanout" => line(bench::fanout(target, run, 5).await, scenario, target),
+                    "fanout" => line(
+                        bench::fanout(target, run, args.fanout_messages).await,
+                        scenario,
+                        target,
+                    ),
                     _ => {
                         if let Some(pid) = pid {
                             line(
