@@ -99,11 +99,6 @@ fn tokens(rights: Vec<Right>) -> bench::Tokens {
 /// one without it, each started fresh and stopped before its members hang
 /// up, so one fill's departures never run beside the next fill.
 async fn presence(args: &BenchArgs) -> Result<(), String> {
-    let no_limits = [
-        ("ROOMCAST_RATE_PER_SEC", "1000000"),
-        ("ROOMCAST_RATE_BURST", "1000000"),
-        ("ROOMCAST_ABUSE_STRIKES", "1000000"),
-    ];
     let limit = std::time::Duration::from_secs(args.presence_seconds);
     for n in list(&args.presence_sizes) {
         for (name, cap) in [
@@ -116,7 +111,7 @@ async fn presence(args: &BenchArgs) -> Result<(), String> {
                     .into_iter()
                     .flatten(),
             );
-            let server = spawn(&argv, &no_limits)?;
+            let server = spawn(&argv, &NO_LIMITS)?;
             let target = Target::Roomcast {
                 name,
                 url: format!("ws://127.0.0.1:{}/prod", server.port),
@@ -136,18 +131,19 @@ async fn presence(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The per-connection rate limit would throttle the load itself.
+const NO_LIMITS: [(&str, &str); 3] = [
+    ("ROOMCAST_RATE_PER_SEC", "1000000"),
+    ("ROOMCAST_RATE_BURST", "1000000"),
+    ("ROOMCAST_ABUSE_STRIKES", "1000000"),
+];
+
 /// Targets and the pid of the process serving each (for `memory`).
 type Targets = Vec<(Target, Option<u32>)>;
 
 /// Fresh server processes for one scenario, so one scenario's backlog can
 /// never leak into the next.
 fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
-    // The per-connection rate limit would throttle the load itself.
-    let no_limits = [
-        ("ROOMCAST_RATE_PER_SEC", "1000000"),
-        ("ROOMCAST_RATE_BURST", "1000000"),
-        ("ROOMCAST_ABUSE_STRIKES", "1000000"),
-    ];
     let mut servers = Vec::new();
     let mut targets = Vec::new();
     match &args.url {
@@ -165,7 +161,7 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
         None => {
             let sdk = spawn(
                 &["dev", "--port", "0", "--outbound-queue", "4096"],
-                &no_limits,
+                &NO_LIMITS,
             )?;
             targets.push((
                 Target::Roomcast {
@@ -187,7 +183,7 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                         "--parameter-overrides",
                         "FanoutInlineMax=1000000",
                     ],
-                    &no_limits,
+                    &NO_LIMITS,
                 )?;
                 targets.push((
                     Target::Roomcast {
@@ -210,7 +206,7 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                         "--gateway",
                         "in-process",
                     ],
-                    &no_limits,
+                    &NO_LIMITS,
                 )?;
                 targets.push((
                     Target::Roomcast {
@@ -248,7 +244,7 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                             "--cargo-profile",
                             "release",
                         ],
-                        &no_limits,
+                        &NO_LIMITS,
                     )?;
                     targets.push((
                         Target::Roomcast {
