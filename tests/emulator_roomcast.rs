@@ -550,6 +550,22 @@ async fn large_rooms_are_delivered_by_shards_on(emu: RunningEmulator) {
             "every seq exactly once"
         );
     }
+    // Delivered by shards, not by the message function's inline fallback:
+    // each message took at least one asynchronous fanout invocation.
+    let metrics = reqwest::get(format!("http://{}/metrics", emu.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shards: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"roomcast_handler_duration_seconds_count{route="invoke-async"} "#)
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(shards >= 9, "{shards} shard invocations for 9 messages");
 }
 
 /// The thresholds low enough that 24 members take several shards.
@@ -578,6 +594,19 @@ async fn large_rooms_are_delivered_by_shards_as_processes_on_dynamodb() {
             .functions(roomcast_emulator::FunctionsMode::Process)
             .build(true)
     })
+    .await;
+    large_rooms_are_delivered_by_shards_on(emu).await;
+}
+
+/// The raw `AWS::ApiGatewayV2` form declares the fanout function too, so
+/// a large room there is sharded, not delivered by the inline fallback.
+#[tokio::test]
+async fn large_rooms_are_delivered_by_shards_from_the_raw_apigatewayv2_form() {
+    let emu = start(
+        config("tests/fixtures/raw-apigatewayv2-template.yaml")
+            .parameter("FanoutInlineMax", "3")
+            .parameter("FanoutShardSize", "4"),
+    )
     .await;
     large_rooms_are_delivered_by_shards_on(emu).await;
 }
