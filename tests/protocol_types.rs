@@ -81,6 +81,11 @@ fn every_frame() -> Vec<ServerFrame> {
             name: "n".into(),
             event: PresenceEvent::Joined,
         },
+        ServerFrame::Roster {
+            room: "r".into(),
+            member_count: 101,
+            truncated: true,
+        },
         ServerFrame::Typing {
             room: "r".into(),
             user: "u".into(),
@@ -124,6 +129,7 @@ fn variant(f: &ServerFrame) -> &'static str {
         ServerFrame::Message(_) => "message",
         ServerFrame::Ack { .. } => "ack",
         ServerFrame::Presence { .. } => "presence",
+        ServerFrame::Roster { .. } => "roster",
         ServerFrame::Typing { .. } => "typing",
         ServerFrame::Direct { .. } => "direct",
         ServerFrame::History { .. } => "history",

@@ -55,6 +55,10 @@ export interface PresenceEvent {
   user?: string;
   name?: string;
   event?: 'joined' | 'left';
+  /** The room is past the server's presence cap: `members` is only part of it, and no more presence events come. */
+  truncated?: boolean;
+  /** Member connections in the room (with a roster or a roster notice); approximate in very large rooms. */
+  memberCount?: number;
 }
 
 export interface TypingEvent {
@@ -107,6 +111,7 @@ export interface LeftFrame { type: 'left'; room: string; ref?: unknown; }
 export interface MessageFrame { type: 'message'; room: string; seq: number; id: string; from: Sender; data: unknown; ts: number; }
 export interface AckFrame { type: 'ack'; id: string; seq?: number; duplicate?: boolean; delivered?: number; ref?: unknown; }
 export interface PresenceFrame { type: 'presence'; room: string; user: string; name: string; event: 'joined' | 'left'; }
+export interface RosterFrame { type: 'roster'; room: string; memberCount: number; truncated: boolean; }
 export interface TypingFrame { type: 'typing'; room: string; user: string; name: string; active: boolean; }
 export interface DirectFrame { type: 'direct'; from: Sender; id: string; data: unknown; ts: number; }
 export interface HistoryFrame { type: 'history'; room: string; messages: RoomMessage[]; more: boolean; ref?: unknown; }
@@ -115,7 +120,7 @@ export interface AuthedFrame { type: 'authed'; exp: number; left?: string[]; ref
 export interface ErrorFrame { type: 'error'; code: ErrorCode; message: string; ref?: unknown; }
 
 export type ServerFrame =
-  | WelcomeFrame | JoinedFrame | LeftFrame | MessageFrame | AckFrame | PresenceFrame | TypingFrame
+  | WelcomeFrame | JoinedFrame | LeftFrame | MessageFrame | AckFrame | PresenceFrame | RosterFrame | TypingFrame
   | DirectFrame | HistoryFrame | PongFrame | AuthedFrame | ErrorFrame;
 
 export interface Clock {

@@ -425,7 +425,8 @@ export class Roomcast {
     room.joined = true;
     if (joined.members) {
       room.members = new Map(joined.members.map((m) => [m.user, m]));
-      this.emit('presence', { room: name, members: [...room.members.values()] });
+      room.rosterTruncated = Boolean(joined.rosterTruncated);
+      this.emit('presence', { room: name, members: [...room.members.values()], truncated: room.rosterTruncated, memberCount: joined.memberCount });
     }
     const missed = joined.missed ?? [];
     if (room.lastSeq === null) {
@@ -656,7 +657,14 @@ export class Roomcast {
         const room = this.room(frame.room);
         if (frame.event === 'joined') room.members.set(frame.user, { user: frame.user, name: frame.name, devices: 1 });
         else room.members.delete(frame.user);
-        return this.emit('presence', { room: frame.room, user: frame.user, name: frame.name, event: frame.event, members: [...room.members.values()] });
+        return this.emit('presence', { room: frame.room, user: frame.user, name: frame.name, event: frame.event, members: [...room.members.values()], truncated: Boolean(room.rosterTruncated) });
+      }
+      case 'roster': {
+        // The room outgrew the server's presence cap: no more presence
+        // events, so the members listed so far are only part of the room.
+        const room = this.room(frame.room);
+        room.rosterTruncated = true;
+        return this.emit('presence', { room: frame.room, members: [...room.members.values()], truncated: true, memberCount: frame.memberCount });
       }
       case 'typing':
         return this.emit('typing', frame);

@@ -382,6 +382,7 @@ impl Client {
             }
             ServerFrame::Pong { .. } | ServerFrame::Left { .. } | ServerFrame::Welcome { .. } => {}
             frame @ (ServerFrame::Presence { .. }
+            | ServerFrame::Roster { .. }
             | ServerFrame::Typing { .. }
             | ServerFrame::Direct { .. }
             | ServerFrame::History { .. }) => self.emit(Event::Frame(frame)).await,

@@ -319,3 +319,21 @@ test('the connection is recycled before the 2 h limit', async () => {
   assert.equal(scheduled.retryInMs, 0, 'immediately');
   assert.equal(FakeWebSocket.instances.length, 2, 'a new socket was opened');
 });
+
+test('a roster notice marks the roster partial, and later presence events keep saying so', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 1, { members: [{ user: 'bob', name: 'Bob', devices: 1 }], memberCount: 2 });
+  assert.deepEqual(t.of('presence').at(-1), { room: 'r', members: [{ user: 'bob', name: 'Bob', devices: 1 }], truncated: false, memberCount: 2 });
+  ws.receive({ type: 'roster', room: 'r', memberCount: 101, truncated: true });
+  await flush();
+  assert.deepEqual(t.of('presence').at(-1), { room: 'r', members: [{ user: 'bob', name: 'Bob', devices: 1 }], truncated: true, memberCount: 101 });
+  ws.receive({ type: 'presence', room: 'r', user: 'bob', name: 'Bob', event: 'left' });
+  await flush();
+  const last = t.of('presence').at(-1);
+  assert.equal(last.truncated, true);
+  assert.deepEqual(last.members, []);
+  assert.deepEqual(t.of('error'), [], 'a roster frame is known, not reported');
+});

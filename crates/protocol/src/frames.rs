@@ -657,6 +657,21 @@ pub enum ServerFrame {
         /// What happened.
         event: PresenceEvent,
     },
+    /// The room just outgrew the presence cap: from here on it sends no
+    /// presence or typing events, so a roster the client holds is partial
+    /// (as a `joined` with `rosterTruncated` says to later joiners). Sent
+    /// once per crossing, to the presence watchers; a client that wants a
+    /// complete roster again re-joins once the room is back within the cap.
+    Roster {
+        /// The room.
+        room: String,
+        /// How many member connections the room has; approximate in very
+        /// large rooms.
+        #[serde(rename = "memberCount")]
+        member_count: u64,
+        /// Always true: the roster is no longer complete.
+        truncated: bool,
+    },
     /// A user started or stopped typing.
     Typing {
         /// The room.
