@@ -611,6 +611,77 @@ async fn large_rooms_are_delivered_by_shards_from_the_raw_apigatewayv2_form() {
     large_rooms_are_delivered_by_shards_on(emu).await;
 }
 
+/// Every frame that arrives until `quiet_ms` pass without one.
+async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(
+        Duration::from_millis(quiet_ms),
+        futures::StreamExt::next(ws),
+    )
+    .await
+    {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            frames.push(serde_json::from_str(t.as_str()).unwrap());
+        }
+    }
+    frames
+}
+
+/// Joins racing past the presence cap (3): the watchers already there are
+/// told once that their rosters are partial, and about none of the racers.
+async fn the_room_outgrowing_the_presence_cap_is_told_once_on(emu: RunningEmulator) {
+    let mut early = Vec::new();
+    for i in 0..3 {
+        let (mut ws, _) = join_as(&emu, &format!("early{i}")).await;
+        send(&mut ws, json!({"action": "join", "room": "crowd"})).await;
+        recv_type(&mut ws, "joined").await;
+        early.push(ws);
+    }
+    let racers = futures::future::join_all((0..5).map(|i| {
+        let emu = &emu;
+        async move {
+            let (mut ws, _) = join_as(emu, &format!("racer{i}")).await;
+            send(&mut ws, json!({"action": "join", "room": "crowd"})).await;
+            let joined = recv_type(&mut ws, "joined").await;
+            assert_eq!(joined["rosterTruncated"], true, "{joined}");
+            ws
+        }
+    }))
+    .await;
+    for (i, ws) in early.iter_mut().enumerate() {
+        let frames = drain(ws, 500).await;
+        let notices: Vec<&Value> = frames.iter().filter(|f| f["type"] == "roster").collect();
+        assert_eq!(notices.len(), 1, "early{i}: {frames:?}");
+        assert_eq!(notices[0]["memberCount"], 4);
+        assert_eq!(notices[0]["truncated"], true);
+        assert!(
+            !frames.iter().any(
+                |f| f["type"] == "presence" && f["user"].as_str().unwrap().starts_with("racer")
+            ),
+            "early{i}: past the cap nobody is announced: {frames:?}"
+        );
+    }
+    drop(racers);
+}
+
+#[tokio::test]
+async fn the_room_outgrowing_the_presence_cap_is_told_once_in_memory() {
+    let emu = roomcast(|c| c.parameter("PresenceMax", "3")).await;
+    the_room_outgrowing_the_presence_cap_is_told_once_on(emu).await;
+}
+
+#[tokio::test]
+async fn the_room_outgrowing_the_presence_cap_is_told_once_on_dynamodb() {
+    let endpoint = common::dynamodb_endpoint();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = roomcast(|c| {
+        c.dynamodb(endpoint, table, true)
+            .parameter("PresenceMax", "3")
+    })
+    .await;
+    the_room_outgrowing_the_presence_cap_is_told_once_on(emu).await;
+}
+
 #[tokio::test]
 async fn an_unknown_parameter_override_is_refused_at_start() {
     let result = roomcast_emulator::Emulator::bind(

@@ -175,14 +175,14 @@ async fn a_presence_join_costs_two_writes_one_roster_query_and_reads() {
     assert_eq!(r["type"], "joined");
     // touch: one conditional UpdateItem (it returns the connection); join:
     // reverse + watcher copy (one BatchWriteItem), member PutItem, the member
-    // count (ADD, an UpdateItem) and its read (GetItem); roster (a presence
-    // joiner gets it, and it also answers whom to tell): one Query of at
-    // most the cap; current seq: GetItem.
+    // count (ADD, an UpdateItem that returns the new count); roster (a
+    // presence joiner gets it, and it also answers whom to tell): one Query
+    // of at most the cap; current seq: GetItem.
     assert_eq!(
         w.counter.take(),
         counts(&[
             ("BatchWriteItem", 1),
-            ("GetItem", 2),
+            ("GetItem", 1),
             ("PutItem", 1),
             ("Query", 1),
             ("UpdateItem", 2)
@@ -307,12 +307,12 @@ async fn joining_and_leaving_cost_the_same_in_a_room_of_5_and_of_200() {
     let big = silent_join_and_disconnect_cost(200).await;
     assert_eq!(small, big, "no per-member reads on join or leave");
     // join: touch (one UpdateItem), reverse + member PutItem, the member
-    // count (ADD) and its read, the (empty) watcher range (one Query),
+    // count (ADD, which returns it), the (empty) watcher range (one Query),
     // current seq (GetItem).
     assert_eq!(
         big.0,
         counts(&[
-            ("GetItem", 2),
+            ("GetItem", 1),
             ("PutItem", 2),
             ("Query", 1),
             ("UpdateItem", 2)

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 use super::items::*;
 use super::{Backoff, DynamoStore, build_error, delete_request, put_request, unavailable};
 use crate::clock::Millis;
-use crate::store::{MemberPage, Membership, Removed, StoreError};
+use crate::store::{JoinOutcome, MemberPage, Membership, Removed, StoreError};
 
 /// BatchGetItem's limit on keys per call.
 const BATCH_GET_MAX: usize = 100;
@@ -48,7 +48,7 @@ impl DynamoStore {
         }))
     }
 
-    pub(super) async fn join_room(&self, m: &Membership) -> Result<bool, StoreError> {
+    pub(super) async fn join_room(&self, m: &Membership) -> Result<JoinOutcome, StoreError> {
         // The reverse item (and the watcher copy) first: if the member write
         // fails, cleanup still finds and deletes whatever was written.
         if m.presence {
@@ -70,8 +70,12 @@ impl DynamoStore {
             .await
             .map_err(unavailable("join"))?;
         let Some(old) = out.attributes().filter(|old| !old.is_empty()) else {
-            self.add_member_count(&m.room, 1).await?;
-            return Ok(true);
+            // ADD returns the count it made: racing joins each get their own.
+            let count = self.add_member_count(&m.room, 1).await?;
+            return Ok(JoinOutcome {
+                is_new: true,
+                count: Some(count),
+            });
         };
         let r = Reader::new(old);
         // Rights can change between joins (a refreshed token): a member
@@ -85,7 +89,10 @@ impl DynamoStore {
                 .await
                 .map_err(unavailable("join"))?;
         }
-        Ok(!live(r.expires()?, m.joined_at))
+        Ok(JoinOutcome {
+            is_new: !live(r.expires()?, m.joined_at),
+            count: None,
+        })
     }
 
     pub(super) async fn leave_room(

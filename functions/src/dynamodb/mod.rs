@@ -18,8 +18,8 @@ use crate::clock::Millis;
 use crate::config::RateLimit;
 use crate::protocol::Message;
 use crate::store::{
-    Appended, ConnectionRecord, MemberPage, Membership, NewMessage, Page, Removed, Store,
-    StoreError, Touched,
+    Appended, ConnectionRecord, JoinOutcome, MemberPage, Membership, NewMessage, Page, Removed,
+    Store, StoreError, Touched,
 };
 
 mod append;
@@ -427,7 +427,7 @@ impl Store for DynamoStore {
         self.user_connection_ids(user, now).await
     }
 
-    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
+    async fn join(&self, m: &Membership) -> Result<JoinOutcome, StoreError> {
         self.join_room(m).await
     }
 

@@ -51,38 +51,22 @@ pub(super) async fn join(
         expires_at: ctx.membership_expiry(now),
         token_exp: conn.token_exp,
     };
-    let is_new = ctx.store.join(&membership).await?;
+    let outcome = ctx.store.join(&membership).await?;
+    let is_new = outcome.is_new;
     // O(1) and O(cap) reads only, however big the room: filling a room of
     // 10,000 with presence rights stays linear.
-    let count = ctx.store.member_count(room.as_str(), now).await?;
+    let count = match outcome.count {
+        Some(count) => count,
+        None => ctx.store.member_count(room.as_str(), now).await?,
+    };
     let cap = ctx.config.presence_max;
     let roster = if sees_presence {
         Some(roster(ctx, room, cap, now).await?)
     } else {
         None
     };
-    if is_new && count <= cap as u64 {
-        let not_me = |m: &Membership| m.connection_id != conn.connection_id;
-        // A complete roster answers whom to tell at no extra cost.
-        let watchers = match &roster {
-            Some((members, false)) if members.iter().any(|m| m.user == conn.user && not_me(m)) => {
-                Vec::new()
-            }
-            Some((members, false)) => presence_watchers(members, not_me),
-            _ => {
-                ctx.watchers_audience(room.as_str(), &conn.user, &conn.connection_id, now)
-                    .await?
-            }
-        };
-        if !watchers.is_empty() {
-            let frame = ServerFrame::Presence {
-                room: room.to_string(),
-                user: conn.user.clone(),
-                name: conn.name.clone(),
-                event: PresenceEvent::Joined,
-            };
-            ctx.deliver(watchers, &frame).await;
-        }
+    if is_new {
+        announce_arrival(ctx, conn, room, count, roster.as_ref(), now).await?;
     }
     // Read the seq before the missed messages: anything appended in between
     // shows up in both the page and live, and clients dedupe by seq.
@@ -114,6 +98,57 @@ pub(super) async fn join(
         more,
         reference,
     })
+}
+
+/// Tells the watchers that `conn`'s user arrived, while the room is within
+/// the presence cap. The join that takes it past the cap tells them instead
+/// that their rosters are partial from now on: O(cap), once per crossing.
+async fn announce_arrival(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    count: u64,
+    roster: Option<&(Vec<Membership>, bool)>,
+    now: Millis,
+) -> Result<(), RouteError> {
+    let cap = ctx.config.presence_max as u64;
+    let not_me = |m: &Membership| m.connection_id != conn.connection_id;
+    if count == cap + 1 {
+        let watchers = ctx.live_tokens(ctx.store.watchers(room.as_str(), now).await?, now);
+        let frame = ServerFrame::Roster {
+            room: room.to_string(),
+            member_count: count,
+            truncated: true,
+        };
+        tracing::info!(connection_id = %conn.connection_id, %room, count, "room outgrew the presence cap");
+        ctx.deliver(presence_watchers(&watchers, not_me), &frame)
+            .await;
+        return Ok(());
+    }
+    if count > cap {
+        return Ok(());
+    }
+    // A complete roster answers whom to tell at no extra cost.
+    let watchers = match roster {
+        Some((members, false)) if members.iter().any(|m| m.user == conn.user && not_me(m)) => {
+            Vec::new()
+        }
+        Some((members, false)) => presence_watchers(members, not_me),
+        _ => {
+            ctx.watchers_audience(room.as_str(), &conn.user, &conn.connection_id, now)
+                .await?
+        }
+    };
+    if !watchers.is_empty() {
+        let frame = ServerFrame::Presence {
+            room: room.to_string(),
+            user: conn.user.clone(),
+            name: conn.name.clone(),
+            event: PresenceEvent::Joined,
+        };
+        ctx.deliver(watchers, &frame).await;
+    }
+    Ok(())
 }
 
 /// Up to `cap` live members with valid tokens, and whether there are more.

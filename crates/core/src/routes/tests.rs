@@ -15,7 +15,8 @@ use crate::protocol::Sender;
 use crate::shard::memory::MemoryDispatch;
 use crate::store::memory::MemoryStore;
 use crate::store::{
-    Appended, ConnectionRecord, MemberPage, Membership, NewMessage, Page, Removed, Touched,
+    Appended, ConnectionRecord, JoinOutcome, MemberPage, Membership, NewMessage, Page, Removed,
+    Touched,
 };
 
 const T0: i64 = 1_900_000_000_000;
@@ -1276,7 +1277,7 @@ impl Store for BrokenAppends {
     async fn user_connections(&self, u: &str, now: i64) -> Result<Vec<String>, StoreError> {
         self.0.user_connections(u, now).await
     }
-    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
+    async fn join(&self, m: &Membership) -> Result<JoinOutcome, StoreError> {
         self.0.join(m).await
     }
     async fn leave(&self, r: &str, id: &str) -> Result<Option<Membership>, StoreError> {
@@ -1908,11 +1909,18 @@ async fn presence_past_the_cap_is_truncated_counted_and_silent() {
     assert_eq!(r["rosterTruncated"], true);
     assert_eq!(r["members"].as_array().unwrap().len(), 3);
     for id in &ids {
-        assert!(
-            w.frames_of(id, "presence").is_empty(),
-            "past the cap nobody is told"
+        // Past the cap nobody is told who came, only, once, that their
+        // rosters are partial from now on.
+        assert_eq!(
+            w.frames(id),
+            vec![json!({"type": "roster", "room": "p", "memberCount": 4, "truncated": true})],
+            "{id}"
         );
     }
+    assert!(
+        w.frames_of("m0003", "roster").is_empty(),
+        "its reply says so"
+    );
     let typing = w
         .call(
             &ids[0],
@@ -1944,4 +1952,25 @@ async fn presence_past_the_cap_is_truncated_counted_and_silent() {
         ],
         "each change once the room is back at the cap"
     );
+}
+
+#[tokio::test]
+async fn the_roster_notice_is_sent_once_when_the_room_outgrows_the_cap() {
+    let mut w = World::new();
+    w.config.presence_max = 2;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = format!("m{i:04}");
+        w.connect(&id, &format!("user{i}")).await;
+        w.join(&id, "p").await;
+        ids.push(id);
+    }
+    // The third join crossed the cap and told the first two; the fourth
+    // told nobody.
+    for id in &ids[..2] {
+        assert_eq!(w.frames_of(id, "roster").len(), 1, "{id}");
+    }
+    for id in &ids[2..] {
+        assert!(w.frames_of(id, "roster").is_empty(), "{id}");
+    }
 }

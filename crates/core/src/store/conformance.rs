@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Appended, ConnectionRecord, Membership, NewMessage, Store, StoreError};
+use super::{Appended, ConnectionRecord, JoinOutcome, Membership, NewMessage, Store, StoreError};
 use crate::auth::{Identity, Right, RoomRights};
 use crate::clock::Millis;
 use crate::config::RateLimit;
@@ -44,6 +44,7 @@ macro_rules! store_conformance_tests {
             members_of_a_large_room_are_all_listed,
             member_pages_cover_the_room_once_in_order,
             member_count_follows_join_leave_and_disconnect,
+            racing_joins_each_see_their_own_count,
             watchers_are_the_live_members_with_presence,
             watchers_follow_leave_rejoin_refresh_and_disconnect,
             membership_is_one_connections_live_membership,
@@ -364,17 +365,26 @@ pub async fn join_is_idempotent_and_members_are_live_only(store: Arc<dyn Store>)
         connection(&unique("c"), &unique("u")),
         connection(&unique("c"), &unique("u")),
     );
-    assert!(
+    assert_eq!(
         store
             .join(&membership(&room, &a, NOW + HOUR))
             .await
-            .unwrap()
+            .unwrap(),
+        JoinOutcome {
+            is_new: true,
+            count: Some(1)
+        }
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .join(&membership(&room, &a, NOW + HOUR))
             .await
-            .unwrap()
+            .unwrap(),
+        JoinOutcome {
+            is_new: false,
+            count: None
+        },
+        "a refresh changes no count"
     );
     store.join(&membership(&room, &b, NOW - 1)).await.unwrap();
     let members = store.members(&room, NOW).await.unwrap();
@@ -584,7 +594,7 @@ pub async fn watchers_follow_leave_rejoin_refresh_and_disconnect(store: Arc<dyn 
         presence: false,
         ..membership(&room, &a, NOW + HOUR)
     };
-    assert!(!store.join(&demoted).await.unwrap());
+    assert!(!store.join(&demoted).await.unwrap().is_new);
     assert!(store.watchers(&room, NOW).await.unwrap().is_empty());
     assert_eq!(store.members(&room, NOW).await.unwrap(), vec![demoted]);
     // Leave and disconnect end it.
@@ -732,7 +742,10 @@ pub async fn memberships_of_lists_one_connections_rooms_with_token_expiry(store:
         token_exp: c.token_exp + 3600,
         ..membership(&r1, &c, NOW + HOUR)
     };
-    assert!(!store.join(&renewed).await.unwrap(), "a re-join is not new");
+    assert!(
+        !store.join(&renewed).await.unwrap().is_new,
+        "a re-join is not new"
+    );
     let members = store.members(&r1, NOW).await.unwrap();
     let mine = members
         .iter()
@@ -801,6 +814,32 @@ pub async fn append_is_idempotent_per_sender_and_room(store: Arc<dyn Store>) {
     );
     let page = store.history_before(&room, None, 10, NOW).await.unwrap();
     assert_eq!(page.messages.len(), 3, "the duplicate was not stored");
+}
+
+/// New joins racing into one room each see their own count, 1 to N: the
+/// join that takes a room past the presence cap is exactly one of them.
+pub async fn racing_joins_each_see_their_own_count(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let mut joins = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, room) = (store.clone(), room.clone());
+        joins.spawn(async move {
+            let c = connection(&unique("c"), &unique("u"));
+            store.put_connection(&c).await.unwrap();
+            store
+                .join(&membership(&room, &c, NOW + HOUR))
+                .await
+                .unwrap()
+        });
+    }
+    let mut counts = Vec::new();
+    while let Some(outcome) = joins.join_next().await {
+        let outcome = outcome.unwrap();
+        assert!(outcome.is_new);
+        counts.push(outcome.count.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=8).collect::<Vec<u64>>());
 }
 
 /// Many concurrent senders get distinct seqs with no gaps.

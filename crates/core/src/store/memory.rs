@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Appended, ConnectionRecord, MemberPage, Membership, NewMessage, Page, Removed, Store,
-    StoreError, Touched, apply_identity,
+    Appended, ConnectionRecord, JoinOutcome, MemberPage, Membership, NewMessage, Page, Removed,
+    Store, StoreError, Touched, apply_identity,
 };
 use crate::auth::Identity;
 use crate::clock::Millis;
@@ -183,7 +183,7 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn join(&self, m: &Membership) -> Result<bool, StoreError> {
+    async fn join(&self, m: &Membership) -> Result<JoinOutcome, StoreError> {
         let mut g = self.lock();
         g.sweep_if_due(m.joined_at);
         g.by_connection
@@ -197,7 +197,17 @@ impl Store for MemoryStore {
             .insert(m.connection_id.clone(), m.clone());
         g.index_watcher(&m.room, &m.connection_id, m.presence);
         // An expired membership counts as new: its owner was not present.
-        Ok(previous.is_none_or(|p| p.expires_at <= m.joined_at))
+        let is_new = previous.is_none_or(|p| p.expires_at <= m.joined_at);
+        // Counted under the lock, so racing joins each see their own count.
+        let count = is_new.then(|| {
+            g.rooms.get(&m.room).map_or(0, |members| {
+                members
+                    .values()
+                    .filter(|x| x.expires_at > m.joined_at)
+                    .count() as u64
+            })
+        });
+        Ok(JoinOutcome { is_new, count })
     }
 
     async fn leave(&self, room: &str, id: &str) -> Result<Option<Membership>, StoreError> {

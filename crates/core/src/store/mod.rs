@@ -218,6 +218,18 @@ pub struct Removed {
     pub memberships: Vec<Membership>,
 }
 
+/// What a `join` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JoinOutcome {
+    /// The membership is new, not a refresh of a live one.
+    pub is_new: bool,
+    /// The room's member count just after this join, when the join changed
+    /// it (a new membership). The change is atomic, so joins racing each
+    /// other each see their own value: exactly one takes the room past a
+    /// threshold. `None`: the count did not change; read it if needed.
+    pub count: Option<u64>,
+}
+
 /// The storage port. Implementations must be safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -254,8 +266,9 @@ pub trait Store: Send + Sync {
     /// Live connection ids of a user (all devices).
     async fn user_connections(&self, user: &str, now: Millis) -> Result<Vec<String>, StoreError>;
 
-    /// Adds or refreshes a membership. Returns true if it is new.
-    async fn join(&self, membership: &Membership) -> Result<bool, StoreError>;
+    /// Adds or refreshes a membership: whether it is new, and the room's
+    /// member count right after it when this join changed the count.
+    async fn join(&self, membership: &Membership) -> Result<JoinOutcome, StoreError>;
 
     /// Removes a membership; returns it if it existed.
     async fn leave(
