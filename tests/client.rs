@@ -114,12 +114,7 @@ async fn a_refused_handshake_stops_the_client_instead_of_hammering() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", emu.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&emu).await;
     assert!(
         metrics.contains("roomcast_connects_total{status=\"403\"} 1\n"),
         "exactly one attempt:\n{metrics}"

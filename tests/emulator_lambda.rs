@@ -387,12 +387,7 @@ async fn simultaneous_invocations_start_at_most_the_reserved_concurrency() {
     }
     // ReservedConcurrentExecutions: 2 in the template.
     assert!(!pids.is_empty() && pids.len() <= 2, "{pids:?}");
-    let metrics = reqwest::get(format!("http://{}/metrics", emu.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&emu).await;
     assert!(
         metrics.contains(
             "roomcast_function_invocation_duration_seconds_count{function=\"CustomFunction\"} 6"

@@ -29,11 +29,15 @@ async fn join_as(emu: &RunningEmulator, user: &str) -> (Ws, String) {
 
 /// Every function as its real Lambda binary behind the Runtime API, state
 /// in DynamoDB (moto). `build` runs cargo first: never stale binaries.
-async fn processes() -> RunningEmulator {
-    let endpoint = common::dynamodb_endpoint();
+/// The config on moto, with a fresh table of its own.
+fn on_moto(c: roomcast_emulator::EmulatorConfig) -> roomcast_emulator::EmulatorConfig {
     let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    c.dynamodb(common::dynamodb_endpoint(), table, true)
+}
+
+async fn processes() -> RunningEmulator {
     roomcast(|c| {
-        c.dynamodb(endpoint, table, true)
+        on_moto(c)
             .functions(roomcast_emulator::FunctionsMode::Process)
             .build(true)
     })
@@ -187,9 +191,7 @@ async fn two_clients_chat_then_one_is_force_disconnected_and_resumes_exactly() {
 
 #[tokio::test]
 async fn the_same_scenario_runs_on_dynamodb() {
-    let endpoint = common::dynamodb_endpoint();
-    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
-    let emu = roomcast(|c| c.dynamodb(endpoint, table, true)).await;
+    let emu = roomcast(on_moto).await;
     chat_scenario(&emu).await;
 }
 
@@ -552,12 +554,7 @@ async fn large_rooms_are_delivered_by_shards_on(emu: RunningEmulator) {
     }
     // Delivered by shards, not by the message function's inline fallback:
     // each message took at least one asynchronous fanout invocation.
-    let metrics = reqwest::get(format!("http://{}/metrics", emu.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&emu).await;
     let shards: u64 = metrics
         .lines()
         .find_map(|l| {
@@ -587,10 +584,8 @@ async fn large_rooms_are_delivered_by_shards_in_process() {
 
 #[tokio::test]
 async fn large_rooms_are_delivered_by_shards_as_processes_on_dynamodb() {
-    let endpoint = common::dynamodb_endpoint();
-    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
     let emu = sharded(|c| {
-        c.dynamodb(endpoint, table, true)
+        on_moto(c)
             .functions(roomcast_emulator::FunctionsMode::Process)
             .build(true)
     })
@@ -672,13 +667,7 @@ async fn the_room_outgrowing_the_presence_cap_is_told_once_in_memory() {
 
 #[tokio::test]
 async fn the_room_outgrowing_the_presence_cap_is_told_once_on_dynamodb() {
-    let endpoint = common::dynamodb_endpoint();
-    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
-    let emu = roomcast(|c| {
-        c.dynamodb(endpoint, table, true)
-            .parameter("PresenceMax", "3")
-    })
-    .await;
+    let emu = roomcast(|c| on_moto(c).parameter("PresenceMax", "3")).await;
     the_room_outgrowing_the_presence_cap_is_told_once_on(emu).await;
 }
 

@@ -73,17 +73,13 @@ function renderMessages() {
   list.scrollTop = list.scrollHeight;
 }
 
-/** Rooms whose roster is only part of the room (past the presence cap). */
-const partialRosters = new Set();
-
 function renderMembers() {
-  const partial = partialRosters.has(current);
   const items = client.members(current).map((m) => {
     const li = document.createElement('li');
     li.textContent = m.devices > 1 ? `${m.name} (${m.devices} devices)` : m.name;
     return li;
   });
-  if (partial) {
+  if (client.rosterPartial(current)) {
     const li = document.createElement('li');
     li.className = 'partial';
     li.textContent = 'and others (large room)';
@@ -154,10 +150,7 @@ function start(name) {
     $('who').textContent = `Signed in as ${w.user.name}`;
   });
   client.on('message', (m) => addMessage(m));
-  client.on('presence', (e) => {
-    if (e.truncated) partialRosters.add(e.room); else partialRosters.delete(e.room);
-    if (e.room === current) renderMembers();
-  });
+  client.on('presence', (e) => { if (e.room === current) renderMembers(); });
   client.on('typing', (t) => {
     if (!typingUsers.has(t.room)) typingUsers.set(t.room, new Map());
     const map = typingUsers.get(t.room);

@@ -182,6 +182,8 @@ export declare class Roomcast {
   join(room: string): Promise<unknown>;
   leave(room: string): Promise<unknown>;
   members(room: string): Member[];
+  /** Whether `members(room)` is only part of the room (it is past the server's presence cap). */
+  rosterPartial(room: string): boolean;
   history(room: string, options?: { before?: number; limit?: number }): Promise<HistoryPage>;
   send(room: string, data: unknown, options?: { id?: string }): Promise<Ack>;
   direct(to: string, data: unknown, options?: { id?: string }): Promise<Ack>;

@@ -468,6 +468,11 @@ export class Roomcast {
     return [...(this.rooms.get(name)?.members.values() ?? [])];
   }
 
+  /** Whether `members(name)` is only part of the room (it is past the server's presence cap). */
+  rosterPartial(name) {
+    return Boolean(this.rooms.get(name)?.rosterTruncated);
+  }
+
   history(name, { before, limit } = {}) {
     const frame = { action: 'history', room: name };
     if (before !== undefined) frame.before = before;

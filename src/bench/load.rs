@@ -257,6 +257,21 @@ pub(crate) struct Broadcast {
     pub(crate) count: u64,
 }
 
+/// The next bench delivery on `ws`, skipping other frames; `None` once the
+/// socket ends or `deadline` passes.
+async fn next_delivery(target: &Target, ws: &mut Ws, deadline: Instant) -> Option<Delivered> {
+    loop {
+        let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline.into(), ws.next()).await else {
+            return None;
+        };
+        if let Message::Text(t) = m
+            && let Some(d) = target.delivery(t.as_str())
+        {
+            return Some(d);
+        }
+    }
+}
+
 /// `broadcast`: R rooms of M members, S senders each at a fixed rate.
 /// Every (receiver, sender, message) is counted: lost and duplicate counts
 /// are exact.
@@ -299,13 +314,8 @@ pub(crate) async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, Be
         tasks.push(tokio::spawn(async move {
             let mut got = 0u64;
             while got < wanted {
-                let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline.into(), ws.next()).await
-                else {
+                let Some(d) = next_delivery(&target, &mut ws, deadline).await else {
                     break;
-                };
-                let Message::Text(t) = m else { continue };
-                let Some(d) = target.delivery(t.as_str()) else {
-                    continue;
                 };
                 if d.room != room {
                     continue; // the reference sends every room's frames to everyone
@@ -414,13 +424,8 @@ pub(crate) async fn fanout(target: &Target, n: usize, repeats: u64) -> Result<Va
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
             while got < repeats {
-                let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline.into(), ws.next()).await
-                else {
+                let Some(d) = next_delivery(&target, &mut ws, deadline).await else {
                     break;
-                };
-                let Message::Text(t) = m else { continue };
-                let Some(d) = target.delivery(t.as_str()) else {
-                    continue;
                 };
                 let k = d.n;
                 if let (Some(rem), Some(l)) = (remaining.get(k as usize), last.get(k as usize)) {

@@ -269,6 +269,16 @@ pub(crate) async fn silent(ws: &mut Ws, for_ms: u64) {
     }
 }
 
+/// The emulator's `/metrics` text.
+pub(crate) async fn metrics(emu: &RunningEmulator) -> String {
+    reqwest::get(format!("http://{}/metrics", emu.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A dev token from the emulator's /dev/token.
 pub(crate) async fn dev_token(emu: &RunningEmulator, user: &str) -> String {
     let url = format!(

@@ -335,5 +335,6 @@ test('a roster notice marks the roster partial, and later presence events keep s
   const last = t.of('presence').at(-1);
   assert.equal(last.truncated, true);
   assert.deepEqual(last.members, []);
+  assert.equal(t.c.rosterPartial('r'), true);
   assert.deepEqual(t.of('error'), [], 'a roster frame is known, not reported');
 });

@@ -224,6 +224,18 @@ impl Context<'_> {
         Ok(self.store.member_count(room, now).await? <= self.config.presence_max as u64)
     }
 
+    /// Connection ids of the room's live watchers (presence right, valid
+    /// token) that `keep` accepts. O(watchers).
+    async fn live_watchers(
+        &self,
+        room: &str,
+        now: Millis,
+        keep: impl Fn(&Membership) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let watchers = self.live_tokens(self.store.watchers(room, now).await?, now);
+        Ok(presence_watchers(&watchers, keep))
+    }
+
     /// [`Self::presence_audience`] once the room is known to be within the
     /// presence cap.
     async fn watchers_audience(
@@ -234,8 +246,7 @@ impl Context<'_> {
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
         let not_me = |m: &Membership| m.connection_id != connection_id;
-        let watchers = self.live_tokens(self.store.watchers(room, now).await?, now);
-        let watchers = presence_watchers(&watchers, not_me);
+        let watchers = self.live_watchers(room, now, not_me).await?;
         if watchers.is_empty() {
             return Ok(watchers);
         }

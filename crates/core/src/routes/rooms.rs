@@ -114,15 +114,14 @@ async fn announce_arrival(
     let cap = ctx.config.presence_max as u64;
     let not_me = |m: &Membership| m.connection_id != conn.connection_id;
     if count == cap + 1 {
-        let watchers = ctx.live_tokens(ctx.store.watchers(room.as_str(), now).await?, now);
+        let watchers = ctx.live_watchers(room.as_str(), now, not_me).await?;
         let frame = ServerFrame::Roster {
             room: room.to_string(),
             member_count: count,
             truncated: true,
         };
         tracing::info!(connection_id = %conn.connection_id, %room, count, "room outgrew the presence cap");
-        ctx.deliver(presence_watchers(&watchers, not_me), &frame)
-            .await;
+        ctx.deliver(watchers, &frame).await;
         return Ok(());
     }
     if count > cap {
@@ -234,12 +233,10 @@ pub(super) async fn typing(
     if !ctx.within_presence_cap(room.as_str(), now).await? {
         return Ok(());
     }
-    let watchers = ctx.live_tokens(ctx.store.watchers(room.as_str(), now).await?, now);
-    ctx.deliver(
-        presence_watchers(&watchers, |m| m.user != conn.user),
-        &frame,
-    )
-    .await;
+    let watchers = ctx
+        .live_watchers(room.as_str(), now, |m| m.user != conn.user)
+        .await?;
+    ctx.deliver(watchers, &frame).await;
     Ok(())
 }
 
