@@ -118,6 +118,7 @@ impl CostWorld {
                 identity: None,
                 body: Some(&frame.to_string()),
                 is_binary: false,
+                received_at: None,
             },
         )
         .await;

@@ -264,6 +264,7 @@ pub async fn message(
             identity: identity.as_ref(),
             body: event.body.as_deref(),
             is_binary: event.is_base64_encoded,
+            received_at: Some(ctx.request_time_epoch),
         };
         let reply = routes::message(&app.context(&*gateway), app.verifier.as_deref(), frame).await;
         Ok(ok(reply.map(|f| f.to_json())))

@@ -29,6 +29,26 @@ pub struct Inbound<'a> {
     pub body: Option<&'a str>,
     /// A binary frame (refused: the protocol is JSON text).
     pub is_binary: bool,
+    /// When the gateway received the frame (API Gateway's
+    /// `requestContext.requestTimeEpoch`), if known. The rate limit charges
+    /// the frame at this time, not at the time its invocation got to run:
+    /// a burst that waited behind cold starts or a concurrency limit is
+    /// still the burst the client sent.
+    pub received_at: Option<Millis>,
+}
+
+/// How far before the handler's clock a frame's arrival time is believed.
+/// No frame waits longer than API Gateway's 29 s integration timeout, so an
+/// older time is a wrong clock, and the frame is charged at the oldest time
+/// a real frame could have.
+const MAX_ARRIVAL_LAG_MS: Millis = 30_000;
+
+/// The time a frame is charged at: its arrival, bounded by `now` (a clock
+/// ahead of ours earns no credit) and by [`MAX_ARRIVAL_LAG_MS`].
+fn charged_at(received_at: Option<Millis>, now: Millis) -> Millis {
+    received_at.map_or(now, |t| {
+        t.clamp(now.saturating_sub(MAX_ARRIVAL_LAG_MS), now)
+    })
 }
 
 /// Handles one client frame. Returns the reply for the caller, if any.
@@ -46,6 +66,7 @@ pub async fn message(
         identity,
         body,
         is_binary,
+        received_at,
     } = frame;
     ctx.metrics.add(Metric::Messages, 1.0);
     let parsed = if is_binary {
@@ -60,7 +81,8 @@ pub async fn message(
         Ok(f) => (f.action.name(), f.reference.clone()),
         Err(e) => ("invalid", e.reference.clone()),
     };
-    match handle(ctx, verifier, connection_id, identity, parsed).await {
+    let arrived = charged_at(received_at, ctx.now());
+    match handle(ctx, verifier, connection_id, identity, arrived, parsed).await {
         Ok(reply) => reply,
         Err(e) => {
             ctx.metrics.add(Metric::Rejects, 1.0);
@@ -82,10 +104,11 @@ async fn handle(
     verifier: Option<&dyn Verify>,
     connection_id: &str,
     identity: Option<&Identity>,
+    arrived: Millis,
     parsed: Result<ClientFrame, FrameError>,
 ) -> Result<Option<ServerFrame>, RouteError> {
     let now = ctx.now();
-    let touched = match touch_or_heal(ctx, connection_id, identity, now).await? {
+    let touched = match touch_or_heal(ctx, connection_id, identity, arrived, now).await? {
         Touch::Live(touched) => touched,
         Touch::Closed => {
             tracing::info!(
@@ -153,7 +176,7 @@ enum Touch {
     Unregistered,
 }
 
-/// Touches the connection; if its item is missing (lost `$connect` write,
+/// Touches the connection (charged at `arrived`); if its item is missing (lost `$connect` write,
 /// expired TTL) but the event carries a still-valid identity, registers it
 /// again. Not when the socket has closed: each frame is its own invocation,
 /// so a frame sent just before a close can run after `$disconnect`, and
@@ -162,9 +185,14 @@ async fn touch_or_heal(
     ctx: &Context<'_>,
     connection_id: &str,
     identity: Option<&Identity>,
+    arrived: Millis,
     now: Millis,
 ) -> Result<Touch, RouteError> {
-    match ctx.store.touch(connection_id, now, &ctx.config.rate).await {
+    match ctx
+        .store
+        .touch(connection_id, arrived, &ctx.config.rate)
+        .await
+    {
         Ok(t) => Ok(Touch::Live(t)),
         Err(StoreError::NotFound { .. }) => {
             let Some(identity) = identity.filter(|i| !ctx.token_expired(i.exp, now)) else {
@@ -182,7 +210,7 @@ async fn touch_or_heal(
             super::connect(ctx.store, ctx.clock, ctx.config, connection_id, identity).await?;
             Ok(Touch::Live(
                 ctx.store
-                    .touch(connection_id, now, &ctx.config.rate)
+                    .touch(connection_id, arrived, &ctx.config.rate)
                     .await?,
             ))
         }

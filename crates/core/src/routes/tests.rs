@@ -32,6 +32,7 @@ fn inbound<'a>(
         identity,
         body: Some(body),
         is_binary,
+        received_at: None,
     }
 }
 
@@ -720,6 +721,77 @@ async fn sustained_abuse_closes_the_connection() {
         replies.iter().any(Option::is_none),
         "the closing message has no route response"
     );
+}
+
+/// A burst that arrived at once but whose invocations ran late (queued
+/// behind a concurrency limit, cold starts) is judged by when it arrived:
+/// the clock moving on while it is processed gives it no tokens back, so
+/// the abuser is cut off however slow the backend is. (This was the flaky
+/// `floods_are_rate_limited_then_cut_off::as_processes`: on a loaded
+/// machine the flood took 10 s to process, refilled ~100 tokens, and never
+/// reached the strikes that close it.)
+#[tokio::test]
+async fn a_burst_is_charged_when_it_arrived_not_when_it_ran() {
+    let mut w = World::new();
+    w.config.rate = RateLimit {
+        per_second: 10,
+        burst: 5,
+        abuse_strikes: 20,
+    };
+    w.connect("a1", "alice").await;
+    let arrived = w.clock.now_ms();
+    let mut pongs = 0;
+    for _ in 0..40 {
+        // Each frame runs 200 ms after the one before: two tokens' worth.
+        w.clock.advance_ms(200);
+        let frame = Inbound {
+            received_at: Some(arrived),
+            ..inbound("a1", None, r#"{"action":"heartbeat"}"#, false)
+        };
+        let reply = message(&w.ctx(), Some(&w.verifier), frame).await;
+        if reply.is_some_and(|r| serde_json::to_value(&r).unwrap()["type"] == "pong") {
+            pongs += 1;
+        }
+    }
+    assert_eq!(pongs, 5, "exactly the burst, however late the frames ran");
+    assert_eq!(w.gateway.deleted(), vec!["a1".to_owned()], "cut off");
+}
+
+/// The arrival time is believed only within what a real frame could be:
+/// not ahead of the handler's clock (no credit from a fast clock), and not
+/// more than 30 s behind it (API Gateway's integration timeout bounds the
+/// wait). Outside those, the frame is charged at the nearest bound.
+#[tokio::test]
+async fn arrival_times_outside_what_is_possible_are_bounded() {
+    let mut w = World::new();
+    w.config.rate = RateLimit {
+        per_second: 1,
+        burst: 1,
+        abuse_strikes: 1000,
+    };
+    w.connect("a1", "alice").await;
+    let now = w.clock.now_ms();
+    let at = |received_at| Inbound {
+        received_at: Some(received_at),
+        ..inbound("a1", None, r#"{"action":"heartbeat"}"#, false)
+    };
+    let kind = |r: Option<ServerFrame>| serde_json::to_value(r.unwrap()).unwrap()["type"].clone();
+    assert_eq!(kind(message(&w.ctx(), None, at(now)).await), "pong");
+    // An hour ahead would be a full bucket; it is charged at now: limited.
+    assert_eq!(
+        kind(message(&w.ctx(), None, at(now + 3_600_000)).await),
+        "error"
+    );
+    // An hour behind is charged 30 s behind, where the bucket was already
+    // spent by the charges after it: limited.
+    w.clock.advance_ms(500);
+    assert_eq!(
+        kind(message(&w.ctx(), None, at(now - 3_600_000)).await),
+        "error"
+    );
+    // Charged at the real arrival, a token is back after a second.
+    w.clock.advance_ms(600);
+    assert_eq!(kind(message(&w.ctx(), None, at(now + 1_000)).await), "pong");
 }
 
 // ---- token expiry, auth --------------------------------------------------------------
