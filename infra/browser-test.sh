@@ -21,7 +21,9 @@ if [ ! -d node_modules/playwright-core ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-# The browser tests start the emulator binary itself.
-cargo build --quiet --bin roomcast
+# The browser tests start the emulator binary itself. The same command as
+# infra/test.sh's build (same targets, so the same features): after it,
+# nothing is rebuilt.
+cargo build --workspace --bins --tests --quiet
 log "browser client tests (node + headless Chromium)"
 node --test --test-concurrency=1 tests/web/ tests/browser/

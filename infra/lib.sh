@@ -33,3 +33,12 @@ pip_ensure() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# cargo-nextest runs the tests (one process per test, per-test times). The
+# machine image has it; elsewhere it is installed from crates.io once.
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest from crates.io"
+    cargo install --locked --quiet cargo-nextest || die "cargo install cargo-nextest failed"
+  fi
+}

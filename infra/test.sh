@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs
 # (Python venv with moto, cfn-lint and SAM CLI), lints the template, starts
-# moto's DynamoDB server on a free 127.0.0.1 port, runs clippy and every
-# test, and stops what it started.
+# moto's DynamoDB server on a free 127.0.0.1 port, runs clippy, builds
+# everything once (the Lambda binaries included, which tests run as
+# processes), runs every test with cargo-nextest, prints the ten slowest
+# tests and how long each phase took, and stops what it started.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
 
+suite_start=$SECONDS
+phase_start=$SECONDS
+phases=()
+# phase NAME: closes the phase that ran since the last call.
+phase() {
+  phases+=("$(printf '%-34s %5ss' "$1" $((SECONDS - phase_start)))")
+  phase_start=$SECONDS
+}
+
 log "formatting check"
 cargo fmt --all -- --check || die "cargo fmt reports differences: run cargo fmt --all"
-
 bash infra/check-boundaries.sh
-bash infra/lint-template.sh
+phase "fmt, crate boundaries"
 
+bash infra/lint-template.sh
 # Python functions in the emulator's tests run with PyPI's awslambdaric.
 ensure_venv
 if ! "$VENV/bin/python" -c 'import awslambdaric' 2>/dev/null; then
@@ -21,6 +32,8 @@ if ! "$VENV/bin/python" -c 'import awslambdaric' 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check awslambdaric || die "pip install awslambdaric failed"
 fi
 export ROOMCAST_TEST_PYTHON="$VENV/bin/python"
+ensure_nextest
+phase "template lint, Python tools"
 
 endpoint="$(bash infra/moto-start.sh)"
 trap 'bash infra/moto-stop.sh' EXIT
@@ -29,13 +42,33 @@ export ROOMCAST_TEST_DYNAMODB_ENDPOINT="$endpoint"
 log "clippy (warnings are errors), also on the library crates alone, without test features"
 cargo clippy -p roomcast-core -p roomcast-protocol -p roomcast-aws --lib --bins --quiet -- -D warnings
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+phase "clippy"
+
+# One build of every binary and test target, with the features the tests
+# unify: the Lambda binaries the process-mode tests run come out of it, so
+# no test calls cargo (tests/common/emulator.rs checks they are fresh).
+log "building every binary and test"
+cargo build --workspace --bins --tests --quiet
+phase "build"
 
 log "tests (DynamoDB tests against moto at $endpoint)"
-cargo test --workspace --quiet 2>&1 | tee "$STATE_DIR/cargo-test.log"
+set +e
+cargo nextest run --workspace --profile ci 2>&1 | tee "$STATE_DIR/nextest.log"
 status=${PIPESTATUS[0]}
-passed=$(grep -Eo '[0-9]+ passed' "$STATE_DIR/cargo-test.log" | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' "$STATE_DIR/cargo-test.log" | awk '{s+=$1} END {print s+0}')
-echo "cargo: $passed passed, $failed failed"
-[ "$status" -eq 0 ] || die "cargo test failed"
+set -e
+cargo test --workspace --doc --quiet 2>&1 | tee "$STATE_DIR/doctest.log"
+doc_status=${PIPESTATUS[0]}
+phase "tests"
+
+log "the ten slowest tests"
+sed -nE 's/^ *(PASS|FAIL|SIGSEGV|SIGABRT|TIMEOUT)[^[]*\[ *([0-9.]+)s\] (\([0-9]+\/[0-9]+\) )?(.*)$/\2 \4/p' "$STATE_DIR/nextest.log" \
+  | sort -rn | head -10 | awk '{printf "  %8.2fs  %s %s\n", $1, $2, $3}' >&2
+[ "$status" -eq 0 ] || die "tests failed (nextest above; a flaky one: bash infra/flake-check.sh -n 5 NAME)"
+[ "$doc_status" -eq 0 ] || die "doc tests failed"
 
 bash infra/browser-test.sh
+phase "browser tests"
+
+log "phase times"
+for p in "${phases[@]}"; do printf '  %s\n' "$p" >&2; done
+printf '  %-34s %5ss\n' "total" $((SECONDS - suite_start)) >&2

@@ -17,6 +17,14 @@ use roomcast_emulator::{Emulator, EmulatorConfig, FunctionsMode};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The cargo profile this binary was built with, as far as process
+/// functions care: optimised or not.
+const OWN_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
 #[derive(Parser)]
 #[command(
     name = "roomcast",
@@ -161,8 +169,9 @@ struct BenchArgs {
     /// Invocations per mode for `lambda`.
     #[arg(long, default_value_t = 500)]
     invocations: usize,
-    /// Where the release Lambda binaries are, for `coldstart`.
-    #[arg(long, default_value = "target/release")]
+    /// Where the Lambda binaries as deployed are, for `coldstart` (the
+    /// `lambda-release` profile: fat LTO, one codegen unit).
+    #[arg(long, default_value = "target/lambda-release")]
     lambda_dir: PathBuf,
 }
 
@@ -279,8 +288,10 @@ struct DevArgs {
     #[arg(long)]
     watch: bool,
     /// The cargo profile whose binaries process functions run (`debug`,
-    /// `release`, or a custom profile).
-    #[arg(long, default_value = "debug")]
+    /// `release`, or a custom profile). By default the emulator's own: a
+    /// `cargo run --release` emulator builds and runs release binaries,
+    /// reusing the crates its own build compiled.
+    #[arg(long, default_value = OWN_PROFILE)]
     cargo_profile: String,
     /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
     #[arg(long, default_value = "python3")]

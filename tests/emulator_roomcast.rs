@@ -27,21 +27,22 @@ async fn join_as(emu: &RunningEmulator, user: &str) -> (Ws, String) {
     (ws, welcome["connectionId"].as_str().unwrap().to_owned())
 }
 
-/// Every function as its real Lambda binary behind the Runtime API, state
-/// in DynamoDB (moto). `build` runs cargo first: never stale binaries.
 /// The config on moto, with a fresh table of its own.
 fn on_moto(c: roomcast_emulator::EmulatorConfig) -> roomcast_emulator::EmulatorConfig {
     let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
     c.dynamodb(common::dynamodb_endpoint(), table, true)
 }
 
+/// Every function as its real Lambda binary behind the Runtime API, state
+/// in DynamoDB (moto). The binaries are built before the tests run, and
+/// checked to be newer than their sources: never stale.
+fn as_processes(c: roomcast_emulator::EmulatorConfig) -> roomcast_emulator::EmulatorConfig {
+    assert_lambda_binaries_fresh();
+    on_moto(c).functions(roomcast_emulator::FunctionsMode::Process)
+}
+
 async fn processes() -> RunningEmulator {
-    roomcast(|c| {
-        on_moto(c)
-            .functions(roomcast_emulator::FunctionsMode::Process)
-            .build(true)
-    })
-    .await
+    roomcast(as_processes).await
 }
 
 /// One test in both function modes: in process (memory store), and every
@@ -197,8 +198,8 @@ async fn the_same_scenario_runs_on_dynamodb() {
 
 /// Every function as its real Lambda binary behind the Runtime API, with
 /// state in DynamoDB (moto): the mains, their settings from the environment
-/// and `lambda_runtime` run offline exactly as they will in AWS. `build`
-/// runs cargo first, so the binaries are never stale.
+/// and `lambda_runtime` run offline exactly as they will in AWS. The
+/// binaries are checked to be newer than their sources first.
 #[tokio::test]
 async fn the_same_scenario_runs_with_every_function_as_its_real_binary() {
     chat_scenario(&processes().await).await;
@@ -584,12 +585,7 @@ async fn large_rooms_are_delivered_by_shards_in_process() {
 
 #[tokio::test]
 async fn large_rooms_are_delivered_by_shards_as_processes_on_dynamodb() {
-    let emu = sharded(|c| {
-        on_moto(c)
-            .functions(roomcast_emulator::FunctionsMode::Process)
-            .build(true)
-    })
-    .await;
+    let emu = sharded(as_processes).await;
     large_rooms_are_delivered_by_shards_on(emu).await;
 }
 
@@ -606,20 +602,21 @@ async fn large_rooms_are_delivered_by_shards_from_the_raw_apigatewayv2_form() {
     large_rooms_are_delivered_by_shards_on(emu).await;
 }
 
-/// Every frame that arrives until `quiet_ms` pass without one.
-async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
+/// Every frame posted to this socket before now: a heartbeat is sent and
+/// frames are read up to its pong. Posts and route responses share the
+/// socket's one outbound queue, so whatever was posted before the
+/// heartbeat arrives before its pong, however slow the machine is (a wait
+/// for a quiet spell would miss a late frame under load).
+async fn frames_before_a_pong(ws: &mut Ws) -> Vec<Value> {
+    send(ws, json!({"action": "heartbeat", "ref": "fence"})).await;
     let mut frames = Vec::new();
-    while let Ok(Some(Ok(m))) = tokio::time::timeout(
-        Duration::from_millis(quiet_ms),
-        futures::StreamExt::next(ws),
-    )
-    .await
-    {
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
-            frames.push(serde_json::from_str(t.as_str()).unwrap());
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == "pong" && v["ref"] == "fence" {
+            return frames;
         }
+        frames.push(v);
     }
-    frames
 }
 
 /// Joins racing past the presence cap (3): the watchers already there are
@@ -643,8 +640,10 @@ async fn the_room_outgrowing_the_presence_cap_is_told_once_on(emu: RunningEmulat
         }
     }))
     .await;
+    // Each racer's notice (if its join crossed the cap) was posted before
+    // its `joined` came back, so all of them were posted by now.
     for (i, ws) in early.iter_mut().enumerate() {
-        let frames = drain(ws, 500).await;
+        let frames = frames_before_a_pong(ws).await;
         let notices: Vec<&Value> = frames.iter().filter(|f| f["type"] == "roster").collect();
         assert_eq!(notices.len(), 1, "early{i}: {frames:?}");
         assert_eq!(notices[0]["memberCount"], 4);

@@ -129,6 +129,8 @@ pub(crate) struct FunctionEnv {
     /// template or the process sets them).
     pub(crate) shared: Shared,
     pub(crate) metrics: Arc<Metrics>,
+    /// Functions whose cargo build failed at start-up, with why.
+    pub(crate) failed_builds: BTreeMap<String, launch::LaunchError>,
     /// Process functions to hot-reload (`--watch`), filled as they are built.
     pub(crate) watched: std::sync::Mutex<Vec<crate::lambda::watch::Watched>>,
 }
@@ -140,9 +142,7 @@ pub(crate) async fn build_function(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
 ) -> Result<Arc<Function>, EmulatorError> {
-    let known =
-        fenv.extra.contains_key(&spec.binary) || registry::BINARIES.contains(&spec.binary.as_str());
-    let runs = if known && fenv.mode == FunctionsMode::InProcess {
+    let runs = if runs_in_process(spec, fenv) {
         Runs::InProcess(in_process_handler(spec, fenv).await?)
     } else {
         Runs::Processes(process_function(spec, fenv).await?)
@@ -154,6 +154,14 @@ pub(crate) async fn build_function(
         timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
         concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
     }))
+}
+
+/// Whether `spec` runs in the emulator's process: when the emulator has a
+/// handler for its binary and the mode allows.
+pub(crate) fn runs_in_process(spec: &FunctionSpec, fenv: &FunctionEnv) -> bool {
+    let known =
+        fenv.extra.contains_key(&spec.binary) || registry::BINARIES.contains(&spec.binary.as_str());
+    known && fenv.mode == FunctionsMode::InProcess
 }
 
 /// The in-process handler: its environment is the template's, overridden
@@ -199,6 +207,9 @@ async fn process_function(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
 ) -> Result<Arc<ProcessFunction>, EmulatorError> {
+    if let Some(e) = fenv.failed_builds.get(&spec.logical_id) {
+        return Err(e.clone().into());
+    }
     let launch = launch::resolve(spec, &fenv.tools).await?;
     let host = |k: &str| std::env::var(k).ok();
     let env = environment::for_function(spec, &launch.task_root, &fenv.shared, &host);

@@ -167,9 +167,11 @@ impl State {
                     injected,
                 },
                 metrics: metrics.clone(),
+                failed_builds: std::collections::BTreeMap::new(),
                 watched: std::sync::Mutex::default(),
             },
         };
+        functions.build_binaries().await?;
         let (routes, authorizer) = route_table(&api, &mut functions).await?;
         let all = every_function(&template, &mut functions).await?;
         if config.watch {
@@ -357,6 +359,19 @@ impl Functions {
             self.env.tools.clone(),
             std::time::Duration::from_millis(500),
         ));
+    }
+
+    /// Builds every cargo binary that runs as processes, in one cargo
+    /// invocation, before any function starts.
+    async fn build_binaries(&mut self) -> Result<(), EmulatorError> {
+        let specs = self.template.functions()?;
+        let processes: Vec<&crate::template::FunctionSpec> = specs
+            .iter()
+            .filter(|s| !crate::invoke::runs_in_process(s, &self.env))
+            .collect();
+        self.env.failed_builds =
+            crate::lambda::launch::build_all(&processes, &self.env.tools).await;
+        Ok(())
     }
 
     async fn get(

@@ -377,7 +377,7 @@ async fn coldstart(dir: &std::path::Path) -> Result<(), String> {
         let path = dir.join(name);
         if !path.is_file() {
             return Err(format!(
-                "{} is missing: cargo build --release -p roomcast-aws --bins",
+                "{} is missing: cargo build --profile lambda-release -p roomcast-aws --bins",
                 path.display()
             ));
         }

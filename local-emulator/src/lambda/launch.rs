@@ -5,6 +5,7 @@
 //! own Node runtime (`runtimes/node/runtime.mjs`) with `node`. Checked at start-up, so a missing or
 //! non-executable program is an error naming the function, never a hang.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::process::Launch;
@@ -27,7 +28,7 @@ pub(crate) struct Toolchain {
 }
 
 /// Why a function cannot be run as a process. Each says what to fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The runtime is not one the emulator can start.
     #[error(
@@ -39,13 +40,14 @@ pub enum LaunchError {
         /// The template's `Runtime`.
         runtime: String,
     },
-    /// `cargo build` failed or could not run.
-    #[error("function {function}: `cargo build --workspace --bin {binary}` failed: {reason}")]
+    /// `cargo build` failed or could not run. Fix the build (cargo's output
+    /// is above this line in the log) and start again.
+    #[error("function {functions}: `cargo build --workspace{bins}` failed: {reason}")]
     Build {
-        /// The logical id.
-        function: String,
-        /// The binary.
-        binary: String,
+        /// The logical ids of the functions the build was for.
+        functions: String,
+        /// ` --bin NAME` for each binary.
+        bins: String,
         /// What happened.
         reason: String,
     },
@@ -136,39 +138,107 @@ async fn provided_program(
     if spec.binary.is_empty() || bootstrap.is_file() {
         return executable(spec, bootstrap);
     }
-    // Cargo puts the `dev` profile's output in `debug/`.
-    let dir = if tools.profile == "dev" {
-        "debug"
-    } else {
-        tools.profile.as_str()
-    };
-    let built = tools.target_dir.join(dir).join(&spec.binary);
-    if tools.rebuild || !built.is_file() {
-        cargo_build(spec, tools).await?;
+    let built = cargo_output(spec, tools);
+    if !built.is_file() {
+        cargo_build(&[spec], tools).await?;
     }
     executable(spec, built)
 }
 
-pub(crate) async fn cargo_build(spec: &FunctionSpec, tools: &Toolchain) -> Result<(), LaunchError> {
-    tracing::info!(function = %spec.logical_id, binary = %spec.binary, "building with cargo");
+/// Where cargo puts `spec`'s binary in the chosen profile (the `dev`
+/// profile's output is in `debug/`).
+fn cargo_output(spec: &FunctionSpec, tools: &Toolchain) -> PathBuf {
+    let dir = match tools.profile.as_str() {
+        "dev" => "debug",
+        other => other,
+    };
+    tools.target_dir.join(dir).join(&spec.binary)
+}
+
+/// Whether `spec` runs a binary that cargo builds (a `provided` runtime
+/// naming `BuildProperties.Binary`, with no `bootstrap` in its `CodeUri`).
+fn is_cargo_binary(spec: &FunctionSpec, tools: &Toolchain) -> bool {
+    spec.runtime.starts_with("provided")
+        && !spec.binary.is_empty()
+        && !tools
+            .project
+            .join(&spec.code_uri)
+            .join("bootstrap")
+            .is_file()
+}
+
+/// Builds, in one cargo invocation, the binaries of those `specs` that
+/// cargo builds and that are missing (or all of them with `--build`):
+/// cargo compiles the shared crates once and links the binaries in
+/// parallel, where one invocation per function would wait on the target
+/// directory's lock and link one after another.
+///
+/// If that build fails, each is built on its own, so that the error names
+/// the function it belongs to; returns those errors by logical id.
+pub(crate) async fn build_all(
+    specs: &[&FunctionSpec],
+    tools: &Toolchain,
+) -> BTreeMap<String, LaunchError> {
+    let due: Vec<&FunctionSpec> = specs
+        .iter()
+        .copied()
+        .filter(|s| is_cargo_binary(s, tools))
+        .filter(|s| tools.rebuild || !cargo_output(s, tools).is_file())
+        .collect();
+    let mut failed = BTreeMap::new();
+    if due.is_empty() {
+        return failed;
+    }
+    let Err(e) = cargo_build(&due, tools).await else {
+        return failed;
+    };
+    if let [only] = due[..] {
+        failed.insert(only.logical_id.clone(), e);
+        return failed;
+    }
+    tracing::warn!("the build of every function failed; building each on its own to tell which");
+    for spec in due {
+        if let Err(e) = cargo_build(&[spec], tools).await {
+            failed.insert(spec.logical_id.clone(), e);
+        }
+    }
+    failed
+}
+
+/// `cargo build --workspace --profile P --bin A --bin B ...`, in the
+/// project, into the emulator's target directory. `--workspace` (rather
+/// than a package) because a template names binaries, not packages;
+/// features unify as for `cargo build` at the root, so what that built is
+/// reused, not rebuilt.
+pub(crate) async fn cargo_build(
+    specs: &[&FunctionSpec],
+    tools: &Toolchain,
+) -> Result<(), LaunchError> {
+    let mut binaries: Vec<&str> = specs.iter().map(|s| s.binary.as_str()).collect();
+    binaries.sort_unstable();
+    binaries.dedup();
+    let functions = specs
+        .iter()
+        .map(|s| s.logical_id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let bins: String = binaries.iter().map(|b| format!(" --bin {b}")).collect();
+    tracing::info!(%functions, binaries = %bins.trim(), profile = %tools.profile, "building with cargo");
     let fail = |reason: String| LaunchError::Build {
-        function: spec.logical_id.clone(),
-        binary: spec.binary.clone(),
+        functions: functions.clone(),
+        bins: bins.clone(),
         reason,
     };
     let profile = match tools.profile.as_str() {
         "debug" => "dev",
         other => other,
     };
-    let status = tokio::process::Command::new("cargo")
-        .args([
-            "build",
-            "--workspace",
-            "--profile",
-            profile,
-            "--bin",
-            &spec.binary,
-        ])
+    let mut command = tokio::process::Command::new("cargo");
+    command.args(["build", "--workspace", "--profile", profile]);
+    for b in &binaries {
+        command.args(["--bin", b]);
+    }
+    let status = command
         .env("CARGO_TARGET_DIR", &tools.target_dir)
         .current_dir(&tools.project)
         .status()

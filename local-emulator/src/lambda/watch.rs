@@ -88,7 +88,7 @@ pub(crate) async fn run(watched: Vec<Watched>, tools: Toolchain, tick: Duration)
                 continue;
             }
             if w.cargo
-                && let Err(e) = launch::cargo_build(&w.spec, &tools).await
+                && let Err(e) = launch::cargo_build(&[&w.spec], &tools).await
             {
                 tracing::error!(function = %w.spec.logical_id, error = %e, "rebuild failed; the previous build keeps serving");
                 *seen = now;
