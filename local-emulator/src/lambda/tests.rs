@@ -342,3 +342,47 @@ async fn missing_or_non_executable_programs_are_named_at_start_up() {
         Err(LaunchError::Runtime { .. })
     ));
 }
+
+/// Cargo functions are built together; when that build fails, each is
+/// built alone so that every error names its own function. Functions with
+/// a `bootstrap`, or whose binary is already built, are not built at all.
+/// (A project with no Cargo.toml makes cargo fail at once, which keeps this
+/// test fast while running the real cargo.)
+#[tokio::test]
+async fn a_failed_build_of_all_functions_names_each_failing_one() {
+    let project = std::env::temp_dir().join(format!(
+        "roomcast-nocargo-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(project.join("target/debug")).unwrap();
+    let cargo_fn = |id: &str, binary: &str| FunctionSpec {
+        logical_id: id.into(),
+        binary: binary.into(),
+        code_uri: project.display().to_string(),
+        ..spec("serve", 3)
+    };
+    // Already built: left alone.
+    std::fs::write(project.join("target/debug/built"), "").unwrap();
+    let with_bootstrap = spec("serve", 3);
+    let (a, b, built) = (
+        cargo_fn("AFunction", "a"),
+        cargo_fn("BFunction", "b"),
+        cargo_fn("BuiltFunction", "built"),
+    );
+    let tools = Toolchain {
+        project: project.clone(),
+        target_dir: project.join("target"),
+        ..tools()
+    };
+    let failed = launch::build_all(&[&a, &with_bootstrap, &b, &built], &tools).await;
+    let _ = std::fs::remove_dir_all(&project);
+    assert_eq!(
+        failed.keys().collect::<Vec<_>>(),
+        ["AFunction", "BFunction"]
+    );
+    for (id, e) in &failed {
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("function {id}:")), "{text}");
+        assert_eq!(text.matches("--bin").count(), 1, "one binary each: {text}");
+    }
+}
