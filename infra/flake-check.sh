@@ -55,7 +55,7 @@ if [ "$failed_runs" -eq 0 ]; then
 fi
 log "$failed_runs of $runs runs failed. Failing tests (runs failed):"
 grep -hE '^ *(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$out"/run-*.log \
-  | sed -E 's/^ *[A-Z]+ *\[[^]]*\] (\([0-9]+\/[0-9]+\) )?//' | sort | uniq -c | sort -rn >&2
+  | sed -E 's/^ *[A-Z]+ *\[[^]]*\] (\( *[0-9]+\/[0-9]+\) )?//' | sort | uniq -c | sort -rn >&2
 for i in $(seq 1 "$runs"); do
   if grep -qE '^ *(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$out/run-$i.log"; then
     printf '\n===== run %s: %s =====\n' "$i" "$out/run-$i.log" >&2

@@ -60,15 +60,20 @@ cargo test --workspace --doc --quiet 2>&1 | tee "$STATE_DIR/doctest.log"
 doc_status=${PIPESTATUS[0]}
 phase "tests"
 
-log "the ten slowest tests"
-sed -nE 's/^ *(PASS|FAIL|SIGSEGV|SIGABRT|TIMEOUT)[^[]*\[ *([0-9.]+)s\] (\([0-9]+\/[0-9]+\) )?(.*)$/\2 \4/p' "$STATE_DIR/nextest.log" \
-  | sort -rn | head -10 | awk '{printf "  %8.2fs  %s %s\n", $1, $2, $3}' >&2
-[ "$status" -eq 0 ] || die "tests failed (nextest above; a flaky one: bash infra/flake-check.sh -n 5 NAME)"
+# The ten slowest tests, from nextest's "PASS [ 1.234s] (n/N) binary test" lines.
+slowest="$(sed -nE 's/^ *(PASS|FAIL|SIGSEGV|SIGABRT|TIMEOUT)[^[]*\[ *([0-9.]+)s\] (\( *[0-9]+\/[0-9]+\) )?(.*)$/\2 \4/p' "$STATE_DIR/nextest.log" \
+  | sort -rn | head -10 | awk '{printf "  %8.2fs  %s %s\n", $1, $2, $3}')"
+slowest() { log "the ten slowest tests"; printf '%s\n' "$slowest" >&2; }
+if [ "$status" -ne 0 ]; then
+  slowest
+  die "tests failed (nextest above; a flaky one: bash infra/flake-check.sh -n 5 NAME)"
+fi
 [ "$doc_status" -eq 0 ] || die "doc tests failed"
 
 bash infra/browser-test.sh
 phase "browser tests"
 
+slowest
 log "phase times"
 for p in "${phases[@]}"; do printf '  %s\n' "$p" >&2; done
 printf '  %-34s %5ss\n' "total" $((SECONDS - suite_start)) >&2

@@ -207,9 +207,10 @@ pub(crate) async fn build_all(
 
 /// `cargo build --workspace --profile P --bin A --bin B ...`, in the
 /// project, into the emulator's target directory. `--workspace` (rather
-/// than a package) because a template names binaries, not packages;
-/// features unify as for `cargo build` at the root, so what that built is
-/// reused, not rebuilt.
+/// than a package) because a template names binaries, not packages. In a
+/// workspace whose root package depends on the others, as Roomcast's does,
+/// features then unify exactly as for `cargo build` at the root, so what
+/// that built (or `cargo run` with the same profile) is reused, not rebuilt.
 pub(crate) async fn cargo_build(
     specs: &[&FunctionSpec],
     tools: &Toolchain,

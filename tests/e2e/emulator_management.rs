@@ -2,7 +2,7 @@
 //! aws-sdk-apigatewaymanagement client pointed at the emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use common::emulator::*;

@@ -4,7 +4,7 @@
 //! PyPI's awslambdaric), reached by WebSocket routes and by Invoke.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -92,7 +92,7 @@ async fn a_custom_route_runs_a_custom_runtime_with_api_gateways_event() {
     // Nothing invented: every requestContext field is one AWS's sample
     // WebSocket event (aws_lambda_events' fixture) has too.
     let sample: Value = serde_json::from_str(include_str!(
-        "fixtures/aws-events/example-apigw-websocket-request.json"
+        "../fixtures/aws-events/example-apigw-websocket-request.json"
     ))
     .unwrap();
     for (key, value) in ctx.as_object().unwrap() {

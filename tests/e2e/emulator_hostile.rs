@@ -4,7 +4,7 @@
 //! Every wait is bounded; everything talks to 127.0.0.1 only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

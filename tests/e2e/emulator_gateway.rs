@@ -3,7 +3,7 @@
 //! handlers (tests/fixtures/probe-template.yaml) that record every event.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

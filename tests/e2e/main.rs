@@ -1,0 +1,20 @@
+//! Roomcast's end-to-end suites, one module each, in one test binary:
+//! linked once instead of once per suite, which on a 2-core machine saves
+//! minutes of CI (the generic code of the AWS SDK, tokio-tungstenite and
+//! the emulator is instantiated and linked once). `tests/deployed.rs`, run
+//! by hand against a deployed stack, stays a target of its own.
+//!
+//! One suite alone: `cargo nextest run -E 'test(/^emulator_roomcast::/)'`
+//! or `cargo test --test e2e emulator_roomcast::`.
+
+mod common;
+
+mod client;
+mod emulator_gateway;
+mod emulator_hostile;
+mod emulator_lambda;
+mod emulator_management;
+mod emulator_roomcast;
+mod protocol_types;
+mod store_dynamodb;
+mod store_memory;
