@@ -42,10 +42,10 @@ failed_runs=0
 for i in $(seq 1 "$runs"); do
   log "run $i of $runs: cargo nextest run --workspace --profile ci --retries 0 $*"
   if cargo nextest run --workspace --profile ci --retries 0 "$@" >"$out/run-$i.log" 2>&1; then
-    log "run $i: $(grep -E '^ *Summary' "$out/run-$i.log" | sed 's/^ *//')"
+    log "run $i: $(grep -E '^ *Summary' "$out/run-$i.log" | sed 's/^ *//' || true)"
   else
     failed_runs=$((failed_runs + 1))
-    log "run $i FAILED: $(grep -E '^ *Summary' "$out/run-$i.log" | sed 's/^ *//')"
+    log "run $i FAILED: $(grep -E '^ *Summary' "$out/run-$i.log" | sed 's/^ *//' || true)"
   fi
 done
 
@@ -54,7 +54,7 @@ if [ "$failed_runs" -eq 0 ]; then
   exit 0
 fi
 log "$failed_runs of $runs runs failed. Failing tests (runs failed):"
-grep -hE '^ *(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$out"/run-*.log \
+{ grep -hE '^ *(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$out"/run-*.log || true; } \
   | sed -E 's/^ *[A-Z]+ *\[[^]]*\] (\( *[0-9]+\/[0-9]+\) )?//' | sort | uniq -c | sort -rn >&2
 for i in $(seq 1 "$runs"); do
   if grep -qE '^ *(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$out/run-$i.log"; then

@@ -60,9 +60,11 @@ cargo test --workspace --doc --quiet 2>&1 | tee "$STATE_DIR/doctest.log"
 doc_status=${PIPESTATUS[0]}
 phase "tests"
 
-# The ten slowest tests, from nextest's "PASS [ 1.234s] (n/N) binary test" lines.
+# The ten slowest tests, from nextest's "PASS [ 1.234s] (n/N) binary test"
+# lines. awk keeps the first ten rather than head, which would close the
+# pipe early and, under pipefail, fail the suite with SIGPIPE.
 slowest="$(sed -nE 's/^ *(PASS|FAIL|SIGSEGV|SIGABRT|TIMEOUT)[^[]*\[ *([0-9.]+)s\] (\( *[0-9]+\/[0-9]+\) )?(.*)$/\2 \4/p' "$STATE_DIR/nextest.log" \
-  | sort -rn | head -10 | awk '{printf "  %8.2fs  %s %s\n", $1, $2, $3}')"
+  | sort -rn | awk 'NR <= 10 {printf "  %8.2fs  %s %s\n", $1, $2, $3}')"
 slowest() { log "the ten slowest tests"; printf '%s\n' "$slowest" >&2; }
 if [ "$status" -ne 0 ]; then
   slowest
