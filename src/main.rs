@@ -79,6 +79,20 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// A TCP proxy that adds a round-trip latency to a local store (moto),
+    /// so contention shows as it would against DynamoDB (runs until killed;
+    /// prints "listening on 127.0.0.1:PORT").
+    LatencyProxy {
+        /// Where to forward, HOST:PORT (or an http:// URL).
+        #[arg(long)]
+        upstream: String,
+        /// Round-trip latency to add, milliseconds (half each way).
+        #[arg(long, default_value_t = 5)]
+        latency_ms: u64,
+        /// Port to listen on (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Print a development token from the local emulator.
     Token {
         /// User id.
@@ -100,6 +114,8 @@ struct BenchArgs {
     /// SDK against a do-nothing server, beside plain HTTP), sdk-paced (one
     /// fan-out of 100 at 2 and at 50 per second, the same three ways),
     /// presence (filling a presence room, with the roster cap and without),
+    /// hot-room (many senders into one room, closed and open loop, checked
+    /// for loss, duplicates and order by a listener),
     /// lambda (one
     /// invocation through the Invoke API, in process against as a process
     /// behind the Runtime API).
@@ -169,6 +185,22 @@ struct BenchArgs {
     /// Invocations per mode for `lambda`.
     #[arg(long, default_value_t = 500)]
     invocations: usize,
+    /// Sender counts for `hot-room` (needs `--dynamodb-endpoint` for the
+    /// DynamoDB rows; the memory store runs regardless).
+    #[arg(long, default_value = "1,4,16,64")]
+    hot_senders: String,
+    /// How long each `hot-room` run sends, seconds.
+    #[arg(long, default_value_t = 10)]
+    hot_seconds: u64,
+    /// Round-trip latency the `hot-room` latency model adds to every
+    /// DynamoDB request (a proxy in front of moto), milliseconds.
+    #[arg(long, default_value_t = 5)]
+    hot_latency_ms: u64,
+    /// Total rate of the `hot-room` open-loop runs, messages per second,
+    /// split evenly over the senders. Default: half of what one
+    /// closed-loop sender achieved on the same target.
+    #[arg(long)]
+    hot_open_total: Option<f64>,
     /// Where the Lambda binaries as deployed are, for `coldstart` (the
     /// `lambda-release` profile: fat LTO, one codegen unit).
     #[arg(long, default_value = "target/lambda-release")]
@@ -382,6 +414,11 @@ async fn main() -> ExitCode {
         }) => send(&room, &data, id, conn).await,
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::BenchReference { port }) => bench::reference(port).await,
+        Some(Command::LatencyProxy {
+            upstream,
+            latency_ms,
+            port,
+        }) => latency_proxy(&upstream, latency_ms, port).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -466,6 +503,30 @@ async fn shutdown_signal() {
 }
 
 mod bench;
+mod latency_proxy;
+
+/// `latency-proxy`: serves until killed.
+async fn latency_proxy(upstream: &str, latency_ms: u64, port: u16) -> Result<(), String> {
+    init_tracing(LogFormat::Human);
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    out(&format!(
+        "latency proxy listening on {addr} (to {upstream}, {latency_ms} ms round trips)"
+    ));
+    latency_proxy::serve(
+        listener,
+        upstream,
+        std::time::Duration::from_millis(latency_ms),
+    )
+    .await;
+    Ok(())
+}
 
 /// Writes one line of command output (the product of `listen`, `send`,
 /// `token`; logs go through tracing to stderr).

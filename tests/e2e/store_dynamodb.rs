@@ -20,7 +20,7 @@ use roomcast_core::protocol::Sender;
 use roomcast_core::routes::{self, Context};
 use roomcast_core::shard::Dispatch;
 use roomcast_core::shard::memory::MemoryDispatch;
-use roomcast_core::store::{ConnectionRecord, NewMessage, Store, StoreError};
+use roomcast_core::store::{ConnectionRecord, NewMessage, Store, StoreError, sequencer};
 use serde_json::json;
 
 roomcast_core::store_conformance_tests!(common::dynamo_store());
@@ -214,14 +214,12 @@ async fn send_cost(page_limit: Option<i32>, members: usize) -> BTreeMap<String, 
 
 #[tokio::test]
 async fn send_to_a_room_costs_one_query_page_per_page_of_members() {
-    // touch (one conditional UpdateItem), marker and current seq (one consistent
-    // BatchGetItem), seq + marker + history committed together
-    // (TransactWriteItems), members (Query per page).
-    let base = [
-        ("BatchGetItem", 1),
-        ("TransactWriteItems", 1),
-        ("UpdateItem", 1),
-    ];
+    // touch (one conditional UpdateItem), the retry check (GetItem of the
+    // marker), the seq (an unconditional ADD, UpdateItem), marker + history
+    // committed together (TransactWriteItems), members (Query per page),
+    // then, after the ack, the settled watermark raised to the new seq
+    // (UpdateItem). Nothing another send can conflict with.
+    let base = [("GetItem", 1), ("TransactWriteItems", 1), ("UpdateItem", 3)];
     let mut one_page = counts(&base);
     one_page.insert("Query".into(), 1);
     assert_eq!(send_cost(None, 50).await, one_page);
@@ -457,14 +455,15 @@ async fn a_send_to_a_large_room_reads_one_page_and_hands_the_rest_to_shards() {
         )
         .await;
     assert_eq!(ack["seq"], 1, "{ack}");
-    // touch, marker and seq, the transaction, and one member page (of 11).
+    // touch, the retry check, the seq, the transaction, one member page
+    // (of 11), the settled watermark.
     assert_eq!(
         w.counter.take(),
         counts(&[
-            ("BatchGetItem", 1),
+            ("GetItem", 1),
             ("Query", 1),
             ("TransactWriteItems", 1),
-            ("UpdateItem", 1)
+            ("UpdateItem", 3)
         ])
     );
     let queue = w.dispatch.as_ref().unwrap();
@@ -542,11 +541,21 @@ async fn oversize_messages_are_refused_before_the_write() {
         ts: NOW,
         expires_at: NOW + 3_600_000,
     };
-    match store.append(msg, NOW + 3_600_000).await {
+    let clock = ManualClock::new(NOW);
+    match sequencer::append(&*store, &clock, msg, NOW + 3_600_000).await {
         Err(StoreError::TooLarge { size, limit, .. }) => assert!(size > limit),
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    assert_eq!(store.room_seq("r").await.unwrap(), 0, "no seq was spent");
+    let options = sequencer::SettleOptions {
+        hole_timeout: 60_000,
+        history_ttl: 3_600_000,
+    };
+    let settled = sequencer::settle(&*store, "r", NOW, options).await.unwrap();
+    assert_eq!(
+        (settled.seq, store.seq_state("r").await.unwrap().top),
+        (1, 1),
+        "the seq it took was closed at once, not left as a hole"
+    );
 }
 
 #[tokio::test]

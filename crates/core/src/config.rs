@@ -170,6 +170,13 @@ pub struct Config {
     /// joined, left or typing events (as Pusher caps presence channels at
     /// 100). Default 100 (`ROOMCAST_PRESENCE_MAX`).
     pub presence_max: usize,
+    /// How long a taken seq may stay without its message before a reader
+    /// closes it with a tombstone, so that clients waiting behind it go
+    /// on. A writer still alive past it loses the seq and takes a new one
+    /// (nothing is lost either way); it should exceed the time one store
+    /// write can take, SDK retries included. Default 5 s
+    /// (`ROOMCAST_HOLE_TIMEOUT_MS`).
+    pub hole_timeout: Duration,
 }
 
 impl Config {
@@ -244,6 +251,12 @@ impl Config {
             retention,
             token_leeway_secs: num(lookup, "ROOMCAST_TOKEN_LEEWAY_SECS", d.token_leeway_secs, 0)?,
             presence_max: num(lookup, "ROOMCAST_PRESENCE_MAX", d.presence_max, 1)?,
+            hole_timeout: Duration::from_millis(num(
+                lookup,
+                "ROOMCAST_HOLE_TIMEOUT_MS",
+                millis(d.hole_timeout),
+                1,
+            )?),
         };
         if config.limits.history_page_default > config.limits.history_page_max {
             return Err(ConfigError::Invalid {
@@ -270,6 +283,7 @@ impl Default for Config {
             retention: Retention::default(),
             token_leeway_secs: 30,
             presence_max: 100,
+            hole_timeout: Duration::from_secs(5),
         }
     }
 }

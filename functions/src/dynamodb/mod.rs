@@ -18,15 +18,15 @@ use crate::clock::Millis;
 use crate::config::RateLimit;
 use crate::protocol::Message;
 use crate::store::{
-    Appended, ConnectionRecord, JoinOutcome, MemberPage, Membership, NewMessage, Page, Removed,
-    Store, StoreError, Touched,
+    Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed, Reserved,
+    SeqState, Slot, Store, StoreError, Touched,
 };
 
-mod append;
 mod counting;
 mod items;
 mod member_count;
 mod membership;
+mod sequence;
 mod table;
 mod touch;
 
@@ -278,10 +278,11 @@ impl DynamoStore {
         limit: u32,
         now: Millis,
     ) -> Result<Page, StoreError> {
-        // Expired items are skipped; keep reading until limit + 1 live ones
-        // (the extra one answers `more`) or the partition ends.
+        // Expired items and tombstones are skipped; keep reading until
+        // limit + 1 live messages (the extra one answers `more`) or the
+        // partition ends.
         let want = limit as usize + 1;
-        let mut live_messages: Vec<Message> = Vec::with_capacity(want);
+        let mut page = Page::default();
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -299,25 +300,22 @@ impl DynamoStore {
                 .await
                 .map_err(unavailable("history query"))?;
             for item in out.items() {
-                if live(Reader::new(item).expires()?, now) {
-                    live_messages.push(message_from(item)?);
-                    if live_messages.len() == want {
-                        live_messages.pop();
-                        return Ok(Page {
-                            messages: live_messages,
-                            more: true,
-                        });
+                if !live(Reader::new(item).expires()?, now) {
+                    continue;
+                }
+                let slot = sequence::slot_from(item)?;
+                page.first_slot.get_or_insert(slot.seq());
+                if let Slot::Message(m) = slot {
+                    if page.messages.len() + 1 == want {
+                        page.more = true;
+                        return Ok(page);
                     }
+                    page.messages.push(m);
                 }
             }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => {
-                    return Ok(Page {
-                        messages: live_messages,
-                        more: false,
-                    });
-                }
+                _ => return Ok(page),
             }
         }
     }
@@ -495,21 +493,60 @@ impl Store for DynamoStore {
         self.refresh_room_items(id, now, expires_at).await
     }
 
-    async fn append(
-        &self,
-        msg: NewMessage,
-        marker_expires_at: Millis,
-    ) -> Result<Appended, StoreError> {
-        self.append_message(msg, marker_expires_at).await
+    async fn reserve_seq(&self, room: &str, now: Millis) -> Result<Reserved, StoreError> {
+        self.reserve(room, now).await
     }
 
-    async fn room_seq(&self, room: &str) -> Result<u64, StoreError> {
-        // Consistent: a joiner reads the seq, then history; both must see
-        // at least every commit that happened before the join.
-        match self.get(key(room_pk(room), SEQ), true).await? {
-            Some(item) => Reader::new(&item).number_or("seq", 0),
-            None => Ok(0),
-        }
+    async fn sent_seq(
+        &self,
+        room: &str,
+        user: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<u64>, StoreError> {
+        let marker = self
+            .marker(&key(idem_pk(room), idem_sk(user, id)), now)
+            .await?;
+        Ok(marker.map(|(seq, _)| seq))
+    }
+
+    async fn commit(
+        &self,
+        message: &Message,
+        expires_at: Millis,
+        marker_expires_at: Millis,
+        writer: &str,
+    ) -> Result<Committed, StoreError> {
+        self.commit_message(message, expires_at, marker_expires_at, writer)
+            .await
+    }
+
+    async fn close_slot(
+        &self,
+        room: &str,
+        seq: u64,
+        taken_at: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
+        self.close(room, seq, taken_at, expires_at).await
+    }
+
+    async fn seq_state(&self, room: &str) -> Result<SeqState, StoreError> {
+        self.counter(room).await
+    }
+
+    async fn slots(
+        &self,
+        room: &str,
+        after: u64,
+        upto: u64,
+        now: Millis,
+    ) -> Result<Vec<Slot>, StoreError> {
+        self.read_slots(room, after, upto, now).await
+    }
+
+    async fn advance_settled(&self, room: &str, seq: u64) -> Result<(), StoreError> {
+        self.raise_settled(room, seq).await
     }
 
     async fn history_before(

@@ -92,6 +92,13 @@ impl Context<'_> {
         i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     }
 
+    fn settle_options(&self) -> crate::store::sequencer::SettleOptions {
+        crate::store::sequencer::SettleOptions {
+            hole_timeout: Self::ms(self.config.hole_timeout),
+            history_ttl: Self::ms(self.config.retention.history),
+        }
+    }
+
     fn membership_expiry(&self, now: Millis) -> Millis {
         now.saturating_add(Self::ms(self.config.retention.membership_ttl()))
     }

@@ -6,7 +6,7 @@ use super::{Context, RouteError, presence_watchers};
 use crate::auth::Right;
 use crate::clock::Millis;
 use crate::protocol::{ErrorCode, Member, PresenceEvent, Ref, RoomName, ServerFrame};
-use crate::store::{ConnectionRecord, Membership};
+use crate::store::{ConnectionRecord, Membership, sequencer};
 
 /// Deny-by-default check of the token's room rights.
 pub(super) fn require(
@@ -68,20 +68,31 @@ pub(super) async fn join(
     if is_new {
         announce_arrival(ctx, conn, room, count, roster.as_ref(), now).await?;
     }
-    // Read the seq before the missed messages: anything appended in between
-    // shows up in both the page and live, and clients dedupe by seq.
-    let seq = ctx.store.room_seq(room.as_str()).await?;
+    // Settle after the membership is stored: a message stored later is
+    // fanned out to this connection; one stored earlier is settled or in
+    // `above`. Clients dedupe what comes both ways by seq.
+    let settled = sequencer::settle(ctx.store, room.as_str(), now, ctx.settle_options()).await?;
+    let seq = settled.seq;
     let (missed, truncated, more) = match since {
-        None => (None, false, false),
-        Some(since) if since >= seq => (Some(Vec::new()), false, false),
+        None if settled.above.is_empty() => (None, false, false),
+        None => (Some(settled.above), false, false),
+        Some(since) if since >= seq => {
+            let above: Vec<_> = settled
+                .above
+                .into_iter()
+                .filter(|m| m.seq > since)
+                .collect();
+            (Some(above), false, false)
+        }
         Some(since) => {
             let page = ctx
                 .store
                 .history_after(room.as_str(), since, ctx.config.limits.resume_max, now)
                 .await?;
-            // The first retained message must directly follow `since`;
-            // otherwise the messages between are past retention.
-            let truncated = page.messages.first().is_none_or(|m| m.seq != since + 1);
+            // The first retained slot (a message or a closed seq) must
+            // directly follow `since`; otherwise the ones between are past
+            // retention.
+            let truncated = page.first_slot != Some(since + 1);
             (Some(page.messages), truncated, page.more)
         }
     };

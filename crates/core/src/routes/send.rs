@@ -9,7 +9,7 @@ use crate::clock::Millis;
 use crate::protocol::{
     ErrorCode, FrameError, Message, MessageId, Ref, RoomName, Sender, ServerFrame,
 };
-use crate::store::{Appended, ConnectionRecord, NewMessage, StoreError};
+use crate::store::{Appended, ConnectionRecord, NewMessage, StoreError, sequencer};
 
 /// `send`: appends under the room's next seq, acks the sender at once
 /// (through the gateway, so the ack never waits for the fan-out), then
@@ -36,12 +36,22 @@ pub(super) async fn send(
     let sender = Some(&*conn.connection_id);
     let message = new_message(ctx, room, id.as_str(), conn.sender(), data, now);
     let marker_expires_at = message.expires_at;
-    let stored = match ctx.store.append(message, marker_expires_at).await? {
+    let (stored, follows_settled) = match sequencer::append(
+        ctx.store,
+        ctx.clock,
+        message,
+        marker_expires_at,
+    )
+    .await?
+    {
         Appended::Duplicate { seq } => {
             tracing::info!(%room, id = id.as_str(), seq, "duplicate send acked with the original seq");
             return Ok(Some(ack(seq, true)));
         }
-        Appended::New(m) => m,
+        Appended::New {
+            message,
+            follows_settled,
+        } => (message, follows_settled),
     };
     let seq = stored.seq;
     let early = ack(seq, false);
@@ -57,7 +67,28 @@ pub(super) async fn send(
         }
     };
     fan_out(ctx, stored, sender, now).await?;
+    keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
     Ok((!acked).then_some(early))
+}
+
+/// Keeps the room's settled watermark close behind its counter, after the
+/// ack, so that readers' settles stay short and history never expires
+/// unsettled: a send that followed a settled seq raises it to its own (one
+/// write, no read); otherwise every [`SETTLE_EVERY`](sequencer::SETTLE_EVERY)
+/// seqs the writer settles the room. A failure leaves it to the next send.
+async fn keep_settled(ctx: &Context<'_>, room: &str, seq: u64, follows_settled: bool, now: Millis) {
+    let result = if follows_settled {
+        ctx.store.advance_settled(room, seq).await
+    } else if seq.is_multiple_of(sequencer::SETTLE_EVERY) {
+        sequencer::settle(ctx.store, room, now, ctx.settle_options())
+            .await
+            .map(|_| ())
+    } else {
+        return;
+    };
+    if let Err(e) = result {
+        tracing::warn!(%room, seq, error = %e, "could not raise the room's settled seq");
+    }
 }
 
 fn history_ttl(ctx: &Context<'_>) -> Millis {
@@ -110,15 +141,20 @@ async fn append_and_fan_out(
 ) -> Result<(u64, bool, Delivery), StoreError> {
     let message = new_message(ctx, room, id, from, data, now);
     let marker_expires_at = message.expires_at;
-    let stored = match ctx.store.append(message, marker_expires_at).await? {
-        Appended::Duplicate { seq } => {
-            tracing::info!(%room, id, seq, "duplicate publish answered with the original seq");
-            return Ok((seq, true, Delivery::default()));
-        }
-        Appended::New(m) => m,
-    };
+    let (stored, follows_settled) =
+        match sequencer::append(ctx.store, ctx.clock, message, marker_expires_at).await? {
+            Appended::Duplicate { seq } => {
+                tracing::info!(%room, id, seq, "duplicate publish answered with the original seq");
+                return Ok((seq, true, Delivery::default()));
+            }
+            Appended::New {
+                message,
+                follows_settled,
+            } => (message, follows_settled),
+        };
     let seq = stored.seq;
     let delivery = fan_out(ctx, stored, None, now).await?;
+    keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
     Ok((seq, false, delivery))
 }
 

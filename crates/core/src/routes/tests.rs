@@ -11,12 +11,13 @@ use crate::clock::ManualClock;
 use crate::config::RateLimit;
 use crate::gateway::memory::MemoryGateway;
 use crate::metrics::RecordedMetrics;
+use crate::protocol::Message;
 use crate::protocol::Sender;
 use crate::shard::memory::MemoryDispatch;
 use crate::store::memory::MemoryStore;
 use crate::store::{
-    Appended, ConnectionRecord, JoinOutcome, MemberPage, Membership, NewMessage, Page, Removed,
-    Touched,
+    Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed, Reserved,
+    SeqState, Slot, Touched,
 };
 
 const T0: i64 = 1_900_000_000_000;
@@ -335,7 +336,7 @@ async fn room_rights_are_deny_by_default() {
     assert_error(&r, "forbidden");
     assert_eq!(r["ref"], "s");
     assert_eq!(
-        w.store.room_seq("public.x").await.unwrap(),
+        w.store.seq_state("public.x").await.unwrap().top,
         0,
         "nothing stored"
     );
@@ -435,7 +436,11 @@ async fn a_resent_id_is_acked_with_the_original_seq_and_not_redelivered() {
         json!({"type": "ack", "id": "x", "seq": 1, "duplicate": true, "ref": "retry"})
     );
     assert!(w.frames("b1").is_empty(), "not delivered twice");
-    assert_eq!(w.store.room_seq("r").await.unwrap(), 2);
+    assert_eq!(
+        w.store.seq_state("r").await.unwrap().top,
+        2,
+        "a retry found its marker before taking a seq"
+    );
 }
 
 #[tokio::test]
@@ -488,7 +493,7 @@ async fn typing_is_ephemeral_and_goes_to_other_users() {
         ]
     );
     assert!(w.frames("a2").is_empty(), "not to the typist's own devices");
-    assert_eq!(w.store.room_seq("r").await.unwrap(), 0);
+    assert_eq!(w.store.seq_state("r").await.unwrap().top, 0);
     assert!(
         w.store
             .history_before("r", None, 10, T0)
@@ -689,7 +694,7 @@ async fn over_the_rate_limit_gets_rate_limited_with_the_ref() {
     assert_error(&r, "rate_limited");
     assert_eq!(r["ref"], "over");
     assert_eq!(
-        w.store.room_seq("r").await.unwrap(),
+        w.store.seq_state("r").await.unwrap().top,
         0,
         "the limited send was not stored"
     );
@@ -1159,7 +1164,7 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
     ));
     // Nothing stored changed, but every bad frame was charged to the rate
     // limiter: junk must not be a free way to load the server.
-    assert_eq!(w.store.room_seq("r").await.unwrap(), 1);
+    assert_eq!(w.store.seq_state("r").await.unwrap().top, 1);
     assert_eq!(w.store.members("r", T0).await.unwrap().len(), 1);
     let after = w.store.get_connection("a1", T0).await.unwrap().unwrap();
     let before = before.unwrap();
@@ -1243,7 +1248,7 @@ async fn data_nested_past_the_limit_is_refused_before_it_is_stored() {
     assert_eq!(r["ref"], 9);
     assert!(r["message"].as_str().unwrap().contains("levels"), "{r}");
     assert_eq!(
-        w.store.room_seq("r").await.unwrap(),
+        w.store.seq_state("r").await.unwrap().top,
         0,
         "nothing was stored"
     );
@@ -1383,17 +1388,38 @@ impl Store for BrokenAppends {
     async fn refresh_memberships(&self, id: &str, now: i64, e: i64) -> Result<(), StoreError> {
         self.0.refresh_memberships(id, now, e).await
     }
-    async fn append(&self, m: NewMessage, e: i64) -> Result<Appended, StoreError> {
+    async fn reserve_seq(&self, r: &str, now: i64) -> Result<Reserved, StoreError> {
+        self.0.reserve_seq(r, now).await
+    }
+    async fn sent_seq(
+        &self,
+        r: &str,
+        u: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.0.sent_seq(r, u, id, now).await
+    }
+    async fn commit(&self, m: &Message, e: i64, me: i64, w: &str) -> Result<Committed, StoreError> {
         if !self.1.appends {
-            return self.0.append(m, e).await;
+            return self.0.commit(m, e, me, w).await;
         }
         Err(StoreError::Unavailable {
-            operation: "append",
+            operation: "commit",
             reason: "injected".into(),
         })
     }
-    async fn room_seq(&self, r: &str) -> Result<u64, StoreError> {
-        self.0.room_seq(r).await
+    async fn close_slot(&self, r: &str, seq: u64, t: i64, e: i64) -> Result<bool, StoreError> {
+        self.0.close_slot(r, seq, t, e).await
+    }
+    async fn seq_state(&self, r: &str) -> Result<SeqState, StoreError> {
+        self.0.seq_state(r).await
+    }
+    async fn slots(&self, r: &str, a: u64, u: u64, now: i64) -> Result<Vec<Slot>, StoreError> {
+        self.0.slots(r, a, u, now).await
+    }
+    async fn advance_settled(&self, r: &str, seq: u64) -> Result<(), StoreError> {
+        self.0.advance_settled(r, seq).await
     }
     async fn history_before(
         &self,

@@ -17,10 +17,15 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Appended, ConnectionRecord, JoinOutcome, Membership, NewMessage, Store, StoreError};
+use super::sequencer::{self, SettleOptions};
+use super::{
+    Appended, Committed, ConnectionRecord, JoinOutcome, Membership, NewMessage, Slot, Store,
+    StoreError,
+};
 use crate::auth::{Identity, Right, RoomRights};
-use crate::clock::Millis;
+use crate::clock::{ManualClock, Millis};
 use crate::config::RateLimit;
+use crate::protocol::Message;
 use crate::protocol::Sender;
 use crate::ratelimit::Verdict;
 
@@ -50,9 +55,12 @@ macro_rules! store_conformance_tests {
             membership_is_one_connections_live_membership,
             user_memberships_are_all_devices_of_one_user,
             append_assigns_gap_free_seqs,
+            a_dead_writers_hole_is_closed_after_the_timeout_and_a_late_writer_takes_a_new_seq,
+            a_commit_whose_answer_was_lost_is_reported_stored,
+            tombstones_racing_late_writers_each_slot_has_one_winner,
             append_is_idempotent_per_sender_and_room,
             concurrent_appends_get_distinct_gap_free_seqs,
-            readers_never_see_a_seq_that_is_not_stored,
+            readers_are_never_promised_a_seq_that_is_not_settled,
             concurrent_retries_of_one_send_store_it_once,
             history_pages_newest_first,
             history_after_resumes_in_order,
@@ -120,24 +128,44 @@ fn message(room: &str, user: &str, id: &str) -> NewMessage {
     }
 }
 
-/// Appends as a client sends under contention: `Conflict` means "retry",
-/// and the retry carries the same id, so it cannot duplicate (bounded).
-async fn append_retrying(store: &dyn Store, msg: NewMessage) -> u64 {
-    for _ in 0..20 {
-        match store.append(msg.clone(), NOW + 24 * HOUR).await {
-            Ok(Appended::New(m)) => return m.seq,
-            Ok(Appended::Duplicate { seq }) => return seq,
-            Err(StoreError::Conflict { .. }) => tokio::task::yield_now().await,
-            Err(e) => panic!("append failed: {e}"),
-        }
+/// The hole timeout the suite settles with.
+const HOLE_TIMEOUT: Millis = 5_000;
+
+fn settle_options() -> SettleOptions {
+    SettleOptions {
+        hole_timeout: HOLE_TIMEOUT,
+        history_ttl: 7 * 24 * HOUR,
     }
-    panic!("append still conflicting after 20 tries");
+}
+
+async fn append(store: &dyn Store, msg: NewMessage) -> Appended {
+    sequencer::append(store, &ManualClock::new(NOW), msg, NOW + 24 * HOUR)
+        .await
+        .unwrap()
 }
 
 async fn new_seq(store: &dyn Store, msg: NewMessage) -> u64 {
-    match store.append(msg, NOW + 24 * HOUR).await.unwrap() {
-        Appended::New(m) => m.seq,
+    match append(store, msg).await {
+        Appended::New { message, .. } => message.seq,
         Appended::Duplicate { seq } => panic!("unexpected duplicate of seq {seq}"),
+    }
+}
+
+async fn settle(store: &dyn Store, room: &str, now: Millis) -> sequencer::Settled {
+    sequencer::settle(store, room, now, settle_options())
+        .await
+        .unwrap()
+}
+
+/// `msg` as stored at `seq`.
+fn at_seq(msg: &NewMessage, seq: u64) -> Message {
+    Message {
+        room: msg.room.clone(),
+        seq,
+        id: msg.id.clone(),
+        from: msg.from.clone(),
+        data: msg.data.clone(),
+        ts: msg.ts,
     }
 }
 
@@ -768,17 +796,21 @@ pub async fn memberships_of_lists_one_connections_rooms_with_token_expiry(store:
     );
 }
 
-/// Seqs start at 1 and increase by one per message.
+/// Seqs start at 1 and increase by one per message; settled follows.
 pub async fn append_assigns_gap_free_seqs(store: Arc<dyn Store>) {
     let room = unique("room");
-    assert_eq!(store.room_seq(&room).await.unwrap(), 0);
+    assert_eq!(store.seq_state(&room).await.unwrap().top, 0);
+    assert_eq!(settle(&*store, &room, NOW).await.seq, 0);
     for i in 1..=5u64 {
         assert_eq!(
             new_seq(&*store, message(&room, "alice", &format!("m{i}"))).await,
             i
         );
     }
-    assert_eq!(store.room_seq(&room).await.unwrap(), 5);
+    assert_eq!(store.seq_state(&room).await.unwrap().top, 5);
+    let settled = settle(&*store, &room, NOW).await;
+    assert_eq!((settled.seq, settled.above.len()), (5, 0));
+    assert_eq!(store.seq_state(&room).await.unwrap().settled, 5, "raised");
     let page = store.history_before(&room, None, 1, NOW).await.unwrap();
     assert_eq!(
         page.messages[0].data,
@@ -787,18 +819,16 @@ pub async fn append_assigns_gap_free_seqs(store: Arc<dyn Store>) {
     );
 }
 
-/// The same sender and id in the same room is a duplicate with the original seq.
+/// The same sender and id in the same room is a duplicate with the
+/// original seq.
 pub async fn append_is_idempotent_per_sender_and_room(store: Arc<dyn Store>) {
     let (room, other_room) = (unique("room"), unique("room"));
     assert_eq!(new_seq(&*store, message(&room, "alice", "x")).await, 1);
     assert_eq!(new_seq(&*store, message(&room, "alice", "y")).await, 2);
-    let again = store
-        .append(message(&room, "alice", "x"), NOW + HOUR)
-        .await
-        .unwrap();
+    let again = append(&*store, message(&room, "alice", "x")).await;
     assert_eq!(again, Appended::Duplicate { seq: 1 });
     assert_eq!(
-        store.room_seq(&room).await.unwrap(),
+        store.seq_state(&room).await.unwrap().top,
         2,
         "a duplicate takes no seq"
     );
@@ -814,6 +844,105 @@ pub async fn append_is_idempotent_per_sender_and_room(store: Arc<dyn Store>) {
     );
     let page = store.history_before(&room, None, 10, NOW).await.unwrap();
     assert_eq!(page.messages.len(), 3, "the duplicate was not stored");
+}
+
+/// A writer that takes a seq and dies leaves a hole: readers stop below
+/// it (and are given what is stored above it) until it is older than the
+/// hole timeout, then a tombstone closes it. The late writer's commit then
+/// fails, and its retry of the same id takes a new seq; nothing is lost.
+pub async fn a_dead_writers_hole_is_closed_after_the_timeout_and_a_late_writer_takes_a_new_seq(
+    store: Arc<dyn Store>,
+) {
+    let room = unique("room");
+    assert_eq!(new_seq(&*store, message(&room, "alice", "a")).await, 1);
+    let dead = store.reserve_seq(&room, NOW).await.unwrap().seq;
+    assert_eq!(dead, 2);
+    assert_eq!(new_seq(&*store, message(&room, "bob", "c")).await, 3);
+    let young = settle(&*store, &room, NOW + HOLE_TIMEOUT - 1).await;
+    assert_eq!(young.seq, 1, "nothing is promised past an open hole");
+    assert_eq!(
+        young.above.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![3],
+        "what is stored above it is handed over"
+    );
+    let old = settle(&*store, &room, NOW + HOLE_TIMEOUT).await;
+    assert_eq!((old.seq, old.above.len()), (3, 0), "closed, and passed");
+    // The writer wakes up and commits into its slot: refused.
+    let late = message(&room, "carol", "b");
+    let outcome = store
+        .commit(&at_seq(&late, dead), late.expires_at, NOW + HOUR, "late")
+        .await
+        .unwrap();
+    assert_eq!(outcome, Committed::SlotClosed);
+    // Its client retries with the same id: a new seq, stored once.
+    assert_eq!(new_seq(&*store, late.clone()).await, 4);
+    let page = store.history_after(&room, 0, 10, NOW).await.unwrap();
+    let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 3, 4], "tombstones are never shown");
+    assert_eq!(page.first_slot, Some(1));
+    let after_one = store.history_after(&room, 1, 10, NOW).await.unwrap();
+    assert_eq!(
+        after_one.first_slot,
+        Some(2),
+        "a resume sees the closed slot follow its `since`"
+    );
+    assert_eq!(settle(&*store, &room, NOW + HOLE_TIMEOUT).await.seq, 4);
+}
+
+/// A commit that was stored but whose answer was lost is retried by the
+/// SDK with the same writer token: it is reported stored (so it is fanned
+/// out), while another writer with the same id is told it is a duplicate.
+pub async fn a_commit_whose_answer_was_lost_is_reported_stored(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let msg = message(&room, "alice", "once");
+    let seq = store.reserve_seq(&room, NOW).await.unwrap().seq;
+    let stored = at_seq(&msg, seq);
+    for _ in 0..2 {
+        let outcome = store
+            .commit(&stored, msg.expires_at, NOW + HOUR, "writer-1")
+            .await
+            .unwrap();
+        assert_eq!(outcome, Committed::Stored);
+    }
+    let other = store.reserve_seq(&room, NOW).await.unwrap().seq;
+    let outcome = store
+        .commit(&at_seq(&msg, other), msg.expires_at, NOW + HOUR, "writer-2")
+        .await
+        .unwrap();
+    assert_eq!(outcome, Committed::Duplicate { seq });
+    let page = store.history_after(&room, 0, 10, NOW).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+}
+
+/// A tombstone and a late writer racing for the same slot: exactly one of
+/// them gets it, every time.
+pub async fn tombstones_racing_late_writers_each_slot_has_one_winner(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let mut races = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let seq = store.reserve_seq(&room, NOW).await.unwrap().seq;
+        let msg = message(&room, "alice", &format!("r{i}"));
+        let (a, b) = (store.clone(), store.clone());
+        let room = room.clone();
+        races.spawn(async move {
+            let stored = at_seq(&msg, seq);
+            let (commit, close) = tokio::join!(
+                a.commit(&stored, msg.expires_at, NOW + HOUR, "w"),
+                b.close_slot(&room, seq, NOW, NOW + HOUR),
+            );
+            (seq, commit.unwrap(), close.unwrap())
+        });
+    }
+    while let Some(race) = races.join_next().await {
+        let (seq, commit, closed) = race.unwrap();
+        match (commit, closed) {
+            (Committed::Stored, false) | (Committed::SlotClosed, true) => {}
+            other => panic!("slot {seq}: both or neither won: {other:?}"),
+        }
+        let slot = store.slots(&room, seq - 1, seq, NOW).await.unwrap();
+        assert_eq!(slot.len(), 1, "slot {seq} is filled exactly once");
+        assert_eq!(matches!(slot[0], Slot::Closed { .. }), closed);
+    }
 }
 
 /// New joins racing into one room each see their own count, 1 to N: the
@@ -842,7 +971,8 @@ pub async fn racing_joins_each_see_their_own_count(store: Arc<dyn Store>) {
     assert_eq!(counts, (1..=8).collect::<Vec<u64>>());
 }
 
-/// Many concurrent senders get distinct seqs with no gaps.
+/// Many concurrent senders get distinct seqs, and once they are done the
+/// room settles at the top with no hole.
 pub async fn concurrent_appends_get_distinct_gap_free_seqs(store: Arc<dyn Store>) {
     let room = unique("room");
     let mut tasks = Vec::new();
@@ -864,12 +994,14 @@ pub async fn concurrent_appends_get_distinct_gap_free_seqs(store: Arc<dyn Store>
     }
     all.sort_unstable();
     assert_eq!(all, (1..=40).collect::<Vec<u64>>());
+    assert_eq!(settle(&*store, &room, NOW).await.seq, 40);
 }
 
-/// While senders race, every seq a reader is told of is already stored:
-/// `room_seq` then `history_after` (what `join` does) never shows a hole.
-/// A seq allocated before its message is written fails this on DynamoDB.
-pub async fn readers_never_see_a_seq_that_is_not_stored(store: Arc<dyn Store>) {
+/// While senders race, every seq a reader is promised is settled: what
+/// `join` does (settle, then read history) never names a seq whose slot
+/// is still empty, so a client that skips to it skips nothing that will
+/// be stored later.
+pub async fn readers_are_never_promised_a_seq_that_is_not_settled(store: Arc<dyn Store>) {
     let room = unique("room");
     let mut senders = tokio::task::JoinSet::new();
     for sender in 0..6 {
@@ -877,7 +1009,7 @@ pub async fn readers_never_see_a_seq_that_is_not_stored(store: Arc<dyn Store>) {
         senders.spawn(async move {
             for i in 0..8 {
                 let msg = message(&room, &format!("user{sender}"), &format!("m{i}"));
-                append_retrying(&*store, msg).await;
+                new_seq(&*store, msg).await;
             }
         });
     }
@@ -887,17 +1019,18 @@ pub async fn readers_never_see_a_seq_that_is_not_stored(store: Arc<dyn Store>) {
         readers.spawn(async move {
             let mut reads = 0;
             loop {
-                let seq = store.room_seq(&room).await.unwrap();
-                let page = store.history_after(&room, 0, 100, NOW).await.unwrap();
-                let stored: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
-                let promised: Vec<u64> = (1..=seq).collect();
+                let settled = settle(&*store, &room, NOW).await;
+                let slots = store.slots(&room, 0, settled.seq, NOW).await.unwrap();
+                let filled: Vec<u64> = slots.iter().map(Slot::seq).collect();
                 assert_eq!(
-                    stored.get(..promised.len()),
-                    Some(promised.as_slice()),
-                    "room_seq {seq} promised a message that history does not have: {stored:?}"
+                    filled,
+                    (1..=settled.seq).collect::<Vec<u64>>(),
+                    "settled at {} with a slot still empty",
+                    settled.seq
                 );
+                assert!(settled.above.iter().all(|m| m.seq > settled.seq + 1));
                 reads += 1;
-                if seq == 48 {
+                if settled.seq == 48 {
                     return reads;
                 }
             }
@@ -912,35 +1045,32 @@ pub async fn readers_never_see_a_seq_that_is_not_stored(store: Arc<dyn Store>) {
 }
 
 /// The same send retried concurrently (a resend racing the original) is
-/// stored once, takes one seq, and leaves no gap behind it.
+/// stored once; the others are told its seq, and the seqs they took are
+/// closed at once, so the room settles past them with no wait.
 pub async fn concurrent_retries_of_one_send_store_it_once(store: Arc<dyn Store>) {
     let room = unique("room");
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..5 {
         let (store, room) = (store.clone(), room.clone());
-        tasks.spawn(async move {
-            store
-                .append(message(&room, "alice", "same"), NOW + HOUR)
-                .await
-                .unwrap()
-        });
+        tasks.spawn(async move { append(&*store, message(&room, "alice", "same")).await });
     }
-    let mut new = 0;
+    let mut new = Vec::new();
+    let mut duplicates = Vec::new();
     while let Some(outcome) = tasks.join_next().await {
         match outcome.unwrap() {
-            Appended::New(m) => {
-                new += 1;
-                assert_eq!(m.seq, 1);
-            }
-            Appended::Duplicate { seq } => assert_eq!(seq, 1),
+            Appended::New { message, .. } => new.push(message.seq),
+            Appended::Duplicate { seq } => duplicates.push(seq),
         }
     }
-    assert_eq!(new, 1, "stored exactly once");
-    assert_eq!(store.room_seq(&room).await.unwrap(), 1, "one seq taken");
+    assert_eq!(new.len(), 1, "stored exactly once");
+    assert!(duplicates.iter().all(|d| *d == new[0]), "{duplicates:?}");
+    let top = store.seq_state(&room).await.unwrap().top;
+    assert_eq!(settle(&*store, &room, NOW).await.seq, top, "no hole left");
+    let page = store.history_after(&room, 0, 10, NOW).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
     assert_eq!(
         new_seq(&*store, message(&room, "alice", "next")).await,
-        2,
-        "no gap"
+        top + 1
     );
 }
 

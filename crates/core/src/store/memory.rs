@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Appended, ConnectionRecord, JoinOutcome, MemberPage, Membership, NewMessage, Page, Removed,
-    Store, StoreError, Touched, apply_identity,
+    Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed, Reserved,
+    SeqState, Slot, Store, StoreError, Touched, apply_identity,
 };
 use crate::auth::Identity;
 use crate::clock::Millis;
@@ -27,10 +27,11 @@ struct Inner {
     /// room → connections whose membership has the presence right.
     watchers: HashMap<String, BTreeSet<String>>,
     by_connection: HashMap<String, BTreeSet<String>>,
-    seqs: HashMap<String, u64>,
-    history: HashMap<String, BTreeMap<u64, (Message, Millis)>>,
-    /// (room, user, id) → (seq, expires_at)
-    markers: HashMap<(String, String, String), (u64, Millis)>,
+    seqs: HashMap<String, SeqState>,
+    /// room → seq → (slot, expires_at)
+    history: HashMap<String, BTreeMap<u64, (Slot, Millis)>>,
+    /// (room, user, id) → (seq, expires_at, writer)
+    markers: HashMap<(String, String, String), (u64, Millis, String)>,
     /// (user, id) → expires_at
     direct_markers: HashMap<(String, String), Millis>,
     /// When expired items were last deleted (`sweep`).
@@ -350,42 +351,111 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn append(
-        &self,
-        msg: NewMessage,
-        marker_expires_at: Millis,
-    ) -> Result<Appended, StoreError> {
+    async fn reserve_seq(&self, room: &str, now: Millis) -> Result<Reserved, StoreError> {
         let mut g = self.lock();
-        g.sweep_if_due(msg.ts);
-        let key = (msg.room.clone(), msg.from.user.clone(), msg.id.clone());
-        if let Some((seq, expires)) = g.markers.get(&key)
-            && *expires > msg.ts
-        {
-            return Ok(Appended::Duplicate { seq: *seq });
-        }
-        let seq = {
-            let s = g.seqs.entry(msg.room.clone()).or_insert(0);
-            *s += 1;
-            *s
-        };
-        g.markers.insert(key, (seq, marker_expires_at));
-        let stored = Message {
-            room: msg.room.clone(),
-            seq,
-            id: msg.id,
-            from: msg.from,
-            data: msg.data,
-            ts: msg.ts,
-        };
-        g.history
-            .entry(msg.room)
-            .or_default()
-            .insert(seq, (stored.clone(), msg.expires_at));
-        Ok(Appended::New(stored))
+        let state = g.seqs.entry(room.to_owned()).or_default();
+        state.top += 1;
+        state.taken_at = now;
+        Ok(Reserved {
+            seq: state.top,
+            settled: state.settled,
+        })
     }
 
-    async fn room_seq(&self, room: &str) -> Result<u64, StoreError> {
-        Ok(self.lock().seqs.get(room).copied().unwrap_or(0))
+    async fn sent_seq(
+        &self,
+        room: &str,
+        user: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<u64>, StoreError> {
+        let key = (room.to_owned(), user.to_owned(), id.to_owned());
+        Ok(self
+            .lock()
+            .markers
+            .get(&key)
+            .filter(|(_, expires, _)| *expires > now)
+            .map(|(seq, _, _)| *seq))
+    }
+
+    async fn commit(
+        &self,
+        message: &Message,
+        expires_at: Millis,
+        marker_expires_at: Millis,
+        writer: &str,
+    ) -> Result<Committed, StoreError> {
+        let mut g = self.lock();
+        g.sweep_if_due(message.ts);
+        let key = (
+            message.room.clone(),
+            message.from.user.clone(),
+            message.id.clone(),
+        );
+        if let Some((seq, expires, by)) = g.markers.get(&key)
+            && *expires > message.ts
+        {
+            return Ok(if by == writer && *seq == message.seq {
+                Committed::Stored
+            } else {
+                Committed::Duplicate { seq: *seq }
+            });
+        }
+        let slots = g.history.entry(message.room.clone()).or_default();
+        if slots.contains_key(&message.seq) {
+            return Ok(Committed::SlotClosed);
+        }
+        slots.insert(message.seq, (Slot::Message(message.clone()), expires_at));
+        g.markers
+            .insert(key, (message.seq, marker_expires_at, writer.to_owned()));
+        Ok(Committed::Stored)
+    }
+
+    async fn close_slot(
+        &self,
+        room: &str,
+        seq: u64,
+        taken_at: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock();
+        let slots = g.history.entry(room.to_owned()).or_default();
+        if slots.contains_key(&seq) {
+            return Ok(false);
+        }
+        slots.insert(seq, (Slot::Closed { seq, taken_at }, expires_at));
+        Ok(true)
+    }
+
+    async fn seq_state(&self, room: &str) -> Result<SeqState, StoreError> {
+        Ok(self.lock().seqs.get(room).copied().unwrap_or_default())
+    }
+
+    async fn slots(
+        &self,
+        room: &str,
+        after: u64,
+        upto: u64,
+        now: Millis,
+    ) -> Result<Vec<Slot>, StoreError> {
+        let g = self.lock();
+        let Some(h) = g.history.get(room) else {
+            return Ok(Vec::new());
+        };
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        Ok(h.range(after + 1..=upto)
+            .filter(|(_, (_, exp))| *exp > now)
+            .map(|(_, (slot, _))| slot.clone())
+            .collect())
+    }
+
+    async fn advance_settled(&self, room: &str, seq: u64) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        let state = g.seqs.entry(room.to_owned()).or_default();
+        state.settled = state.settled.max(seq);
+        Ok(())
     }
 
     async fn history_before(
@@ -439,15 +509,20 @@ impl Store for MemoryStore {
     }
 }
 
-fn page<'a>(mut live: impl Iterator<Item = (&'a u64, &'a (Message, Millis))>, limit: u32) -> Page {
+fn page<'a>(live: impl Iterator<Item = (&'a u64, &'a (Slot, Millis))>, limit: u32) -> Page {
     let limit = limit as usize;
-    let messages: Vec<Message> = live
-        .by_ref()
-        .take(limit)
-        .map(|(_, (m, _))| m.clone())
-        .collect();
-    let more = live.next().is_some();
-    Page { messages, more }
+    let mut page = Page::default();
+    for (seq, (slot, _)) in live {
+        page.first_slot.get_or_insert(*seq);
+        if let Slot::Message(m) = slot {
+            if page.messages.len() == limit {
+                page.more = true;
+                break;
+            }
+            page.messages.push(m.clone());
+        }
+    }
+    page
 }
 
 impl std::fmt::Debug for MemoryStore {

@@ -22,6 +22,7 @@ use crate::ratelimit::{RateState, Verdict};
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 pub mod memory;
+pub mod sequencer;
 
 /// What went wrong in the store. Each variant says what the caller should do.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +173,14 @@ pub struct NewMessage {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Appended {
     /// Stored under a fresh seq.
-    New(Message),
+    New {
+        /// The message as stored.
+        message: Message,
+        /// Every seq below it was settled when it was taken: with it
+        /// stored, the room is settled up to it, and the writer raises the
+        /// watermark (after its ack) at no read cost.
+        follows_settled: bool,
+    },
     /// The sender used this id before: nothing was stored; this is the
     /// original seq.
     Duplicate {
@@ -181,13 +189,88 @@ pub enum Appended {
     },
 }
 
+/// What [`Store::commit`] did with a message at its reserved seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// The message and its idempotency marker are stored, together.
+    Stored,
+    /// The sender used this id before (its marker is live): nothing was
+    /// stored. The reserved seq is abandoned; close it.
+    Duplicate {
+        /// The seq the id was stored under.
+        seq: u64,
+    },
+    /// The slot was closed by a tombstone first (the writer was slower
+    /// than the hole timeout): nothing was stored; take a new seq.
+    SlotClosed,
+}
+
+/// A seq taken by [`Store::reserve_seq`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    /// The seq: its slot is the taker's to fill.
+    pub seq: u64,
+    /// The settled watermark as it was when the seq was taken.
+    pub settled: u64,
+}
+
+/// A room's counter, as [`Store::seq_state`] reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqState {
+    /// The highest seq taken; 0 for a new room.
+    pub top: u64,
+    /// Every slot up to this seq is filled or closed (raised by settle,
+    /// never lowered).
+    pub settled: u64,
+    /// When `top` was taken, by its taker's clock.
+    pub taken_at: Millis,
+}
+
+/// One slot of a room's history.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Slot {
+    /// A stored message.
+    Message(Message),
+    /// A tombstone: the seq was taken but its message will never be
+    /// stored. Never shown to clients.
+    Closed {
+        /// The seq.
+        seq: u64,
+        /// When the seq had been taken at the latest (the evidence that
+        /// closed it): seqs below it were taken earlier still.
+        taken_at: Millis,
+    },
+}
+
+impl Slot {
+    /// The slot's seq.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Message(m) => m.seq,
+            Self::Closed { seq, .. } => *seq,
+        }
+    }
+
+    /// When its seq had been taken at the latest.
+    pub fn taken_at(&self) -> Millis {
+        match self {
+            Self::Message(m) => m.ts,
+            Self::Closed { taken_at, .. } => *taken_at,
+        }
+    }
+}
+
 /// A page of history.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
-    /// Messages in the order asked for.
+    /// Messages in the order asked for (tombstones are left out).
     pub messages: Vec<Message>,
     /// More messages exist beyond this page.
     pub more: bool,
+    /// The seq of the first live slot the page passed, message or
+    /// tombstone: a resume checks it directly follows `since`, or the
+    /// slots between are past retention.
+    pub first_slot: Option<u64>,
 }
 
 /// A page of a room's members, in connection-id order.
@@ -337,16 +420,63 @@ pub trait Store: Send + Sync {
         expires_at: Millis,
     ) -> Result<(), StoreError>;
 
-    /// Appends a message under the room's next seq, unless the sender already
-    /// used this id in this room (then returns the original seq).
-    async fn append(
-        &self,
-        message: NewMessage,
-        marker_expires_at: Millis,
-    ) -> Result<Appended, StoreError>;
+    /// Takes the room's next seq: an atomic increment with no condition,
+    /// so concurrent senders never conflict. Records `now` as when the top
+    /// seq was taken. The seq's slot is a hole until [`Store::commit`]
+    /// fills it or [`Store::close_slot`] closes it.
+    async fn reserve_seq(&self, room: &str, now: Millis) -> Result<Reserved, StoreError>;
 
-    /// The room's current (highest assigned) seq; 0 for a new room.
-    async fn room_seq(&self, room: &str) -> Result<u64, StoreError>;
+    /// The seq `user` stored message `id` under in `room`, if its
+    /// idempotency marker is live: a retry is answered without taking a
+    /// seq (one that raced the original still is, by [`Store::commit`]).
+    async fn sent_seq(
+        &self,
+        room: &str,
+        user: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Stores `message` in its reserved slot together with its sender's
+    /// idempotency marker (expiring at `marker_expires_at`), as one atomic
+    /// write that needs the slot empty and no live marker for the id.
+    /// `writer` marks this attempt's own marker: an attempt that committed
+    /// but whose answer was lost and retried finds it and reports `Stored`.
+    async fn commit(
+        &self,
+        message: &Message,
+        expires_at: Millis,
+        marker_expires_at: Millis,
+        writer: &str,
+    ) -> Result<Committed, StoreError>;
+
+    /// Writes a tombstone in slot `seq` unless the slot is filled. Returns
+    /// whether it wrote it (false: a message or tombstone got there first).
+    async fn close_slot(
+        &self,
+        room: &str,
+        seq: u64,
+        taken_at: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError>;
+
+    /// The room's counter: the top seq, the settled watermark, and when the
+    /// top seq was taken.
+    async fn seq_state(&self, room: &str) -> Result<SeqState, StoreError>;
+
+    /// The live slots (messages and tombstones) with `after < seq <= upto`,
+    /// oldest first. O(upto - after): callers bound the range.
+    async fn slots(
+        &self,
+        room: &str,
+        after: u64,
+        upto: u64,
+        now: Millis,
+    ) -> Result<Vec<Slot>, StoreError>;
+
+    /// Raises the settled watermark to `seq`; a no-op if it is already at
+    /// or above it (concurrent settles may race; the highest wins).
+    async fn advance_settled(&self, room: &str, seq: u64) -> Result<(), StoreError>;
 
     /// Up to `limit` live messages with seq < `before` (all if `None`), newest first.
     async fn history_before(

@@ -41,7 +41,7 @@ impl Inner {
             messages.retain(|_, (_, expires)| *expires > now);
             !messages.is_empty()
         });
-        self.markers.retain(|_, (_, expires)| *expires > now);
+        self.markers.retain(|_, (_, expires, _)| *expires > now);
         self.direct_markers.retain(|_, expires| *expires > now);
     }
 
@@ -131,7 +131,9 @@ mod tests {
             ts: at,
             expires_at: at + ttl,
         };
-        store.append(msg, at + ttl).await.unwrap();
+        crate::store::sequencer::append(store, &crate::clock::ManualClock::new(at), msg, at + ttl)
+            .await
+            .unwrap();
         store.mark_direct("alice", id, at, at + ttl).await.unwrap();
     }
 
@@ -148,7 +150,7 @@ mod tests {
         assert!(store.get_connection("new", now).await.unwrap().is_some());
         assert!(store.get_connection("old", now).await.unwrap().is_none());
         assert_eq!(store.members("r", now).await.unwrap().len(), 1);
-        assert_eq!(store.room_seq("r").await.unwrap(), 2, "seqs are kept");
+        assert_eq!(store.seq_state("r").await.unwrap().top, 2, "seqs are kept");
     }
 
     #[tokio::test]
