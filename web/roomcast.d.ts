@@ -114,6 +114,7 @@ export interface PresenceFrame { type: 'presence'; room: string; user: string; n
 export interface RosterFrame { type: 'roster'; room: string; memberCount: number; truncated: boolean; }
 export interface TypingFrame { type: 'typing'; room: string; user: string; name: string; active: boolean; }
 export interface DirectFrame { type: 'direct'; from: Sender; id: string; data: unknown; ts: number; }
+export interface EphemeralFrame { type: 'ephemeral'; room: string; id: string; from: Sender; data: unknown; ts: number; }
 export interface HistoryFrame { type: 'history'; room: string; messages: RoomMessage[]; more: boolean; ref?: unknown; }
 export interface PongFrame { type: 'pong'; ts: number; ref?: unknown; }
 export interface AuthedFrame { type: 'authed'; exp: number; left?: string[]; ref?: unknown; }
@@ -121,7 +122,7 @@ export interface ErrorFrame { type: 'error'; code: ErrorCode; message: string; r
 
 export type ServerFrame =
   | WelcomeFrame | JoinedFrame | LeftFrame | MessageFrame | AckFrame | PresenceFrame | RosterFrame | TypingFrame
-  | DirectFrame | HistoryFrame | PongFrame | AuthedFrame | ErrorFrame;
+  | DirectFrame | EphemeralFrame | HistoryFrame | PongFrame | AuthedFrame | ErrorFrame;
 
 export interface Clock {
   now(): number;
@@ -186,6 +187,8 @@ export declare class Roomcast {
   rosterPartial(room: string): boolean;
   history(room: string, options?: { before?: number; limit?: number }): Promise<HistoryPage>;
   send(room: string, data: unknown, options?: { id?: string }): Promise<Ack>;
+  /** Fan-out only: no seq, no history, no resend; rejects with 'not_connected' while down. */
+  sendEphemeral(room: string, data: unknown): Promise<Ack>;
   direct(to: string, data: unknown, options?: { id?: string }): Promise<Ack>;
   typing(room: string): void;
   stopTyping(room: string): void;
@@ -194,6 +197,7 @@ export declare class Roomcast {
   on(event: 'presence', fn: (e: PresenceEvent) => void): () => void;
   on(event: 'typing', fn: (e: TypingEvent) => void): () => void;
   on(event: 'direct', fn: (m: DirectMessage) => void): () => void;
+  on(event: 'ephemeral', fn: (m: EphemeralFrame) => void): () => void;
   on(event: 'joined', fn: (e: JoinedEvent) => void): () => void;
   on(event: 'welcome', fn: (w: { connectionId: string; user: Sender; exp: number }) => void): () => void;
   on(event: 'outbox', fn: (e: { size: number }) => void): () => void;

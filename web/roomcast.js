@@ -430,16 +430,21 @@ export class Roomcast {
     }
     const missed = joined.missed ?? [];
     if (room.lastSeq === null) {
-      // First join: start after the room's current seq; anything buffered
-      // while the join was in flight and newer than that is kept.
+      // First join: start after the room's settled seq; anything buffered
+      // while the join was in flight and newer than that is kept. Messages
+      // in the reply were stored above that seq behind one still being
+      // written: this member would otherwise never be sent them.
       room.lastSeq = joined.seq;
       for (const seq of [...room.buffer.keys()]) if (seq <= joined.seq) room.buffer.delete(seq);
       this.drain(name);
+      for (const m of missed) this.offerMessage(m);
     } else {
       for (const m of missed) this.offerMessage(m);
-      // `missed` holds every retained message up to the room's seq; holes
-      // left below it were never stored or are past retention.
-      if (!joined.more) this.skipTo(name, Math.max(room.lastSeq, joined.seq));
+      // Every seq up to `joined.seq` is stored or closed for good: what a
+      // complete reply did not carry is not coming (never stored, or past
+      // retention). A partial one (`more`) vouches only up to its last.
+      const upto = joined.more ? Math.min(missed.length ? missed[missed.length - 1].seq : 0, joined.seq) : joined.seq;
+      this.skipTo(name, Math.max(room.lastSeq, upto));
     }
     this.emit('joined', { room: name, seq: joined.seq, missed: missed.length, truncated: Boolean(joined.truncated) });
     if (joined.truncated) {
@@ -588,6 +593,18 @@ export class Roomcast {
     this.pump();
   }
 
+  /**
+   * Ephemeral data to a room (`ephemeral: true`): fan-out only, with no
+   * seq, no history and no resend, for cursors, game state and anything
+   * else where only the latest value matters. Not queued: rejects with
+   * `not_connected` while the connection is down (send fresh data once it
+   * is open again). Resolves with the ack, which carries no seq. Other
+   * members get it as an `ephemeral` event.
+   */
+  sendEphemeral(room, data) {
+    return this.request({ action: 'send', room, id: newId(), data, ephemeral: true });
+  }
+
   /** A direct message to every connection of a user. */
   direct(to, data, { id } = {}) {
     return this.request({ action: 'direct', to, id: id ?? newId(), data });
@@ -673,6 +690,8 @@ export class Roomcast {
       }
       case 'typing':
         return this.emit('typing', frame);
+      case 'ephemeral':
+        return this.emit('ephemeral', frame);
       case 'direct': {
         const key = `${frame.from?.user}\u0000${frame.id}`;
         if (this.seenDirect.has(key)) return;

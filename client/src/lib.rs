@@ -52,6 +52,11 @@ pub enum ClientError {
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// An ephemeral send while the connection is down: ephemeral data is
+    /// never queued (it would be stale when it arrived). Send fresh data
+    /// once `State::Open` is reported.
+    #[error("not connected; ephemeral sends are not queued")]
+    NotConnected,
     /// The server closed with 1009: a frame or message was too big.
     #[error("message too big (close 1009)")]
     MessageTooBig,
@@ -91,7 +96,7 @@ pub enum Event {
     State(State),
     /// A room message, in seq order, each once.
     Message(Value),
-    /// A presence, typing, direct or history frame, as received.
+    /// A presence, typing, direct, ephemeral or history frame, as received.
     Frame(ServerFrame),
     /// A room was (re-)joined; `missed` messages were recovered.
     Joined {
@@ -159,6 +164,11 @@ pub(crate) enum Command {
         data: Value,
         reply: oneshot::Sender<Result<Ack, ClientError>>,
     },
+    Ephemeral {
+        room: String,
+        data: Value,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
     Close,
 }
 
@@ -206,6 +216,25 @@ impl Client {
             .send(Command::Send {
                 room: room.to_owned(),
                 id: id.to_owned(),
+                data,
+                reply,
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Sends ephemeral data to a room (`"ephemeral": true`): fan-out only,
+    /// no seq, not stored, not resumed, not retried. For cursors, game
+    /// state and other high-rate data where only the latest value matters.
+    /// Resolves once written to the socket; other members receive it as
+    /// `Event::Frame(ServerFrame::Ephemeral { .. })`. Fails with
+    /// `NotConnected` while the connection is down.
+    pub async fn send_ephemeral(&self, room: &str, data: Value) -> Result<(), ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Ephemeral {
+                room: room.to_owned(),
                 data,
                 reply,
             })

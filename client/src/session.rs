@@ -163,6 +163,9 @@ impl Client {
                     retry_at: None,
                 });
             }
+            Command::Ephemeral { reply, .. } => {
+                let _ = reply.send(Err(ClientError::NotConnected));
+            }
             Command::Close => {}
         }
     }
@@ -232,6 +235,16 @@ impl Client {
                             return End::Lost("closed while joining".into());
                         }
                     }
+                    Some(Command::Ephemeral { room, data, reply }) if welcomed => {
+                        let id = uuid::Uuid::new_v4().simple().to_string();
+                        let frame = self.frame(json!({"action": "send", "room": room, "id": id, "data": data, "ephemeral": true}));
+                        let sent = ws.send(frame).await;
+                        let _ = reply.send(sent.as_ref().map(|_| ()).map_err(|_| ClientError::NotConnected));
+                        if sent.is_err() {
+                            return End::Lost("closed while sending".into());
+                        }
+                    }
+                    Some(cmd @ Command::Ephemeral { .. }) => self.queue(cmd),
                     Some(cmd @ Command::Send { .. }) => {
                         self.queue(cmd);
                         if welcomed && self.flush(&mut ws, false).await.is_err() {
@@ -384,6 +397,7 @@ impl Client {
             frame @ (ServerFrame::Presence { .. }
             | ServerFrame::Roster { .. }
             | ServerFrame::Typing { .. }
+            | ServerFrame::Ephemeral { .. }
             | ServerFrame::Direct { .. }
             | ServerFrame::History { .. }) => self.emit(Event::Frame(frame)).await,
         }
@@ -400,15 +414,32 @@ impl Client {
         ws: &mut Socket,
     ) -> Result<(), String> {
         let count = missed.len();
-        if !self.rooms.is_new(&room) {
-            for m in missed {
-                let s = m.seq;
-                let ready = self.rooms.offer(&room, s, message_item(m));
-                self.deliver(ready).await;
-            }
+        let first = self.rooms.is_new(&room);
+        if first {
+            // The first reply sets the room's place; messages it carries
+            // are ones stored above that place behind a seq still being
+            // written, which this member would otherwise never be sent.
+            let ready = self.rooms.joined(&room, seq, true);
+            self.deliver(ready).await;
         }
-        let ready = self.rooms.joined(&room, seq, !more);
-        self.deliver(ready).await;
+        let last_missed = missed.last().map(|m| m.seq);
+        for m in missed {
+            let s = m.seq;
+            let ready = self.rooms.offer(&room, s, message_item(m));
+            self.deliver(ready).await;
+        }
+        if !first {
+            // Every seq up to `seq` is stored or closed for good: what a
+            // complete reply did not carry is not coming. A partial one
+            // (`more`) vouches only up to its last message.
+            let upto = match (more, last_missed) {
+                (true, Some(last)) => last.min(seq),
+                (true, None) => 0,
+                (false, _) => seq,
+            };
+            let ready = self.rooms.joined(&room, upto, true);
+            self.deliver(ready).await;
+        }
         self.emit(Event::Joined {
             room: room.clone(),
             missed: count,

@@ -98,6 +98,13 @@ fn every_frame() -> Vec<ServerFrame> {
             data: json!({}),
             ts: 1,
         },
+        ServerFrame::Ephemeral {
+            room: "r".into(),
+            id: "i".into(),
+            from: sender(),
+            data: json!({}),
+            ts: 1,
+        },
         ServerFrame::History {
             room: "r".into(),
             messages: vec![message()],
@@ -132,6 +139,7 @@ fn variant(f: &ServerFrame) -> &'static str {
         ServerFrame::Roster { .. } => "roster",
         ServerFrame::Typing { .. } => "typing",
         ServerFrame::Direct { .. } => "direct",
+        ServerFrame::Ephemeral { .. } => "ephemeral",
         ServerFrame::History { .. } => "history",
         ServerFrame::Pong { .. } => "pong",
         ServerFrame::Authed { .. } => "authed",

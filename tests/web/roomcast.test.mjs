@@ -338,3 +338,61 @@ test('a roster notice marks the roster partial, and later presence events keep s
   assert.equal(t.c.rosterPartial('r'), true);
   assert.deepEqual(t.of('error'), [], 'a roster frame is known, not reported');
 });
+
+test('a first join reply carries what is stored above an open hole: it is delivered once the hole is filled', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  // Seq 5 is still being written; 6 was stored (and fanned out) before
+  // this member joined, so only the reply can bring it.
+  await joinRoom(ws, 'r', 4, { missed: [msg('r', 6)] });
+  assert.equal(t.of('message').length, 0, 'seq 6 waits for seq 5');
+  ws.receive(msg('r', 5));
+  ws.receive(msg('r', 6)); // also live: a duplicate
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [5, 6]);
+});
+
+test('a partial resume (more) moves past closed seqs up to its last message, then asks again', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 1);
+  ws.receive(msg('r', 9));
+  await flush();
+  await t.clock.advance(1000);
+  const ask = ws.lastSent('join');
+  assert.equal(ask.since, 1);
+  // Seq 3 was closed (its writer died): a page that stops at 4 vouches for
+  // everything up to 4, so the client asks again from 4, not from 2.
+  ws.receive({ type: 'joined', room: 'r', seq: 9, missed: [msg('r', 2), msg('r', 4)], more: true, ref: ask.ref });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [2, 4]);
+  const again = ws.lastSent('join');
+  assert.notEqual(again.ref, ask.ref);
+  assert.equal(again.since, 4);
+  ws.receive({ type: 'joined', room: 'r', seq: 9, missed: [msg('r', 5), msg('r', 9)], ref: again.ref });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [2, 4, 5, 9]);
+});
+
+test('ephemeral sends go out at once with no seq, are never queued, and arrive as ephemeral events', async () => {
+  const t = client();
+  const seen = [];
+  t.c.on('ephemeral', (e) => seen.push(e));
+  await assert.rejects(t.c.sendEphemeral('r', { x: 1 }), (e) => e.code === 'not_connected');
+  const ws = await connected(t);
+  const acked = t.c.sendEphemeral('r', { x: 2 });
+  await flush();
+  const sent = ws.lastSent('send');
+  assert.equal(sent.ephemeral, true);
+  assert.deepEqual(sent.data, { x: 2 });
+  ws.receive({ type: 'ack', id: sent.id, ref: sent.ref });
+  assert.equal((await acked).seq, undefined);
+  ws.receive({ type: 'ephemeral', room: 'r', id: 'e1', from: { user: 'bob', name: 'Bob' }, data: { x: 3 }, ts: 1 });
+  await flush();
+  assert.deepEqual(seen.map((e) => e.data), [{ x: 3 }]);
+  assert.equal(t.of('message').length, 0, 'not a room message');
+});

@@ -215,6 +215,10 @@ pub enum Action {
         id: MessageId,
         /// The payload, any JSON value.
         data: Value,
+        /// Fan-out only: no seq, no history, no idempotency (`"ephemeral":
+        /// true`). For cursors, game state and other high-rate data that
+        /// nobody resumes.
+        ephemeral: bool,
     },
     /// Ephemeral typing indicator; never stored.
     Typing {
@@ -375,6 +379,7 @@ fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action,
             room: f.room()?,
             id: f.id()?,
             data: f.data()?,
+            ephemeral: f.opt_bool("ephemeral")?.unwrap_or(false),
         },
         "typing" => Action::Typing {
             room: f.room()?,
@@ -439,6 +444,14 @@ impl Fields<'_> {
             Some(Value::Bool(b)) => Ok(*b),
             Some(_) => Err(field_error(name, "true or false")),
             None => Err(field_error(name, "present")),
+        }
+    }
+
+    fn opt_bool(&self, name: &str) -> Result<Option<bool>, FrameError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(field_error(name, "true or false")),
         }
     }
 
@@ -682,6 +695,21 @@ pub enum ServerFrame {
         name: String,
         /// Whether they are typing.
         active: bool,
+    },
+    /// An ephemeral room message: no seq, not stored, never resumed. Best
+    /// effort: a member who is away misses it, and it keeps no order with
+    /// other frames.
+    Ephemeral {
+        /// The room.
+        room: String,
+        /// The sender's message id.
+        id: String,
+        /// The sender.
+        from: Sender,
+        /// The payload.
+        data: Value,
+        /// Server time, ms since the epoch.
+        ts: i64,
     },
     /// A direct message.
     Direct {

@@ -279,9 +279,20 @@ async fn dispatch(
             rooms::typing(ctx, conn, &room, active, now).await?;
             return Ok(None);
         }
-        Action::Send { room, id, data } => {
+        Action::Send {
+            room,
+            id,
+            data,
+            ephemeral: false,
+        } => {
             return send::send(ctx, conn, &room, id, data, reference, now).await;
         }
+        Action::Send {
+            room,
+            id,
+            data,
+            ephemeral: true,
+        } => send::ephemeral(ctx, conn, &room, id, data, reference, now).await?,
         Action::Direct { to, id, data } => {
             send::direct(ctx, conn, &to, id, data, reference, now).await?
         }

@@ -91,6 +91,41 @@ async fn keep_settled(ctx: &Context<'_>, room: &str, seq: u64, follows_settled: 
     }
 }
 
+/// `send` with `ephemeral: true`: fan-out only. No seq, no history, no
+/// idempotency marker, so it never touches the room's sequencer; the ack
+/// carries no seq. Rate limited like any frame (before it gets here).
+pub(super) async fn ephemeral(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    room: &RoomName,
+    id: MessageId,
+    data: Value,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<ServerFrame, RouteError> {
+    require(conn, room, Right::Send)?;
+    let frame = ServerFrame::Ephemeral {
+        room: room.to_string(),
+        id: id.as_str().to_owned(),
+        from: conn.sender(),
+        data,
+        ts: now,
+    }
+    .to_json();
+    // Seq 0 marks it in the fan-out's logs.
+    let d = ctx
+        .fan_out_room(room.as_str(), 0, &frame, Some(&conn.connection_id), now)
+        .await?;
+    tracing::debug!(connection_id = %conn.connection_id, %room, delivered = d.delivered, queued = d.queued, "ephemeral sent");
+    Ok(ServerFrame::Ack {
+        id: id.as_str().to_owned(),
+        seq: None,
+        duplicate: false,
+        delivered: None,
+        reference,
+    })
+}
+
 fn history_ttl(ctx: &Context<'_>) -> Millis {
     Context::ms(ctx.config.retention.history)
 }

@@ -47,6 +47,16 @@ fn every_action_parses() {
                 room: RoomName("lobby".into()),
                 id: MessageId("m-1".into()),
                 data: json!({"text":"hi"}),
+                ephemeral: false,
+            },
+        ),
+        (
+            json!({"action":"send","room":"lobby","id":"m-2","data":[1,2],"ephemeral":true}),
+            Action::Send {
+                room: RoomName("lobby".into()),
+                id: MessageId("m-2".into()),
+                data: json!([1, 2]),
+                ephemeral: true,
             },
         ),
         (
@@ -184,6 +194,11 @@ fn bad_frames_get_specific_codes() {
             r#"{"action":"send","room":"x","id":"1"}"#,
             ErrorCode::InvalidField,
             "data must be present",
+        ),
+        (
+            r#"{"action":"send","room":"x","id":"1","data":1,"ephemeral":"yes"}"#,
+            ErrorCode::InvalidField,
+            "ephemeral must be true or false",
         ),
         (
             r#"{"action":"typing","room":"x"}"#,
