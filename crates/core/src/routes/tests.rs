@@ -2072,3 +2072,121 @@ async fn the_roster_notice_is_sent_once_when_the_room_outgrows_the_cap() {
         assert!(w.frames_of(id, "roster").is_empty(), "{id}");
     }
 }
+
+// ---- the sequencer: holes, ephemeral sends ----------------------------------------
+
+/// A writer that took seq 2 and died: a joiner is told seq 1 and handed
+/// seq 3 (stored, and fanned out before it joined), nothing past the hole
+/// is lost; once the hole is older than the hole timeout a resume closes it
+/// and moves on, and the dead writer's client retrying gets a new seq.
+#[tokio::test]
+async fn a_joiner_arriving_while_a_hole_is_open_gets_what_is_stored_above_it() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    let send = |id: &str| json!({"action": "send", "room": "r", "id": id, "data": id});
+    assert_eq!(w.reply("a1", send("m1")).await["seq"], 1);
+    let dead = w.store.reserve_seq("r", w.clock.now_ms()).await.unwrap();
+    assert_eq!(dead.seq, 2);
+    assert_eq!(w.reply("a1", send("m3")).await["seq"], 3);
+    let joined = w.join("b1", "r").await;
+    assert_eq!(joined["seq"], 1, "nothing promised past the open hole");
+    assert_eq!(seqs(&joined["missed"]), vec![3]);
+    // Bob's client waits for seq 2, then asks again: still open.
+    w.clock.advance_ms(1_000);
+    let again = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 1}))
+        .await;
+    assert_eq!(
+        (again["seq"].clone(), seqs(&again["missed"])),
+        (json!(1), vec![3])
+    );
+    // Past the hole timeout the next ask closes it.
+    w.clock.advance_ms(w.config.hole_timeout.as_millis() as i64);
+    let closed = w
+        .reply("b1", json!({"action": "join", "room": "r", "since": 1}))
+        .await;
+    assert_eq!(closed["seq"], 3, "{closed}");
+    assert_eq!(seqs(&closed["missed"]), vec![3]);
+    assert!(
+        closed.get("truncated").is_none(),
+        "a closed seq is not lost history: {closed}"
+    );
+    // The dead writer's client (another connection of carol) retries its id.
+    w.connect("c1", "carol").await;
+    let retry = w.reply("c1", send("m2")).await;
+    assert_eq!(retry["seq"], 4, "{retry}");
+    assert!(retry.get("duplicate").is_none());
+    assert_eq!(
+        seqs(&w.frames_of("b1", "message").into_iter().collect::<Value>()),
+        vec![4]
+    );
+}
+
+#[tokio::test]
+async fn ephemeral_sends_are_fanned_out_with_no_seq_and_nothing_stored() {
+    let w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.connect("b2", "bob").await;
+    w.join("b1", "r").await;
+    w.join("b2", "r").await;
+    let ack = w
+        .reply(
+            "a1",
+            json!({"action": "send", "room": "r", "id": "cur-1", "data": {"x": 3}, "ephemeral": true, "ref": 7}),
+        )
+        .await;
+    assert_eq!(ack, json!({"type": "ack", "id": "cur-1", "ref": 7}));
+    for conn in ["b1", "b2"] {
+        let got = w.frames_of(conn, "ephemeral");
+        assert_eq!(got.len(), 1, "{conn}");
+        assert_eq!(got[0]["data"], json!({"x": 3}));
+        assert_eq!(got[0]["from"]["user"], "alice");
+        assert!(got[0].get("seq").is_none());
+    }
+    assert_eq!(w.store.seq_state("r").await.unwrap().top, 0, "no seq taken");
+    let history = w
+        .reply("b1", json!({"action": "history", "room": "r"}))
+        .await;
+    assert_eq!(history["messages"], json!([]), "nothing stored");
+    // The same id again is sent again: ephemeral data has no idempotency.
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "cur-1", "data": {"x": 4}, "ephemeral": true}),
+    )
+    .await;
+    assert_eq!(w.frames_of("b1", "ephemeral").len(), 1);
+}
+
+#[tokio::test]
+async fn ephemeral_sends_need_the_send_right_and_are_rate_limited() {
+    let w = World::new();
+    let id = w.identity("eve", rights(&[("public.*", &[Right::Join])]));
+    w.connect_as("e1", &id).await;
+    let r = w
+        .reply(
+            "e1",
+            json!({"action": "send", "room": "public.x", "id": "1", "data": 1, "ephemeral": true, "ref": "e"}),
+        )
+        .await;
+    assert_error(&r, "forbidden");
+    assert_eq!(r["ref"], "e");
+    w.connect("a1", "alice").await;
+    let burst = w.config.rate.burst;
+    let mut codes = Vec::new();
+    for i in 0..=burst {
+        let r = w
+            .reply(
+                "a1",
+                json!({"action": "send", "room": "r", "id": format!("c{i}"), "data": i, "ephemeral": true}),
+            )
+            .await;
+        codes.push(r["type"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        codes[..burst as usize].iter().all(|c| c == "ack"),
+        "{codes:?}"
+    );
+    assert_eq!(codes.last().map(String::as_str), Some("error"), "{codes:?}");
+}
