@@ -19,3 +19,4 @@ mod hot_room;
 mod protocol_types;
 mod store_dynamodb;
 mod store_memory;
+mod store_throttled;
