@@ -152,3 +152,27 @@ test('messages sent while offline are delivered once when back online', async ()
   await alice.context.close();
   await bob.context.close();
 });
+
+test('ephemeral data reaches the other browser at once, takes no seq and leaves no history', async () => {
+  const alice = await openChat('Alice', 'cursors');
+  const bob = await openChat('Bob', 'cursors');
+  await bob.page.evaluate(() => {
+    window.seenEphemeral = [];
+    window.roomcastDemo.client.on('ephemeral', (e) => window.seenEphemeral.push(e));
+  });
+  const positions = [{ x: 1, y: 2 }, { x: 3, y: 4 }, { x: 5, y: 6 }];
+  for (const p of positions) {
+    const ack = await alice.page.evaluate((data) => window.roomcastDemo.client.sendEphemeral('cursors', data), p);
+    assert.equal(ack.type, 'ack');
+    assert.equal(ack.seq, undefined, 'no seq');
+  }
+  await bob.page.waitForFunction((n) => window.seenEphemeral.length >= n, positions.length, { timeout: WAIT });
+  const seen = await bob.page.evaluate(() => window.seenEphemeral.map((e) => ({ data: e.data, from: e.from.user, seq: e.seq })));
+  assert.deepEqual(seen.map((e) => e.data).sort((a, b) => a.x - b.x), positions);
+  assert.ok(seen.every((e) => e.seq === undefined));
+  const history = await bob.page.evaluate(() => window.roomcastDemo.client.history('cursors'));
+  assert.deepEqual(history.messages, [], 'nothing stored');
+  assert.deepEqual(await texts(bob.page), [], 'not shown as chat messages');
+  await alice.context.close();
+  await bob.context.close();
+});

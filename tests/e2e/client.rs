@@ -334,3 +334,70 @@ async fn listeners_rejoining_under_load_on_dynamodb_lose_nothing_and_see_no_dupl
     }
     drop(joined);
 }
+
+/// Ephemeral data through the Rust client: sent at once, received as an
+/// `ephemeral` frame by the other member, no seq, nothing in history; not
+/// queued while the connection is down.
+#[tokio::test]
+async fn ephemeral_sends_reach_the_room_with_no_seq_and_are_never_queued() {
+    let emu = start(config("template.yaml")).await;
+    let url = emu.urls.websocket.clone();
+    let (alice, mut alice_events) = Client::spawn(ClientConfig::new(
+        url.clone(),
+        dev_token(&emu, "alice").await,
+    ));
+    let (bob, mut bob_events) = Client::spawn(ClientConfig::new(url, dev_token(&emu, "bob").await));
+    open_id(&mut alice_events).await;
+    open_id(&mut bob_events).await;
+    bob.join("canvas").await.unwrap();
+    next_event(&mut bob_events, "joined", |e| {
+        matches!(e, Event::Joined { .. })
+    })
+    .await;
+    alice
+        .send_ephemeral("canvas", json!({"x": 1, "y": 2}))
+        .await
+        .unwrap();
+    let got = next_event(&mut bob_events, "the ephemeral frame", |e| {
+        matches!(
+            e,
+            Event::Frame(roomcast_protocol::ServerFrame::Ephemeral { .. })
+        )
+    })
+    .await;
+    let Event::Frame(roomcast_protocol::ServerFrame::Ephemeral {
+        room, from, data, ..
+    }) = got
+    else {
+        unreachable!()
+    };
+    assert_eq!((room.as_str(), from.user.as_str()), ("canvas", "alice"));
+    assert_eq!(data, json!({"x": 1, "y": 2}));
+    // Nothing was stored: a stored message sent now gets seq 1.
+    let ack = alice.send("canvas", json!("stored")).await.unwrap();
+    assert_eq!(ack.seq, 1);
+    alice.close().await;
+    assert_eq!(
+        alice.send_ephemeral("canvas", json!({"x": 3})).await,
+        Err(ClientError::Closed)
+    );
+}
+
+#[tokio::test]
+async fn an_ephemeral_send_while_reconnecting_fails_at_once_instead_of_queueing() {
+    // A port with nothing behind it: the client keeps reconnecting.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (client, mut events) = Client::spawn(ClientConfig::new(format!("ws://{addr}/prod"), "t"));
+    next_event(&mut events, "reconnecting", |e| {
+        matches!(e, Event::State(State::Reconnecting { .. }))
+    })
+    .await;
+    assert_eq!(
+        client.send_ephemeral("canvas", json!({"x": 1})).await,
+        Err(ClientError::NotConnected)
+    );
+    client.close().await;
+}
