@@ -135,64 +135,25 @@ async fn presence(args: &BenchArgs) -> Result<(), String> {
 /// `hot-room`: per target (the memory store; with `--dynamodb-endpoint`,
 /// moto, and moto behind the latency model), closed-loop runs for each
 /// sender count, then open-loop runs at half of what one closed-loop sender
-/// achieved there.
+/// achieved there. Every run gets a fresh emulator and, on moto, a fresh
+/// table: moto copies the whole table on every TransactWriteItems (to roll
+/// it back), so a table that grew through earlier runs would make later
+/// runs slower for moto's reasons, not Roomcast's.
 async fn hot_room(args: &BenchArgs) -> Result<(), String> {
-    let mut targets: Vec<(String, Vec<String>)> = vec![("roomcast".into(), Vec::new())];
-    let mut _proxy = None;
-    if let Some(endpoint) = &args.dynamodb_endpoint {
-        let latency = args.hot_latency_ms.to_string();
-        let proxy = spawn(
-            &[
-                "latency-proxy",
-                "--upstream",
-                endpoint,
-                "--latency-ms",
-                &latency,
-            ],
-            &[],
-        )?;
-        let slow = format!("http://127.0.0.1:{}", proxy.port);
-        _proxy = Some(proxy);
-        for (name, url) in [
-            ("roomcast-moto".to_owned(), endpoint.clone()),
-            (format!("roomcast-moto-{latency}ms"), slow),
-        ] {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let table = format!("bench-hot-{nanos}");
-            let argv = [
-                "--dynamodb-endpoint",
-                &url,
-                "--table",
-                &table,
-                "--create-table",
-            ];
-            targets.push((name, argv.iter().map(|s| (*s).to_owned()).collect()));
-        }
-    }
+    let (_proxy, targets) = hot_targets(args)?;
     let senders = list(&args.hot_senders);
-    for (name, extra) in targets {
-        let mut argv = vec!["dev", "--port", "0", "--outbound-queue", "4096"];
-        argv.extend(extra.iter().map(String::as_str));
-        let server = spawn(&argv, &NO_LIMITS)?;
-        let url = format!("ws://127.0.0.1:{}/prod", server.port);
-        let tokens = dev_tokens();
+    for (name, endpoint) in targets {
         let mut one_sender = None;
-        for (k, mode) in [hot::Mode::Closed, hot::Mode::Open(0.0)]
-            .into_iter()
-            .enumerate()
-        {
+        for (k, closed) in [true, false].into_iter().enumerate() {
             for &n in &senders {
-                let mode = match mode {
-                    hot::Mode::Closed => mode,
-                    hot::Mode::Open(_) => {
-                        let total = args.hot_open_total.or(one_sender.map(|a: f64| a / 2.0));
-                        let Some(total) = total.filter(|t| *t > 0.0) else {
-                            return Err("no closed-loop single-sender figure to take the open-loop rate from: include 1 in --hot-senders or set --hot-open-total".into());
-                        };
-                        hot::Mode::Open(total / n as f64)
-                    }
+                let mode = if closed {
+                    hot::Mode::Closed
+                } else {
+                    let total = args.hot_open_total.or(one_sender.map(|a: f64| a / 2.0));
+                    let Some(total) = total.filter(|t| *t > 0.0) else {
+                        return Err("no closed-loop single-sender figure to take the open-loop rate from: include 1 in --hot-senders or set --hot-open-total".into());
+                    };
+                    hot::Mode::Open(total / n as f64)
                 };
                 let run = hot::HotRun {
                     senders: n,
@@ -200,20 +161,70 @@ async fn hot_room(args: &BenchArgs) -> Result<(), String> {
                     seconds: args.hot_seconds,
                     room: format!("hot-{k}-{n}"),
                 };
-                match hot::hot_room(&name, &url, &tokens, &run).await {
+                let server = hot_server(endpoint.as_deref())?;
+                let url = format!("ws://127.0.0.1:{}/prod", server.port);
+                match hot::hot_room(&name, &url, &dev_tokens(), &run).await {
                     Ok(v) => {
-                        if k == 0 && n == 1 {
+                        if closed && n == 1 {
                             one_sender = v["acks_per_s"].as_f64();
                         }
                         out(&v.to_string());
                     }
                     Err(e) => out(&serde_json::json!({"scenario": "hot-room", "target": name, "senders": n, "error": e.to_string()}).to_string()),
                 }
+                drop(server);
             }
         }
-        drop(server);
     }
     Ok(())
+}
+
+/// The `hot-room` targets, each with the DynamoDB endpoint it uses (none:
+/// the memory store), and the latency proxy they need kept alive.
+fn hot_targets(
+    args: &BenchArgs,
+) -> Result<(Option<Server>, Vec<(String, Option<String>)>), String> {
+    let mut targets = vec![("roomcast".to_owned(), None)];
+    let Some(endpoint) = &args.dynamodb_endpoint else {
+        return Ok((None, targets));
+    };
+    let latency = args.hot_latency_ms.to_string();
+    let proxy = spawn(
+        &[
+            "latency-proxy",
+            "--upstream",
+            endpoint,
+            "--latency-ms",
+            &latency,
+        ],
+        &[],
+    )?;
+    targets.push(("roomcast-moto".to_owned(), Some(endpoint.clone())));
+    targets.push((
+        format!("roomcast-moto-{latency}ms"),
+        Some(format!("http://127.0.0.1:{}", proxy.port)),
+    ));
+    Ok((Some(proxy), targets))
+}
+
+/// A fresh emulator for one `hot-room` run, on a fresh table when on
+/// DynamoDB.
+fn hot_server(endpoint: Option<&str>) -> Result<Server, String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let table = format!("bench-hot-{nanos}");
+    let mut argv = vec!["dev", "--port", "0", "--outbound-queue", "4096"];
+    if let Some(endpoint) = endpoint {
+        argv.extend([
+            "--dynamodb-endpoint",
+            endpoint,
+            "--table",
+            &table,
+            "--create-table",
+        ]);
+    }
+    spawn(&argv, &NO_LIMITS)
 }
 
 /// The per-connection rate limit would throttle the load itself.
