@@ -189,6 +189,11 @@ struct BenchArgs {
     /// DynamoDB rows; the memory store runs regardless).
     #[arg(long, default_value = "1,4,16,64")]
     hot_senders: String,
+    /// `hot-room` targets, comma-separated: memory (the embedded store),
+    /// moto, moto-latency (moto behind the latency model); the last two
+    /// need `--dynamodb-endpoint`.
+    #[arg(long, default_value = "memory,moto,moto-latency")]
+    hot_targets: String,
     /// How long each `hot-room` run sends, seconds.
     #[arg(long, default_value_t = 10)]
     hot_seconds: u64,

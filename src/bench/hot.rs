@@ -76,14 +76,14 @@ pub(crate) async fn hot_room(
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(run.seconds);
-    let mode = run.mode;
+    let (mode, senders) = (run.mode, run.senders);
     let tasks: Vec<_> = sockets
         .into_iter()
         .enumerate()
         .map(|(i, ws)| {
             let room = run.room.clone();
             tokio::spawn(async move {
-                match run_mode(mode, ws, &room, i, deadline).await {
+                match run_mode(mode, ws, &room, (i, senders), deadline).await {
                     Ok(r) => r,
                     Err(e) => SenderResult {
                         errors: BTreeMap::from([(e.to_string(), 1)]),
@@ -111,16 +111,17 @@ pub(crate) async fn hot_room(
     Ok(report(name, run, elapsed, total, &heard, drained))
 }
 
+/// Runs sender `me.0` of `me.1`.
 async fn run_mode(
     mode: Mode,
     ws: Ws,
     room: &str,
-    sender: usize,
+    me: (usize, usize),
     deadline: Instant,
 ) -> Result<SenderResult, BenchError> {
     match mode {
-        Mode::Closed => closed(ws, room, sender, deadline).await,
-        Mode::Open(rate) => open(ws, room, sender, deadline, rate).await,
+        Mode::Closed => closed(ws, room, me.0, deadline).await,
+        Mode::Open(rate) => open(ws, room, me, deadline, rate).await,
     }
 }
 
@@ -269,17 +270,24 @@ async fn closed(
 async fn open(
     ws: Ws,
     room: &str,
-    sender: usize,
+    (sender, senders): (usize, usize),
     deadline: Instant,
     rate: f64,
 ) -> Result<SenderResult, BenchError> {
     let (mut tx, mut rx) = ws.split();
     let start = Instant::now();
-    let count = ((deadline - start).as_secs_f64() * rate).floor() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    // Stagger senders so that they do not all fire in the same instant.
-    let offset = interval.mul_f64((sender % 97) as f64 / 97.0);
-    let due = move |n: u64| start + offset + interval * (n as u32 - 1);
+    // Senders take turns: together they send every interval / senders, so
+    // the total rate holds even when one sender's own interval is longer
+    // than the run.
+    let offset = interval.mul_f64(sender as f64 / senders.max(1) as f64);
+    let due = move |n: u64| start + offset + interval.mul_f64((n - 1) as f64);
+    let span = (deadline - start).saturating_sub(offset).as_secs_f64();
+    let count = if deadline > start + offset {
+        (span * rate).ceil() as u64
+    } else {
+        0
+    };
     let room = room.to_owned();
     let writer = tokio::spawn(async move {
         for n in 1..=count {

@@ -140,7 +140,16 @@ async fn presence(args: &BenchArgs) -> Result<(), String> {
 /// it back), so a table that grew through earlier runs would make later
 /// runs slower for moto's reasons, not Roomcast's.
 async fn hot_room(args: &BenchArgs) -> Result<(), String> {
-    let (_proxy, targets) = hot_targets(args)?;
+    let (_proxy, mut targets) = hot_targets(args)?;
+    let wanted: Vec<&str> = args.hot_targets.split(',').map(str::trim).collect();
+    targets.retain(|(name, _)| {
+        let kind = match name.as_str() {
+            "roomcast" => "memory",
+            "roomcast-moto" => "moto",
+            _ => "moto-latency",
+        };
+        wanted.contains(&kind)
+    });
     let senders = list(&args.hot_senders);
     for (name, endpoint) in targets {
         let mut one_sender = None;
