@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::registry::Handler;
+use crate::lambda::registry::Handler;
 
 /// How the emulator behaves. Build with [`EmulatorConfig::default`] and the
 /// setters; every default below is API Gateway's own, unless noted.

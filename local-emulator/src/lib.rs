@@ -19,25 +19,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 mod activity;
+pub mod apigateway;
 pub mod config;
-mod connections;
-mod events;
 mod http;
-mod inprocess_gateway;
-mod invoke;
-mod invoke_api;
 pub mod lambda;
-mod management;
 mod metrics;
-mod query;
-pub mod registry;
 mod routes;
 mod server;
-mod socket;
 mod state;
 pub mod template;
-mod timefmt;
-mod upgrade;
 
 pub use config::{EmulatorConfig, FunctionsMode};
 pub use state::local_sdk_config;

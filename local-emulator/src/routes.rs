@@ -15,8 +15,8 @@ use roomcast_aws::auth::{DevClaims, MAX_USER_ID_LEN, RoomRights, mint_hs256};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::apigateway::query::percent_decode;
 use crate::http::{HttpError, json, respond};
-use crate::query::percent_decode;
 use crate::state::State;
 
 /// Every route. `ConnectInfo<SocketAddr>` must be in each request's
@@ -26,17 +26,29 @@ pub(crate) fn app(state: Arc<State>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
-        .route("/@connections", any(crate::management::without_id))
-        .route("/@connections/", any(crate::management::without_id))
-        .route("/@connections/{*id}", any(crate::management::by_id))
-        .route("/{stage}/@connections/", any(crate::management::without_id))
+        .route(
+            "/@connections",
+            any(crate::apigateway::management::without_id),
+        )
+        .route(
+            "/@connections/",
+            any(crate::apigateway::management::without_id),
+        )
+        .route(
+            "/@connections/{*id}",
+            any(crate::apigateway::management::by_id),
+        )
+        .route(
+            "/{stage}/@connections/",
+            any(crate::apigateway::management::without_id),
+        )
         .route(
             "/{stage}/@connections/{*id}",
-            any(crate::management::by_stage_and_id),
+            any(crate::apigateway::management::by_stage_and_id),
         )
         .route(
             "/2015-03-31/functions/{name}/invocations",
-            axum::routing::post(crate::invoke_api::invoke),
+            axum::routing::post(crate::lambda::invoke_api::invoke),
         )
         .fallback(fallback)
         .with_state(state)
@@ -64,8 +76,8 @@ async fn fallback(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    if crate::upgrade::is_websocket(&req) {
-        return crate::upgrade::handle(state, peer, req).await;
+    if crate::apigateway::upgrade::is_websocket(&req) {
+        return crate::apigateway::upgrade::handle(state, peer, req).await;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return static_file(&state, req.uri().path())

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::connections::CloseReason;
+use crate::apigateway::connections::CloseReason;
 use crate::state::State;
 
 pub(crate) async fn serve(

@@ -14,12 +14,12 @@ use roomcast_core::store::memory::MemoryStore;
 use roomcast_core::clock::{Clock, SystemClock};
 
 use crate::activity::Activity;
+use crate::apigateway::connections::Connections;
+use crate::apigateway::connections::Peer;
+use crate::apigateway::events::EventContext;
 use crate::config::{EmulatorConfig, FunctionsMode};
-use crate::connections::Connections;
-use crate::connections::Peer;
-use crate::events::EventContext;
-use crate::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::environment::Shared;
+use crate::lambda::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::launch::Toolchain;
 use crate::metrics::Metrics;
 use crate::template::Template;
@@ -139,10 +139,12 @@ impl State {
         let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
-            Some(Arc::new(crate::inprocess_gateway::InProcessGateway {
-                connections: connections.clone(),
-                max_message_bytes: config.max_message_bytes,
-            }))
+            Some(Arc::new(
+                crate::apigateway::inprocess_gateway::InProcessGateway {
+                    connections: connections.clone(),
+                    max_message_bytes: config.max_message_bytes,
+                },
+            ))
         } else {
             None
         };
@@ -367,7 +369,7 @@ impl Functions {
         let specs = self.template.functions()?;
         let processes: Vec<&crate::template::FunctionSpec> = specs
             .iter()
-            .filter(|s| !crate::invoke::runs_in_process(s, &self.env))
+            .filter(|s| !crate::lambda::invoke::runs_in_process(s, &self.env))
             .collect();
         self.env.failed_builds =
             crate::lambda::launch::build_all(&processes, &self.env.tools).await;

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::process::{Launch, Process, SpawnError};
 use super::runtime_api;
 use super::sandbox::{Invocation, Reply, Sandbox, Work};
-use crate::registry::InvokeError;
+use crate::lambda::registry::InvokeError;
 
 /// How an invocation on an instance ended, when it did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

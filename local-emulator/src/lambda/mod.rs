@@ -1,4 +1,7 @@
-//! Functions as real processes behind an emulated Lambda Runtime API.
+//! AWS Lambda: invoking the template's functions, in process (`invoke`,
+//! with Roomcast's own handlers from `registry`) or as real processes
+//! behind an emulated Runtime API, and the Invoke API (`invoke_api`) that
+//! backends call with the real SDKs.
 //!
 //! - `launch`: which program runs a function (cargo binary, bootstrap,
 //!   Python or Node runtime interface client);
@@ -11,9 +14,12 @@
 
 pub(crate) mod environment;
 pub(crate) mod instance;
+pub(crate) mod invoke;
+pub(crate) mod invoke_api;
 pub(crate) mod launch;
 pub(crate) mod pool;
 pub(crate) mod process;
+pub mod registry;
 pub(crate) mod runtime_api;
 pub(crate) mod sandbox;
 pub(crate) mod watch;

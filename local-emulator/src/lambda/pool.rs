@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::instance::{Instance, InstanceError, trace_id};
 use super::process::Launch;
 use super::sandbox::Work;
+use crate::lambda::registry::{InvokeError, InvokeFuture};
 use crate::metrics::Metrics;
-use crate::registry::{InvokeError, InvokeFuture};
 
 /// One function run as processes.
 #[derive(Debug)]

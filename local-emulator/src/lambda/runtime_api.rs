@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::sandbox::{AnswerError, Reply, Sandbox};
 use crate::http::{HttpError, respond};
-use crate::registry::InvokeError;
+use crate::lambda::registry::InvokeError;
 
 /// Lambda's limit on a synchronous response payload.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::registry::InvokeError;
+use crate::lambda::registry::InvokeError;
 
 /// How many answered request ids a sandbox remembers, to tell a second
 /// answer (403) from an id it never issued (400).

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::environment::{self, Shared};
 use super::launch::{self, LaunchError, Toolchain};
 use super::pool::{InvokeContext, ProcessFunction};
+use crate::lambda::registry::InvokeError;
 use crate::metrics::Metrics;
-use crate::registry::InvokeError;
 use crate::template::FunctionSpec;
 
 /// Every wait here is bounded by this.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use roomcast_emulator::registry::{Handler, InvokeError, InvokeFuture};
+use roomcast_emulator::lambda::registry::{Handler, InvokeError, InvokeFuture};
 use roomcast_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -184,7 +184,7 @@ pub(crate) fn assert_lambda_binaries_fresh() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_path("target"), std::path::PathBuf::from);
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified());
-    for bin in roomcast_emulator::registry::BINARIES {
+    for bin in roomcast_emulator::lambda::registry::BINARIES {
         let path = target.join("debug").join(bin);
         let built = modified(&path)
             .unwrap_or_else(|_| panic!("{} is missing: run `{BUILD}` first", path.display()));

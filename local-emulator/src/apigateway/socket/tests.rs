@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::*;
+use crate::apigateway::connections::{Connection, Peer};
 use crate::config::EmulatorConfig;
-use crate::connections::{Connection, Peer};
 
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(10);
@@ -49,7 +49,7 @@ fn open(state: &Arc<State>, sink_capacity: usize) -> (Client, Arc<Connection>, J
     let sink = sink.sink_map_err(|_| WsError::ConnectionClosed);
     let (tx, rx) = mpsc::channel(16);
     let peer = Peer {
-        id: crate::connections::new_connection_id(),
+        id: crate::apigateway::connections::new_connection_id(),
         connected_at_ms: state.now_ms(),
         source_ip: "127.0.0.1".into(),
         user_agent: "socket-test".into(),

@@ -30,8 +30,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tracing::Instrument;
 
-use crate::connections::Connection;
-use crate::events::request_id;
+use crate::apigateway::connections::Connection;
+use crate::apigateway::events::request_id;
 use crate::state::{Route, State};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;

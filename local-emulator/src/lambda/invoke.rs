@@ -15,8 +15,8 @@ use crate::config::FunctionsMode;
 use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
+use crate::lambda::registry::{self, Handler, InvokeError};
 use crate::metrics::Metrics;
-use crate::registry::{self, Handler, InvokeError};
 use crate::template::FunctionSpec;
 
 /// Why an invocation produced no response. API Gateway answers each the

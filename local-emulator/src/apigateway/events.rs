@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::connections::Peer;
-use crate::timefmt::request_time;
+use crate::apigateway::connections::Peer;
+use crate::apigateway::timefmt::request_time;
 
 /// What every event of one connection shares.
 pub(crate) struct EventContext<'a> {
@@ -98,7 +98,7 @@ impl EventContext<'_> {
         // API Gateway's message ids look like its connection ids.
         ctx.insert(
             "messageId".into(),
-            json!(crate::connections::new_connection_id()),
+            json!(crate::apigateway::connections::new_connection_id()),
         );
         if !authorizer.is_null() {
             ctx.insert("authorizer".into(), authorizer.clone());

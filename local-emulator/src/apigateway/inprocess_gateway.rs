@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use roomcast_core::gateway::{ConnectionInfo, Gateway, GatewayError};
 
-use crate::connections::{CloseReason, Connections, PostError};
+use crate::apigateway::connections::{CloseReason, Connections, PostError};
 
 pub(crate) struct InProcessGateway {
     pub(crate) connections: Arc<Connections>,

@@ -20,11 +20,11 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
-use crate::connections::{Connection, Peer, new_connection_id};
-use crate::events::{EventContext, HttpParts, request_id};
+use crate::apigateway::connections::{Connection, Peer, new_connection_id};
+use crate::apigateway::events::{EventContext, HttpParts, request_id};
+use crate::apigateway::query::parse_query;
 use crate::http::HttpError;
-use crate::invoke::InvokeFailure;
-use crate::query::parse_query;
+use crate::lambda::invoke::InvokeFailure;
 use crate::state::State;
 
 /// Whether this request asks for a WebSocket upgrade.
@@ -214,12 +214,13 @@ fn open(state: &Arc<State>, peer: Peer, authorizer: Value, on_upgrade: OnUpgrade
                     let io = TokioIo::new(upgraded);
                     let ws =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-                    crate::socket::run(state, connection, ws, rx).await;
+                    crate::apigateway::socket::run(state, connection, ws, rx).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "upgrade failed after $connect");
                     let reason = "Connection was closed abnormally";
-                    crate::socket::disconnected(&state, &connection, 1006, reason).await;
+                    crate::apigateway::socket::disconnected(&state, &connection, 1006, reason)
+                        .await;
                 }
             }
         }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::{HttpError, json as json_response};
-use crate::invoke::{Function, InvokeFailure};
+use crate::lambda::invoke::{Function, InvokeFailure};
 use crate::lambda::pool::InvokeContext;
 use crate::state::State;
 
