@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::apigateway::connections::CloseReason;
+use crate::header_case::{Head, Recording};
 use crate::state::State;
 
 pub(crate) async fn serve(
@@ -68,9 +69,13 @@ async fn serve_connection(
 ) {
     let header_timeout = state.config.header_read_timeout;
     let held = std::sync::Mutex::new(Some(permit));
+    let head = Head::default();
+    let recorded = head.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
-        if let Ok(mut p) = held.lock() {
-            p.take();
+        let first = held.lock().ok().and_then(|mut p| p.take()).is_some();
+        if first {
+            // hyper calls us once the head is read: it is all recorded.
+            req.extensions_mut().insert(recorded.original_names());
         }
         req.extensions_mut().insert(ConnectInfo(peer));
         router.clone().oneshot(req)
@@ -80,7 +85,7 @@ async fn serve_connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout);
     let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(Recording::new(stream, head)), service)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");

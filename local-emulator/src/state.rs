@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub(crate) addr: SocketAddr,
     pub(crate) api_id: String,
     pub(crate) stage: String,
+    /// The stage's `StageVariables`, in every event.
+    pub(crate) stage_variables: BTreeMap<String, String>,
     /// The JSON path of `$request.body.<path>`, split on dots.
     pub(crate) selection_path: Vec<String>,
     pub(crate) routes: HashMap<String, Route>,
@@ -89,6 +91,8 @@ impl State {
         EventContext {
             api_id: &self.api_id,
             stage: &self.stage,
+            stage_variables: &self.stage_variables,
+            region: &self.region,
             peer,
         }
     }
@@ -119,8 +123,15 @@ impl State {
         config: EmulatorConfig,
         addr: SocketAddr,
     ) -> Result<Arc<Self>, EmulatorError> {
+        let sdk = local_sdk_config().await;
+        // One stack, one region: `AWS::Region`, the ARNs in events and the
+        // functions' `AWS_REGION` all say the same.
+        let region = sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
         let template = Template::load(&config.template)?
             .with_table_name(config.table.clone())
+            .with_region(region.clone())
             .with_parameters(&config.parameter_overrides)?;
         let api = template.websocket_api()?;
         let selection_path = api
@@ -128,10 +139,6 @@ impl State {
             .strip_prefix("$request.body.")
             .map(|p| p.split('.').map(str::to_owned).collect())
             .unwrap_or_default();
-        let sdk = local_sdk_config().await;
-        let region = sdk
-            .region()
-            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
         let store = store(&config, &template, &sdk).await?;
 
         check_modes(&config)?;
@@ -189,6 +196,7 @@ impl State {
         Ok(Arc::new(Self {
             api_id: "local".into(),
             stage: api.stage,
+            stage_variables: api.stage_variables,
             selection_path,
             routes,
             authorizer,

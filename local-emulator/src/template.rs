@@ -88,6 +88,10 @@ pub struct RouteSpec {
     pub authorizer: Option<AuthorizerSpec>,
 }
 
+/// The account id of the local stack: `AWS::AccountId`, and the account
+/// in every ARN the emulator makes.
+pub const ACCOUNT: &str = "000000000000";
+
 /// The WebSocket API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiSpec {
@@ -95,6 +99,8 @@ pub struct ApiSpec {
     pub route_selection: String,
     /// The stage name.
     pub stage: String,
+    /// The stage's `StageVariables`.
+    pub stage_variables: BTreeMap<String, String>,
     /// Routes by key.
     pub routes: BTreeMap<String, RouteSpec>,
 }
@@ -109,6 +115,8 @@ pub struct Template {
     globals: Value,
     /// What `!Ref` of the table resource evaluates to (the local table name).
     table_name: String,
+    /// What `AWS::Region` evaluates to: the region the functions run in.
+    region: String,
 }
 
 impl Template {
@@ -147,12 +155,21 @@ impl Template {
             resources,
             globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
             table_name: "roomcast".into(),
+            region: "us-east-1".into(),
         })
     }
 
     /// Sets the name `!Ref` of the table resource evaluates to.
     pub fn with_table_name(mut self, name: impl Into<String>) -> Self {
         self.table_name = name.into();
+        self
+    }
+
+    /// Sets the region `AWS::Region` evaluates to. One stack has one
+    /// region: the functions' `AWS_REGION` and the ARNs in events use the
+    /// same one. Default `us-east-1`.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
         self
     }
 
@@ -266,8 +283,8 @@ impl Template {
             return Some(p.clone());
         }
         match name {
-            "AWS::Region" => return Some("local".into()),
-            "AWS::AccountId" => return Some("000000000000".into()),
+            "AWS::Region" => return Some(self.region.clone()),
+            "AWS::AccountId" => return Some(ACCOUNT.into()),
             "AWS::Partition" => return Some("aws".into()),
             "AWS::StackName" => return Some("roomcast-local".into()),
             "AWS::URLSuffix" => return Some("localhost".into()),
@@ -440,11 +457,16 @@ impl Template {
             .ok_or_else(|| invalid(format!("{api_id} has no RouteSelectionExpression")))?;
         let belongs =
             |r: &Value| self.prop(r, "ApiId").and_then(|v| self.eval(v)).as_deref() == Some(api_id);
-        let stage = self
+        let stage_resource = self
             .of_type("AWS::ApiGatewayV2::Stage")
             .find(|(_, r)| belongs(r))
-            .and_then(|(_, r)| self.prop(r, "StageName").and_then(|v| self.eval(v)))
+            .map(|(_, r)| r);
+        let stage = stage_resource
+            .and_then(|r| self.prop(r, "StageName").and_then(|v| self.eval(v)))
             .unwrap_or_else(|| "$default".into());
+        let stage_variables = stage_resource
+            .map(|r| self.stage_variables(r))
+            .unwrap_or_default();
         let mut routes = BTreeMap::new();
         for (route_id, r) in self
             .of_type("AWS::ApiGatewayV2::Route")
@@ -495,8 +517,19 @@ impl Template {
         Ok(ApiSpec {
             route_selection,
             stage,
+            stage_variables,
             routes,
         })
+    }
+
+    /// A stage's `StageVariables` map, each value evaluated.
+    pub(super) fn stage_variables(&self, stage: &Value) -> BTreeMap<String, String> {
+        self.prop(stage, "StageVariables")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), self.eval(v)?)))
+            .collect()
     }
 
     /// `IdentitySource`: a list, or one value.

@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::emulator::*;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -66,7 +66,6 @@ async fn no_matching_route_and_no_default_is_forbidden_and_the_connection_stays_
         // Stringified to "6", which no route has (the probe template has "5").
         Message::text(json!({"action": 6}).to_string()),
         Message::text(json!({"no_action": true}).to_string()),
-        Message::binary(vec![1u8, 2, 3]),
     ] {
         ws.send(frame.clone()).await.unwrap();
         let reply = recv(&mut ws).await;
@@ -82,7 +81,7 @@ async fn no_matching_route_and_no_default_is_forbidden_and_the_connection_stays_
 }
 
 #[tokio::test]
-async fn non_json_binary_and_unknown_keys_go_to_default() {
+async fn non_json_and_unknown_keys_go_to_default() {
     let rec = Recorder::default();
     let emu = start(with_probes(
         config("tests/fixtures/minimal-template.yaml"),
@@ -101,15 +100,44 @@ async fn non_json_binary_and_unknown_keys_go_to_default() {
         (e["body"].clone(), e["isBase64Encoded"].clone()),
         (json!("plain text"), json!(false))
     );
-    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
-        .await
-        .unwrap();
-    let e = recv(&mut ws).await;
-    assert_eq!(
-        e["isBase64Encoded"], true,
-        "binary frames arrive base64-encoded"
-    );
-    assert_eq!(e["body"], "AAEC/w==");
+}
+
+/// AWS, "Binary media types for WebSocket APIs in API Gateway": "API
+/// Gateway WebSocket APIs don't currently support binary frames in incoming
+/// message payloads. If a client app sends a binary frame, API Gateway
+/// rejects it and disconnects the client with code 1003." No route runs;
+/// `$disconnect` does, with that code.
+#[tokio::test]
+async fn a_binary_frame_closes_the_connection_with_1003_and_invokes_no_route() {
+    let (emu, rec) = probe(|c| c).await;
+    let mut ws = connect(&ws_url(&emu, "/test", "alice")).await;
+    send(&mut ws, json!({"action": "echo"})).await;
+    let id = recv(&mut ws).await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen_before = rec.events().len();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(other)) => panic!("no frame may answer a binary frame: {other:?}"),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 1003);
+    let disconnect = rec
+        .wait_for("$disconnect", |e| {
+            e["requestContext"]["eventType"] == "DISCONNECT"
+                && e["requestContext"]["connectionId"] == id.as_str()
+        })
+        .await;
+    assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1003);
+    let after: Vec<Value> = rec.events()[seen_before..].to_vec();
+    assert_eq!(after.len(), 1, "no route ran for the binary frame: {after:#?}");
 }
 
 // ---- $connect and the handshake --------------------------------------------------
@@ -188,6 +216,106 @@ async fn connect_gets_query_string_and_headers_and_later_events_get_neither() {
         message.get("headers").is_none() && message.get("queryStringParameters").is_none(),
         "{message}"
     );
+}
+
+/// DESIGN.md §2: headers reach `$connect` and the authorizer "as the client
+/// sent them". AWS's WebSocket tutorial authorizer reads
+/// `event.headers.HeaderAuth1` ("Create a WebSocket API with a REQUEST
+/// authorizer", the `websocket-api-chat-app-tutorial`'s authorizer), which
+/// only works if API Gateway keeps the client's spelling; its event
+/// examples ("API Gateway Lambda authorizer input", WebSocket) show
+/// `Sec-WebSocket-Key`, `Host` and so on as browsers send them.
+#[tokio::test]
+async fn header_names_reach_connect_and_the_authorizer_as_the_client_spelled_them() {
+    let (emu, rec) = probe(|c| c).await;
+    let mut s = tokio::net::TcpStream::connect(emu.addr).await.unwrap();
+    let request = format!(
+        "GET /test?key=spelling HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         HeaderAuth1: headerValue1\r\nx-lower: v\r\n\r\n",
+        emu.addr
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    for kind in ["authorizer", "$connect"] {
+        let event = rec
+            .wait_for(kind, |e| {
+                e["requestContext"]["eventType"] == "CONNECT"
+                    && e["queryStringParameters"]["key"] == "spelling"
+                    && (e.get("type").is_some() == (kind == "authorizer"))
+            })
+            .await;
+        let headers = &event["headers"];
+        assert_eq!(headers["HeaderAuth1"], "headerValue1", "{kind}: {headers}");
+        assert_eq!(headers["Sec-WebSocket-Version"], "13", "{kind}");
+        assert_eq!(headers["x-lower"], "v", "{kind}: lower case stays lower case");
+        assert!(headers.get("headerauth1").is_none(), "{kind}: not folded");
+        assert_eq!(
+            event["multiValueHeaders"]["HeaderAuth1"],
+            json!(["headerValue1"]),
+            "{kind}"
+        );
+    }
+}
+
+/// The Stage's `StageVariables` reach the REQUEST authorizer ("Create stages
+/// for WebSocket APIs in API Gateway": key-value pairs defined for a stage;
+/// the authorizer input's `stageVariables`, which AWS's sample authorizer
+/// reads) and every proxy event. One stack has one region and account: the
+/// `methodArn`, `AWS::Region` in the template and the functions'
+/// `AWS_REGION` agree.
+#[tokio::test]
+async fn stage_variables_and_one_region_reach_the_authorizer_and_every_event() {
+    let (emu, rec) = probe(|c| c).await;
+    let mut ws = connect(&ws_url(&emu, "/test", "stagevars")).await;
+    send(&mut ws, json!({"action": "echo"})).await;
+    let message = recv(&mut ws).await;
+    let region = roomcast_emulator::local_sdk_config()
+        .await
+        .region()
+        .map(ToString::to_string)
+        .unwrap();
+    let expected = json!({"mode": "probe", "stageRef": "test", "region": region});
+    assert_eq!(message["stageVariables"], expected, "MESSAGE");
+    let authorizer = rec
+        .wait_for("authorizer", |e| {
+            e.get("type").is_some() && e["queryStringParameters"]["key"] == "stagevars"
+        })
+        .await;
+    assert_eq!(authorizer["stageVariables"], expected, "authorizer");
+    let arn = authorizer["methodArn"].as_str().unwrap();
+    assert!(
+        arn.starts_with(&format!("arn:aws:execute-api:{region}:000000000000:")),
+        "{arn}"
+    );
+    assert!(arn.ends_with("/test/$connect"), "{arn}");
+    let connect = rec
+        .wait_for("$connect", |e| {
+            e.get("type").is_none()
+                && e["requestContext"]["eventType"] == "CONNECT"
+                && e["queryStringParameters"]["key"] == "stagevars"
+        })
+        .await;
+    assert_eq!(connect["stageVariables"], expected, "CONNECT");
+}
+
+/// "Control access to WebSocket APIs with AWS Lambda REQUEST authorizers":
+/// API Gateway applies the returned policy to this `$connect`'s method
+/// ARN. A policy that allows only another resource is a 403.
+#[tokio::test]
+async fn an_allow_for_another_resource_is_forbidden() {
+    let (emu, _rec) = probe(|c| c).await;
+    assert_eq!(
+        try_connect(&ws_url(&emu, "/test", "elsewhere"), None).await.err(),
+        Some(403)
+    );
+    assert!(try_connect(&ws_url(&emu, "/test", "fine"), None).await.is_ok());
 }
 
 #[tokio::test]

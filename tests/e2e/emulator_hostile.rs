@@ -248,7 +248,7 @@ async fn an_oversize_frame_is_answered_with_1009_every_time() {
         let mut ws = connect(&ws_url(&emu, "oversize")).await;
         let id = connection_id(&mut ws).await;
         // One 200 KB frame: over both the frame and the message limit.
-        ws.send(Message::binary(vec![0u8; 200 * 1024]))
+        ws.send(Message::text("x".repeat(200 * 1024)))
             .await
             .unwrap();
         let code = loop {

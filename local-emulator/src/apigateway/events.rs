@@ -6,11 +6,16 @@ use serde_json::{Map, Value, json};
 
 use crate::apigateway::connections::Peer;
 use crate::apigateway::timefmt::request_time;
+use crate::template::ACCOUNT;
 
 /// What every event of one connection shares.
 pub(crate) struct EventContext<'a> {
     pub(crate) api_id: &'a str,
     pub(crate) stage: &'a str,
+    /// The stage's variables, as every event carries them.
+    pub(crate) stage_variables: &'a BTreeMap<String, String>,
+    /// The stack's region, for the ARNs (the functions' `AWS_REGION`).
+    pub(crate) region: &'a str,
     pub(crate) peer: &'a Peer,
 }
 
@@ -54,11 +59,11 @@ impl EventContext<'_> {
         event.insert(
             "methodArn".into(),
             json!(format!(
-                "arn:aws:execute-api:local:000000000000:{}/{}/$connect",
-                self.api_id, self.stage
+                "arn:aws:execute-api:{}:{ACCOUNT}:{}/{}/$connect",
+                self.region, self.api_id, self.stage
             )),
         );
-        event.insert("stageVariables".into(), json!({}));
+        event.insert("stageVariables".into(), json!(self.stage_variables));
         event.insert(
             "requestContext".into(),
             Value::Object(self.request_context("$connect", "CONNECT", request_id, now_ms)),
@@ -81,7 +86,20 @@ impl EventContext<'_> {
         let mut event = http.maps();
         event.insert("requestContext".into(), Value::Object(ctx));
         event.insert("isBase64Encoded".into(), json!(false));
+        self.add_stage_variables(&mut event);
         Value::Object(event)
+    }
+
+    /// `stageVariables` on a proxy event, when the stage declares any.
+    /// AWS's WebSocket pages do not show a proxy event with them; the
+    /// proxy event type the SDKs share (`aws_lambda_events`'
+    /// `ApiGatewayWebsocketProxyRequest`) has the field, and users of other
+    /// emulators report it present in AWS (localstack#10734), so it is
+    /// sent as the REST proxy sends it, and left out when there are none.
+    fn add_stage_variables(&self, event: &mut Map<String, Value>) {
+        if !self.stage_variables.is_empty() {
+            event.insert("stageVariables".into(), json!(self.stage_variables));
+        }
     }
 
     /// A message: no headers; `body` as text, or base64 for binary frames.
@@ -103,7 +121,12 @@ impl EventContext<'_> {
         if !authorizer.is_null() {
             ctx.insert("authorizer".into(), authorizer.clone());
         }
-        json!({"requestContext": ctx, "body": body, "isBase64Encoded": is_base64})
+        let mut event = Map::new();
+        event.insert("requestContext".into(), Value::Object(ctx));
+        event.insert("body".into(), json!(body));
+        event.insert("isBase64Encoded".into(), json!(is_base64));
+        self.add_stage_variables(&mut event);
+        Value::Object(event)
     }
 
     /// `$disconnect`, with the close code and reason.
@@ -121,7 +144,11 @@ impl EventContext<'_> {
         if !authorizer.is_null() {
             ctx.insert("authorizer".into(), authorizer.clone());
         }
-        json!({"requestContext": ctx, "isBase64Encoded": false})
+        let mut event = Map::new();
+        event.insert("requestContext".into(), Value::Object(ctx));
+        event.insert("isBase64Encoded".into(), json!(false));
+        self.add_stage_variables(&mut event);
+        Value::Object(event)
     }
 }
 
@@ -183,6 +210,8 @@ mod tests {
         EventContext {
             api_id: "local",
             stage: "prod",
+            stage_variables: Box::leak(Box::default()),
+            region: "us-east-1",
             peer,
         }
     }
@@ -254,7 +283,7 @@ mod tests {
             serde_json::from_value(ctx().authorizer(&parts(), "r0", 1_000)).unwrap();
         assert_eq!(
             authorizer.method_arn.as_deref(),
-            Some("arn:aws:execute-api:local:000000000000:local/prod/$connect")
+            Some("arn:aws:execute-api:us-east-1:000000000000:local/prod/$connect")
         );
         assert_eq!(authorizer.query_string_parameters.first("token"), Some("t"));
     }

@@ -258,12 +258,15 @@ fn on_incoming(
             dispatch(state, conn, text.as_str().to_owned(), false);
             None
         }
+        // AWS, "Binary media types for WebSocket APIs in API Gateway":
+        // WebSocket APIs don't support binary frames in incoming messages;
+        // API Gateway rejects one and disconnects the client with code
+        // 1003. No route is invoked. (The page names no close reason; the
+        // one here is RFC 6455's name for the code.)
         Some(Ok(Message::Binary(bytes))) => {
-            conn.touch(state.now_ms());
-            state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-            let body = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            dispatch(state, conn, body, true);
-            None
+            tracing::info!(bytes = bytes.len(), "binary frame: closing with 1003, as API Gateway does");
+            state.metrics.error("binary_frame");
+            close(1003, "Unsupported data")
         }
         // Pings are answered by tungstenite; control frames are not activity.
         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,

@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::apigateway::connections::{Connection, Peer, new_connection_id};
 use crate::apigateway::events::{EventContext, HttpParts, request_id};
+use crate::header_case::OriginalNames;
 use crate::apigateway::query::parse_query;
 use crate::http::HttpError;
 use crate::lambda::invoke::InvokeFailure;
@@ -132,13 +133,15 @@ async fn authorize(
         return Err(UNAUTHORIZED);
     }
     let event = events.authorizer(http, &request_id(), state.now_ms());
+    let method_arn = event["methodArn"].as_str().unwrap_or_default().to_owned();
     match auth
         .function
         .invoke("authorizer", event, &state.metrics)
         .await
     {
         Ok(policy) => {
-            allowed(policy).ok_or(HttpError::Handshake(StatusCode::FORBIDDEN, "Forbidden"))
+            allowed(policy, &method_arn)
+                .ok_or(HttpError::Handshake(StatusCode::FORBIDDEN, "Forbidden"))
         }
         Err(InvokeFailure::Error(e)) if e.is_unauthorized() => Err(UNAUTHORIZED),
         Err(_) => Err(HttpError::Handshake(
@@ -258,15 +261,27 @@ fn identity_present(source: &str, http: &HttpParts) -> bool {
     true
 }
 
-/// An Allow policy's context (with `principalId`), or `None` for a Deny or
-/// a response that is not a policy (API Gateway answers both with 403).
-fn allowed(response: Value) -> Option<Value> {
+/// The policy's context (with `principalId`) when it allows invoking
+/// `method_arn`; `None` when it does not (API Gateway answers 403): a
+/// matching Deny wins, else a matching Allow is needed ("IAM JSON policy
+/// elements: Resource" and the policy evaluation logic; "Control access to
+/// WebSocket APIs with AWS Lambda REQUEST authorizers": the policy must
+/// allow the `$connect` route's method ARN). A response that is not a
+/// policy is `None` too.
+fn allowed(response: Value, method_arn: &str) -> Option<Value> {
     let policy: ApiGatewayCustomAuthorizerResponse<Value> = serde_json::from_value(response)
         .map_err(|e| tracing::warn!(error = %e, "the authorizer returned no readable policy"))
         .ok()?;
     let statements = &policy.policy_document.statement;
-    let has = |effect: IamPolicyEffect| statements.iter().any(|s| s.effect == effect);
-    if has(IamPolicyEffect::Deny) || !has(IamPolicyEffect::Allow) {
+    let covers = |effect: IamPolicyEffect| {
+        statements.iter().any(|s| {
+            s.effect == effect
+                && s.action.iter().any(|a| iam_match(a, "execute-api:Invoke"))
+                && s.resource.iter().any(|r| iam_match(r, method_arn))
+        })
+    };
+    if covers(IamPolicyEffect::Deny) || !covers(IamPolicyEffect::Allow) {
+        tracing::info!(%method_arn, "the authorizer's policy does not allow this $connect: 403");
         return None;
     }
     let mut context = match policy.context {
@@ -283,11 +298,14 @@ fn allowed(response: Value) -> Option<Value> {
 /// Headers and query string, as the authorizer and `$connect` events carry them.
 impl HttpParts {
     fn of<B>(req: &http::Request<B>) -> Self {
+        let names = req.extensions().get::<OriginalNames>();
         let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, value) in req.headers() {
             if let Ok(v) = value.to_str() {
+                // As the client spelled it: API Gateway does not fold case.
+                let name = names.map_or(name.as_str(), |n| n.spelling(name.as_str()));
                 headers
-                    .entry(name.as_str().to_owned())
+                    .entry(name.to_owned())
                     .or_default()
                     .push(v.to_owned());
             }
@@ -296,5 +314,86 @@ impl HttpParts {
             headers,
             query: parse_query(req.uri().query()),
         }
+    }
+}
+
+/// IAM's wildcard match, as in `Resource` and `Action`: `*` is any run of
+/// characters, `?` any one; case-sensitive for ARNs. (Action names are
+/// case-insensitive in IAM; `execute-api:Invoke` is compared so.)
+fn iam_match(pattern: &str, value: &str) -> bool {
+    let (p, v): (Vec<char>, Vec<char>) = if pattern.contains(':') && !pattern.starts_with("arn:") {
+        (
+            pattern.to_ascii_lowercase().chars().collect(),
+            value.to_ascii_lowercase().chars().collect(),
+        )
+    } else {
+        (pattern.chars().collect(), value.chars().collect())
+    };
+    // Iterative glob with backtracking to the last star.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < v.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == v[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:execute-api:us-east-1:000000000000:local/prod/$connect";
+
+    fn policy(effect: &str, resource: Value) -> Value {
+        json!({"principalId": "u", "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]}})
+    }
+
+    #[test]
+    fn an_allow_must_cover_the_method_arn() {
+        assert!(allowed(policy("Allow", json!(ARN)), ARN).is_some());
+        assert!(allowed(policy("Allow", json!("arn:aws:execute-api:*:*:local/*")), ARN).is_some());
+        assert!(allowed(policy("Allow", json!(["x", "*"])), ARN).is_some());
+        assert!(
+            allowed(policy("Allow", json!("arn:aws:execute-api:us-east-1:000000000000:other/prod/$connect")), ARN).is_none(),
+            "another API's ARN"
+        );
+        assert!(
+            allowed(policy("Allow", json!("arn:aws:execute-api:us-east-1:000000000000:local/dev/*")), ARN).is_none(),
+            "another stage"
+        );
+    }
+
+    #[test]
+    fn a_deny_wins_only_where_it_applies() {
+        let both = json!({"principalId": "u", "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"},
+            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "arn:aws:execute-api:*:*:local/dev/*"}]}});
+        assert!(allowed(both, ARN).is_some(), "the Deny is for another stage");
+        assert!(allowed(policy("Deny", json!("*")), ARN).is_none());
+    }
+
+    #[test]
+    fn wildcards_follow_iam() {
+        assert!(iam_match("a*c", "abbbc"));
+        assert!(iam_match("a?c", "abc"));
+        assert!(!iam_match("a?c", "abbc"));
+        assert!(iam_match("*", ""));
+        assert!(!iam_match("abc", "abcd"));
+        assert!(iam_match("execute-api:*", "execute-api:Invoke"));
+        assert!(iam_match("Execute-API:invoke", "execute-api:Invoke"), "actions ignore case");
+        assert!(!iam_match("arn:aws:execute-api:*:*:LOCAL/*", ARN), "ARNs do not");
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::template::FunctionSpec;
 
 /// The account id in local ARNs (the same as `AWS::AccountId` in the template).
-pub(crate) const ACCOUNT: &str = "000000000000";
+pub(crate) use crate::template::ACCOUNT;
 
 /// What every function's environment shares.
 #[derive(Clone, Debug)]

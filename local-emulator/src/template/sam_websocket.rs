@@ -64,6 +64,7 @@ impl Template {
         Ok(ApiSpec {
             route_selection,
             stage,
+            stage_variables: self.stage_variables(api),
             routes,
         })
     }

@@ -91,7 +91,11 @@ pub(crate) fn with_probes(mut config: EmulatorConfig, rec: &Recorder) -> Emulato
                 _ => Ok(json!({
                     "principalId": key,
                     "policyDocument": {"Version": "2012-10-17", "Statement": [
-                        {"Action": "execute-api:Invoke", "Effect": effect, "Resource": e["methodArn"]}]},
+                        {"Action": "execute-api:Invoke", "Effect": effect, "Resource": if key == "elsewhere" {
+                            json!("arn:aws:execute-api:us-east-1:000000000000:another-api/test/$connect")
+                        } else {
+                            e["methodArn"].clone()
+                        }}]},
                     "context": {"userId": key, "role": "tester", "level": 3},
                 })),
             }
