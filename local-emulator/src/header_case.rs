@@ -45,7 +45,9 @@ impl Head {
             return;
         }
         let room = MAX_HEAD.saturating_sub(state.bytes.len());
-        state.bytes.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        state
+            .bytes
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
         if state.bytes.windows(4).any(|w| w == b"\r\n\r\n") || state.bytes.len() >= MAX_HEAD {
             state.complete = true;
         }

@@ -117,7 +117,9 @@ async fn a_binary_frame_closes_the_connection_with_1003_and_invokes_no_route() {
         .unwrap()
         .to_owned();
     let seen_before = rec.events().len();
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     let code = loop {
         match tokio::time::timeout(WAIT, ws.next())
             .await
@@ -137,7 +139,11 @@ async fn a_binary_frame_closes_the_connection_with_1003_and_invokes_no_route() {
         .await;
     assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1003);
     let after: Vec<Value> = rec.events()[seen_before..].to_vec();
-    assert_eq!(after.len(), 1, "no route ran for the binary frame: {after:#?}");
+    assert_eq!(
+        after.len(),
+        1,
+        "no route ran for the binary frame: {after:#?}"
+    );
 }
 
 // ---- $connect and the handshake --------------------------------------------------
@@ -200,14 +206,15 @@ async fn connect_gets_query_string_and_headers_and_later_events_get_neither() {
         json!(["1", "2"])
     );
     assert_eq!(connect["queryStringParameters"]["y"], "é");
+    // As tungstenite spells them: header names are passed as sent.
     assert!(
-        connect["headers"]["host"]
+        connect["headers"]["Host"]
             .as_str()
             .unwrap()
             .starts_with("127.0.0.1:")
     );
     assert_eq!(
-        connect["multiValueHeaders"]["sec-websocket-version"],
+        connect["multiValueHeaders"]["Sec-WebSocket-Version"],
         json!(["13"])
     );
     send(&mut ws, json!({"action": "echo"})).await;
@@ -254,7 +261,10 @@ async fn header_names_reach_connect_and_the_authorizer_as_the_client_spelled_the
         let headers = &event["headers"];
         assert_eq!(headers["HeaderAuth1"], "headerValue1", "{kind}: {headers}");
         assert_eq!(headers["Sec-WebSocket-Version"], "13", "{kind}");
-        assert_eq!(headers["x-lower"], "v", "{kind}: lower case stays lower case");
+        assert_eq!(
+            headers["x-lower"], "v",
+            "{kind}: lower case stays lower case"
+        );
         assert!(headers.get("headerauth1").is_none(), "{kind}: not folded");
         assert_eq!(
             event["multiValueHeaders"]["HeaderAuth1"],
@@ -312,10 +322,16 @@ async fn stage_variables_and_one_region_reach_the_authorizer_and_every_event() {
 async fn an_allow_for_another_resource_is_forbidden() {
     let (emu, _rec) = probe(|c| c).await;
     assert_eq!(
-        try_connect(&ws_url(&emu, "/test", "elsewhere"), None).await.err(),
+        try_connect(&ws_url(&emu, "/test", "elsewhere"), None)
+            .await
+            .err(),
         Some(403)
     );
-    assert!(try_connect(&ws_url(&emu, "/test", "fine"), None).await.is_ok());
+    assert!(
+        try_connect(&ws_url(&emu, "/test", "fine"), None)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]

@@ -264,7 +264,10 @@ fn on_incoming(
         // 1003. No route is invoked. (The page names no close reason; the
         // one here is RFC 6455's name for the code.)
         Some(Ok(Message::Binary(bytes))) => {
-            tracing::info!(bytes = bytes.len(), "binary frame: closing with 1003, as API Gateway does");
+            tracing::info!(
+                bytes = bytes.len(),
+                "binary frame: closing with 1003, as API Gateway does"
+            );
             state.metrics.error("binary_frame");
             close(1003, "Unsupported data")
         }

@@ -22,8 +22,8 @@ use tracing::Instrument;
 
 use crate::apigateway::connections::{Connection, Peer, new_connection_id};
 use crate::apigateway::events::{EventContext, HttpParts, request_id};
-use crate::header_case::OriginalNames;
 use crate::apigateway::query::parse_query;
+use crate::header_case::OriginalNames;
 use crate::http::HttpError;
 use crate::lambda::invoke::InvokeFailure;
 use crate::state::State;
@@ -139,10 +139,8 @@ async fn authorize(
         .invoke("authorizer", event, &state.metrics)
         .await
     {
-        Ok(policy) => {
-            allowed(policy, &method_arn)
-                .ok_or(HttpError::Handshake(StatusCode::FORBIDDEN, "Forbidden"))
-        }
+        Ok(policy) => allowed(policy, &method_arn)
+            .ok_or(HttpError::Handshake(StatusCode::FORBIDDEN, "Forbidden")),
         Err(InvokeFailure::Error(e)) if e.is_unauthorized() => Err(UNAUTHORIZED),
         Err(_) => Err(HttpError::Handshake(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -364,14 +362,34 @@ mod policy_tests {
     #[test]
     fn an_allow_must_cover_the_method_arn() {
         assert!(allowed(policy("Allow", json!(ARN)), ARN).is_some());
-        assert!(allowed(policy("Allow", json!("arn:aws:execute-api:*:*:local/*")), ARN).is_some());
+        assert!(
+            allowed(
+                policy("Allow", json!("arn:aws:execute-api:*:*:local/*")),
+                ARN
+            )
+            .is_some()
+        );
         assert!(allowed(policy("Allow", json!(["x", "*"])), ARN).is_some());
         assert!(
-            allowed(policy("Allow", json!("arn:aws:execute-api:us-east-1:000000000000:other/prod/$connect")), ARN).is_none(),
+            allowed(
+                policy(
+                    "Allow",
+                    json!("arn:aws:execute-api:us-east-1:000000000000:other/prod/$connect")
+                ),
+                ARN
+            )
+            .is_none(),
             "another API's ARN"
         );
         assert!(
-            allowed(policy("Allow", json!("arn:aws:execute-api:us-east-1:000000000000:local/dev/*")), ARN).is_none(),
+            allowed(
+                policy(
+                    "Allow",
+                    json!("arn:aws:execute-api:us-east-1:000000000000:local/dev/*")
+                ),
+                ARN
+            )
+            .is_none(),
             "another stage"
         );
     }
@@ -381,7 +399,10 @@ mod policy_tests {
         let both = json!({"principalId": "u", "policyDocument": {"Version": "2012-10-17", "Statement": [
             {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"},
             {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "arn:aws:execute-api:*:*:local/dev/*"}]}});
-        assert!(allowed(both, ARN).is_some(), "the Deny is for another stage");
+        assert!(
+            allowed(both, ARN).is_some(),
+            "the Deny is for another stage"
+        );
         assert!(allowed(policy("Deny", json!("*")), ARN).is_none());
     }
 
@@ -393,7 +414,13 @@ mod policy_tests {
         assert!(iam_match("*", ""));
         assert!(!iam_match("abc", "abcd"));
         assert!(iam_match("execute-api:*", "execute-api:Invoke"));
-        assert!(iam_match("Execute-API:invoke", "execute-api:Invoke"), "actions ignore case");
-        assert!(!iam_match("arn:aws:execute-api:*:*:LOCAL/*", ARN), "ARNs do not");
+        assert!(
+            iam_match("Execute-API:invoke", "execute-api:Invoke"),
+            "actions ignore case"
+        );
+        assert!(
+            !iam_match("arn:aws:execute-api:*:*:LOCAL/*", ARN),
+            "ARNs do not"
+        );
     }
 }
