@@ -41,7 +41,15 @@ pub(crate) fn for_function(
     shared: &Shared,
     host: &dyn Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, String> {
-    let mut env = shared.injected.clone();
+    // Roomcast's own functions get the settings the emulator provides; a
+    // team's own function gets Lambda's reserved variables and its own
+    // template variables, nothing of ours (not the dev signing secret).
+    let ours = crate::lambda::registry::BINARIES.contains(&spec.binary.as_str());
+    let mut env = if ours {
+        shared.injected.clone()
+    } else {
+        BTreeMap::new()
+    };
     for (k, v) in &spec.environment {
         let value = host(k).unwrap_or_else(|| v.clone());
         if !value.is_empty() || !env.contains_key(k) {
@@ -50,7 +58,9 @@ pub(crate) fn for_function(
     }
     if let Some(endpoint) = &shared.dynamodb_endpoint {
         env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.clone());
-        env.insert("ROOMCAST_DYNAMODB_ENDPOINT".into(), endpoint.clone());
+        if ours {
+            env.insert("ROOMCAST_DYNAMODB_ENDPOINT".into(), endpoint.clone());
+        }
     }
     env.insert(
         "AWS_ENDPOINT_URL_LAMBDA".into(),
@@ -66,9 +76,14 @@ pub(crate) fn for_function(
     if let Some(token) = host("AWS_SESSION_TOKEN") {
         env.insert("AWS_SESSION_TOKEN".into(), token);
     }
-    for k in ["PATH", "LANG", "RUST_LOG", "RUST_BACKTRACE"] {
+    let passed: &[&str] = if ours {
+        &["PATH", "LANG", "RUST_LOG", "RUST_BACKTRACE"]
+    } else {
+        &["PATH", "LANG"]
+    };
+    for k in passed {
         if let Some(v) = host(k) {
-            env.insert(k.into(), v);
+            env.insert((*k).into(), v);
         }
     }
     if spec.runtime.starts_with("python") {
@@ -171,6 +186,46 @@ mod tests {
             env["PYTHONDONTWRITEBYTECODE"], "1",
             "no stale bytecode after a reload"
         );
+    }
+
+    /// AWS, "Defined runtime environment variables": a function's
+    /// environment is Lambda's reserved variables plus the ones its
+    /// configuration sets. A team's function in the same template as
+    /// Roomcast's must not see Roomcast's settings (among them the
+    /// development signing secret); Roomcast's own functions still get them.
+    #[test]
+    fn a_teams_function_gets_nothing_of_roomcasts() {
+        let shared = Shared {
+            region: "us-east-1".into(),
+            emulator_url: "http://127.0.0.1:1".into(),
+            dynamodb_endpoint: Some("http://127.0.0.1:2".into()),
+            injected: BTreeMap::from([
+                ("ROOMCAST_JWT_SECRET".into(), "dev-secret".into()),
+                (
+                    "ROOMCAST_CALLBACK_URL".into(),
+                    "http://127.0.0.1:1/prod".into(),
+                ),
+            ]),
+        };
+        let host = |k: &str| match k {
+            "PATH" => Some("/usr/bin".to_owned()),
+            "RUST_LOG" => Some("debug".to_owned()),
+            _ => None,
+        };
+        let theirs = for_function(&spec(), Path::new("/code"), &shared, &host);
+        let leaked: Vec<&String> = theirs
+            .keys()
+            .filter(|k| k.starts_with("ROOMCAST_") || k.starts_with("RUST_"))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        assert_eq!(theirs["A"], "from-template");
+        assert_eq!(theirs["PATH"], "/usr/bin");
+        let mut roomcast = spec();
+        roomcast.binary = "message".into();
+        let ours = for_function(&roomcast, Path::new("/code"), &shared, &host);
+        assert_eq!(ours["ROOMCAST_JWT_SECRET"], "dev-secret");
+        assert_eq!(ours["ROOMCAST_DYNAMODB_ENDPOINT"], "http://127.0.0.1:2");
+        assert_eq!(ours["RUST_LOG"], "debug");
     }
 
     #[test]

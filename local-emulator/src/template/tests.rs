@@ -36,7 +36,7 @@ fn environments_merge_globals_and_evaluate_intrinsics() {
     let publish = t.function("PublishFunction").unwrap();
     assert_eq!(
         publish.environment["ROOMCAST_CALLBACK_URL"],
-        "https://WebSocketApi.execute-api.local.localhost/prod"
+        "https://WebSocketApi.execute-api.us-east-1.localhost/prod"
     );
 }
 
