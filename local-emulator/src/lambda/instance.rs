@@ -130,7 +130,7 @@ impl Instance {
     }
 
     /// Init ends at the first `/next`; `/init/error` or an exit fails it.
-    async fn wait_init(&mut self) -> Result<(), InstanceError> {
+    pub(crate) async fn wait_init(&mut self) -> Result<(), InstanceError> {
         let mut ready = self.sandbox.ready();
         let mut init_error = self.sandbox.init_error();
         tokio::select! {

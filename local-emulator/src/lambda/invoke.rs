@@ -82,7 +82,12 @@ impl Function {
         };
         let started = Instant::now();
         let work = match &self.runs {
-            Runs::Processes(p) => p.clone().invoke_json(event, context),
+            // A cold start's init runs before the function's timeout starts
+            // (its own limit is in `prepare`).
+            Runs::Processes(p) => match p.prepare().await {
+                Ok(prepared) => p.clone().invoke_json(prepared, event, context),
+                Err(e) => return Err(self.failed(label, InvokeFailure::Error(e), metrics)),
+            },
             Runs::InProcess(handler) => handler(event),
         };
         // A task of its own, so a panic is contained like a crashed invocation.
@@ -98,16 +103,19 @@ impl Function {
             }
         };
         metrics.handler_latency(label, started.elapsed());
-        if let Err(e) = &outcome {
-            metrics.error(match e {
-                InvokeFailure::Error(_) => "handler_error",
-                InvokeFailure::Timeout(_) => "handler_timeout",
-                InvokeFailure::Panicked => "handler_panic",
-                InvokeFailure::Closed => "handler_closed",
-            });
-            tracing::warn!(function = %self.name, route = label, error = %e, "invocation failed");
-        }
-        outcome
+        outcome.map_err(|e| self.failed(label, e, metrics))
+    }
+
+    /// Counts and logs a failed invocation.
+    fn failed(&self, label: &str, e: InvokeFailure, metrics: &Metrics) -> InvokeFailure {
+        metrics.error(match e {
+            InvokeFailure::Error(_) => "handler_error",
+            InvokeFailure::Timeout(_) => "handler_timeout",
+            InvokeFailure::Panicked => "handler_panic",
+            InvokeFailure::Closed => "handler_closed",
+        });
+        tracing::warn!(function = %self.name, route = label, error = %e, "invocation failed");
+        e
     }
 }
 

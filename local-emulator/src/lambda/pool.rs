@@ -35,6 +35,18 @@ pub(crate) struct ProcessFunction {
     generation: AtomicU64,
 }
 
+/// Lambda's limit on the Init phase.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// An instance ready for one invocation (warm, or fresh with its init
+/// done), and the request id it will serve.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    instance: Instance,
+    generation: u64,
+    request_id: String,
+}
+
 /// What one invocation carries besides the payload.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct InvokeContext {
@@ -63,14 +75,69 @@ impl ProcessFunction {
         }
     }
 
-    /// One invocation with a JSON event and response.
+    /// A warm instance, or a fresh one whose init has completed. Lambda's
+    /// Init phase has a limit of its own and does not count against the
+    /// function's `Timeout` (AWS, "Understanding the Lambda execution
+    /// environment lifecycle": the Init phase is limited to 10 seconds; if
+    /// it does not finish, Lambda retries it at the first invocation with
+    /// the configured function timeout). The emulator does not restart the
+    /// process for that retry: init gets the two budgets in one go.
+    pub(crate) async fn prepare(self: &Arc<Self>) -> Result<Prepared, InvokeError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(instance) = self.warm(generation) {
+            return Ok(Prepared {
+                instance,
+                generation,
+                request_id,
+            });
+        }
+        let mut instance = self.start(&request_id).await?;
+        let limit = INIT_LIMIT + self.timeout;
+        match tokio::time::timeout(limit, instance.wait_init()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(InstanceError::Function(e))) => return Err(e),
+            Ok(Err(InstanceError::Exited(status))) => {
+                return Err(InvokeError {
+                    error_type: "Runtime.ExitError".into(),
+                    error_message: format!(
+                        "RequestId: {request_id} Error: Runtime exited during init: {status}"
+                    ),
+                });
+            }
+            Err(_) => {
+                tracing::warn!(function = %self.name, request_id, limit_s = limit.as_secs_f64(), "init did not finish within Lambda's init limit");
+                return Err(InvokeError {
+                    error_type: "Runtime.InitTimeout".into(),
+                    error_message: format!(
+                        "INIT did not complete within {:.2} seconds",
+                        limit.as_secs_f64()
+                    ),
+                });
+            }
+        }
+        if let Some(init) = instance.init {
+            self.metrics.function_init(&self.name, init);
+        }
+        Ok(Prepared {
+            instance,
+            generation,
+            request_id,
+        })
+    }
+
+    /// One invocation with a JSON event and response, on a prepared
+    /// instance.
     pub(crate) fn invoke_json(
         self: Arc<Self>,
+        prepared: Prepared,
         event: Value,
         context: InvokeContext,
     ) -> InvokeFuture {
         Box::pin(async move {
-            let body = self.invoke(Bytes::from(event.to_string()), context).await?;
+            let body = self
+                .invoke(prepared, Bytes::from(event.to_string()), context)
+                .await?;
             serde_json::from_slice(&body).map_err(|e| InvokeError {
                 error_type: "Runtime.InvalidResponse".into(),
                 error_message: format!("the function's response is not JSON: {e}"),
@@ -78,18 +145,19 @@ impl ProcessFunction {
         })
     }
 
-    /// Runs one invocation on a warm instance, or a fresh one.
+    /// Runs one invocation on a prepared instance.
     pub(crate) async fn invoke(
         self: &Arc<Self>,
+        prepared: Prepared,
         event: Bytes,
         context: InvokeContext,
     ) -> Result<Bytes, InvokeError> {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let generation = self.generation.load(Ordering::Acquire);
-        let instance = match self.warm(generation) {
-            Some(i) => i,
-            None => self.start(&request_id).await?,
-        };
+        let Prepared {
+            instance,
+            generation,
+            request_id,
+        } = prepared;
+        let request_id = &request_id;
         // Dropped with the future on a timeout: the instance's own drop
         // kills its process, and this says why.
         let mut note = TimeoutNote {
@@ -99,7 +167,6 @@ impl ProcessFunction {
             armed: true,
         };
         let mut instance = instance;
-        let cold = instance.init.is_none();
         let started = Instant::now();
         let work = Work {
             trace_id: trace_id(&request_id),
@@ -111,9 +178,6 @@ impl ProcessFunction {
         };
         let outcome = instance.invoke(work).await;
         note.armed = false;
-        if cold && let Some(init) = instance.init {
-            self.metrics.function_init(&self.name, init);
-        }
         self.metrics
             .function_duration(&self.name, started.elapsed());
         match outcome {
@@ -180,6 +244,17 @@ impl ProcessFunction {
                     error_message: e.to_string(),
                 }
             })
+    }
+
+    /// Prepares an instance and runs one invocation on it (tests).
+    #[cfg(test)]
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        event: Bytes,
+        context: InvokeContext,
+    ) -> Result<Bytes, InvokeError> {
+        let prepared = self.prepare().await?;
+        self.invoke(prepared, event, context).await
     }
 
     /// Instances currently warm and idle.

@@ -101,7 +101,7 @@ async fn call_with(
     context: InvokeContext,
 ) -> Result<Value, InvokeError> {
     let body = Bytes::from(event.to_string());
-    match tokio::time::timeout(BOUND, f.invoke(body, context)).await {
+    match tokio::time::timeout(BOUND, f.call(body, context)).await {
         Ok(r) => r.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null)),
         Err(_) => panic!("no answer within {BOUND:?}"),
     }
@@ -273,7 +273,7 @@ async fn a_timed_out_instance_is_killed_and_replaced() {
     let (f, _) = function("serve", 1).await;
     let before = call(&f, json!({})).await.unwrap()["pid"].clone();
     // The caller's timeout (Function::invoke's) drops the invocation.
-    let slow = f.invoke(
+    let slow = f.call(
         Bytes::from(json!({"fixture": "sleep", "secs": 30}).to_string()),
         InvokeContext::default(),
     );
@@ -294,10 +294,46 @@ async fn a_timed_out_instance_is_killed_and_replaced() {
     assert!(!alive(), "process {pid} was killed");
 }
 
+/// AWS, "Understanding the Lambda execution environment lifecycle": the
+/// Init phase is limited to 10 seconds, apart from the invocation, whose
+/// limit is the function's `Timeout`. A function whose init takes 3 s
+/// answers its first call with `Timeout: 2`, and the invocation's
+/// deadline counts from after init.
+#[tokio::test]
+async fn init_has_its_own_limit_and_does_not_count_against_the_timeout() {
+    let (f, metrics) = function("slow-init", 2).await;
+    let started = std::time::Instant::now();
+    let first = call(&f, json!({}))
+        .await
+        .expect("init is not the invocation");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "it did wait for init"
+    );
+    let deadline = first["headers"]["lambda-runtime-deadline-ms"]
+        .as_str()
+        .and_then(|d| d.parse::<i64>().ok())
+        .unwrap();
+    let now_ms = first["now_ms"].as_i64().unwrap();
+    assert!(
+        deadline - now_ms > 1_000,
+        "the deadline counts from the invocation, not from the cold start: {} ms left",
+        deadline - now_ms
+    );
+    let rendered = metrics.render(0);
+    assert!(
+        rendered.lines().any(
+            |l| l.starts_with("roomcast_function_init_duration_seconds_count")
+                && l.contains("FixtureFunction")
+        ),
+        "the init was measured: {rendered}"
+    );
+}
+
 #[tokio::test]
 async fn a_runtime_that_never_asks_for_work_times_out() {
     let (f, _) = function("never-next", 1).await;
-    let slow = f.invoke(Bytes::from_static(b"{}"), InvokeContext::default());
+    let slow = f.call(Bytes::from_static(b"{}"), InvokeContext::default());
     assert!(
         tokio::time::timeout(Duration::from_secs(1), slow)
             .await
