@@ -8,6 +8,13 @@ applied, or let two conditional writes both pass. Roomcast's concurrency
 tests check Roomcast's logic against DynamoDB's guarantees, so this launcher
 serialises request handling (connections are still accepted concurrently).
 
+It also answers DynamoDB's data-plane calls with plain JSON encoding of
+moto's own result instead of moto's model-driven response serializer: in
+a room of 64 members, that serializer spent 90% of moto's CPU on the
+fan-out's member Query (py-spy), a cost DynamoDB does not have, so every
+Roomcast figure measured on moto was moto's serializer. The bytes are the
+same DynamoDB JSON; control-plane calls keep moto's serializer.
+
 It also makes moto's TransactWriteItems cost what DynamoDB's does: moto
 backs up every table a transaction touches with a deep copy of the whole
 table (to roll back on failure), so a transaction's cost grows with the
@@ -88,9 +95,32 @@ def item_level_transactions() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+DATA_PLANE = {
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+    "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems",
+}
+
+
+def plain_json_results() -> None:
+    """Serialises the data-plane results of DynamoDB with json.dumps."""
+    from moto.dynamodb.models.utilities import dynamo_json_dump
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+
+    def execute_result(self, context):
+        if context.operation_model.name not in DATA_PLANE:
+            return original(self, context)
+        body = dynamo_json_dump(self.result)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+    DynamoResult.execute_result = execute_result
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     item_level_transactions()
+    plain_json_results()
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
 
