@@ -488,8 +488,10 @@ fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String, is_binary:
             let ctx = state.events(&conn.peer);
             let event = ctx.message(&route.key, &body, is_binary, &conn.authorizer, &rid, state.now_ms());
             let reply = match route.function.invoke(&route.key, event, &state.metrics).await {
-                Ok(response) if route.returns_response => route_response(&response),
-                Ok(_) => None,
+                Ok(response) => {
+                    log_error_status(&route, &conn.peer.id, &rid, &response);
+                    route.returns_response.then(|| route_response(&response)).flatten()
+                }
                 Err(_) => Some(Message::text(
                     json!({"message": "Internal server error", "connectionId": conn.peer.id, "requestId": rid}).to_string(),
                 )),
@@ -502,6 +504,26 @@ fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String, is_binary:
         }
         .in_current_span(),
     );
+}
+
+/// A route's function that answers with an error status (its own
+/// try/catch turned a failure into `{statusCode: 500, body}`): API Gateway
+/// sends the client nothing different, so say it here, or the developer
+/// sees nothing at all.
+fn log_error_status(route: &Route, connection_id: &str, request_id: &str, response: &Value) {
+    let Some(status) = response.get("statusCode").and_then(Value::as_u64) else {
+        return;
+    };
+    if status < 400 {
+        return;
+    }
+    let body = crate::lambda::invoke::first_lines(
+        response
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    tracing::warn!(function = %route.function.name, route = %route.key, %connection_id, %request_id, status, %body, "the route's function answered with an error status");
 }
 
 /// The integration response's body as a frame (binary when base64-encoded).

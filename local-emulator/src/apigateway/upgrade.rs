@@ -26,6 +26,7 @@ use crate::apigateway::query::parse_query;
 use crate::header_case::OriginalNames;
 use crate::http::HttpError;
 use crate::lambda::invoke::InvokeFailure;
+use crate::lambda::invoke::first_lines;
 use crate::state::State;
 
 /// Whether this request asks for a WebSocket upgrade.
@@ -157,6 +158,9 @@ struct ConnectResponse {
     status_code: Option<u16>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Shown in the log when the connection is refused.
+    #[serde(default)]
+    body: Option<String>,
 }
 
 /// Runs `$connect`, when the template has it. Returns the subprotocol to
@@ -170,22 +174,29 @@ async fn connect(
     let Some(route) = state.routes.get("$connect") else {
         return Ok(None);
     };
-    let event = events.connect(http, authorizer, &request_id(), state.now_ms());
+    let rid = request_id();
+    let event = events.connect(http, authorizer, &rid, state.now_ms());
     let failed = HttpError::Handshake(StatusCode::BAD_GATEWAY, "Internal server error");
     let response = route
         .function
         .invoke("$connect", event, &state.metrics)
         .await
         .map_err(|_| failed.clone())?;
+    let (function, connection_id) = (&route.function.name, &events.peer.id);
     let response: ConnectResponse = match response {
         Value::Null => ConnectResponse::default(),
-        v => serde_json::from_value(v).map_err(|e| {
-            tracing::warn!(error = %e, "$connect returned a response API Gateway cannot read");
-            failed.clone()
-        })?,
+        v => {
+            let shown = first_lines(&v.to_string());
+            serde_json::from_value(v).map_err(|e| {
+                tracing::warn!(%function, route = "$connect", %connection_id, request_id = %rid, error = %e, response = %shown, "$connect returned a response API Gateway cannot read: 502");
+                failed.clone()
+            })?
+        }
     };
     let status = response.status_code.unwrap_or(200);
     if !(200..300).contains(&status) {
+        let body = first_lines(response.body.as_deref().unwrap_or_default());
+        tracing::warn!(%function, route = "$connect", %connection_id, request_id = %rid, status, %body, "$connect refused the connection");
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         return Err(HttpError::Handshake(code, "Connection rejected"));
     }

@@ -80,13 +80,14 @@ impl Function {
         let Ok(_permit) = self.concurrency.clone().acquire_owned().await else {
             return Err(InvokeFailure::Closed);
         };
+        let ids = EventIds::of(&event);
         let started = Instant::now();
         let work = match &self.runs {
             // A cold start's init runs before the function's timeout starts
             // (its own limit is in `prepare`).
             Runs::Processes(p) => match p.prepare().await {
                 Ok(prepared) => p.clone().invoke_json(prepared, event, context),
-                Err(e) => return Err(self.failed(label, InvokeFailure::Error(e), metrics)),
+                Err(e) => return Err(self.failed(label, &ids, InvokeFailure::Error(e), metrics)),
             },
             Runs::InProcess(handler) => handler(event),
         };
@@ -103,20 +104,68 @@ impl Function {
             }
         };
         metrics.handler_latency(label, started.elapsed());
-        outcome.map_err(|e| self.failed(label, e, metrics))
+        outcome.map_err(|e| self.failed(label, &ids, e, metrics))
     }
 
-    /// Counts and logs a failed invocation.
-    fn failed(&self, label: &str, e: InvokeFailure, metrics: &Metrics) -> InvokeFailure {
+    /// Counts and logs a failed invocation: the function, the route or
+    /// caller, the connection and API Gateway's request id, and the first
+    /// lines of the error, so a developer sees more than the client's
+    /// "Internal server error".
+    fn failed(
+        &self,
+        label: &str,
+        ids: &EventIds,
+        e: InvokeFailure,
+        metrics: &Metrics,
+    ) -> InvokeFailure {
         metrics.error(match e {
             InvokeFailure::Error(_) => "handler_error",
             InvokeFailure::Timeout(_) => "handler_timeout",
             InvokeFailure::Panicked => "handler_panic",
             InvokeFailure::Closed => "handler_closed",
         });
-        tracing::warn!(function = %self.name, route = label, error = %e, "invocation failed");
+        let detail = match &e {
+            InvokeFailure::Error(err) => {
+                format!("{}: {}", err.error_type, first_lines(&err.error_message))
+            }
+            other => other.to_string(),
+        };
+        let none = "-";
+        tracing::warn!(
+            function = %self.name, route = %label,
+            connection_id = %ids.connection_id.as_deref().unwrap_or(none),
+            request_id = %ids.request_id.as_deref().unwrap_or(none), error = %detail,
+            "invocation failed"
+        );
         e
     }
+}
+
+/// The ids an API Gateway event carries, for the log lines about it.
+#[derive(Debug, Default)]
+pub(crate) struct EventIds {
+    pub(crate) connection_id: Option<String>,
+    pub(crate) request_id: Option<String>,
+}
+
+impl EventIds {
+    pub(crate) fn of(event: &Value) -> Self {
+        let ctx = &event["requestContext"];
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        Self {
+            connection_id: text(&ctx["connectionId"]),
+            request_id: text(&ctx["requestId"]),
+        }
+    }
+}
+
+/// At most the first five lines and 600 characters of `text`, for a log.
+pub(crate) fn first_lines(text: &str) -> String {
+    let mut out: String = text.lines().take(5).collect::<Vec<_>>().join(" | ");
+    if out.chars().count() > 600 {
+        out = out.chars().take(600).collect::<String>() + "…";
+    }
+    out
 }
 
 /// What every function is built with: the emulator's shared parts.
