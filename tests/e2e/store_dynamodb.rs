@@ -178,12 +178,13 @@ async fn a_presence_join_costs_two_writes_one_roster_query_and_reads() {
     // reverse + watcher copy (one BatchWriteItem), member PutItem, the member
     // count (ADD, an UpdateItem that returns the new count); roster (a
     // presence joiner gets it, and it also answers whom to tell): one Query
-    // of at most the cap; current seq: GetItem.
+    // of at most the cap, after a read of the member set's version (the
+    // warm function's member cache); the room's counter to settle: GetItem.
     assert_eq!(
         w.counter.take(),
         counts(&[
             ("BatchWriteItem", 1),
-            ("GetItem", 1),
+            ("GetItem", 2),
             ("PutItem", 1),
             ("Query", 1),
             ("UpdateItem", 2)
@@ -455,12 +456,13 @@ async fn a_send_to_a_large_room_reads_one_page_and_hands_the_rest_to_shards() {
         )
         .await;
     assert_eq!(ack["seq"], 1, "{ack}");
-    // touch, the retry check, the seq, the transaction, one member page
-    // (of 11), the settled watermark.
+    // touch, the retry check, the seq, the transaction, the member set's
+    // version and one member page (of 11; a second message with the room
+    // unchanged reads the version only), the settled watermark.
     assert_eq!(
         w.counter.take(),
         counts(&[
-            ("GetItem", 1),
+            ("GetItem", 2),
             ("Query", 1),
             ("TransactWriteItems", 1),
             ("UpdateItem", 3)
@@ -663,4 +665,43 @@ async fn concurrent_frames_of_one_connection_are_each_charged_without_conflicts(
         store.touch("c1", NOW + 3_600_000, &limit).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+/// A hot room: the second message to a room whose members did not change
+/// reads the member set's version, not the members; a join in between
+/// makes the next message read them again, and the joiner gets it.
+#[tokio::test]
+async fn a_second_message_to_an_unchanged_room_reuses_its_members_and_a_join_refreshes_them() {
+    let mut w = CostWorld::new(None).await;
+    w.dispatch = Some(MemoryDispatch::new());
+    w.connect("sender", "alice").await;
+    w.populate("room", 20).await;
+    let send = |id: &str| json!({"action": "send", "room": "room", "id": id, "data": id});
+    w.call("sender", send("m1")).await;
+    w.counter.take();
+    w.call("sender", send("m2")).await;
+    let calls = w.counter.take();
+    assert_eq!(
+        calls.get("Query"),
+        None,
+        "members from the cache: {calls:?}"
+    );
+    for i in 0..20 {
+        assert_eq!(w.gateway.take(&format!("m{i}")).len(), 2, "member {i}");
+    }
+    w.connect("late", "bob").await;
+    w.call("late", json!({"action": "join", "room": "room"}))
+        .await;
+    w.counter.take();
+    w.call("sender", send("m3")).await;
+    assert_eq!(
+        w.counter.take().get("Query"),
+        Some(&1),
+        "the join changed the room"
+    );
+    let got = w.gateway.take("late");
+    assert!(
+        got.iter().any(|f| f["type"] == "message" && f["seq"] == 3),
+        "the joiner got the next message: {got:?}"
+    );
 }

@@ -16,18 +16,26 @@ use crate::store::StoreError;
 /// The counter's sort key.
 pub(crate) const COUNT: &str = "COUNT";
 const MEMBERS: &str = "members";
+/// Bumped by every change to the member set or to a member's item (a
+/// join, a re-join, a leave, a cleanup), after the change is written: a
+/// fan-out that reads it after storing its message and finds the version
+/// it cached the members under can reuse them (`member_cache`).
+const VERSION: &str = "version";
 
 impl DynamoStore {
-    /// Adds `delta` to the room's member count; returns the new count.
+    /// Adds `delta` to the room's member count and bumps the member set's
+    /// version; returns the new count.
     pub(super) async fn add_member_count(&self, room: &str, delta: i64) -> Result<u64, StoreError> {
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(room_pk(room), COUNT)))
-            .update_expression("ADD #m :d")
+            .update_expression("ADD #m :d, #v :one")
             .expression_attribute_names("#m", MEMBERS)
+            .expression_attribute_names("#v", VERSION)
             .expression_attribute_values(":d", n(delta))
+            .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -46,5 +54,29 @@ impl DynamoStore {
         };
         let count = Reader::new(&item).number::<i64>(MEMBERS)?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Bumps the member set's version alone (a member's item changed).
+    pub(super) async fn bump_members_version(&self, room: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(room), COUNT)))
+            .update_expression("ADD #v :one")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(unavailable("bump members version"))?;
+        Ok(())
+    }
+
+    /// The member set's version, strongly consistent (0 for a room never
+    /// joined).
+    pub(super) async fn members_version(&self, room: &str) -> Result<u64, StoreError> {
+        let Some(item) = self.get(key(room_pk(room), COUNT), true).await? else {
+            return Ok(0);
+        };
+        Reader::new(&item).number_or(VERSION, 0)
     }
 }

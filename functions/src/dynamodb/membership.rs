@@ -78,6 +78,9 @@ impl DynamoStore {
             });
         };
         let r = Reader::new(old);
+        // The member's item changed (expiry, rights, token expiry): cached
+        // member pages must not outlive it.
+        self.bump_members_version(&m.room).await?;
         // Rights can change between joins (a refreshed token): a member
         // who lost the presence right must stop being told.
         if !m.presence && r.boolean("presence").unwrap_or(false) {

@@ -24,6 +24,7 @@ use crate::store::{
 
 mod counting;
 mod items;
+mod member_cache;
 mod member_count;
 mod membership;
 mod sequence;
@@ -47,6 +48,11 @@ pub struct StoreOptions {
     /// `Limit` on each page of a room's member Query. Default `None`:
     /// DynamoDB's 1 MB pages. Tests set it to prove pagination is followed.
     pub member_page_limit: Option<i32>,
+    /// How long a warm function reuses a room's first member page while the
+    /// room's member set is unchanged (one read of its version instead of
+    /// a Query per message; see `member_cache`). Default 2 s; zero
+    /// disables it.
+    pub member_cache: Duration,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +61,7 @@ impl Default for StoreOptions {
             cas_attempts: 16,
             batch_attempts: 8,
             member_page_limit: None,
+            member_cache: Duration::from_secs(2),
         }
     }
 }
@@ -88,6 +95,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     options: StoreOptions,
+    member_cache: member_cache::MemberCache,
 }
 
 fn unavailable<E, R>(operation: &'static str) -> impl Fn(SdkError<E, R>) -> StoreError
@@ -150,6 +158,7 @@ impl DynamoStore {
             client,
             table: table.into(),
             options,
+            member_cache: member_cache::MemberCache::default(),
         }
     }
 
@@ -444,7 +453,10 @@ impl Store for DynamoStore {
         limit: usize,
         now: Millis,
     ) -> Result<MemberPage, StoreError> {
-        self.member_page(room, after, limit, now).await
+        match after {
+            None => self.first_member_page(room, limit, now).await,
+            Some(_) => self.member_page(room, after, limit, now).await,
+        }
     }
 
     async fn member_count(&self, room: &str, _now: Millis) -> Result<u64, StoreError> {
