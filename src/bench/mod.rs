@@ -188,11 +188,12 @@ async fn hot_room(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The `hot-room` targets, each with the DynamoDB endpoint it uses (none:
-/// the memory store), and the latency proxy they need kept alive.
-fn hot_targets(
-    args: &BenchArgs,
-) -> Result<(Option<Server>, Vec<(String, Option<String>)>), String> {
+/// `hot-room` targets by name, each with the DynamoDB endpoint it uses
+/// (none: the memory store).
+type HotTargets = Vec<(String, Option<String>)>;
+
+/// The `hot-room` targets, and the latency proxy they need kept alive.
+fn hot_targets(args: &BenchArgs) -> Result<(Option<Server>, HotTargets), String> {
     let mut targets = vec![("roomcast".to_owned(), None)];
     let Some(endpoint) = &args.dynamodb_endpoint else {
         return Ok((None, targets));

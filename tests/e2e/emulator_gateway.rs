@@ -120,15 +120,13 @@ async fn a_binary_frame_closes_the_connection_with_1003_and_invokes_no_route() {
     ws.send(Message::binary(vec![0u8, 1, 2, 255]))
         .await
         .unwrap();
-    let code = loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a close in time")
-        {
-            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
-            Some(Ok(other)) => panic!("no frame may answer a binary frame: {other:?}"),
-            other => panic!("expected a close frame, got {other:?}"),
-        }
+    let code = match tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("a close in time")
+    {
+        Some(Ok(Message::Close(Some(f)))) => u16::from(f.code),
+        Some(Ok(other)) => panic!("no frame may answer a binary frame: {other:?}"),
+        other => panic!("expected a close frame, got {other:?}"),
     };
     assert_eq!(code, 1003);
     let disconnect = rec

@@ -157,7 +157,6 @@ impl ProcessFunction {
             generation,
             request_id,
         } = prepared;
-        let request_id = &request_id;
         // Dropped with the future on a timeout: the instance's own drop
         // kills its process, and this says why.
         let mut note = TimeoutNote {
