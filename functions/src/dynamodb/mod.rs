@@ -109,6 +109,24 @@ where
     }
 }
 
+/// Whether a conditional write happened: `Ok(false)` when its condition
+/// failed (DynamoDB's `ConditionalCheckFailedException`), `Unavailable`
+/// for any other failure. `failed` tells the operation's error type.
+fn written<O, E>(
+    result: Result<O, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+    failed: impl Fn(&E) -> bool,
+    operation: &'static str,
+) -> Result<bool, StoreError>
+where
+    E: std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(&failed) => Ok(false),
+        Err(e) => Err(unavailable(operation)(e)),
+    }
+}
+
 /// Exponential backoff, from 20 ms, for batches that come back with
 /// unprocessed items (throttling), up to a number of attempts.
 struct Backoff {
@@ -343,18 +361,18 @@ fn connection_must_exist(
     id: &str,
     operation: &'static str,
 ) -> Result<(), StoreError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-        {
-            Err(StoreError::NotFound {
-                what: "connection",
-                key: id.to_owned(),
-            })
-        }
-        Err(e) => Err(unavailable(operation)(e)),
+    let found = written(
+        result,
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+        operation,
+    )?;
+    if found {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound {
+            what: "connection",
+            key: id.to_owned(),
+        })
     }
 }
 
@@ -632,16 +650,11 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(now.div_euclid(1000)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable("mark direct")(e)),
-        }
+        written(
+            result,
+            aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
+            "mark direct",
+        )
     }
 }
 

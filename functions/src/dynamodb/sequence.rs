@@ -11,7 +11,10 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
 
 use super::items::*;
-use super::{DynamoStore, build_error, unavailable};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+
+use super::{DynamoStore, build_error, unavailable, written};
 use crate::clock::Millis;
 use crate::protocol::Message;
 use crate::store::{Committed, Reserved, SeqState, Slot, StoreError};
@@ -147,16 +150,11 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable("close slot")(e)),
-        }
+        written(
+            result,
+            PutItemError::is_conditional_check_failed_exception,
+            "close slot",
+        )
     }
 
     pub(super) async fn counter(&self, room: &str) -> Result<SeqState, StoreError> {
@@ -190,17 +188,13 @@ impl DynamoStore {
             .expression_attribute_values(":seq", n(seq))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Another settle got as far or further.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable("raise settled")(e)),
-        }
+        // Not written: another settle got as far or further.
+        written(
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+            "raise settled",
+        )?;
+        Ok(())
     }
 
     pub(super) async fn read_slots(

@@ -102,12 +102,12 @@ impl EventContext<'_> {
         }
     }
 
-    /// A message: no headers; `body` as text, or base64 for binary frames.
+    /// A message: no headers; `body` as text (WebSocket APIs take no
+    /// binary frames, so `isBase64Encoded` is always false).
     pub(crate) fn message(
         &self,
         route_key: &str,
         body: &str,
-        is_base64: bool,
         authorizer: &Value,
         request_id: &str,
         now_ms: i64,
@@ -124,7 +124,7 @@ impl EventContext<'_> {
         let mut event = Map::new();
         event.insert("requestContext".into(), Value::Object(ctx));
         event.insert("body".into(), json!(body));
-        event.insert("isBase64Encoded".into(), json!(is_base64));
+        event.insert("isBase64Encoded".into(), json!(false));
         self.add_stage_variables(&mut event);
         Value::Object(event)
     }
@@ -253,9 +253,8 @@ mod tests {
         assert_eq!(connect.query_string_parameters.first("token"), Some("t"));
 
         let message: ApiGatewayWebsocketProxyRequest =
-            serde_json::from_value(ctx().message("$default", "AAEC", true, &auth, "r2", 3_000))
-                .unwrap();
-        assert!(message.is_base64_encoded);
+            serde_json::from_value(ctx().message("$default", "hi", &auth, "r2", 3_000)).unwrap();
+        assert!(!message.is_base64_encoded);
         assert_eq!(
             message.request_context.message_id.as_deref().map(str::len),
             Some(16)

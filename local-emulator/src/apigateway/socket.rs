@@ -255,7 +255,7 @@ fn on_incoming(
         Some(Ok(Message::Text(text))) => {
             conn.touch(state.now_ms());
             state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-            dispatch(state, conn, text.as_str().to_owned(), false);
+            dispatch(state, conn, text.as_str().to_owned());
             None
         }
         // AWS, "Binary media types for WebSocket APIs in API Gateway":
@@ -450,13 +450,12 @@ fn fragments(message: &Message, max_frame: usize) -> Option<Vec<Frame>> {
 
 /// Picks the route for a frame: `$request.body.<path>` on JSON text. The
 /// selected value is stringified before matching, as API Gateway does
-/// (route key `5` matches `{"action": 5}`). Anything else (not JSON, binary,
-/// no such value, an object, array or null, or no route with that key) goes
-/// to `$default`.
-fn select_route<'a>(state: &'a State, body: &str, is_binary: bool) -> Option<&'a Route> {
-    let selected = (!is_binary)
-        .then(|| serde_json::from_str::<Value>(body).ok())
-        .flatten()
+/// (route key `5` matches `{"action": 5}`). Anything else (not JSON, no
+/// such value, an object, array or null, or no route with that key) goes
+/// to `$default`. (Binary frames never get here: they close the socket.)
+fn select_route<'a>(state: &'a State, body: &str) -> Option<&'a Route> {
+    let selected = serde_json::from_str::<Value>(body)
+        .ok()
         .and_then(|v| {
             let mut cur = &v;
             for part in &state.selection_path {
@@ -474,9 +473,9 @@ fn select_route<'a>(state: &'a State, body: &str, is_binary: bool) -> Option<&'a
     selected.or_else(|| state.routes.get("$default"))
 }
 
-fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String, is_binary: bool) {
+fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String) {
     let rid = request_id();
-    let Some(route) = select_route(state, &body, is_binary).cloned() else {
+    let Some(route) = select_route(state, &body).cloned() else {
         let frame = json!({"message": "Forbidden", "connectionId": conn.peer.id, "requestId": rid});
         let _ = conn.tx.try_send(Message::text(frame.to_string()));
         return;
@@ -486,7 +485,7 @@ fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String, is_binary:
     tokio::spawn(
         async move {
             let ctx = state.events(&conn.peer);
-            let event = ctx.message(&route.key, &body, is_binary, &conn.authorizer, &rid, state.now_ms());
+            let event = ctx.message(&route.key, &body, &conn.authorizer, &rid, state.now_ms());
             let reply = match route.function.invoke(&route.key, event, &state.metrics).await {
                 Ok(response) => {
                     log_error_status(&route, &conn.peer.id, &rid, &response);
