@@ -110,28 +110,7 @@ impl CostWorld {
     /// the usual frame, whose rate-limit charge is one conditional update.
     async fn call(&self, conn: &str, frame: serde_json::Value) -> serde_json::Value {
         self.clock.advance_ms(1_000);
-        let reply = routes::message(
-            &self.ctx(),
-            None,
-            routes::Inbound {
-                connection_id: conn,
-                identity: None,
-                body: Some(&frame.to_string()),
-                is_binary: false,
-                received_at: None,
-            },
-        )
-        .await;
-        // A send's ack goes ahead of the fan-out, through the gateway.
-        let reply = reply
-            .map(|r| serde_json::to_value(&r).unwrap())
-            .or_else(|| {
-                self.gateway
-                    .take_where(conn, |f| f["type"] == "ack")
-                    .into_iter()
-                    .next()
-            });
-        reply.expect("a reply or an early ack")
+        common::domain_reply(&self.ctx(), &self.gateway, conn, &frame).await
     }
 
     /// Connects `n` members into `room` without counting.

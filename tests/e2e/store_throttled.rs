@@ -85,29 +85,9 @@ impl World {
     }
 
     /// The reply to a frame: the route's, or the ack posted ahead of it.
-    async fn call(&self, conn: &str, frame: Value) -> Value {
+    async fn call(&self, conn: &str, frame: serde_json::Value) -> serde_json::Value {
         self.clock.advance_ms(1_000);
-        let reply = routes::message(
-            &self.ctx(),
-            None,
-            routes::Inbound {
-                connection_id: conn,
-                identity: None,
-                body: Some(&frame.to_string()),
-                is_binary: false,
-                received_at: None,
-            },
-        )
-        .await
-        .map(|r| serde_json::to_value(&r).unwrap());
-        reply
-            .or_else(|| {
-                self.gateway
-                    .take_where(conn, |f| f["type"] == "ack")
-                    .into_iter()
-                    .next()
-            })
-            .expect("a reply or an early ack")
+        common::domain_reply(&self.ctx(), &self.gateway, conn, &frame).await
     }
 
     async fn settled(&self) -> sequencer::Settled {

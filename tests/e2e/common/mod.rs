@@ -89,3 +89,34 @@ pub(crate) async fn dynamo_store_with(
     }
     (store, client, table)
 }
+
+/// The reply a client sees to `frame` from the domain run on `ctx`: the
+/// route's reply, or the ack a `send` posts ahead of its fan-out.
+pub(crate) async fn domain_reply(
+    ctx: &roomcast_core::routes::Context<'_>,
+    gateway: &roomcast_core::gateway::memory::MemoryGateway,
+    conn: &str,
+    frame: &serde_json::Value,
+) -> serde_json::Value {
+    let reply = roomcast_core::routes::message(
+        ctx,
+        None,
+        roomcast_core::routes::Inbound {
+            connection_id: conn,
+            identity: None,
+            body: Some(&frame.to_string()),
+            is_binary: false,
+            received_at: None,
+        },
+    )
+    .await
+    .map(|r| serde_json::to_value(&r).unwrap());
+    reply
+        .or_else(|| {
+            gateway
+                .take_where(conn, |f| f["type"] == "ack")
+                .into_iter()
+                .next()
+        })
+        .expect("a reply or an early ack")
+}
