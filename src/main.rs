@@ -47,6 +47,14 @@ enum Command {
         #[command(subcommand)]
         command: TableCommand,
     },
+    /// Install the AWS SDK packages that Lambda's Node.js and Python
+    /// runtimes include, for every function of a template that imports
+    /// them (the emulator does this at start-up; this does it ahead, e.g.
+    /// before going offline).
+    Runtimes {
+        #[command(subcommand)]
+        command: RuntimesCommand,
+    },
     /// Print room messages as JSON lines (reconnects and resumes by itself).
     Listen {
         /// The room.
@@ -226,16 +234,34 @@ struct ConnArgs {
 }
 
 #[derive(Subcommand)]
+enum RuntimesCommand {
+    /// Install what the template's Node.js and Python functions import.
+    Install {
+        /// The SAM template.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// The Python interpreter python3.x functions run with.
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// The cache directory.
+        #[arg(long, env = "ROOMCAST_CACHE_DIR", default_value_os_t = roomcast_emulator::lambda::runtime_sdk::default_cache_dir())]
+        cache_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum TableCommand {
-    /// Create the table from template.yaml's definition (idempotent).
+    /// Create every `AWS::DynamoDB::Table` of the template, with its keys,
+    /// indexes, TTL and stream (idempotent: existing tables are left).
     Create {
         /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 (moto, DynamoDB Local).
         #[arg(long)]
         endpoint: String,
-        /// Table name.
+        /// The name of Roomcast's table (the one its functions get as
+        /// `ROOMCAST_TABLE`); other tables keep the template's names.
         #[arg(long, default_value = "roomcast")]
         table: String,
-        /// The SAM template holding the table resource.
+        /// The SAM template holding the table resources.
         #[arg(long, default_value = "template.yaml")]
         template: PathBuf,
     },
@@ -291,10 +317,12 @@ struct DevArgs {
     /// Use DynamoDB at this endpoint instead of the in-memory store.
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
-    /// Table name (DynamoDB mode).
+    /// The name of Roomcast's table (DynamoDB mode): the one its functions
+    /// get as `ROOMCAST_TABLE`. The template's other tables keep their own
+    /// names (`TableName`, else `roomcast-local-{LogicalId}`).
     #[arg(long, default_value = "roomcast")]
     table: String,
-    /// Create the table if missing (DynamoDB mode).
+    /// Create every table of the template that is missing (DynamoDB mode).
     #[arg(long)]
     create_table: bool,
     /// Log format.
@@ -333,6 +361,16 @@ struct DevArgs {
     /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Serve plain HTTP only. By default the port also serves TLS
+    /// (https://, wss://) with a certificate from a local CA kept in the
+    /// cache directory, so that `https://{domainName}/{stage}` callbacks
+    /// work as written.
+    #[arg(long)]
+    no_tls: bool,
+    /// Where the AWS SDK that Lambda's Node.js and Python runtimes include
+    /// is installed for functions that import it, and the local CA is kept.
+    #[arg(long, env = "ROOMCAST_CACHE_DIR", default_value_os_t = roomcast_emulator::lambda::runtime_sdk::default_cache_dir())]
+    cache_dir: PathBuf,
     /// Template parameters in place of their defaults, as SAM's flag:
     /// `--parameter-overrides FanoutInlineMax=50 PresenceMax=20`.
     #[arg(long, num_args = 1.., value_parser = parse_override)]
@@ -404,6 +442,17 @@ async fn main() -> ExitCode {
             init_tracing(LogFormat::Human);
             create_table(&endpoint, &table, &template).await
         }
+        Some(Command::Runtimes {
+            command:
+                RuntimesCommand::Install {
+                    template,
+                    python,
+                    cache_dir,
+                },
+        }) => {
+            init_tracing(LogFormat::Human);
+            install_runtimes(&template, &python, &cache_dir).await
+        }
         Some(Command::Token { user, name, url }) => dev_token(&url, &user, name.as_deref())
             .await
             .map(|t| out(&t)),
@@ -457,6 +506,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
             FunctionsArg::Process => FunctionsMode::Process,
         })
         .python(args.python)
+        .tls(!args.no_tls)
+        .cache_dir(args.cache_dir)
         .build(args.build)
         .watch(args.watch)
         .cargo_profile(args.cargo_profile);
@@ -626,21 +677,47 @@ async fn send(room: &str, data: &str, id: Option<String>, conn: ConnArgs) -> Res
     Ok(())
 }
 
+/// `roomcast runtimes install`.
+async fn install_runtimes(
+    template: &std::path::Path,
+    python: &std::path::Path,
+    cache: &std::path::Path,
+) -> Result<(), String> {
+    let t = Template::load(template).map_err(|e| e.to_string())?;
+    let project = template.parent().unwrap_or(std::path::Path::new("."));
+    for spec in t.functions().map_err(|e| e.to_string())? {
+        let root = project.join(&spec.code_uri);
+        let env = roomcast_emulator::lambda::runtime_sdk::provide(&spec, &root, cache, python)
+            .await
+            .map_err(|e| e.to_string())?;
+        out(
+            &serde_json::json!({"function": spec.logical_id, "runtime": spec.runtime, "env": env})
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// `roomcast table create`: every table of the template, Roomcast's under
+/// `table`, the others under the names the template gives them.
 async fn create_table(
     endpoint: &str,
     table: &str,
     template: &std::path::Path,
 ) -> Result<(), String> {
-    let def = Template::load(template)
-        .and_then(|t| t.table_definition())
+    let tables = Template::load(template)
+        .map(|t| t.with_table_name(table))
+        .and_then(|t| t.tables())
         .map_err(|e| e.to_string())?;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
     let client = roomcast_aws::dynamodb::client(&sdk, Some(endpoint));
-    let created = roomcast_aws::dynamodb::create_table(&client, table, &def)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(table, endpoint, created, "table ready");
+    for t in tables {
+        let created = roomcast_aws::dynamodb::create_table(&client, &t.name, &t.definition)
+            .await
+            .map_err(|e| format!("table {}: {e}", t.name))?;
+        tracing::info!(table = %t.name, logical_id = %t.logical_id, endpoint, created, "table ready");
+    }
     Ok(())
 }

@@ -85,6 +85,16 @@ pub struct EmulatorConfig {
     /// The Python interpreter for `python3.x` functions; it needs PyPI's
     /// `awslambdaric`. Default `python3`.
     pub python: PathBuf,
+    /// Serve TLS on the same port as plain HTTP (told apart by the first
+    /// byte), with a certificate from a local CA kept in `cache_dir/tls`,
+    /// so that `https://{domainName}/{stage}` callbacks work as written.
+    /// Default true.
+    pub tls: bool,
+    /// Where the AWS SDK that Lambda's Node.js and Python runtimes ship is
+    /// installed for functions that import it (`lambda::runtime_sdk`).
+    /// Default `ROOMCAST_CACHE_DIR`, else `$XDG_CACHE_HOME/roomcast`, else
+    /// `~/.cache/roomcast`.
+    pub cache_dir: PathBuf,
     /// The cargo profile whose binaries process functions run: `debug`
     /// (default), `release` or a custom one (`target/<profile>/`).
     pub cargo_profile: String,
@@ -155,6 +165,8 @@ impl Default for EmulatorConfig {
             functions: FunctionsMode::InProcess,
             build: false,
             python: PathBuf::from("python3"),
+            cache_dir: crate::lambda::runtime_sdk::default_cache_dir(),
+            tls: true,
             async_retry_base: Duration::from_secs(60),
             watch: false,
             cargo_profile: "debug".into(),
@@ -279,6 +291,18 @@ impl EmulatorConfig {
     /// Sets a template parameter, as SAM's `--parameter-overrides`.
     pub fn parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.parameter_overrides.insert(name.into(), value.into());
+        self
+    }
+
+    /// Serves TLS on the same port (true, the default) or plain HTTP only.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// Sets where runtime SDKs and the local CA are kept.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = dir.into();
         self
     }
 

@@ -29,6 +29,7 @@ mod routes;
 mod server;
 mod state;
 pub mod template;
+pub mod tls;
 
 pub use config::{EmulatorConfig, FunctionsMode};
 pub use state::local_sdk_config;
@@ -62,6 +63,10 @@ pub enum EmulatorError {
     /// missing or not executable, a failed build): fix what it names.
     #[error(transparent)]
     Launch(#[from] lambda::LaunchError),
+    /// The AWS SDK a function imports, which Lambda's runtime would
+    /// provide, could not be installed: the error says how to install it.
+    #[error(transparent)]
+    RuntimeSdk(#[from] lambda::runtime_sdk::RuntimeSdkError),
     /// `--functions process` without a store every process can reach.
     #[error(
         "--functions process runs every function as its own process, and they share state only through DynamoDB: pass --dynamodb-endpoint (e.g. the moto_server that `bash infra/moto-start.sh` starts){conflict}"

@@ -57,9 +57,10 @@ pub(crate) async fn serve(
     shut_down(&state).await;
 }
 
-/// One HTTP connection. The handshake permit is given back as soon as the
-/// first request's headers have arrived (or the connection ends); a client
-/// that does not send them within the header-read timeout is disconnected.
+/// One connection, plain HTTP or TLS (`tls`): told apart by its first
+/// byte, which for TLS is a handshake record (0x16) and for HTTP a method's
+/// first letter. The first byte and the TLS handshake must both arrive
+/// within the header-read timeout, like the request's head.
 async fn serve_connection(
     state: Arc<State>,
     router: axum::Router,
@@ -67,6 +68,42 @@ async fn serve_connection(
     peer: SocketAddr,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let header_timeout = state.config.header_read_timeout;
+    let Some(tls) = state.tls.clone() else {
+        return serve_http(state, router, stream, peer, permit).await;
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {}
+        Ok(Ok(1)) => return serve_http(state, router, stream, peer, permit).await,
+        // Closed, failed, or silent for the whole header-read timeout.
+        _ => return,
+    }
+    match tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(state, router, stream, peer, permit).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake not finished within the header-read timeout")
+        }
+    }
+}
+
+/// The content type of a TLS handshake record: the first byte a TLS
+/// client sends.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// One HTTP connection. The handshake permit is given back as soon as the
+/// first request's headers have arrived (or the connection ends); a client
+/// that does not send them within the header-read timeout is disconnected.
+async fn serve_http<S>(
+    state: Arc<State>,
+    router: axum::Router,
+    stream: S,
+    peer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = state.config.header_read_timeout;
     let held = std::sync::Mutex::new(Some(permit));
     let head = Head::default();

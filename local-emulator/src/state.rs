@@ -20,9 +20,10 @@ use crate::apigateway::events::EventContext;
 use crate::config::{EmulatorConfig, FunctionsMode};
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::{Function, FunctionEnv, build_function};
-use crate::lambda::launch::Toolchain;
+use crate::lambda::launch::{Callback, Toolchain};
 use crate::metrics::Metrics;
 use crate::template::Template;
+use crate::tls::LocalTls;
 use crate::{EmulatorError, Urls};
 
 /// A route, ready to invoke.
@@ -68,6 +69,8 @@ pub(crate) struct State {
     pub(crate) functions: HashMap<String, Arc<Function>>,
     /// `AWS_REGION` of the functions and of their ARNs.
     pub(crate) region: String,
+    /// TLS on the same port (`tls`), unless turned off or unavailable.
+    pub(crate) tls: Option<LocalTls>,
 }
 
 impl State {
@@ -140,6 +143,8 @@ impl State {
             .map(|p| p.split('.').map(str::to_owned).collect())
             .unwrap_or_default();
         let store = store(&config, &template, &sdk).await?;
+        let execute_api_host = format!("{}.execute-api.{region}.amazonaws.com", api.id);
+        let tls = local_tls(&config, addr, &execute_api_host);
 
         check_modes(&config)?;
         let injected = injected_env(&config, addr, &api.stage);
@@ -168,12 +173,21 @@ impl State {
                 integration_timeout: config.integration_timeout,
                 max_concurrency: config.max_concurrency,
                 mode: config.functions,
-                tools: toolchain(&config),
+                tools: toolchain(
+                    &config,
+                    tls.as_ref().map(|_| Callback {
+                        host: execute_api_host.clone(),
+                        port: addr.port(),
+                    }),
+                ),
                 shared: Shared {
                     region: region.clone(),
                     emulator_url: format!("http://{addr}"),
                     dynamodb_endpoint: config.dynamodb_endpoint.clone(),
                     injected,
+                    trust: tls
+                        .as_ref()
+                        .map(|t| (t.ca_pem.clone(), t.bundle_pem.clone())),
                 },
                 metrics: metrics.clone(),
                 failed_builds: std::collections::BTreeMap::new(),
@@ -194,7 +208,7 @@ impl State {
             "template loaded"
         );
         Ok(Arc::new(Self {
-            api_id: "local".into(),
+            api_id: api.id.clone(),
             stage: api.stage,
             stage_variables: api.stage_variables,
             selection_path,
@@ -208,6 +222,7 @@ impl State {
             clock: Arc::new(SystemClock),
             functions: all,
             region,
+            tls,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),
@@ -226,6 +241,40 @@ impl State {
                 .config
                 .dev
                 .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
+        }
+    }
+}
+
+/// The emulator's TLS, with a certificate for every name a callback may
+/// use: `localhost`, the loopback addresses, the bound address, and the
+/// API's execute-api host. Without it (`--no-tls`, or a cache that cannot
+/// be written) the port serves plain HTTP only, and the log says why.
+fn local_tls(
+    config: &EmulatorConfig,
+    addr: SocketAddr,
+    execute_api_host: &str,
+) -> Option<LocalTls> {
+    if !config.tls {
+        return None;
+    }
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+        execute_api_host.to_owned(),
+    ];
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        names.push(addr.ip().to_string());
+    }
+    let dir = config.cache_dir.join("tls");
+    match LocalTls::load_or_create(&dir, &names) {
+        Ok(tls) => {
+            tracing::info!(ca = %tls.ca_pem.display(), host = execute_api_host, "TLS on the same port as HTTP (https://, wss://), with a certificate from the local CA");
+            Some(tls)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "TLS is off: https:// callbacks will fail; fix the cache directory or pass --no-tls to silence this");
+            None
         }
     }
 }
@@ -249,7 +298,7 @@ fn check_modes(config: &EmulatorConfig) -> Result<(), EmulatorError> {
 
 /// Where process functions' programs come from: cargo's target directory
 /// (`CARGO_TARGET_DIR`, else `target` beside the template).
-fn toolchain(config: &EmulatorConfig) -> Toolchain {
+fn toolchain(config: &EmulatorConfig, callback: Option<Callback>) -> Toolchain {
     let project = config
         .template
         .parent()
@@ -266,6 +315,8 @@ fn toolchain(config: &EmulatorConfig) -> Toolchain {
         rebuild: config.build,
         profile: config.cargo_profile.clone(),
         python: config.python.clone(),
+        cache: config.cache_dir.clone(),
+        callback,
     }
 }
 
@@ -399,6 +450,25 @@ impl Functions {
     }
 }
 
+/// Creates every table of the template under the name its functions are
+/// given (Roomcast's under `--table`), with its keys, indexes, TTL and
+/// stream; a table that exists already is left as it is.
+async fn create_tables(
+    client: &dynamodb::Client,
+    template: &Template,
+) -> Result<(), EmulatorError> {
+    for table in template.tables()? {
+        let created = dynamodb::create_table(client, &table.name, &table.definition)
+            .await
+            .map_err(|e| EmulatorError::Table {
+                table: table.name.clone(),
+                reason: e.to_string(),
+            })?;
+        tracing::info!(table = %table.name, logical_id = %table.logical_id, created, "DynamoDB table ready");
+    }
+    Ok(())
+}
+
 async fn store(
     config: &EmulatorConfig,
     template: &Template,
@@ -409,14 +479,7 @@ async fn store(
     };
     let client = dynamodb::client(sdk, Some(endpoint));
     if config.create_table {
-        let def = template.table_definition()?;
-        let created = dynamodb::create_table(&client, &config.table, &def)
-            .await
-            .map_err(|e| EmulatorError::Table {
-                table: config.table.clone(),
-                reason: e.to_string(),
-            })?;
-        tracing::info!(table = %config.table, created, "DynamoDB table ready");
+        create_tables(&client, template).await?;
     }
     Ok(Arc::new(DynamoStore::new(
         client,

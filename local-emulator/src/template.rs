@@ -95,6 +95,9 @@ pub const ACCOUNT: &str = "000000000000";
 /// The WebSocket API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiSpec {
+    /// The API's id: what `!Ref` of it gives, `requestContext.apiId`, the
+    /// id in ARNs and in its execute-api host name ([`api_id`]).
+    pub id: String,
     /// `RouteSelectionExpression`, e.g. `$request.body.action`.
     pub route_selection: String,
     /// The stage name.
@@ -113,7 +116,8 @@ pub struct Template {
     declared: Vec<String>,
     resources: serde_yaml_ng::Mapping,
     globals: Value,
-    /// What `!Ref` of the table resource evaluates to (the local table name).
+    /// What `!Ref` of Roomcast's table evaluates to (`--table`); other
+    /// tables keep their own names (`dynamodb_tables`).
     table_name: String,
     /// What `AWS::Region` evaluates to: the region the functions run in.
     region: String,
@@ -159,7 +163,7 @@ impl Template {
         })
     }
 
-    /// Sets the name `!Ref` of the table resource evaluates to.
+    /// Sets the name `!Ref` of Roomcast's table evaluates to.
     pub fn with_table_name(mut self, name: impl Into<String>) -> Self {
         self.table_name = name.into();
         self
@@ -286,14 +290,18 @@ impl Template {
             "AWS::Region" => return Some(self.region.clone()),
             "AWS::AccountId" => return Some(ACCOUNT.into()),
             "AWS::Partition" => return Some("aws".into()),
-            "AWS::StackName" => return Some("roomcast-local".into()),
-            "AWS::URLSuffix" => return Some("localhost".into()),
+            "AWS::StackName" => return Some(dynamodb_tables::STACK_NAME.into()),
+            "AWS::URLSuffix" => return Some("amazonaws.com".into()),
             "AWS::NoValue" => return None,
             _ => {}
         }
         let r = self.resource(name)?;
-        if r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table") {
-            return Some(self.table_name.clone());
+        match r.get("Type").and_then(Value::as_str) {
+            Some("AWS::DynamoDB::Table") => return Some(self.table_name_of(name, r)),
+            Some("AWS::ApiGatewayV2::Api" | "AWS::Serverless::WebSocketApi") => {
+                return Some(api_id_of(name));
+            }
+            _ => {}
         }
         Some(name.to_owned())
     }
@@ -346,10 +354,10 @@ impl Template {
     /// callback URL would) at the emulator's `base` (`http://host:port`)
     /// instead: locally, the emulator is that API.
     pub fn localize(&self, spec: &mut FunctionSpec, base: &str) {
-        let apis: Vec<&str> = self
+        let apis: Vec<String> = self
             .of_type("AWS::ApiGatewayV2::Api")
             .chain(self.of_type("AWS::Serverless::WebSocketApi"))
-            .map(|(id, _)| id)
+            .map(|(id, _)| api_id_of(id))
             .collect();
         for value in spec.environment.values_mut() {
             let Some(rest) = value.strip_prefix("https://") else {
@@ -358,7 +366,7 @@ impl Template {
             let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
             let ours = host
                 .split_once(".execute-api.")
-                .is_some_and(|(id, _)| apis.contains(&id));
+                .is_some_and(|(id, _)| apis.iter().any(|a| a == id));
             if ours {
                 *value = if path.is_empty() {
                     base.to_owned()
@@ -455,8 +463,10 @@ impl Template {
             .prop(api, "RouteSelectionExpression")
             .and_then(|v| self.eval(v))
             .ok_or_else(|| invalid(format!("{api_id} has no RouteSelectionExpression")))?;
-        let belongs =
-            |r: &Value| self.prop(r, "ApiId").and_then(|v| self.eval(v)).as_deref() == Some(api_id);
+        let physical = api_id_of(api_id);
+        let belongs = |r: &Value| {
+            self.prop(r, "ApiId").and_then(|v| self.eval(v)).as_deref() == Some(physical.as_str())
+        };
         let stage_resource = self
             .of_type("AWS::ApiGatewayV2::Stage")
             .find(|(_, r)| belongs(r))
@@ -515,6 +525,7 @@ impl Template {
             return Err(invalid(format!("API {api_id} has no routes")));
         }
         Ok(ApiSpec {
+            id: api_id_of(api_id),
             route_selection,
             stage,
             stage_variables,
@@ -556,44 +567,34 @@ impl Template {
         })
     }
 
-    /// The table: the one `AWS::DynamoDB::Table` resource.
+    /// Roomcast's table's definition (the table its functions get as
+    /// `ROOMCAST_TABLE`).
     pub fn table_definition(&self) -> Result<TableDefinition, TemplateError> {
-        let (id, table) = self
-            .of_type("AWS::DynamoDB::Table")
-            .next()
-            .ok_or_else(|| invalid("no AWS::DynamoDB::Table resource"))?;
-        let pairs =
-            |prop: &str, a: &str, b: &str| -> Result<Vec<(String, String)>, TemplateError> {
-                self.prop(table, prop)
-                    .and_then(Value::as_sequence)
-                    .ok_or_else(|| invalid(format!("table {id} has no {prop}")))?
-                    .iter()
-                    .map(|e| {
-                        let x = e.get(a).and_then(|v| self.eval(v));
-                        let y = e.get(b).and_then(|v| self.eval(v));
-                        x.zip(y).ok_or_else(|| {
-                            invalid(format!("table {id}: an entry of {prop} lacks {a} or {b}"))
-                        })
-                    })
-                    .collect()
-            };
-        let ttl = self.prop(table, "TimeToLiveSpecification");
-        let ttl_enabled = ttl
-            .and_then(|t| t.get("Enabled"))
-            .and_then(|v| self.eval(v))
-            .as_deref()
-            == Some("true");
-        Ok(TableDefinition {
-            attributes: pairs("AttributeDefinitions", "AttributeName", "AttributeType")?,
-            keys: pairs("KeySchema", "AttributeName", "KeyType")?,
-            ttl_attribute: if ttl_enabled {
-                ttl.and_then(|t| t.get("AttributeName"))
-                    .and_then(|v| self.eval(v))
-            } else {
-                None
-            },
+        self.roomcast_table()?.map(|t| t.definition).ok_or_else(|| {
+            invalid("no AWS::DynamoDB::Table is given to Roomcast's functions as ROOMCAST_TABLE")
         })
     }
+}
+
+/// The id of the API whose logical id is `logical`: ten lowercase letters
+/// and digits, the shape of an API Gateway API id (so that it is a valid
+/// host name label in `{apiId}.execute-api.{region}.amazonaws.com`),
+/// derived from the logical id so that it is the same on every run.
+pub fn api_id_of(logical: &str) -> String {
+    // FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in logical.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..10)
+        .map(|_| {
+            let d = DIGITS[(hash % 36) as usize];
+            hash /= 36;
+            char::from(d)
+        })
+        .collect()
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -605,7 +606,10 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
+mod dynamodb_tables;
 mod sam_websocket;
+
+pub use dynamodb_tables::TableSpec;
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ mod emulator_hostile;
 mod emulator_lambda;
 mod emulator_management;
 mod emulator_roomcast;
+mod examples;
 mod hot_room;
 mod protocol_types;
 mod store_dynamodb;

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::Client;
+pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -32,7 +32,7 @@ mod table;
 mod touch;
 
 pub use counting::CallCounter;
-pub use table::{TableDefinition, TableError, create_table};
+pub use table::{IndexDefinition, TableDefinition, TableError, create_table};
 
 use items::*;
 

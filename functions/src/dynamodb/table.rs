@@ -3,13 +3,16 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-/// What the table looks like: keys and the TTL attribute.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a table looks like, as `AWS::DynamoDB::Table` declares it: keys,
+/// secondary indexes, TTL and stream. Capacity is not kept: tables are
+/// created on demand, which changes no answer DynamoDB gives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableDefinition {
     /// Attribute definitions: (name, type) with type `S`, `N` or `B`.
     pub attributes: Vec<(String, String)>,
@@ -17,6 +20,25 @@ pub struct TableDefinition {
     pub keys: Vec<(String, String)>,
     /// The TTL attribute, when TTL is enabled.
     pub ttl_attribute: Option<String>,
+    /// `GlobalSecondaryIndexes`.
+    pub global_indexes: Vec<IndexDefinition>,
+    /// `LocalSecondaryIndexes`.
+    pub local_indexes: Vec<IndexDefinition>,
+    /// `StreamSpecification.StreamViewType`, when the table has a stream.
+    pub stream_view: Option<String>,
+}
+
+/// One secondary index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexDefinition {
+    /// `IndexName`.
+    pub name: String,
+    /// Key schema: (name, `HASH` or `RANGE`).
+    pub keys: Vec<(String, String)>,
+    /// `Projection.ProjectionType`: `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection: String,
+    /// `Projection.NonKeyAttributes`, for `INCLUDE`.
+    pub non_key_attributes: Vec<String>,
 }
 
 /// Why the table could not be created. Check the definition or the endpoint.
@@ -60,16 +82,34 @@ pub async fn create_table(
                 .map_err(|e| TableError::Invalid(e.to_string()))?,
         );
     }
-    for (attr, kind) in &def.keys {
-        let kind = match kind.as_str() {
-            "HASH" => KeyType::Hash,
-            "RANGE" => KeyType::Range,
-            other => return Err(TableError::Invalid(format!("key {attr} has type {other}"))),
-        };
-        request = request.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(attr)
-                .key_type(kind)
+    for key in key_schema(&def.keys)? {
+        request = request.key_schema(key);
+    }
+    for index in &def.global_indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(key_schema(&index.keys)?))
+                .projection(projection(index)?)
+                .build()
+                .map_err(|e| TableError::Invalid(e.to_string()))?,
+        );
+    }
+    for index in &def.local_indexes {
+        request = request.local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(key_schema(&index.keys)?))
+                .projection(projection(index)?)
+                .build()
+                .map_err(|e| TableError::Invalid(e.to_string()))?,
+        );
+    }
+    if let Some(view) = &def.stream_view {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
                 .build()
                 .map_err(|e| TableError::Invalid(e.to_string()))?,
         );
@@ -100,4 +140,40 @@ pub async fn create_table(
             .map_err(|e| TableError::Service(DisplayErrorContext(&e).to_string()))?;
     }
     Ok(true)
+}
+
+fn key_schema(keys: &[(String, String)]) -> Result<Vec<KeySchemaElement>, TableError> {
+    keys.iter()
+        .map(|(attr, kind)| {
+            let kind = match kind.as_str() {
+                "HASH" => KeyType::Hash,
+                "RANGE" => KeyType::Range,
+                other => return Err(TableError::Invalid(format!("key {attr} has type {other}"))),
+            };
+            KeySchemaElement::builder()
+                .attribute_name(attr)
+                .key_type(kind)
+                .build()
+                .map_err(|e| TableError::Invalid(e.to_string()))
+        })
+        .collect()
+}
+
+fn projection(index: &IndexDefinition) -> Result<Projection, TableError> {
+    let kind = match index.projection.as_str() {
+        "" | "ALL" => ProjectionType::All,
+        "KEYS_ONLY" => ProjectionType::KeysOnly,
+        "INCLUDE" => ProjectionType::Include,
+        other => {
+            return Err(TableError::Invalid(format!(
+                "index {} has projection {other}",
+                index.name
+            )));
+        }
+    };
+    let mut p = Projection::builder().projection_type(kind);
+    for attr in &index.non_key_attributes {
+        p = p.non_key_attributes(attr);
+    }
+    Ok(p.build())
 }

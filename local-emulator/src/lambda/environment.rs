@@ -21,6 +21,9 @@ pub(crate) struct Shared {
     pub(crate) emulator_url: String,
     /// The DynamoDB endpoint processes use, when there is one.
     pub(crate) dynamodb_endpoint: Option<String>,
+    /// The local CA's certificate and the system bundle with it appended,
+    /// when the emulator serves TLS (`crate::tls`).
+    pub(crate) trust: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Settings the emulator injects unless the template sets them
     /// (`ROOMCAST_CALLBACK_URL`, the dev secret…).
     pub(crate) injected: BTreeMap<String, String>,
@@ -91,6 +94,16 @@ pub(crate) fn for_function(
         // one-second grain, so a file edited twice within a second would
         // otherwise be served stale after a hot reload.
         env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+    }
+    if let Some((ca, bundle)) = &shared.trust {
+        // The trust store each runtime reads, so that the emulator's TLS is
+        // trusted: Node adds NODE_EXTRA_CA_CERTS to its roots; the others
+        // replace their roots, so they get the system's with the CA added.
+        // (Rust's rustls-native-certs reads SSL_CERT_FILE too.)
+        env.insert("NODE_EXTRA_CA_CERTS".into(), ca.display().to_string());
+        for k in ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"] {
+            env.insert(k.into(), bundle.display().to_string());
+        }
     }
     reserved(spec, task_root, shared, &mut env);
     env
@@ -163,6 +176,7 @@ mod tests {
             region: "eu-west-1".into(),
             emulator_url: "http://127.0.0.1:1".into(),
             dynamodb_endpoint: Some("http://127.0.0.1:2".into()),
+            trust: None,
             injected: BTreeMap::from([("_HANDLER".into(), "sneaky".into())]),
         };
         let host = |k: &str| (k == "B").then(|| "from-host".to_owned());
@@ -199,6 +213,7 @@ mod tests {
             region: "us-east-1".into(),
             emulator_url: "http://127.0.0.1:1".into(),
             dynamodb_endpoint: Some("http://127.0.0.1:2".into()),
+            trust: None,
             injected: BTreeMap::from([
                 ("ROOMCAST_JWT_SECRET".into(), "dev-secret".into()),
                 (

@@ -16,6 +16,7 @@ use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
 use crate::lambda::registry::{self, Handler, InvokeError};
+use crate::lambda::runtime_sdk;
 use crate::metrics::Metrics;
 use crate::template::FunctionSpec;
 
@@ -269,7 +270,18 @@ async fn process_function(
     }
     let launch = launch::resolve(spec, &fenv.tools).await?;
     let host = |k: &str| std::env::var(k).ok();
-    let env = environment::for_function(spec, &launch.task_root, &fenv.shared, &host);
+    let mut env = environment::for_function(spec, &launch.task_root, &fenv.shared, &host);
+    let sdk = runtime_sdk::provide(
+        spec,
+        &launch.task_root,
+        &fenv.tools.cache,
+        &fenv.tools.python,
+    )
+    .await?;
+    for (k, v) in sdk {
+        // The function's own setting wins, as a template variable would.
+        env.entry(k).or_insert(v);
+    }
     let arn = environment::function_arn(&fenv.shared.region, &spec.function_name);
     tracing::info!(function = %spec.logical_id, program = %launch.program.display(), runtime = %spec.runtime, "runs as processes");
     let cargo = launch.program.starts_with(&fenv.tools.target_dir);

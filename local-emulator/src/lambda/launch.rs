@@ -1,8 +1,9 @@
 //! Which program runs a function, from its template entry: `provided`
 //! runtimes run `CodeUri/bootstrap` when there is one, else the cargo
 //! binary named by `BuildProperties.Binary` (built on demand); `python3.x`
-//! runs `python -m awslambdaric <Handler>`; `nodejs*` runs the emulator's
-//! own Node runtime (`runtimes/node/runtime.mjs`) with `node`. Checked at start-up, so a missing or
+//! runs `awslambdaric <Handler>` through the emulator's bootstrap
+//! (`runtimes/python/bootstrap.py`); `nodejs*` runs the emulator's own Node
+//! runtime (`runtimes/node/runtime.mjs`) with `node`. Checked at start-up, so a missing or
 //! non-executable program is an error naming the function, never a hang.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,22 @@ pub(crate) struct Toolchain {
     pub(crate) profile: String,
     /// The Python interpreter with `awslambdaric` installed.
     pub(crate) python: PathBuf,
+    /// Where the runtimes' SDKs are installed (`runtime_sdk`).
+    pub(crate) cache: PathBuf,
+    /// Where the API's execute-api host name leads inside the emulator's
+    /// Node.js and Python runtimes; `None` without TLS.
+    pub(crate) callback: Option<Callback>,
+}
+
+/// The API's `{apiId}.execute-api.{region}.amazonaws.com`, reached on
+/// port 443 by code written for AWS, and the emulator's port that serves
+/// it here. The emulator's runtimes (never the function's environment)
+/// are told, and connect there instead: name resolution alone cannot
+/// change the port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Callback {
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 /// Why a function cannot be run as a process. Each says what to fix.
@@ -80,13 +97,18 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
     let (program, args) = if spec.runtime.starts_with("provided") {
         (provided_program(spec, tools, &task_root).await?, Vec::new())
     } else if spec.runtime.starts_with("python3") {
-        let args = ["-m", "awslambdaric", spec.handler.as_str()];
+        let bootstrap = runtime_file(spec, "python-bootstrap", "py", PYTHON_BOOTSTRAP)?;
         let python = interpreter(spec, &tools.python, "pass --python or install python3")?;
-        (python, args.map(str::to_owned).to_vec())
+        let mut args = vec![bootstrap.display().to_string()];
+        args.extend(callback_args(tools.callback.as_ref()));
+        args.push(spec.handler.clone());
+        (python, args)
     } else if spec.runtime.starts_with("nodejs") {
-        let runtime = node_runtime(spec)?;
+        let runtime = runtime_file(spec, "node-runtime", "mjs", NODE_RUNTIME)?;
         let node = interpreter(spec, Path::new("node"), "install Node.js 18 or later")?;
-        (node, vec![runtime.display().to_string()])
+        let mut args = vec![runtime.display().to_string()];
+        args.extend(callback_args(tools.callback.as_ref()));
+        (node, args)
     } else {
         return Err(LaunchError::Runtime {
             function: spec.logical_id.clone(),
@@ -100,30 +122,44 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
     })
 }
 
-/// The emulator's Node runtime (`runtimes/node/runtime.mjs`), written once
-/// to the temporary directory so `node` can run it.
-fn node_runtime(spec: &FunctionSpec) -> Result<PathBuf, LaunchError> {
-    const SOURCE: &str = include_str!("../../runtimes/node/runtime.mjs");
+/// The emulator's Node.js runtime: the Runtime API loop.
+const NODE_RUNTIME: &str = include_str!("../../runtimes/node/runtime.mjs");
+/// The emulator's Python bootstrap: sets up the execute-api host, then
+/// runs `awslambdaric` as `python -m awslambdaric` would.
+const PYTHON_BOOTSTRAP: &str = include_str!("../../runtimes/python/bootstrap.py");
+
+/// `--execute-api HOST PORT` for the emulator's runtimes.
+fn callback_args(callback: Option<&Callback>) -> Vec<String> {
+    callback.map_or_else(Vec::new, |c| {
+        vec!["--execute-api".into(), c.host.clone(), c.port.to_string()]
+    })
+}
+
+/// One of the emulator's runtime files, written once to the temporary
+/// directory so that `node` or `python` can run it.
+fn runtime_file(
+    spec: &FunctionSpec,
+    name: &str,
+    ext: &str,
+    source: &str,
+) -> Result<PathBuf, LaunchError> {
     let dir = std::env::temp_dir().join("roomcast-runtimes");
     // Named by content, so an upgraded emulator never runs a stale copy.
-    let hash = SOURCE.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    let path = dir.join(format!("node-runtime-{hash:016x}.mjs"));
+    let path = dir.join(format!("{name}-{hash:016x}.{ext}"));
     if !path.is_file() {
         let written = std::fs::create_dir_all(&dir).and_then(|()| {
             // Write then rename: emulators starting at once never see half a file.
-            let tmp = dir.join(format!(
-                "node-runtime-{hash:016x}.{}.tmp",
-                std::process::id()
-            ));
-            std::fs::write(&tmp, SOURCE)?;
+            let tmp = dir.join(format!("{name}-{hash:016x}.{}.tmp", std::process::id()));
+            std::fs::write(&tmp, source)?;
             std::fs::rename(&tmp, &path)
         });
         written.map_err(|_| LaunchError::Program {
             function: spec.logical_id.clone(),
             path: path.display().to_string(),
-            problem: "could not be written (the Node runtime)",
+            problem: "could not be written (the emulator's runtime)",
         })?;
     }
     Ok(path)

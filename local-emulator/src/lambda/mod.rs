@@ -21,6 +21,7 @@ pub(crate) mod pool;
 pub(crate) mod process;
 pub mod registry;
 pub(crate) mod runtime_api;
+pub mod runtime_sdk;
 pub(crate) mod sandbox;
 pub(crate) mod watch;
 

@@ -60,6 +60,8 @@ fn tools() -> Toolchain {
         rebuild: false,
         profile: "debug".into(),
         python: "python3".into(),
+        cache: std::env::temp_dir().join("roomcast-test-cache"),
+        callback: None,
     }
 }
 
@@ -74,6 +76,7 @@ async fn function(mode: &str, timeout_secs: u64) -> (Arc<ProcessFunction>, Arc<M
         region: "eu-west-1".into(),
         emulator_url: "http://127.0.0.1:9".into(),
         dynamodb_endpoint: None,
+        trust: None,
         injected: BTreeMap::new(),
     };
     let env = environment::for_function(&spec, &launch.task_root, &shared, &|k: &str| {

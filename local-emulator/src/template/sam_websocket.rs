@@ -62,6 +62,7 @@ impl Template {
             )));
         }
         Ok(ApiSpec {
+            id: super::api_id_of(id),
             route_selection,
             stage,
             stage_variables: self.stage_variables(api),

@@ -34,9 +34,14 @@ fn environments_merge_globals_and_evaluate_intrinsics() {
     assert_eq!(message.environment["ROOMCAST_RATE_PER_SEC"], "10");
     assert_eq!(message.environment["ROOMCAST_JWKS_URL"], "");
     let publish = t.function("PublishFunction").unwrap();
+    // CloudFormation's `Ref` of an API is its id; `AWS::URLSuffix` is
+    // amazonaws.com: the URL is the one the stack would have in AWS.
     assert_eq!(
         publish.environment["ROOMCAST_CALLBACK_URL"],
-        "https://WebSocketApi.execute-api.us-east-1.localhost/prod"
+        format!(
+            "https://{}.execute-api.us-east-1.amazonaws.com/prod",
+            api_id_of("WebSocketApi")
+        )
     );
 }
 
@@ -55,6 +60,146 @@ fn the_table_definition_comes_from_the_template() {
         vec![("pk".into(), "S".into()), ("sk".into(), "S".into())]
     );
     assert_eq!(def.ttl_attribute.as_deref(), Some("expiresAt"));
+}
+
+/// AWS CloudFormation User Guide, "AWS::DynamoDB::Table": `TableName`
+/// ("If you don't specify a name, AWS CloudFormation generates a unique
+/// physical ID and uses that ID for the table name"), `KeySchema`,
+/// `GlobalSecondaryIndexes`, `LocalSecondaryIndexes`,
+/// `TimeToLiveSpecification`, `StreamSpecification`; `Ref` returns the
+/// table name.
+const APP_TABLES: &str = r#"
+Parameters:
+  Stage: {Type: String, Default: dev}
+Resources:
+  Connections:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: !Sub "${AWS::StackName}-connections-${Stage}"
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: connectionId, AttributeType: S}
+        - {AttributeName: userId, AttributeType: S}
+        - {AttributeName: at, AttributeType: N}
+      KeySchema:
+        - {AttributeName: connectionId, KeyType: HASH}
+        - {AttributeName: at, KeyType: RANGE}
+      GlobalSecondaryIndexes:
+        - IndexName: byUser
+          KeySchema: [{AttributeName: userId, KeyType: HASH}]
+          Projection: {ProjectionType: INCLUDE, NonKeyAttributes: [room]}
+      LocalSecondaryIndexes:
+        - IndexName: byConnectionUser
+          KeySchema:
+            - {AttributeName: connectionId, KeyType: HASH}
+            - {AttributeName: userId, KeyType: RANGE}
+          Projection: {ProjectionType: KEYS_ONLY}
+      TimeToLiveSpecification: {AttributeName: ttl, Enabled: true}
+      StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}
+  Unnamed:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+  OnConnect:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: nodejs20.x
+      Handler: app.handler
+      CodeUri: onconnect/
+      Environment:
+        Variables:
+          TABLE_NAME: !Ref Connections
+          OTHER: {Ref: Unnamed}
+"#;
+
+#[test]
+fn every_table_of_the_template_keeps_its_own_name_and_shape() {
+    let t = Template::parse(APP_TABLES)
+        .unwrap()
+        .with_table_name("ignored");
+    let tables = t.tables().unwrap();
+    assert_eq!(tables.len(), 2);
+    let c = &tables[0];
+    assert_eq!(
+        (c.logical_id.as_str(), c.name.as_str()),
+        ("Connections", "roomcast-local-connections-dev")
+    );
+    assert_eq!(
+        c.definition.keys,
+        vec![
+            ("connectionId".into(), "HASH".into()),
+            ("at".into(), "RANGE".into())
+        ]
+    );
+    assert_eq!(c.definition.attributes.len(), 3);
+    let gsi = &c.definition.global_indexes[0];
+    assert_eq!(gsi.name, "byUser");
+    assert_eq!(gsi.keys, vec![("userId".into(), "HASH".into())]);
+    assert_eq!(gsi.projection, "INCLUDE");
+    assert_eq!(gsi.non_key_attributes, vec!["room".to_owned()]);
+    let lsi = &c.definition.local_indexes[0];
+    assert_eq!(
+        (lsi.name.as_str(), lsi.projection.as_str()),
+        ("byConnectionUser", "KEYS_ONLY")
+    );
+    assert_eq!(c.definition.ttl_attribute.as_deref(), Some("ttl"));
+    assert_eq!(
+        c.definition.stream_view.as_deref(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    // No TableName: CloudFormation's generated name, without its random
+    // suffix so that the next run finds the same table.
+    assert_eq!(tables[1].name, "roomcast-local-Unnamed");
+    assert!(tables[1].definition.global_indexes.is_empty());
+    assert_eq!(tables[1].definition.stream_view, None);
+    // Functions see the same names: Ref of a table is its name.
+    let f = t.function("OnConnect").unwrap();
+    assert_eq!(
+        f.environment["TABLE_NAME"],
+        "roomcast-local-connections-dev"
+    );
+    assert_eq!(f.environment["OTHER"], "roomcast-local-Unnamed");
+    // `--table` names Roomcast's table only, and this template has none.
+    assert_eq!(t.roomcast_table().unwrap(), None);
+    assert!(t.table_definition().is_err());
+}
+
+#[test]
+fn the_table_override_names_roomcasts_table_only() {
+    let extra = "\nResources:\n  Extra:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      TableName: app-extra\n      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]\n      KeySchema: [{AttributeName: id, KeyType: HASH}]\n";
+    let both = ROOMCAST.replacen("\nResources:\n", extra, 1);
+    let t = Template::parse(&both).unwrap().with_table_name("chosen");
+    let names: Vec<(String, String)> = t
+        .tables()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.logical_id, t.name))
+        .collect();
+    assert!(
+        names.contains(&("Table".into(), "chosen".into())),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&("Extra".into(), "app-extra".into())),
+        "{names:?}"
+    );
+    assert_eq!(t.roomcast_table().unwrap().unwrap().name, "chosen");
+}
+
+#[test]
+fn an_api_id_is_ten_lowercase_letters_and_digits_and_stable() {
+    let id = api_id_of("ChatApi");
+    assert_eq!(id.len(), 10);
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{id}"
+    );
+    assert_eq!(id, api_id_of("ChatApi"));
+    assert_ne!(id, api_id_of("OtherApi"));
+    let t = Template::parse(ROOMCAST).unwrap();
+    assert_eq!(t.websocket_api().unwrap().id, api_id_of("WebSocketApi"));
 }
 
 #[test]

@@ -160,12 +160,26 @@ pub(crate) fn with_probes(mut config: EmulatorConfig, rec: &Recorder) -> Emulato
     )
 }
 
-/// Defaults for tests: port 0, the repo's web/ and template.
+/// Defaults for tests: port 0, the repo's web/ and template, and a cache
+/// (runtime SDKs, the local CA) under the target directory unless
+/// `ROOMCAST_CACHE_DIR` names one: tests never write to the home directory.
 pub(crate) fn config(template: &str) -> EmulatorConfig {
     EmulatorConfig::default()
         .addr("127.0.0.1:0".parse().unwrap())
         .template(repo_path(template))
         .static_dir(Some(repo_path("web")))
+        .cache_dir(cache_dir())
+}
+
+pub(crate) fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("ROOMCAST_CACHE_DIR").map_or_else(
+        || {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| repo_path("target"), std::path::PathBuf::from)
+                .join("roomcast-cache")
+        },
+        std::path::PathBuf::from,
+    )
 }
 
 pub(crate) async fn start(config: EmulatorConfig) -> RunningEmulator {

@@ -1,0 +1,392 @@
+//! What Lambda's managed runtimes ship beside a function's code: the AWS
+//! SDK for JavaScript v3 in `nodejs18.x` and later, boto3 in `python3.x`.
+//!
+//! AWS Lambda Developer Guide, "Building Lambda functions with Node.js":
+//! "Runtime versions nodejs18.x and later include version 3 of the SDK";
+//! "Building Lambda functions with Python": the runtime "includes the AWS
+//! SDK for Python (Boto3)". "Defined runtime environment variables" lists
+//! `NODE_PATH` (the runtime's `node_modules` after the layers') and
+//! `PYTHONPATH` (`$LAMBDA_RUNTIME_DIR`) as where they are found.
+//!
+//! The emulator cannot ship hundreds of SDK packages, so it installs what
+//! a function's code names, pinned, into a cache it names in its log, at
+//! start-up (so never against a function's init or timeout). A package the
+//! function bundles itself is left alone and wins, as in Lambda: Node
+//! resolves the function's own `node_modules` first, and Python finds the
+//! task root before `PYTHONPATH`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::template::FunctionSpec;
+
+/// The AWS SDK for JavaScript v3 the emulator installs (`@aws-sdk/*`).
+pub const NODE_SDK_VERSION: &str = "3.1178.0";
+/// The boto3 the emulator installs when its Python has none.
+pub const BOTO3_VERSION: &str = "1.44.18";
+
+/// How long one install may take before it is reported as failed.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Source files read when looking for SDK imports: larger ones are
+/// bundles, which carry their own copy.
+const MAX_SOURCE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Why the SDK a function imports could not be provided. Each says what
+/// to do instead.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum RuntimeSdkError {
+    /// The install failed (offline, no npm or pip, a registry error).
+    #[error(
+        "function {function}: its code imports {packages}, which Lambda's {runtime} runtime provides; installing them into {cache} failed: {reason}. Run `roomcast runtimes install --template <template>` where the package registry is reachable, or add them to the function's own dependencies"
+    )]
+    Install {
+        /// The logical id.
+        function: String,
+        /// The template's `Runtime`.
+        runtime: String,
+        /// What was to be installed.
+        packages: String,
+        /// The cache directory.
+        cache: String,
+        /// What went wrong (the installer's last lines).
+        reason: String,
+    },
+}
+
+/// Where installed SDKs are kept: `ROOMCAST_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/roomcast`, else `~/.cache/roomcast`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ROOMCAST_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("roomcast");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("roomcast"),
+        None => std::env::temp_dir().join("roomcast-cache"),
+    }
+}
+
+/// Installs what `spec`'s code imports from the runtime's SDK and returns
+/// the variables that make it importable (`NODE_PATH` or `PYTHONPATH`);
+/// empty when the function needs nothing.
+pub async fn provide(
+    spec: &FunctionSpec,
+    task_root: &Path,
+    cache: &Path,
+    python: &Path,
+) -> Result<BTreeMap<String, String>, RuntimeSdkError> {
+    if spec.runtime.starts_with("nodejs") {
+        node(spec, task_root, cache).await
+    } else if spec.runtime.starts_with("python") {
+        boto3(spec, task_root, cache, python).await
+    } else {
+        Ok(BTreeMap::new())
+    }
+}
+
+async fn node(
+    spec: &FunctionSpec,
+    task_root: &Path,
+    cache: &Path,
+) -> Result<BTreeMap<String, String>, RuntimeSdkError> {
+    let dir = cache
+        .join("nodejs")
+        .join(format!("aws-sdk-{NODE_SDK_VERSION}"));
+    let modules = dir.join("node_modules");
+    let wanted = imports(task_root, &["js", "mjs", "cjs"], node_packages);
+    let missing = || -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|p| !bundled(task_root, p) && !modules.join(p).join("package.json").is_file())
+            .cloned()
+            .collect()
+    };
+    let _lock = if missing().is_empty() {
+        None
+    } else {
+        Some(lock(spec, &dir).await?)
+    };
+    // Another emulator may have installed them while this one waited.
+    let missing = missing();
+    if !missing.is_empty() {
+        let specs: Vec<String> = missing
+            .iter()
+            .map(|p| format!("{p}@{NODE_SDK_VERSION}"))
+            .collect();
+        tracing::info!(function = %spec.logical_id, packages = %missing.join(" "), cache = %dir.display(), "installing the AWS SDK packages Lambda's Node.js runtime provides (once; kept in the cache)");
+        let mut npm = Command::new("npm");
+        npm.arg("install")
+            .arg("--prefix")
+            .arg(&dir)
+            .args([
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--save-exact",
+            ])
+            .args(&specs);
+        install(spec, &dir, &missing, npm).await?;
+    }
+    Ok(if modules.is_dir() {
+        BTreeMap::from([("NODE_PATH".into(), modules.display().to_string())])
+    } else {
+        BTreeMap::new()
+    })
+}
+
+async fn boto3(
+    spec: &FunctionSpec,
+    task_root: &Path,
+    cache: &Path,
+    python: &Path,
+) -> Result<BTreeMap<String, String>, RuntimeSdkError> {
+    let wanted = imports(task_root, &["py"], python_packages);
+    if wanted.is_empty() || task_root.join("boto3").is_dir() {
+        return Ok(BTreeMap::new());
+    }
+    let has_own = Command::new(python)
+        .args(["-c", "import boto3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if has_own {
+        return Ok(BTreeMap::new());
+    }
+    let dir = cache.join("python").join(format!("boto3-{BOTO3_VERSION}"));
+    let _lock = if dir.join("boto3").is_dir() {
+        None
+    } else {
+        Some(lock(spec, &dir).await?)
+    };
+    if !dir.join("boto3").is_dir() {
+        tracing::info!(function = %spec.logical_id, cache = %dir.display(), "installing boto3, which Lambda's Python runtime provides (once; kept in the cache)");
+        let mut pip = Command::new(python);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&dir)
+        .arg(format!("boto3=={BOTO3_VERSION}"));
+        install(spec, &dir, &["boto3".into()], pip).await?;
+    }
+    Ok(BTreeMap::from([(
+        "PYTHONPATH".into(),
+        dir.display().to_string(),
+    )]))
+}
+
+/// Holds `dir`'s install lock (a file lock, so two emulators, or two
+/// tests, never install into one directory at once) until dropped.
+async fn lock(spec: &FunctionSpec, dir: &Path) -> Result<std::fs::File, RuntimeSdkError> {
+    let path = dir.with_extension("lock");
+    let failed = |reason: String| RuntimeSdkError::Install {
+        function: spec.logical_id.clone(),
+        runtime: spec.runtime.clone(),
+        packages: String::new(),
+        cache: dir.display().to_string(),
+        reason,
+    };
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::File::create(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| failed(format!("lock task: {e}")))?
+    .map_err(|e| failed(format!("cannot lock {}: {e}", dir.display())))
+}
+
+/// Runs an installer, reporting failure with its last lines.
+async fn install(
+    spec: &FunctionSpec,
+    dir: &Path,
+    packages: &[String],
+    mut command: Command,
+) -> Result<(), RuntimeSdkError> {
+    let failed = |reason: String| RuntimeSdkError::Install {
+        function: spec.logical_id.clone(),
+        runtime: spec.runtime.clone(),
+        packages: packages.join(" "),
+        cache: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    command
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    let output = tokio::time::timeout(INSTALL_TIMEOUT, command.output())
+        .await
+        .map_err(|_| failed(format!("no answer within {} s", INSTALL_TIMEOUT.as_secs())))?
+        .map_err(|e| failed(format!("cannot run the installer: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    Err(failed(format!(
+        "{} ({})",
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+        output.status
+    )))
+}
+
+/// True when the function ships its own copy of `package`: Node looks in
+/// `node_modules` of the task root and of every directory above it.
+fn bundled(task_root: &Path, package: &str) -> bool {
+    task_root.ancestors().any(|d| {
+        d.join("node_modules")
+            .join(package)
+            .join("package.json")
+            .is_file()
+    })
+}
+
+/// Packages named by the function's sources (not by its `node_modules`).
+fn imports(root: &Path, extensions: &[&str], find: fn(&str) -> Vec<String>) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if !matches!(
+                    name.as_ref(),
+                    "node_modules" | "__pycache__" | ".git" | ".venv"
+                ) && !name.ends_with(".dist-info")
+                {
+                    dirs.push(path);
+                }
+            } else if extensions.iter().any(|e| name.ends_with(&format!(".{e}")))
+                && entry.metadata().is_ok_and(|m| m.len() <= MAX_SOURCE_BYTES)
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
+                found.extend(find(&text));
+            }
+        }
+    }
+    found
+}
+
+/// `@aws-sdk/<name>` in quotes: what `import`, `require` and `import()`
+/// name.
+fn node_packages(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for quote in ['"', '\''] {
+        let needle = format!("{quote}@aws-sdk/");
+        let mut rest = text;
+        while let Some(at) = rest.find(&needle) {
+            let after = &rest[at + needle.len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.' || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.push(format!("@aws-sdk/{name}"));
+            }
+            rest = after;
+        }
+    }
+    out
+}
+
+/// `boto3` or `botocore`, when a line imports either.
+fn python_packages(text: &str) -> Vec<String> {
+    let imports_sdk = text.lines().any(|line| {
+        let line = line.trim_start();
+        ["import ", "from "].iter().any(|kw| {
+            line.strip_prefix(kw).is_some_and(|rest| {
+                let module = rest
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next();
+                matches!(module, Some("boto3" | "botocore"))
+            })
+        })
+    });
+    if imports_sdk {
+        vec!["boto3".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_imports_are_found_in_every_form() {
+        let text = r#"
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+const { ApiGatewayManagementApiClient } = require("@aws-sdk/client-apigatewaymanagementapi");
+const later = await import("@aws-sdk/client-sqs");
+const notAnImport = "@aws-sdk/";
+"#;
+        let mut found = node_packages(text);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                "@aws-sdk/client-apigatewaymanagementapi",
+                "@aws-sdk/client-dynamodb",
+                "@aws-sdk/client-sqs",
+                "@aws-sdk/lib-dynamodb",
+            ]
+        );
+    }
+
+    #[test]
+    fn python_imports_of_boto3_or_botocore_are_found() {
+        assert_eq!(python_packages("import os\nimport boto3\n"), vec!["boto3"]);
+        assert_eq!(
+            python_packages("from botocore.exceptions import ClientError\n"),
+            vec!["boto3"]
+        );
+        assert!(python_packages("import boto3x\n# import boto3 is a comment\n").is_empty());
+    }
+
+    #[test]
+    fn a_bundled_copy_is_found_in_the_task_root_or_above() {
+        let dir = std::env::temp_dir().join(format!("roomcast-sdk-{}", uuid::Uuid::new_v4()));
+        let task = dir.join("app").join("fn");
+        std::fs::create_dir_all(&task).unwrap();
+        assert!(!bundled(&task, "@aws-sdk/client-dynamodb"));
+        let pkg = dir.join("app/node_modules/@aws-sdk/client-dynamodb");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("package.json"), "{}").unwrap();
+        assert!(bundled(&task, "@aws-sdk/client-dynamodb"));
+        std::fs::write(task.join("app.mjs"), "import '@aws-sdk/client-sqs';").unwrap();
+        let nested = task.join("node_modules/x");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("i.js"), "require('@aws-sdk/client-s3')").unwrap();
+        let found = imports(&task, &["js", "mjs", "cjs"], node_packages);
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            vec!["@aws-sdk/client-sqs"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
