@@ -137,11 +137,21 @@ impl LocalTls {
 fn ca(dir: &Path) -> Result<(String, String), Box<dyn std::error::Error>> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca-key.pem");
-    if let (Ok(cert), Ok(key)) = (
-        std::fs::read_to_string(&cert_path),
-        std::fs::read_to_string(&key_path),
-    ) {
-        return Ok((cert, key));
+    let read = || {
+        Some((
+            std::fs::read_to_string(&cert_path).ok()?,
+            std::fs::read_to_string(&key_path).ok()?,
+        ))
+    };
+    if let Some(pair) = read() {
+        return Ok(pair);
+    }
+    // Emulators (or tests) starting at once must agree on one CA: the
+    // first to take the lock creates it, the others then read it.
+    let lock = std::fs::File::create(dir.join("ca.lock"))?;
+    lock.lock()?;
+    if let Some(pair) = read() {
+        return Ok(pair);
     }
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
@@ -162,7 +172,7 @@ fn ca(dir: &Path) -> Result<(String, String), Box<dyn std::error::Error>> {
     // The key first, readable by its owner only: a CA key that others can
     // read lets them impersonate any host to whatever trusts this CA.
     write_private(&key_path, &key.serialize_pem())?;
-    std::fs::write(&cert_path, cert.pem())?;
+    write_if_changed(&cert_path, &cert.pem())?;
     tracing::info!(ca = %cert_path.display(), "created a local certificate authority for the emulator's TLS");
     Ok((cert.pem(), key.serialize_pem()))
 }

@@ -10,11 +10,13 @@
 mod common;
 
 mod client;
+mod emulator_echo;
 mod emulator_gateway;
 mod emulator_hostile;
 mod emulator_lambda;
 mod emulator_management;
 mod emulator_roomcast;
+mod emulator_tls;
 mod examples;
 mod hot_room;
 mod protocol_types;
