@@ -205,6 +205,16 @@ async fn node_and_python_functions_see_every_documented_field() {
     assert_eq!(m["body"], "not json");
     assert_eq!(py["functionName"], "PythonEcho");
 
+    // Callbacks over TLS, from each runtime, to `https://{domainName}/{stage}`
+    // and to the API's `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`,
+    // each with its runtime's own HTTPS client.
+    send(&mut ws, json!({"action": "node", "callback": true})).await;
+    assert_eq!(next(&mut ws).await, Message::text("node via domainName"));
+    assert_eq!(next(&mut ws).await, Message::text("node via execute-api"));
+    ws.send(Message::text("python-callback")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("python via domainName"));
+    assert_eq!(next(&mut ws).await, Message::text("python via execute-api"));
+
     // $disconnect (Node), after a normal close by the client.
     ws.close(Some(CloseFrame {
         code: CloseCode::Normal,

@@ -368,6 +368,50 @@ const notAnImport = "@aws-sdk/";
         assert!(python_packages("import boto3x\n# import boto3 is a comment\n").is_empty());
     }
 
+    /// Offline (here: a registry that refuses connections), the error
+    /// names the function, what it imports, the cache, and what to run.
+    #[tokio::test]
+    async fn a_failed_install_says_what_to_do() {
+        let spec = FunctionSpec {
+            logical_id: "ChatFunction".into(),
+            binary: String::new(),
+            function_name: "ChatFunction".into(),
+            runtime: "nodejs20.x".into(),
+            handler: "index.handler".into(),
+            code_uri: "src/".into(),
+            memory_mb: 128,
+            reserved_concurrency: None,
+            environment: BTreeMap::new(),
+            timeout_secs: 3,
+        };
+        let dir = std::env::temp_dir().join(format!("roomcast-sdk-{}", uuid::Uuid::new_v4()));
+        let mut npm = Command::new("npm");
+        npm.arg("install")
+            .arg("--prefix")
+            .arg(&dir)
+            .args([
+                "--registry=http://127.0.0.1:9/",
+                "--fetch-retries=0",
+                "--offline=false",
+                "--cache",
+            ])
+            .arg(dir.join("npm-cache"))
+            .arg(format!("@aws-sdk/client-dynamodb@{NODE_SDK_VERSION}"));
+        let packages = vec!["@aws-sdk/client-dynamodb".to_owned()];
+        let err = install(&spec, &dir, &packages, npm).await.unwrap_err();
+        let text = err.to_string();
+        for part in [
+            "function ChatFunction",
+            "@aws-sdk/client-dynamodb",
+            "nodejs20.x",
+            "roomcast runtimes install",
+            &dir.display().to_string(),
+        ] {
+            assert!(text.contains(part), "{part} missing from: {text}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_bundled_copy_is_found_in_the_task_root_or_above() {
         let dir = std::env::temp_dir().join(format!("roomcast-sdk-{}", uuid::Uuid::new_v4()));
