@@ -6,9 +6,10 @@ cd "$REPO_ROOT"
 
 pip_ensure cfn-lint cfn-lint
 pip_ensure sam aws-sam-cli
-# template.yaml (SAM's WebSocketApi) and the same API as raw
-# AWS::ApiGatewayV2 resources, which the emulator also reads.
-for t in template.yaml tests/fixtures/raw-apigatewayv2-template.yaml; do
+# template.yaml (SAM's WebSocketApi), the same API as raw
+# AWS::ApiGatewayV2 resources, which the emulator also reads, and the
+# example apps, which must deploy as they are.
+for t in template.yaml tests/fixtures/raw-apigatewayv2-template.yaml examples/*/template.yaml; do
   log "cfn-lint $t"
   "$VENV/bin/cfn-lint" "$t"
   log "sam validate --lint $t"
