@@ -14,7 +14,6 @@ use crate::dispatch::LambdaDispatch;
 use crate::dynamodb::{self, DynamoStore, StoreOptions};
 use crate::gateway::Gateway;
 use crate::management::ManagementApi;
-use crate::pacer::Pacer;
 use crate::shard::Dispatch;
 use crate::store::Store;
 
@@ -228,7 +227,6 @@ impl AppBuilder {
             emf: self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
                 && self.get("ROOMCAST_EMF").as_deref() != Some("0"),
             dispatch: self.dispatch(),
-            pacer: Pacer::new(self.config()?.fanout.instance_budget()).map(Arc::new),
         })
     }
 

@@ -110,8 +110,6 @@ pub struct App {
     /// Where large rooms' fan-out goes (`ROOMCAST_FANOUT_FUNCTION`);
     /// `None`: every fan-out is inline.
     pub dispatch: Option<Arc<dyn Dispatch>>,
-    /// The fan-out budget's share for this process (the `fanout` function).
-    pub pacer: Option<Arc<Pacer>>,
 }
 
 static EMF: crate::telemetry::Emf = crate::telemetry::Emf;
@@ -344,7 +342,9 @@ pub async fn fanout(
         let dispatch = app.dispatch.as_deref().ok_or(HandlerError::NoDispatch)?;
         let gateway = app.gateway_at(None, None)?;
         let ctx = app.context(&*gateway);
-        Ok(routes::fanout(&ctx, dispatch, app.pacer.as_deref(), shard, deadline).await?)
+        // This invocation's share of the stack's budget (see `pacer`).
+        let pacer = Pacer::new(ctx.config.fanout.instance_budget());
+        Ok(routes::fanout(&ctx, dispatch, pacer.as_ref(), shard, deadline).await?)
     }
     .instrument(span);
     measured(app, "fanout", work).await

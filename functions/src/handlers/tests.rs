@@ -75,7 +75,6 @@ fn fixture() -> Fixture {
             origins: OriginPolicy::parse("https://app.example.com"),
             emf: true,
             dispatch: None,
-            pacer: None,
         },
         gateway,
         verifier: TokenVerifier::hs256(SECRET, VerifierOptions::default()),

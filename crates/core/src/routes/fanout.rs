@@ -29,6 +29,9 @@ const MAX_HOPS: u32 = 64;
 /// Members read per Query page by a shard that reads the room: a few
 /// shards' worth, so a room of 100,000 is read in a few dozen calls.
 const PAGE_SHARDS: usize = 4;
+/// Fewest targets worth a shard of their own (an asynchronous invocation)
+/// when a room's message is spread over the budget's shares.
+const MIN_SPREAD_SHARD: usize = 50;
 
 /// Why the `fanout` function failed a shard: the invocation must fail, so
 /// that Lambda retries it (and, after its retries, sends it to the failure
@@ -101,7 +104,8 @@ impl Context<'_> {
             stored_at: now,
         };
         let queued = first.targets.len();
-        match self.dispatch_cut(dispatch, first.clone()).await {
+        let size = self.shard_size_for(room, now).await;
+        match self.dispatch_cut(dispatch, first.clone(), size).await {
             Ok(shards) => {
                 tracing::info!(%room, seq, queued, shards, "large room: fan-out handed to shards");
                 Ok(Delivery {
@@ -147,15 +151,37 @@ impl Context<'_> {
         self.deliver_text(targets, frame).await
     }
 
+    /// Targets per shard for a message to `room`. With a budget, the room
+    /// is spread over every share of it: each `fanout` invocation posts at
+    /// its share's rate, so a room cut into `shard_size` pieces would use
+    /// only as many shares as it has pieces (a room of 1,000 two of ten)
+    /// and take `shard_size / share` seconds. Cut into `members / shares`,
+    /// a message reaches its last member in about `members / budget`.
+    /// Without a budget, or if the count cannot be read, `shard_size`.
+    async fn shard_size_for(&self, room: &str, now: Millis) -> usize {
+        let f = &self.config.fanout;
+        if f.budget_per_second == 0 || f.budget_shares <= 1 {
+            return f.shard_size;
+        }
+        match self.store.member_count(room, now).await {
+            Ok(members) => spread_size(members, f.budget_shares, f.shard_size),
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "member count unreadable; shards of the configured size");
+                f.shard_size
+            }
+        }
+    }
+
     /// Dispatches `shard` cut into pieces that each fit one invocation and
-    /// `shard_size`; the first piece keeps `rest`. Returns how many were
+    /// `size`; the first piece keeps `rest`. Returns how many were
     /// dispatched, or the error and how many targets were already handed on.
     async fn dispatch_cut(
         &self,
         dispatch: &dyn Dispatch,
         shard: Shard,
+        size: usize,
     ) -> Result<usize, (DispatchError, usize)> {
-        let pieces = cut(shard, self.config.fanout.shard_size);
+        let pieces = cut(shard, size);
         let mut handed = 0;
         for (n, piece) in pieces.iter().enumerate() {
             if let Err(e) = dispatch.dispatch(piece).await {
@@ -167,6 +193,13 @@ impl Context<'_> {
         }
         Ok(pieces.len())
     }
+}
+
+/// `members / shares` targets per shard, at least [`MIN_SPREAD_SHARD`] and
+/// at most `max`.
+fn spread_size(members: u64, shares: u32, max: usize) -> usize {
+    let per_share = usize::try_from(members.div_ceil(u64::from(shares.max(1)))).unwrap_or(max);
+    per_share.clamp(MIN_SPREAD_SHARD.min(max), max)
 }
 
 /// Cuts a shard into pieces of at most `size` targets, each under the
@@ -256,6 +289,7 @@ async fn spread(
         .shard_size
         .saturating_mul(PAGE_SHARDS)
         .clamp(1, 5000);
+    let size = ctx.shard_size_for(&shard.room, ctx.now()).await;
     loop {
         let now = ctx.now();
         let page = if Instant::now() >= stop_at {
@@ -287,7 +321,7 @@ async fn spread(
             .await;
         let n = targets.len();
         match ctx
-            .dispatch_cut(dispatch, shard.with_targets(targets))
+            .dispatch_cut(dispatch, shard.with_targets(targets), size)
             .await
         {
             Ok(shards) => {
@@ -389,7 +423,9 @@ async fn requeue(
         tracing::error!(room = %shard.room, seq = shard.seq, hops = shard.hops, what, undelivered = n, reading_on = shard.rest.is_some(), "fan-out re-queued too often without finishing; giving up on it");
         return Ok(());
     }
-    match ctx.dispatch_cut(dispatch, shard.clone()).await {
+    // Leftovers keep the configured size: they are what did not fit.
+    let size = ctx.config.fanout.shard_size;
+    match ctx.dispatch_cut(dispatch, shard.clone(), size).await {
         Ok(shards) => {
             report.shards += shards;
             report.requeued += n;
@@ -454,6 +490,19 @@ mod tests {
             "a piece is over the limit"
         );
         assert_eq!(pieces.iter().map(|p| p.targets.len()).sum::<usize>(), 8000);
+    }
+
+    #[test]
+    fn a_room_is_spread_over_every_share_of_the_budget() {
+        // The shipped defaults: shards of at most 500, ten shares.
+        assert_eq!(spread_size(1_000, 10, 500), 100);
+        assert_eq!(spread_size(5_000, 10, 500), 500);
+        assert_eq!(spread_size(10_000, 10, 500), 500);
+        assert_eq!(spread_size(501, 10, 500), 51);
+        // Never so small that a shard is mostly overhead, never over the cap.
+        assert_eq!(spread_size(120, 10, 500), 50);
+        assert_eq!(spread_size(120, 10, 20), 20);
+        assert_eq!(spread_size(0, 0, 500), 50);
     }
 
     #[test]
