@@ -68,10 +68,11 @@ fn result(client: &str, calls: usize, failed: usize, started: Instant) -> Value 
     })
 }
 
-/// `fanouts` fan-outs of 1,000 through the production adapter.
-async fn through_sdk(endpoint: &str, fanouts: usize) -> Value {
+/// `fanouts` fan-outs of 1,000 through the production adapter, posting
+/// through the SDK (`sdk_posts`) or through the lean client (the default).
+async fn through_adapter(endpoint: &str, fanouts: usize, sdk_posts: bool) -> Value {
     let sdk = roomcast_emulator::local_sdk_config().await;
-    let api = ManagementApi::new(sdk, Some(endpoint.to_owned()));
+    let api = ManagementApi::new(sdk, Some(endpoint.to_owned())).sdk_posts(sdk_posts);
     let gateway = api.gateway(endpoint);
     let config = FanoutConfig::default();
     let started = Instant::now();
@@ -84,12 +85,12 @@ async fn through_sdk(endpoint: &str, fanouts: usize) -> Value {
         .collect()
         .await;
     let failed = reports.iter().map(|r| r.failed + r.gone.len()).sum();
-    result(
-        "aws-sdk-apigatewaymanagement",
-        fanouts * RECIPIENTS,
-        failed,
-        started,
-    )
+    let client = if sdk_posts {
+        "aws-sdk-apigatewaymanagement"
+    } else {
+        "lean (aws-sigv4 + reqwest)"
+    };
+    result(client, fanouts * RECIPIENTS, failed, started)
 }
 
 /// The same requests through a plain HTTP client: no signing, no SDK
@@ -122,14 +123,17 @@ async fn through_plain_http(endpoint: &str, fanouts: usize) -> Value {
     result("plain-http", fanouts * RECIPIENTS, failed, started)
 }
 
-/// Both clients against one null server, each after a warm-up fan-out.
+/// The three clients against one null server, each after a warm-up
+/// fan-out.
 pub(crate) async fn run(fanouts: usize) -> Result<Vec<Value>, String> {
     let endpoint = null_server().await?;
-    through_sdk(&endpoint, 1).await;
-    let sdk = through_sdk(&endpoint, fanouts).await;
+    through_adapter(&endpoint, 1, true).await;
+    let sdk = through_adapter(&endpoint, fanouts, true).await;
+    through_adapter(&endpoint, 1, false).await;
+    let lean = through_adapter(&endpoint, fanouts, false).await;
     through_plain_http(&endpoint, 1).await;
     let plain = through_plain_http(&endpoint, fanouts).await;
-    Ok(vec![sdk, plain])
+    Ok(vec![sdk, lean, plain])
 }
 
 /// Recipients of one paced fan-out: the broadcast scenario's room.
@@ -145,6 +149,8 @@ enum Client {
     /// The production adapter, the recipients split over two tasks, so the
     /// client side of one fan-out can use both cores.
     SdkSplit,
+    /// The production adapter's default: the lean PostToConnection client.
+    Lean,
     /// reqwest, no SDK pipeline.
     Plain,
 }
@@ -154,6 +160,7 @@ impl Client {
         match self {
             Client::Sdk => "aws-sdk-apigatewaymanagement",
             Client::SdkSplit => "aws-sdk-apigatewaymanagement, two tasks",
+            Client::Lean => "lean (aws-sigv4 + reqwest)",
             Client::Plain => "plain-http",
         }
     }
@@ -170,6 +177,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 async fn post_all(
     client: Client,
     gateway: &Arc<ManagementGateway>,
+    lean: &Arc<ManagementGateway>,
     http: &reqwest::Client,
     endpoint: &str,
     ids: &[String],
@@ -178,6 +186,9 @@ async fn post_all(
     match client {
         Client::Sdk => {
             fan_out(&**gateway, ids.to_vec(), PAYLOAD, &config).await;
+        }
+        Client::Lean => {
+            fan_out(&**lean, ids.to_vec(), PAYLOAD, &config).await;
         }
         Client::SdkSplit => {
             let (a, b) = ids.split_at(ids.len() / 2);
@@ -206,18 +217,20 @@ async fn post_all(
 /// the fast one on the SDK and not on plain HTTP.
 async fn paced(endpoint: &str, gap: std::time::Duration) -> Vec<Value> {
     let sdk = roomcast_emulator::local_sdk_config().await;
-    let api = ManagementApi::new(sdk, Some(endpoint.to_owned()));
+    let api = ManagementApi::new(sdk.clone(), Some(endpoint.to_owned())).sdk_posts(true);
     let gateway = api.gateway(endpoint);
+    let lean_api = ManagementApi::new(sdk, Some(endpoint.to_owned()));
+    let lean = lean_api.gateway(endpoint);
     let http = reqwest::Client::new();
     let ids: Vec<String> = ids(0).into_iter().take(PACED_RECIPIENTS).collect();
     let mut out = Vec::new();
-    for client in [Client::Sdk, Client::SdkSplit, Client::Plain] {
+    for client in [Client::Sdk, Client::SdkSplit, Client::Lean, Client::Plain] {
         let mut times = Vec::new();
         let mut tick = tokio::time::interval(gap);
         for round in 0..PACED_ROUNDS + 2 {
             tick.tick().await;
             let started = Instant::now();
-            post_all(client, &gateway, &http, endpoint, &ids).await;
+            post_all(client, &gateway, &lean, &http, endpoint, &ids).await;
             if round >= 2 {
                 times.push(started.elapsed().as_secs_f64() * 1e3);
             }

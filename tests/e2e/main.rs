@@ -19,6 +19,7 @@ mod emulator_roomcast;
 mod emulator_tls;
 mod examples;
 mod hot_room;
+mod lean_post;
 mod protocol_types;
 mod store_dynamodb;
 mod store_memory;

@@ -3,6 +3,10 @@
 //! One SDK client per endpoint, built on first use from the shared SDK
 //! config and reused for the life of the process (Lambda container or
 //! emulator). `GoneException` is matched by type, never by message text.
+//! PostToConnection, the one call made per recipient, goes through the
+//! lean client (`lean`) unless it is turned off; the SDK serves the rest.
+
+mod lean;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +25,9 @@ use crate::gateway::{ConnectionInfo, Gateway, GatewayError};
 /// Clients for the Management API, one per callback endpoint.
 pub struct ManagementApi {
     sdk: aws_config::SdkConfig,
+    /// The lean PostToConnection client's connection pool, shared by every
+    /// endpoint; `None`: posts go through the SDK too.
+    lean_http: Option<reqwest::Client>,
     /// `ROOMCAST_CALLBACK_URL`: overrides the endpoint derived from events
     /// (custom domains, the emulator, the publish function).
     fixed_endpoint: Option<String>,
@@ -32,9 +39,17 @@ impl ManagementApi {
     pub fn new(sdk: aws_config::SdkConfig, fixed_endpoint: Option<String>) -> Self {
         Self {
             sdk,
+            lean_http: lean_http(),
             fixed_endpoint: fixed_endpoint.map(|e| e.trim_end_matches('/').to_owned()),
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Posts through the SDK as well (true), or through the lean client
+    /// (false, the default). For side-by-side measurements and tests.
+    pub fn sdk_posts(mut self, on: bool) -> Self {
+        self.lean_http = if on { None } else { lean_http() };
+        self
     }
 
     /// The endpoint for an event: the fixed one, else `https://{domain}/{stage}`.
@@ -63,8 +78,13 @@ impl ManagementApi {
                     .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                     .build();
                 tracing::debug!(endpoint, "management API client created");
+                let lean = self
+                    .lean_http
+                    .clone()
+                    .and_then(|http| self.lean(http, endpoint));
                 Arc::new(ManagementGateway {
                     client: Client::from_conf(config),
+                    lean,
                 })
             })
             .clone()
@@ -74,6 +94,41 @@ impl ManagementApi {
 /// One endpoint's Management API client.
 pub struct ManagementGateway {
     client: Client,
+    lean: Option<lean::LeanPost>,
+}
+
+impl ManagementApi {
+    /// The lean client for `endpoint`, with the SDK config's credentials,
+    /// region and retry settings; `None` without credentials or a region.
+    fn lean(&self, http: reqwest::Client, endpoint: &str) -> Option<lean::LeanPost> {
+        let credentials = self.sdk.credentials_provider()?;
+        let region = self.sdk.region()?.to_string();
+        let retry = self.sdk.retry_config().map_or(
+            lean::Retry {
+                max_attempts: 3,
+                initial_backoff: std::time::Duration::from_secs(1),
+                max_backoff: std::time::Duration::from_secs(20),
+            },
+            |r| lean::Retry {
+                max_attempts: r.max_attempts().max(1),
+                initial_backoff: r.initial_backoff(),
+                max_backoff: r.max_backoff(),
+            },
+        );
+        lean::LeanPost::new(http, endpoint, region, credentials, retry)
+    }
+}
+
+/// The lean client's HTTP connection pool: keep-alive, HTTP/1.1, the SDK's
+/// connect timeout. `None` if it cannot be built (then the SDK posts).
+fn lean_http() -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| tracing::warn!(error = %e, "lean PostToConnection client unavailable; the SDK posts"))
+        .ok()
 }
 
 impl std::fmt::Debug for ManagementGateway {
@@ -156,6 +211,9 @@ fn millis(t: Option<&aws_smithy_types::DateTime>) -> Option<i64> {
 #[async_trait]
 impl Gateway for ManagementGateway {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), GatewayError> {
+        if let Some(lean) = &self.lean {
+            return lean.post(connection_id, payload).await;
+        }
         self.client
             .post_to_connection()
             .connection_id(connection_id)

@@ -1,0 +1,324 @@
+//! PostToConnection without the SDK's request pipeline: the one call made
+//! per recipient of a fan-out, so its CPU is most of a delivery's.
+//!
+//! The request is what the SDK sends (`POST {endpoint}/@connections/{id}`
+//! with the frame as the body), signed with SigV4 for `execute-api` by
+//! AWS's own `aws-sigv4` primitives, with the signing key derived once per
+//! UTC day and credential set instead of once per call, over a pooled
+//! keep-alive HTTP client. Outcomes are typed as the SDK's modelled
+//! exceptions are (`management::classify`), retries follow the SDK
+//! config's retry settings, and everything else the Management API does
+//! (`DeleteConnection`, `GetConnection`) stays on the SDK.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_types::date_time::{DateTime, Format};
+use sha2::{Digest, Sha256};
+
+use crate::gateway::GatewayError;
+
+/// The service name API Gateway's Management API signs for.
+const SERVICE: &str = "execute-api";
+/// Credentials this close to expiring are fetched again.
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// A day's signing key for one set of credentials.
+struct DayKey {
+    date: String,
+    access_key: String,
+    session_token: Option<String>,
+    expires: Option<SystemTime>,
+    key: Vec<u8>,
+}
+
+/// Retries, as the SDK config's retry settings give them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    pub(crate) max_attempts: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+}
+
+/// The lean PostToConnection client for one callback endpoint.
+pub(crate) struct LeanPost {
+    http: reqwest::Client,
+    /// `https://host[:port]/stage` without a trailing slash.
+    base: String,
+    /// `host[:port]`, as the `Host` header carries it.
+    host: String,
+    /// The endpoint's path (`/stage`), as sent.
+    prefix: String,
+    region: String,
+    credentials: SharedCredentialsProvider,
+    retry: Retry,
+    key: Mutex<Option<DayKey>>,
+}
+
+impl LeanPost {
+    /// `None` when the endpoint is not an `http(s)://host/...` URL.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        endpoint: &str,
+        region: String,
+        credentials: SharedCredentialsProvider,
+        retry: Retry,
+    ) -> Option<Self> {
+        let base = endpoint.trim_end_matches('/').to_owned();
+        let rest = base
+            .strip_prefix("https://")
+            .or_else(|| base.strip_prefix("http://"))?;
+        let (host, prefix) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            http,
+            host: host.to_owned(),
+            prefix: prefix.to_owned(),
+            base,
+            region,
+            credentials,
+            retry,
+            key: Mutex::new(None),
+        })
+    }
+
+    /// Posts `payload` to `connection_id`, retrying what the SDK would.
+    pub(crate) async fn post(
+        &self,
+        connection_id: &str,
+        payload: &[u8],
+    ) -> Result<(), GatewayError> {
+        let id = encode(connection_id);
+        let url = format!("{}/@connections/{id}", self.base);
+        let path = format!("{}/@connections/{id}", self.prefix);
+        let mut attempt = 1;
+        loop {
+            let outcome = self.attempt(&url, &path, payload).await;
+            match outcome {
+                Err(Failure { error, retry: true }) if attempt < self.retry.max_attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                    tracing::debug!(connection_id, attempt, error = %error, "PostToConnection retried");
+                }
+                Err(Failure { error, .. }) => return Err(error),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, path: &str, payload: &[u8]) -> Result<(), Failure> {
+        let now = SystemTime::now();
+        let signed = self.sign(path, payload, now).await?;
+        let mut request = self
+            .http
+            .post(url)
+            .header("x-amz-date", &signed.amz_date)
+            .header("authorization", &signed.authorization)
+            .body(payload.to_vec());
+        if let Some(token) = &signed.session_token {
+            request = request.header("x-amz-security-token", token);
+        }
+        let response = request.send().await.map_err(|e| Failure {
+            // Connection failures and timeouts: the SDK retries them too.
+            error: GatewayError::Unavailable(format!("PostToConnection: {e}")),
+            retry: true,
+        })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(':').next().unwrap_or(v).to_owned());
+        let body = response.text().await.unwrap_or_default();
+        Err(classify(status, error_type.as_deref(), &body))
+    }
+
+    /// Full-jitter exponential backoff, as the SDK's standard retry mode.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .retry
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let cap = exp.min(self.retry.max_backoff);
+        // A cheap jitter source: the clock's nanoseconds.
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        cap.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    }
+
+    async fn sign(&self, path: &str, payload: &[u8], now: SystemTime) -> Result<Signed, Failure> {
+        let (date, amz_date) = dates(now);
+        let cached = {
+            let guard = self.key.lock().unwrap_or_else(|p| p.into_inner());
+            guard.as_ref().and_then(|k| {
+                let fresh = k.date == date && k.expires.is_none_or(|e| e > now + REFRESH_BEFORE);
+                fresh.then(|| (k.access_key.clone(), k.session_token.clone(), k.key.clone()))
+            })
+        };
+        let (access_key, session_token, key) = match cached {
+            Some(c) => c,
+            None => self.refresh(&date, now).await?,
+        };
+        let mut headers = vec![
+            ("host", self.host.as_str()),
+            ("x-amz-date", amz_date.as_str()),
+        ];
+        if let Some(t) = &session_token {
+            headers.push(("x-amz-security-token", t.as_str()));
+        }
+        let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
+        let (signed_headers, canonical) = canonical_request(path, &headers, payload);
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex(&Sha256::digest(canonical.as_bytes()))
+        );
+        let signature = aws_sigv4::sign::v4::calculate_signature(&key, string_to_sign.as_bytes());
+        Ok(Signed {
+            authorization: format!(
+                "AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+            ),
+            amz_date,
+            session_token,
+        })
+    }
+
+    /// Fetches credentials and derives the day's key.
+    async fn refresh(
+        &self,
+        date: &str,
+        now: SystemTime,
+    ) -> Result<(String, Option<String>, Vec<u8>), Failure> {
+        let creds: Credentials =
+            self.credentials
+                .provide_credentials()
+                .await
+                .map_err(|e| Failure {
+                    error: GatewayError::Unavailable(format!("no credentials to sign with: {e}")),
+                    retry: false,
+                })?;
+        let key = aws_sigv4::sign::v4::generate_signing_key(
+            creds.secret_access_key(),
+            now,
+            &self.region,
+            SERVICE,
+        )
+        .as_ref()
+        .to_vec();
+        let day = DayKey {
+            date: date.to_owned(),
+            access_key: creds.access_key_id().to_owned(),
+            session_token: creds.session_token().map(str::to_owned),
+            expires: creds.expiry(),
+            key: key.clone(),
+        };
+        let out = (day.access_key.clone(), day.session_token.clone(), key);
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(day);
+        Ok(out)
+    }
+}
+
+/// A failed attempt, and whether the SDK would try again.
+struct Failure {
+    error: GatewayError,
+    retry: bool,
+}
+
+struct Signed {
+    authorization: String,
+    amz_date: String,
+    session_token: Option<String>,
+}
+
+/// An error answer typed as the SDK types it: by the modelled exception
+/// the service names (`x-amzn-ErrorType`), else by status. Throttling and
+/// server errors are retried, as the SDK's standard retry mode does.
+fn classify(status: u16, error_type: Option<&str>, body: &str) -> Failure {
+    let detail = || {
+        let text: String = body.chars().take(200).collect();
+        format!("{status} {}: {text}", error_type.unwrap_or("error"))
+    };
+    let error = match (error_type, status) {
+        (Some("GoneException"), _) | (None, 410) => GatewayError::Gone,
+        (Some("PayloadTooLargeException"), _) | (None, 413) => GatewayError::PayloadTooLarge,
+        (Some("LimitExceededException"), _) | (None, 429) => GatewayError::Throttled,
+        (Some("ForbiddenException"), _) | (None, 403) => GatewayError::Forbidden(detail()),
+        _ => GatewayError::Unavailable(detail()),
+    };
+    let retry = matches!(error, GatewayError::Throttled) || status >= 500;
+    Failure { error, retry }
+}
+
+/// `YYYYMMDD` and `YYYYMMDD'T'HHMMSS'Z'` in UTC.
+fn dates(now: SystemTime) -> (String, String) {
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let iso = DateTime::from_secs(i64::try_from(secs).unwrap_or(0))
+        .fmt(Format::DateTime)
+        .unwrap_or_default();
+    // 2026-12-06T05:14:29Z → 20261206T051429Z
+    let compact: String = iso.chars().filter(|c| *c != '-' && *c != ':').collect();
+    (compact.chars().take(8).collect(), compact)
+}
+
+/// The canonical request (SigV4, with the path encoded twice, as for every
+/// service but S3) and its signed-header list.
+fn canonical_request(path: &str, headers: &[(&str, &str)], payload: &[u8]) -> (String, String) {
+    let mut sorted: Vec<(&str, &str)> = headers.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let signed: Vec<&str> = sorted.iter().map(|(k, _)| *k).collect();
+    let signed = signed.join(";");
+    let mut canonical = String::with_capacity(256);
+    canonical.push_str("POST\n");
+    let segments: Vec<String> = path.split('/').map(encode).collect();
+    canonical.push_str(&segments.join("/"));
+    canonical.push_str("\n\n");
+    for (k, v) in &sorted {
+        canonical.push_str(k);
+        canonical.push(':');
+        canonical.push_str(v.trim());
+        canonical.push('\n');
+    }
+    canonical.push('\n');
+    canonical.push_str(&signed);
+    canonical.push('\n');
+    canonical.push_str(&hex(&Sha256::digest(payload)));
+    (signed, canonical)
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
