@@ -361,6 +361,13 @@ struct DevArgs {
     /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Verify SigV4 signatures on `@connections` and the Invoke API against
+    /// the credentials the emulator gives its functions (the environment's
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else `local`/`local`);
+    /// a bad signature gets AWS's 403 InvalidSignatureException. Off by
+    /// default: signatures are accepted unchecked.
+    #[arg(long)]
+    verify_sigv4: bool,
     /// Serve plain HTTP only. By default the port also serves TLS
     /// (https://, wss://) with a certificate from a local CA kept in the
     /// cache directory, so that `https://{domainName}/{stage}` callbacks
@@ -507,6 +514,10 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         })
         .python(args.python)
         .tls(!args.no_tls)
+        .verify_sigv4(
+            args.verify_sigv4
+                .then(roomcast_emulator::sigv4::Verifier::from_environment),
+        )
         .cache_dir(args.cache_dir)
         .build(args.build)
         .watch(args.watch)

@@ -85,6 +85,10 @@ pub struct EmulatorConfig {
     /// The Python interpreter for `python3.x` functions; it needs PyPI's
     /// `awslambdaric`. Default `python3`.
     pub python: PathBuf,
+    /// Verify SigV4 signatures on `@connections` and the Invoke API
+    /// against these credentials (`--verify-sigv4`). Default `None`:
+    /// signatures are accepted unchecked.
+    pub verify_sigv4: Option<crate::sigv4::Verifier>,
     /// Serve TLS on the same port as plain HTTP (told apart by the first
     /// byte), with a certificate from a local CA kept in `cache_dir/tls`,
     /// so that `https://{domainName}/{stage}` callbacks work as written.
@@ -167,6 +171,7 @@ impl Default for EmulatorConfig {
             python: PathBuf::from("python3"),
             cache_dir: crate::lambda::runtime_sdk::default_cache_dir(),
             tls: true,
+            verify_sigv4: None,
             async_retry_base: Duration::from_secs(60),
             watch: false,
             cargo_profile: "debug".into(),
@@ -291,6 +296,13 @@ impl EmulatorConfig {
     /// Sets a template parameter, as SAM's `--parameter-overrides`.
     pub fn parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.parameter_overrides.insert(name.into(), value.into());
+        self
+    }
+
+    /// Verifies SigV4 on `@connections` and the Invoke API against
+    /// `verifier` (`None`: unchecked, the default).
+    pub fn verify_sigv4(mut self, verifier: Option<crate::sigv4::Verifier>) -> Self {
+        self.verify_sigv4 = verifier;
         self
     }
 

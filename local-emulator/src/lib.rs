@@ -27,6 +27,7 @@ pub mod lambda;
 mod metrics;
 mod routes;
 mod server;
+pub mod sigv4;
 mod state;
 pub mod template;
 pub mod tls;

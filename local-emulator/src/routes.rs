@@ -22,10 +22,9 @@ use crate::state::State;
 /// Every route. `ConnectInfo<SocketAddr>` must be in each request's
 /// extensions (the accept loop puts it there).
 pub(crate) fn app(state: Arc<State>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/dev/token", get(dev_token))
+    // The AWS APIs (signed by SDK clients), behind SigV4 verification when
+    // it is on; the emulator's own endpoints and the fallback are not.
+    let aws = Router::new()
         .route(
             "/@connections",
             any(crate::apigateway::management::without_id),
@@ -50,6 +49,15 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             axum::routing::post(crate::lambda::invoke_api::invoke),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::sigv4::middleware,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/dev/token", get(dev_token))
+        .merge(aws)
         .fallback(fallback)
         .with_state(state)
 }

@@ -83,7 +83,10 @@ async fn example(dir: &str, table: &str) -> RunningEmulator {
         config(&format!("examples/{dir}/template.yaml"))
             .python(bare_python())
             .parameter("TableName", table)
-            .dynamodb(common::dynamodb_endpoint(), "roomcast-unused", true),
+            .dynamodb(common::dynamodb_endpoint(), "roomcast-unused", true)
+            // The functions' Node SDK v3 and boto3 signatures are checked
+            // (`--verify-sigv4`), against the credentials they are given.
+            .verify_sigv4(Some(roomcast_emulator::sigv4::Verifier::from_environment())),
     )
     .await
 }

@@ -16,6 +16,7 @@ mod emulator_hostile;
 mod emulator_lambda;
 mod emulator_management;
 mod emulator_roomcast;
+mod emulator_sigv4;
 mod emulator_tls;
 mod examples;
 mod hot_room;
