@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod dynamodb;
 pub mod handlers;
 pub mod management;
+pub mod sigv4;
 pub mod telemetry;
 
 pub use roomcast_core::{clock, config, gateway, pacer, protocol, ratelimit, routes, shard, store};

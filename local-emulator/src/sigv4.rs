@@ -27,7 +27,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
-use sha2::{Digest, Sha256};
+
+use roomcast_aws::sigv4::{sha256_hex, uri_encode as encode};
 
 use crate::http::HttpError;
 use crate::state::State;
@@ -139,7 +140,7 @@ impl Verifier {
         let canonical = canonical_request(parts, signed_headers, body);
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex(&Sha256::digest(canonical.as_bytes()))
+            sha256_hex(canonical.as_bytes())
         );
         let key =
             aws_sigv4::sign::v4::generate_signing_key(&self.secret, signed_at, region, service);
@@ -253,28 +254,11 @@ fn canonical_request(parts: &Parts, signed_headers: &str, body: &[u8]) -> String
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| hex(&Sha256::digest(body)), str::to_owned);
+        .map_or_else(|| sha256_hex(body), str::to_owned);
     out.push_str(&payload);
-    out
-}
-
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
     out
 }
 
 fn decode(text: &str) -> String {
     crate::apigateway::query::percent_decode(text, false)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -238,47 +238,19 @@ async fn node_and_python_functions_see_every_documented_field() {
 /// route, the connection, the request id and the first lines of the body.
 #[tokio::test]
 async fn a_refused_connect_says_why_in_the_log() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("roomcast-echo-{}", uuid::Uuid::new_v4()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .arg("dev")
-        .arg("--template")
-        .arg(repo_path("tests/fixtures/echo/template.yaml"))
-        .args([
-            "--port",
-            "0",
-            "--no-tls",
-            "--python",
-            &python(),
-            "--static-dir",
-        ])
-        .arg(repo_path("tests/fixtures"))
-        .arg("--parameter-overrides")
-        .arg(format!("RecordDir={}", dir.display()))
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("roomcast dev (cargo build --workspace --bins --tests)");
-    let stdout = child.stdout.take().unwrap();
-    let port: u16 = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("listening on 127.0.0.1:")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        })
-        .expect("a listening line");
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut dev = DevProcess::start(&[
+        "--template".into(),
+        repo_path("tests/fixtures/echo/template.yaml").into(),
+        "--no-tls".into(),
+        "--python".into(),
+        python().into(),
+        "--static-dir".into(),
+        repo_path("tests/fixtures").into(),
+        "--parameter-overrides".into(),
+        format!("RecordDir={}", dir.display()).into(),
+    ]);
+    let port = dev.port;
     let url = format!("ws://127.0.0.1:{port}/echo?refuse=1");
     let mut request = url.into_client_request().unwrap();
     request
@@ -291,7 +263,7 @@ async fn a_refused_connect_says_why_in_the_log() {
     }
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let line = tokio::time::timeout_at(deadline, lines.recv())
+        let line = tokio::time::timeout_at(deadline, dev.lines.recv())
             .await
             .expect("a log line for the refused $connect")
             .expect("stderr open");
@@ -309,7 +281,6 @@ async fn a_refused_connect_says_why_in_the_log() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(dev);
     let _ = std::fs::remove_dir_all(&dir);
 }

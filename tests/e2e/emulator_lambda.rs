@@ -518,37 +518,13 @@ async fn hot_reload_serves_new_code_without_dropping_connections() {
 /// developer reads it.
 #[tokio::test]
 async fn failures_and_error_statuses_are_logged_with_function_route_and_connection() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .arg("dev")
-        .arg("--template")
-        .arg(repo_path("tests/fixtures/lambda/template.yaml"))
-        .args(["--port", "0", "--static-dir"])
-        .arg(repo_path("tests/fixtures"))
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("roomcast dev (cargo build --workspace --bins --tests)");
-    let stdout = child.stdout.take().unwrap();
-    let port: u16 = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("listening on 127.0.0.1:")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        })
-        .expect("a listening line");
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut dev = DevProcess::start(&[
+        "--template".into(),
+        repo_path("tests/fixtures/lambda/template.yaml").into(),
+        "--static-dir".into(),
+        repo_path("tests/fixtures").into(),
+    ]);
+    let port = dev.port;
     let mut ws = connect(&format!("ws://127.0.0.1:{port}/test")).await;
     send(&mut ws, json!({"action": "echo", "fixture": "status-500"})).await;
     send(&mut ws, json!({"action": "echo", "fixture": "error"})).await;
@@ -561,7 +537,7 @@ async fn failures_and_error_statuses_are_logged_with_function_route_and_connecti
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !wanted.is_empty() {
-        let line = tokio::time::timeout_at(deadline, lines.recv())
+        let line = tokio::time::timeout_at(deadline, dev.lines.recv())
             .await
             .unwrap_or_else(|_| panic!("no log line for {wanted:?}"))
             .expect("stderr open");
@@ -580,6 +556,5 @@ async fn failures_and_error_statuses_are_logged_with_function_route_and_connecti
             !found
         });
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(dev);
 }

@@ -14,7 +14,6 @@ use common::emulator::*;
 use roomcast_aws::gateway::{Gateway, GatewayError};
 use roomcast_aws::management::ManagementApi;
 use roomcast_emulator::sigv4::Verifier;
-use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn sdk_as(key: &str, secret: &str) -> aws_config::SdkConfig {
@@ -30,12 +29,7 @@ async fn sdk_as(key: &str, secret: &str) -> aws_config::SdkConfig {
 #[tokio::test]
 async fn signed_calls_pass_and_bad_signatures_get_awss_403() {
     let (emu, _) = probe(|c| c.verify_sigv4(Some(Verifier::new("local", "local")))).await;
-    let mut ws = connect(&format!("ws://{}/test?key=sig", emu.addr)).await;
-    send(&mut ws, json!({"action": "echo"})).await;
-    let id = recv(&mut ws).await["requestContext"]["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ws, id) = connected_echo(&emu, "sig").await;
     let endpoint = format!("http://{}/test", emu.addr);
 
     // The right credentials: the SDK and the lean client both pass.

@@ -49,20 +49,10 @@ async fn management_trusting(
     aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
 
-async fn connected(emu: &roomcast_emulator::RunningEmulator) -> (Ws, String) {
-    let mut ws = connect(&format!("ws://{}/test?key=tls", emu.addr)).await;
-    send(&mut ws, json!({"action": "echo"})).await;
-    let id = recv(&mut ws).await["requestContext"]["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (ws, id)
-}
-
 #[tokio::test]
 async fn the_rust_sdk_posts_over_tls_to_the_domain_name_and_over_plain_http() {
     let (emu, _) = probe(|c| c).await;
-    let (mut ws, id) = connected(&emu).await;
+    let (mut ws, id) = connected_echo(&emu, "tls").await;
     let ca = std::fs::read(cache_dir().join("tls").join("ca.pem")).expect("the local CA");
     // The callback as a function builds it from its event: the event's
     // domainName is the host the client connected to.
@@ -97,7 +87,7 @@ async fn the_rust_sdk_posts_over_tls_to_the_domain_name_and_over_plain_http() {
 #[tokio::test]
 async fn a_client_that_does_not_trust_the_local_ca_is_refused() {
     let (emu, _) = probe(|c| c).await;
-    let (mut ws, id) = connected(&emu).await;
+    let (mut ws, id) = connected_echo(&emu, "tls").await;
     let api = management_trusting(&format!("https://{}/test", emu.addr), None).await;
     let err = api
         .post_to_connection()
@@ -138,7 +128,7 @@ async fn half_sent_and_garbage_tls_hellos_are_dropped_and_the_server_stays_healt
         read.is_ok(),
         "a junk handshake was still held after {WAIT:?}"
     );
-    let (mut ws, _) = connected(&emu).await;
+    let (mut ws, _) = connected_echo(&emu, "tls").await;
     send(&mut ws, json!({"action": "echo"})).await;
     assert_eq!(recv(&mut ws).await["requestContext"]["routeKey"], "echo");
     for tcp in &mut partial {

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_types::date_time::{DateTime, Format};
-use sha2::{Digest, Sha256};
 
 use crate::gateway::GatewayError;
+use crate::sigv4::{sha256_hex, uri_encode as encode};
 
 /// The service name API Gateway's Management API signs for.
 const SERVICE: &str = "execute-api";
@@ -181,7 +181,7 @@ impl LeanPost {
         let (signed_headers, canonical) = canonical_request(path, &headers, payload);
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex(&Sha256::digest(canonical.as_bytes()))
+            sha256_hex(canonical.as_bytes())
         );
         let signature = aws_sigv4::sign::v4::calculate_signature(&key, string_to_sign.as_bytes());
         Ok(Signed {
@@ -293,31 +293,8 @@ fn canonical_request(path: &str, headers: &[(&str, &str)], payload: &[u8]) -> (S
     canonical.push('\n');
     canonical.push_str(&signed);
     canonical.push('\n');
-    canonical.push_str(&hex(&Sha256::digest(payload)));
+    canonical.push_str(&sha256_hex(payload));
     (signed, canonical)
-}
-
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -348,3 +348,66 @@ pub(crate) async fn management(endpoint: &str) -> aws_sdk_apigatewaymanagement::
         .build();
     aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
+
+/// `roomcast dev` as a child process, as a developer runs it: its port
+/// (read from the banner) and its log lines (stderr, `RUST_LOG=warn`,
+/// no colour). Killed when dropped.
+pub(crate) struct DevProcess {
+    child: std::process::Child,
+    pub(crate) port: u16,
+    pub(crate) lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl DevProcess {
+    /// Starts `roomcast dev --port 0` with `args`.
+    pub(crate) fn start(args: &[std::ffi::OsString]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(["dev", "--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("roomcast dev (cargo build --workspace --bins --tests)");
+        let stdout = child.stdout.take().unwrap();
+        let port: u16 = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split("listening on 127.0.0.1:")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            })
+            .expect("a listening line");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, port, lines }
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects to `emu` and learns the connection's id from an `echo`
+/// route's reply (the probe template's).
+pub(crate) async fn connected_echo(emu: &RunningEmulator, key: &str) -> (Ws, String) {
+    let mut ws = connect(&format!("ws://{}/test?key={key}", emu.addr)).await;
+    send(&mut ws, json!({"action": "echo"})).await;
+    let id = recv(&mut ws).await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (ws, id)
+}
