@@ -45,8 +45,10 @@ pub(crate) struct Retry {
 /// The lean PostToConnection client for one callback endpoint.
 pub(crate) struct LeanPost {
     http: reqwest::Client,
-    /// `https://host[:port]/stage` without a trailing slash.
-    base: String,
+    /// `https://host[:port]/stage` without a trailing slash, parsed once:
+    /// each request only sets its path (parsing the whole URL, host name
+    /// processing included, was 2% of a post's CPU in a profile).
+    base: reqwest::Url,
     /// `host[:port]`, as the `Host` header carries it.
     host: String,
     /// The endpoint's path (`/stage`), as sent.
@@ -77,11 +79,12 @@ impl LeanPost {
         if host.is_empty() {
             return None;
         }
+        let parsed = reqwest::Url::parse(&base).ok()?;
         Some(Self {
             http,
             host: host.to_owned(),
             prefix: prefix.to_owned(),
-            base,
+            base: parsed,
             region,
             credentials,
             retry,
@@ -96,8 +99,9 @@ impl LeanPost {
         payload: &[u8],
     ) -> Result<(), GatewayError> {
         let id = encode(connection_id);
-        let url = format!("{}/@connections/{id}", self.base);
         let path = format!("{}/@connections/{id}", self.prefix);
+        let mut url = self.base.clone();
+        url.set_path(&path);
         let mut attempt = 1;
         loop {
             let outcome = self.attempt(&url, &path, payload).await;
@@ -113,12 +117,12 @@ impl LeanPost {
         }
     }
 
-    async fn attempt(&self, url: &str, path: &str, payload: &[u8]) -> Result<(), Failure> {
+    async fn attempt(&self, url: &reqwest::Url, path: &str, payload: &[u8]) -> Result<(), Failure> {
         let now = SystemTime::now();
         let signed = self.sign(path, payload, now).await?;
         let mut request = self
             .http
-            .post(url)
+            .post(url.clone())
             .header("x-amz-date", &signed.amz_date)
             .header("authorization", &signed.authorization)
             .body(payload.to_vec());
