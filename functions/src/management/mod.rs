@@ -25,9 +25,12 @@ use crate::gateway::{ConnectionInfo, Gateway, GatewayError};
 /// Clients for the Management API, one per callback endpoint.
 pub struct ManagementApi {
     sdk: aws_config::SdkConfig,
-    /// The lean PostToConnection client's connection pool, shared by every
-    /// endpoint; `None`: posts go through the SDK too.
-    lean_http: Option<reqwest::Client>,
+    /// Posts through the lean client (the default), else the SDK.
+    lean: bool,
+    /// The lean client's connection pool, shared by every endpoint. Built
+    /// with the first gateway, not at init: building it loads the TLS
+    /// roots, which cost a cold start 3–4 ms when done in `new`.
+    lean_http: std::sync::OnceLock<Option<reqwest::Client>>,
     /// `ROOMCAST_CALLBACK_URL`: overrides the endpoint derived from events
     /// (custom domains, the emulator, the publish function).
     fixed_endpoint: Option<String>,
@@ -39,7 +42,8 @@ impl ManagementApi {
     pub fn new(sdk: aws_config::SdkConfig, fixed_endpoint: Option<String>) -> Self {
         Self {
             sdk,
-            lean_http: lean_http(),
+            lean: true,
+            lean_http: std::sync::OnceLock::new(),
             fixed_endpoint: fixed_endpoint.map(|e| e.trim_end_matches('/').to_owned()),
             clients: Mutex::new(HashMap::new()),
         }
@@ -48,7 +52,7 @@ impl ManagementApi {
     /// Posts through the SDK as well (true), or through the lean client
     /// (false, the default). For side-by-side measurements and tests.
     pub fn sdk_posts(mut self, on: bool) -> Self {
-        self.lean_http = if on { None } else { lean_http() };
+        self.lean = !on;
         self
     }
 
@@ -78,10 +82,14 @@ impl ManagementApi {
                     .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                     .build();
                 tracing::debug!(endpoint, "management API client created");
-                let lean = self
-                    .lean_http
-                    .clone()
-                    .and_then(|http| self.lean(http, endpoint));
+                let lean = if self.lean {
+                    self.lean_http
+                        .get_or_init(lean_http)
+                        .clone()
+                        .and_then(|http| self.lean(http, endpoint))
+                } else {
+                    None
+                };
                 Arc::new(ManagementGateway {
                     client: Client::from_conf(config),
                     lean,
