@@ -9,6 +9,8 @@
 //!   the REQUEST authorizer.
 //! - [`dispatch`]: the [`Dispatch`](roomcast_core::shard::Dispatch) adapter,
 //!   Lambda's asynchronous Invoke of the `fanout` function.
+//! - [`eventbridge`]: the [`Events`](roomcast_core::events::Events) adapter,
+//!   batched `PutEvents` to the stack's bus.
 //! - [`telemetry`]: CloudWatch EMF, the metrics adapter.
 //! - [`handlers`]: API Gateway events in, domain calls, responses out; the
 //!   thin mains in `src/bin/` and the emulator both call them.
@@ -16,9 +18,12 @@
 pub mod auth;
 pub mod dispatch;
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod handlers;
 pub mod management;
 pub mod sigv4;
 pub mod telemetry;
 
-pub use roomcast_core::{clock, config, gateway, pacer, protocol, ratelimit, routes, shard, store};
+pub use roomcast_core::{
+    clock, config, events, gateway, pacer, protocol, ratelimit, routes, shard, store,
+};

@@ -26,6 +26,17 @@ pub(crate) enum HttpError {
         /// Details for humans.
         message: String,
     },
+    /// An awsJson1_1 service error (EventBridge): the exception name in
+    /// `__type` and `x-amzn-ErrorType`, and a `message`.
+    #[error("{kind}: {message}")]
+    Json11 {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The exception name, e.g. `ValidationException`.
+        kind: &'static str,
+        /// Details for humans.
+        message: String,
+    },
     /// Nothing here (static files, unknown paths): a plain-text 404.
     #[error("not found: {0}")]
     NotFound(String),
@@ -80,6 +91,16 @@ impl IntoResponse for HttpError {
                 }
                 r
             }
+            Self::Json11 {
+                status,
+                kind,
+                message,
+            } => {
+                let mut r = json_11(status, &json!({"__type": kind, "message": message}));
+                r.headers_mut()
+                    .insert("x-amzn-ErrorType", HeaderValue::from_static(kind));
+                r
+            }
             Self::Runtime {
                 status,
                 error_type,
@@ -116,4 +137,9 @@ pub(crate) fn respond(
 /// A JSON response.
 pub(crate) fn json(status: StatusCode, value: &Value) -> Response {
     respond(status, "application/json", value.to_string())
+}
+
+/// An awsJson1_1 response.
+pub(crate) fn json_11(status: StatusCode, value: &Value) -> Response {
+    respond(status, "application/x-amz-json-1.1", value.to_string())
 }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 mod activity;
 pub mod apigateway;
 pub mod config;
+pub mod eventbridge;
 mod header_case;
 mod http;
 pub mod lambda;

@@ -136,6 +136,8 @@ pub(crate) struct Metrics {
     disconnects: Family<u64>,
     api_calls: Family<u64>,
     errors: Family<u64>,
+    events_put: Family<u64>,
+    events_matched: Family<u64>,
     latency: Family<Histogram>,
     function_init: Family<Histogram>,
     function_duration: Family<Histogram>,
@@ -161,6 +163,14 @@ impl Default for Metrics {
             errors: Family::new(
                 "roomcast_errors_total",
                 "Handler errors, timeouts and rejected frames.",
+            ),
+            events_put: Family::new(
+                "roomcast_eventbridge_entries_total",
+                "PutEvents entries, accepted or failed.",
+            ),
+            events_matched: Family::new(
+                "roomcast_eventbridge_matches_total",
+                "Events that matched a rule, by rule.",
             ),
             latency: Family::new(
                 "roomcast_handler_duration_seconds",
@@ -194,6 +204,14 @@ impl Metrics {
 
     pub(crate) fn error(&self, kind: &str) {
         self.errors.bump(&[("kind", kind)]);
+    }
+
+    pub(crate) fn event_put(&self, result: &str) {
+        self.events_put.bump(&[("result", result)]);
+    }
+
+    pub(crate) fn event_matched(&self, rule: &str) {
+        self.events_matched.bump(&[("rule", rule)]);
     }
 
     pub(crate) fn handler_latency(&self, route: &str, d: Duration) {
@@ -233,6 +251,8 @@ impl Metrics {
         );
         self.api_calls.render(&mut out);
         self.errors.render(&mut out);
+        self.events_put.render(&mut out);
+        self.events_matched.render(&mut out);
         self.latency.render(&mut out);
         self.function_init.render(&mut out);
         self.function_duration.render(&mut out);

@@ -49,6 +49,7 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             axum::routing::post(crate::lambda::invoke_api::invoke),
         )
+        .route("/", axum::routing::post(crate::eventbridge::api::handle))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::sigv4::middleware,
@@ -57,6 +58,7 @@ pub(crate) fn app(state: Arc<State>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
+        .route("/_roomcast/events", get(crate::eventbridge::tail::feed))
         .merge(aws)
         .fallback(fallback)
         .with_state(state)

@@ -18,6 +18,7 @@ use crate::apigateway::connections::Connections;
 use crate::apigateway::connections::Peer;
 use crate::apigateway::events::EventContext;
 use crate::config::{EmulatorConfig, FunctionsMode};
+use crate::eventbridge::EventBridge;
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::launch::{Callback, Toolchain};
@@ -71,6 +72,8 @@ pub(crate) struct State {
     pub(crate) region: String,
     /// TLS on the same port (`tls`), unless turned off or unavailable.
     pub(crate) tls: Option<LocalTls>,
+    /// EventBridge: the template's buses and rules, and the live feed.
+    pub(crate) eventbridge: EventBridge,
 }
 
 impl State {
@@ -137,6 +140,7 @@ impl State {
             .with_region(region.clone())
             .with_parameters(&config.parameter_overrides)?;
         let api = template.websocket_api()?;
+        let eventbridge = EventBridge::from_template(&template)?;
         let selection_path = api
             .route_selection
             .strip_prefix("$request.body.")
@@ -205,6 +209,7 @@ impl State {
             stage = %api.stage,
             authorizer = authorizer.is_some(),
             store = if config.dynamodb_endpoint.is_some() { "dynamodb" } else { "memory" },
+            rules = ?eventbridge.rules().iter().map(|r| &r.name).collect::<Vec<_>>(),
             "template loaded"
         );
         Ok(Arc::new(Self {
@@ -223,6 +228,7 @@ impl State {
             functions: all,
             region,
             tls,
+            eventbridge,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),
@@ -335,6 +341,10 @@ fn injected_env(
     // shards) as process functions do.
     injected.insert(
         "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+        format!("http://{addr}"),
+    );
+    injected.insert(
+        "AWS_ENDPOINT_URL_EVENTBRIDGE".to_owned(),
         format!("http://{addr}"),
     );
     injected.insert(

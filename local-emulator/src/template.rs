@@ -32,7 +32,7 @@ pub enum TemplateError {
     Invalid(String),
 }
 
-fn invalid(msg: impl Into<String>) -> TemplateError {
+pub(crate) fn invalid(msg: impl Into<String>) -> TemplateError {
     TemplateError::Invalid(msg.into())
 }
 
@@ -300,6 +300,14 @@ impl Template {
             Some("AWS::DynamoDB::Table") => return Some(self.table_name_of(name, r)),
             Some("AWS::ApiGatewayV2::Api" | "AWS::Serverless::WebSocketApi") => {
                 return Some(api_id_of(name));
+            }
+            // A bus's `Ref` is its name.
+            Some("AWS::Events::EventBus") => {
+                return Some(
+                    self.prop(r, "Name")
+                        .and_then(|v| self.eval(v))
+                        .unwrap_or_else(|| name.to_owned()),
+                );
             }
             _ => {}
         }
@@ -607,9 +615,11 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 mod dynamodb_tables;
+mod event_rules;
 mod sam_websocket;
 
 pub use dynamodb_tables::TableSpec;
+pub use event_rules::{DEFAULT_BUS, RuleSpec, TargetSpec, bus_name};
 
 #[cfg(test)]
 mod tests;

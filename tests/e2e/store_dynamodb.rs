@@ -14,6 +14,7 @@ use roomcast_aws::dynamodb::{CallCounter, DynamoStore, StoreOptions};
 use roomcast_core::auth::{Identity, Right, RoomRights};
 use roomcast_core::clock::ManualClock;
 use roomcast_core::config::Config;
+use roomcast_core::events::Outbox;
 use roomcast_core::gateway::memory::MemoryGateway;
 use roomcast_core::metrics::NoMetrics;
 use roomcast_core::protocol::Sender;
@@ -49,6 +50,8 @@ struct CostWorld {
     config: Config,
     /// Large rooms go to shards here when set; else every fan-out is inline.
     dispatch: Option<MemoryDispatch>,
+    /// Events: off unless a test turns them on.
+    outbox: Outbox,
 }
 
 impl CostWorld {
@@ -66,6 +69,7 @@ impl CostWorld {
             clock: ManualClock::new(NOW),
             config: Config::default(),
             dispatch: None,
+            outbox: Outbox::off(),
         }
     }
 
@@ -77,6 +81,7 @@ impl CostWorld {
             config: &self.config,
             metrics: &NoMetrics,
             dispatch: self.dispatch.as_ref().map(|d| d as &dyn Dispatch),
+            events: &self.outbox,
         }
     }
 
@@ -87,6 +92,7 @@ impl CostWorld {
             &self.config,
             conn,
             &identity(user),
+            &self.outbox,
         )
         .await
         .unwrap();
@@ -101,9 +107,16 @@ impl CostWorld {
             )])),
             ..identity(user)
         };
-        routes::connect(&*self.store, &self.clock, &self.config, conn, &identity)
-            .await
-            .unwrap();
+        routes::connect(
+            &*self.store,
+            &self.clock,
+            &self.config,
+            conn,
+            &identity,
+            &self.outbox,
+        )
+        .await
+        .unwrap();
     }
 
     /// A frame from a client within its rate (a second after its last):

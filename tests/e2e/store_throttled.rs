@@ -17,6 +17,7 @@ use roomcast_aws::dynamodb::{self, DynamoStore, StoreOptions};
 use roomcast_core::auth::{Identity, RoomRights};
 use roomcast_core::clock::{Clock, ManualClock};
 use roomcast_core::config::Config;
+use roomcast_core::events::Outbox;
 use roomcast_core::gateway::memory::MemoryGateway;
 use roomcast_core::metrics::NoMetrics;
 use roomcast_core::routes::{self, Context};
@@ -31,6 +32,7 @@ struct World {
     gateway: MemoryGateway,
     clock: ManualClock,
     config: Config,
+    outbox: Outbox,
 }
 
 impl World {
@@ -57,6 +59,7 @@ impl World {
             gateway: MemoryGateway::new(),
             clock: ManualClock::new(NOW),
             config: Config::default(),
+            outbox: Outbox::off(),
         };
         for (conn, user) in [("a1", "alice"), ("b1", "bob")] {
             let identity = Identity {
@@ -66,9 +69,16 @@ impl World {
                 rooms: RoomRights::all(),
                 direct: false,
             };
-            routes::connect(&*w.store, &w.clock, &w.config, conn, &identity)
-                .await
-                .unwrap();
+            routes::connect(
+                &*w.store,
+                &w.clock,
+                &w.config,
+                conn,
+                &identity,
+                &Outbox::off(),
+            )
+            .await
+            .unwrap();
         }
         w
     }
@@ -81,6 +91,7 @@ impl World {
             config: &self.config,
             metrics: &NoMetrics,
             dispatch: None,
+            events: &self.outbox,
         }
     }
 

@@ -4,7 +4,8 @@
 //! - [`routes`]: what `$connect`, `$disconnect`, each client action and a
 //!   server publish do, written against the ports only.
 //! - Ports: [`store::Store`], [`gateway::Gateway`], [`auth::Verify`],
-//!   [`clock::Clock`], [`metrics::Metrics`], [`shard::Dispatch`].
+//!   [`clock::Clock`], [`metrics::Metrics`], [`shard::Dispatch`],
+//!   [`events::Events`].
 //! - In-memory adapters: [`store::memory::MemoryStore`] (the emulator's
 //!   embedded store) and, behind the `test-util` feature, the gateway, clock,
 //!   verifier and metrics fakes and the Store conformance suite.
@@ -15,6 +16,7 @@ pub use roomcast_protocol as protocol;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod gateway;
 pub mod metrics;
 pub mod pacer;

@@ -32,6 +32,12 @@ pub enum Metric {
     /// Frames delivered again because a failed shard is retried whole; the
     /// clients drop them by (room, seq).
     Redelivered,
+    /// Events the team's backend will never get: EventBridge kept refusing
+    /// them until the invocation's deadline, or they were too large even
+    /// without data. Alarm on it.
+    EventsFailed,
+    /// Events sent without their `data` because they were over 256 KB.
+    EventsTrimmed,
 }
 
 impl Metric {
@@ -48,6 +54,8 @@ impl Metric {
             Self::Requeued => "Requeued",
             Self::Undelivered => "Undelivered",
             Self::Redelivered => "Redelivered",
+            Self::EventsFailed => "EventsFailed",
+            Self::EventsTrimmed => "EventsTrimmed",
         }
     }
 

@@ -12,6 +12,8 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, optional};
 use crate::dispatch::LambdaDispatch;
 use crate::dynamodb::{self, DynamoStore, StoreOptions};
+use crate::eventbridge::{EventBridgeEvents, EventsConfig};
+use crate::events::Events;
 use crate::gateway::Gateway;
 use crate::management::ManagementApi;
 use crate::shard::Dispatch;
@@ -212,6 +214,7 @@ impl AppBuilder {
     /// A complete app. `verify` builds the token verifier (the message
     /// function needs it for `auth`; connect and disconnect do not).
     pub async fn app(&self, verify: bool) -> Result<App, InitError> {
+        let emf = self.emf();
         Ok(App {
             store: self.store()?,
             gateways: self.gateways(),
@@ -223,11 +226,37 @@ impl AppBuilder {
             clock: Arc::new(SystemClock),
             config: self.config()?,
             origins: self.origins(),
-            // EMF lines only mean something where CloudWatch reads stdout.
-            emf: self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
-                && self.get("ROOMCAST_EMF").as_deref() != Some("0"),
+            emf,
             dispatch: self.dispatch(),
+            events: self.events(emf),
+            events_data: self.get("ROOMCAST_EVENTS_DATA").as_deref() != Some("false"),
         })
+    }
+
+    /// EMF lines only mean something where CloudWatch reads stdout.
+    fn emf(&self) -> bool {
+        self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            && self.get("ROOMCAST_EMF").as_deref() != Some("0")
+    }
+
+    /// The events adapter: EventBridge bus `ROOMCAST_EVENT_BUS` (source
+    /// `ROOMCAST_EVENT_SOURCE`, default `roomcast`), reached at
+    /// `AWS_ENDPOINT_URL_EVENTBRIDGE` when set (the emulator). `None`
+    /// without a bus: events off, no client built, no call ever made.
+    pub fn events(&self, emf: bool) -> Option<Arc<dyn Events>> {
+        let bus = self.get("ROOMCAST_EVENT_BUS")?;
+        let mut config = EventsConfig::new(bus);
+        if let Some(source) = self.get("ROOMCAST_EVENT_SOURCE") {
+            config.source = source;
+        }
+        let endpoint = self.get("AWS_ENDPOINT_URL_EVENTBRIDGE");
+        let metrics = super::metrics_sink(emf);
+        Some(Arc::new(EventBridgeEvents::new(
+            &self.sdk,
+            config,
+            endpoint.as_deref(),
+            metrics,
+        )))
     }
 
     /// Uses this dispatcher instead of building one (tests).

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::auth::{self, AuthError, OriginPolicy, SUBPROTOCOL, Verify};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::events::{Events, Outbox};
 use crate::gateway::Gateway;
 use crate::management::ManagementApi;
 use crate::pacer::Pacer;
@@ -110,10 +111,20 @@ pub struct App {
     /// Where large rooms' fan-out goes (`ROOMCAST_FANOUT_FUNCTION`);
     /// `None`: every fan-out is inline.
     pub dispatch: Option<Arc<dyn Dispatch>>,
+    /// Where events go (`ROOMCAST_EVENT_BUS`); `None`: events off, and no
+    /// EventBridge call is ever made.
+    pub events: Option<Arc<dyn Events>>,
+    /// Whether events carry clients' `data` (`ROOMCAST_EVENTS_DATA`).
+    pub events_data: bool,
 }
 
 static EMF: crate::telemetry::Emf = crate::telemetry::Emf;
 static NO_METRICS: roomcast_core::metrics::NoMetrics = roomcast_core::metrics::NoMetrics;
+
+/// Where counts go: EMF lines in Lambda, nowhere elsewhere.
+fn metrics_sink(emf: bool) -> &'static dyn roomcast_core::metrics::Metrics {
+    if emf { &EMF } else { &NO_METRICS }
+}
 
 impl App {
     fn gateway_for(
@@ -139,14 +150,20 @@ impl App {
         }
     }
 
-    fn context<'a>(&'a self, gateway: &'a dyn Gateway) -> Context<'a> {
+    /// A new invocation's outbox.
+    fn outbox(&self) -> Outbox {
+        Outbox::new(self.events.clone(), self.events_data)
+    }
+
+    fn context<'a>(&'a self, gateway: &'a dyn Gateway, events: &'a Outbox) -> Context<'a> {
         Context {
             store: &*self.store,
             gateway,
             clock: &*self.clock,
             config: &self.config,
-            metrics: if self.emf { &EMF } else { &NO_METRICS },
+            metrics: metrics_sink(self.emf),
             dispatch: self.dispatch.as_deref(),
+            events,
         }
     }
 }
@@ -189,7 +206,17 @@ pub async fn connect(
     let work = async {
         let identity = auth::context_from_event(&event.request_context.authorizer.fields)
             .map_err(HandlerError::Unauthenticated)?;
-        routes::connect(&*app.store, &*app.clock, &app.config, &id, &identity).await?;
+        let outbox = app.outbox();
+        routes::connect(
+            &*app.store,
+            &*app.clock,
+            &app.config,
+            &id,
+            &identity,
+            &outbox,
+        )
+        .await?;
+        outbox.flush().await;
         let mut response = ok(None);
         let offered = event
             .headers
@@ -233,7 +260,13 @@ pub async fn disconnect(
     );
     let work = async {
         let gateway = app.gateway_for(ctx)?;
-        routes::disconnect(&app.context(&*gateway), &id).await?;
+        let outbox = app.outbox();
+        let closed = routes::Closed {
+            code: ctx.disconnect_status_code,
+            reason: ctx.disconnect_reason.clone(),
+        };
+        routes::disconnect_closed(&app.context(&*gateway, &outbox), &id, closed).await?;
+        outbox.flush().await;
         Ok(ok(None))
     }
     .instrument(span);
@@ -264,11 +297,45 @@ pub async fn message(
             is_binary: event.is_base64_encoded,
             received_at: Some(ctx.request_time_epoch),
         };
-        let reply = routes::message(&app.context(&*gateway), app.verifier.as_deref(), frame).await;
-        Ok(ok(reply.map(|f| f.to_json())))
+        let outbox = app.outbox();
+        let reply = routes::message(
+            &app.context(&*gateway, &outbox),
+            app.verifier.as_deref(),
+            frame,
+        )
+        .await;
+        let reply = reply.map(|f| f.to_json());
+        Ok(ok(reply_then_events(&*gateway, &id, reply, &outbox).await))
     }
     .instrument(span);
     measured(app, "message", work).await
+}
+
+/// With events pending, the reply goes out through the gateway first and
+/// the events after it, so that the client never waits on EventBridge;
+/// `None` is then the route response. If the early post fails, the reply
+/// stays the route response.
+async fn reply_then_events(
+    gateway: &dyn Gateway,
+    connection_id: &str,
+    reply: Option<String>,
+    outbox: &Outbox,
+) -> Option<String> {
+    if !outbox.has_pending() {
+        return reply;
+    }
+    let reply = match reply {
+        Some(r) => match gateway.post(connection_id, r.as_bytes()).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::info!(connection_id, error = %e, "reply not posted early; it waits for the events");
+                Some(r)
+            }
+        },
+        None => None,
+    };
+    outbox.flush().await;
+    reply
 }
 
 /// The publish function's input: exactly one of `room` and `user`.
@@ -311,14 +378,16 @@ pub async fn publish(app: &App, request: PublishRequest) -> Result<PublishReport
         user: "server".into(),
         name: "server".into(),
     });
+    let outbox = app.outbox();
     let report = routes::publish(
-        &app.context(&*gateway),
+        &app.context(&*gateway, &outbox),
         target,
         from,
         request.id.as_deref(),
         request.data,
     )
     .await?;
+    outbox.flush().await;
     tracing::info!(
         seq = report.seq,
         delivered = report.delivery.delivered,
@@ -341,10 +410,13 @@ pub async fn fanout(
     let work = async {
         let dispatch = app.dispatch.as_deref().ok_or(HandlerError::NoDispatch)?;
         let gateway = app.gateway_at(None, None)?;
-        let ctx = app.context(&*gateway);
+        let outbox = app.outbox().with_deadline(deadline);
+        let ctx = app.context(&*gateway, &outbox);
         // This invocation's share of the stack's budget (see `pacer`).
         let pacer = Pacer::new(ctx.config.fanout.instance_budget());
-        Ok(routes::fanout(&ctx, dispatch, pacer.as_ref(), shard, deadline).await?)
+        let report = routes::fanout(&ctx, dispatch, pacer.as_ref(), shard, deadline).await;
+        outbox.flush().await;
+        Ok(report?)
     }
     .instrument(span);
     measured(app, "fanout", work).await

@@ -75,6 +75,8 @@ fn fixture() -> Fixture {
             origins: OriginPolicy::parse("https://app.example.com"),
             emf: true,
             dispatch: None,
+            events: None,
+            events_data: true,
         },
         gateway,
         verifier: TokenVerifier::hs256(SECRET, VerifierOptions::default()),

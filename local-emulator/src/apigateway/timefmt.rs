@@ -49,6 +49,12 @@ pub(crate) fn iso8601(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
+/// `2026-11-22T16:00:00Z`, an EventBridge event's `time`.
+pub(crate) fn iso8601_seconds(ms: i64) -> String {
+    let (y, mo, d, h, mi, s, _) = civil(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +66,7 @@ mod tests {
         assert_eq!(iso8601(ms), "2026-11-28T16:00:00.123Z");
         assert_eq!(request_time(ms), "28/Nov/2026:16:00:00 +0000");
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_seconds(ms), "2026-11-28T16:00:00Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 }

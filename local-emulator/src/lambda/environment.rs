@@ -65,10 +65,14 @@ pub(crate) fn for_function(
             env.insert("ROOMCAST_DYNAMODB_ENDPOINT".into(), endpoint.clone());
         }
     }
-    env.insert(
-        "AWS_ENDPOINT_URL_LAMBDA".into(),
-        shared.emulator_url.clone(),
-    );
+    // The SDKs' service-specific endpoint settings ("Identifiers for
+    // service-specific endpoints": EventBridge's is EVENTBRIDGE).
+    for service in ["LAMBDA", "EVENTBRIDGE"] {
+        env.insert(
+            format!("AWS_ENDPOINT_URL_{service}"),
+            shared.emulator_url.clone(),
+        );
+    }
     let credentials = [
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
@@ -194,6 +198,7 @@ mod tests {
         assert_eq!(env["TZ"], ":UTC");
         assert_eq!(env["AWS_ENDPOINT_URL_DYNAMODB"], "http://127.0.0.1:2");
         assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], "http://127.0.0.1:1");
+        assert_eq!(env["AWS_ENDPOINT_URL_EVENTBRIDGE"], "http://127.0.0.1:1");
         assert_eq!(env["AWS_ACCESS_KEY_ID"], "local");
         assert!(!env.contains_key("AWS_LAMBDA_RUNTIME_API"), "per instance");
         assert_eq!(

@@ -109,6 +109,17 @@ async fn run_sync(
     }
 }
 
+/// Queues an asynchronous invocation of `function` with `event`, as
+/// Lambda does for `Event` invocations and for services that invoke
+/// asynchronously (EventBridge rules).
+pub(crate) fn spawn_async(state: Arc<State>, function: Arc<Function>, event: Value) {
+    let context = InvokeContext {
+        client_context: None,
+        cognito_identity: None,
+    };
+    tokio::spawn(run_async(state, function, event, context));
+}
+
 /// An `Event` invocation: retried twice on error, after 1 and 2 minutes
 /// as Lambda does (scaled by `async_retry_base`), then logged as dropped.
 async fn run_async(

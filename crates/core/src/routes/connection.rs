@@ -1,9 +1,10 @@
 //! `$connect` and `$disconnect`.
 
-use super::{Context, RouteError};
+use super::{Closed, Context, RouteError};
 use crate::auth::Identity;
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
+use crate::events::{self, Event, Outbox};
 use crate::store::{ConnectionRecord, Store};
 
 /// `$connect`: records the connection and who is behind it. API Gateway
@@ -15,6 +16,7 @@ pub async fn connect(
     config: &Config,
     connection_id: &str,
     identity: &Identity,
+    events: &Outbox,
 ) -> Result<(), RouteError> {
     let now = clock.now_ms();
     let expires = now.saturating_add(Context::ms(config.retention.connection));
@@ -27,6 +29,14 @@ pub async fn connect(
         ))
         .await?;
     tracing::info!(connection_id, user = %identity.user, "connected");
+    events.record(|| {
+        Event::ConnectionOpened(events::ConnectionOpened {
+            connection_id: connection_id.to_owned(),
+            user: identity.user.clone(),
+            name: identity.name.clone(),
+            at: now,
+        })
+    });
     Ok(())
 }
 
@@ -34,11 +44,21 @@ pub async fn connect(
 /// each room where the user has no other device left. Best-effort by
 /// nature (API Gateway may not deliver it); TTLs clean up what it misses.
 pub async fn disconnect(ctx: &Context<'_>, connection_id: &str) -> Result<(), RouteError> {
+    disconnect_closed(ctx, connection_id, Closed::default()).await
+}
+
+/// [`disconnect`], knowing how the connection closed (API Gateway's
+/// `disconnectStatusCode` and `disconnectReason`), for `Connection Closed`.
+pub async fn disconnect_closed(
+    ctx: &Context<'_>,
+    connection_id: &str,
+    closed: Closed,
+) -> Result<(), RouteError> {
     let Some(removed) = ctx.store.remove_connection(connection_id).await? else {
         tracing::info!(connection_id, "disconnect of an unknown connection");
         return Ok(());
     };
-    let gone = ctx.announce_removal(&removed).await;
+    let gone = ctx.announce_removal(&removed, closed).await;
     if !gone.is_empty() {
         ctx.reap(gone).await;
     }

@@ -9,6 +9,7 @@
 use super::{Context, RouteError, rooms, send};
 use crate::auth::{Identity, Right, Verify};
 use crate::clock::Millis;
+use crate::events::{self, Event, Outbox, RoomLeftReason};
 use crate::gateway::GatewayError;
 use crate::metrics::Metric;
 use crate::protocol::{
@@ -88,7 +89,16 @@ pub async fn message(
             ctx.metrics.add(Metric::Rejects, 1.0);
             match &e {
                 RouteError::Rejected(r) => {
-                    tracing::info!(connection_id, action, code = r.code.as_str(), reason = %r.message, "rejected")
+                    tracing::info!(connection_id, action, code = r.code.as_str(), reason = %r.message, "rejected");
+                    if alerts(r.code) {
+                        record_rejected(
+                            ctx,
+                            r,
+                            Some(action),
+                            connection_id,
+                            identity.map(|i| i.user.as_str()),
+                        );
+                    }
                 }
                 RouteError::Store(s) => {
                     tracing::error!(connection_id, action, error = %s, "store failure")
@@ -97,6 +107,35 @@ pub async fn message(
             Some(e.to_frame(reference))
         }
     }
+}
+
+/// Refusals a backend may want to alert on; other bad frames are the
+/// client's bugs and are only logged.
+fn alerts(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::Forbidden | ErrorCode::RateLimited | ErrorCode::InvalidToken
+    )
+}
+
+/// Records a `Request Rejected` event.
+fn record_rejected(
+    ctx: &Context<'_>,
+    error: &FrameError,
+    action: Option<&str>,
+    connection_id: &str,
+    user: Option<&str>,
+) {
+    ctx.events.record(|| {
+        Event::Rejected(events::Rejected {
+            code: error.code.as_str().to_owned(),
+            reason: error.message.clone(),
+            action: action.map(str::to_owned),
+            connection_id: Some(connection_id.to_owned()),
+            user: user.map(str::to_owned),
+            at: ctx.now(),
+        })
+    });
 }
 
 async fn handle(
@@ -142,6 +181,11 @@ async fn handle(
     if let Verdict::Limited { strikes } = touched.verdict {
         if strikes >= ctx.config.rate.abuse_strikes {
             tracing::warn!(connection_id, strikes, "closing abusive connection");
+            let closing = FrameError::new(
+                ErrorCode::RateLimited,
+                "sustained flooding; connection closed",
+            );
+            record_rejected(ctx, &closing, None, connection_id, Some(&conn.user));
             close(
                 ctx,
                 connection_id,
@@ -207,7 +251,17 @@ async fn touch_or_heal(
                 connection_id,
                 "connection item missing; registering it again"
             );
-            super::connect(ctx.store, ctx.clock, ctx.config, connection_id, identity).await?;
+            // Not a new connection: no `Connection Opened`.
+            let off = Outbox::off();
+            super::connect(
+                ctx.store,
+                ctx.clock,
+                ctx.config,
+                connection_id,
+                identity,
+                &off,
+            )
+            .await?;
             Ok(Touch::Live(
                 ctx.store
                     .touch(connection_id, arrived, &ctx.config.rate)
@@ -372,7 +426,7 @@ async fn apply_rights(
     for m in ctx.store.memberships_of(&conn.connection_id, now).await? {
         if !identity.rooms.allows(&m.room, Right::Join) {
             if let Some(old) = ctx.store.leave(&m.room, &conn.connection_id).await? {
-                let gone = ctx.announce_departure(&old).await;
+                let gone = ctx.announce_departure(&old, RoomLeftReason::Rights).await;
                 if !gone.is_empty() {
                     ctx.reap(gone).await;
                 }

@@ -9,6 +9,7 @@
 
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
+use crate::events::{self, Event, Outbox, PresenceChange, RoomLeftReason};
 use crate::gateway::{Gateway, fan_out};
 use crate::metrics::{Metric, Metrics};
 use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
@@ -21,7 +22,7 @@ mod message;
 mod rooms;
 mod send;
 
-pub use connection::{connect, disconnect};
+pub use connection::{connect, disconnect, disconnect_closed};
 pub use fanout::{FanoutError, ShardReport, fanout};
 pub use message::{Inbound, message};
 pub use send::{PublishError, PublishReport, PublishTarget, publish};
@@ -41,6 +42,8 @@ pub struct Context<'a> {
     pub metrics: &'a dyn Metrics,
     /// Where large rooms' fan-out goes, in shards; `None`: always inline.
     pub dispatch: Option<&'a dyn Dispatch>,
+    /// This invocation's events for the team's backend.
+    pub events: &'a Outbox,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -187,7 +190,11 @@ impl Context<'_> {
                     continue;
                 }
             };
-            for more in self.announce_removal(&removed).await {
+            let closed = Closed {
+                code: None,
+                reason: Some("gone".into()),
+            };
+            for more in self.announce_removal(&removed, closed).await {
                 if let Err(e) = self.store.remove_connection(&more).await {
                     tracing::warn!(connection_id = %more, error = %e, "could not remove gone connection");
                 }
@@ -196,33 +203,81 @@ impl Context<'_> {
     }
 
     /// Tells every room a removed connection was in, where its user has no
-    /// other device left. Returns connections found gone while telling.
-    async fn announce_removal(&self, removed: &Removed) -> Vec<String> {
+    /// other device left, and records its close. Returns connections found
+    /// gone while telling.
+    async fn announce_removal(&self, removed: &Removed, closed: Closed) -> Vec<String> {
         let mut gone = Vec::new();
         for m in &removed.memberships {
-            gone.extend(self.announce_departure(m).await);
+            gone.extend(self.announce_departure(m, RoomLeftReason::Disconnect).await);
         }
+        let c = &removed.connection;
+        self.events.record(|| {
+            Event::ConnectionClosed(events::ConnectionClosed {
+                connection_id: c.connection_id.clone(),
+                user: c.user.clone(),
+                close_code: closed.code,
+                reason: closed.reason,
+                rooms: removed.memberships.iter().map(|m| m.room.clone()).collect(),
+                connected_at: c.connected_at,
+                at: self.now(),
+            })
+        });
         gone
     }
 
-    /// Whom to tell that `user` arrived in or left `room`: the room's
-    /// presence watchers other than `connection_id`, or nobody if the user
-    /// has another device there (they were, and stay, present).
+    /// Whether `user`'s presence in `room` changes with `connection_id`
+    /// (their first device arriving or last leaving), and if so whom to
+    /// tell: the room's presence watchers other than `connection_id`.
+    /// `None`: it does not change, or the room is past the presence cap.
     ///
-    /// Costs O(1) in a room past the presence cap, else O(watchers + the
-    /// user's devices), never O(members): a crowd joining or leaving at
-    /// once does not turn quadratic.
-    async fn presence_audience(
+    /// Costs O(1) in a room past the cap, else O(watchers + the user's
+    /// devices), never O(members): a crowd joining or leaving at once does
+    /// not turn quadratic. With nobody watching and events off, the user's
+    /// devices are not read (nobody would be told).
+    async fn presence_change(
         &self,
         room: &str,
         user: &str,
         connection_id: &str,
         now: Millis,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Option<Vec<String>>, StoreError> {
         if !self.within_presence_cap(room, now).await? {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        self.watchers_audience(room, user, connection_id, now).await
+        self.presence_change_in_cap(room, user, connection_id, now)
+            .await
+    }
+
+    /// [`Self::presence_change`] once the room is known to be within the
+    /// presence cap.
+    async fn presence_change_in_cap(
+        &self,
+        room: &str,
+        user: &str,
+        connection_id: &str,
+        now: Millis,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let not_me = |m: &Membership| m.connection_id != connection_id;
+        let watchers = self.live_watchers(room, now, not_me).await?;
+        if watchers.is_empty() && !self.events.is_on() {
+            return Ok(Some(watchers));
+        }
+        self.unless_present(room, user, connection_id, now, watchers)
+            .await
+    }
+
+    /// `watchers`, unless `user` has a device in `room` other than
+    /// `connection_id` (they were, and stay, present).
+    async fn unless_present(
+        &self,
+        room: &str,
+        user: &str,
+        connection_id: &str,
+        now: Millis,
+        watchers: Vec<String>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let devices = self.store.user_memberships(room, user, now).await?;
+        Ok((!devices.iter().any(|m| m.connection_id != connection_id)).then_some(watchers))
     }
 
     /// Whether the room is small enough for presence and typing events.
@@ -243,42 +298,47 @@ impl Context<'_> {
         Ok(presence_watchers(&watchers, keep))
     }
 
-    /// [`Self::presence_audience`] once the room is known to be within the
-    /// presence cap.
-    async fn watchers_audience(
-        &self,
-        room: &str,
-        user: &str,
-        connection_id: &str,
-        now: Millis,
-    ) -> Result<Vec<String>, StoreError> {
-        let not_me = |m: &Membership| m.connection_id != connection_id;
-        let watchers = self.live_watchers(room, now, not_me).await?;
-        if watchers.is_empty() {
-            return Ok(watchers);
-        }
-        let devices = self.store.user_memberships(room, user, now).await?;
-        Ok(if devices.iter().any(not_me) {
-            Vec::new()
-        } else {
-            watchers
-        })
+    /// Records a presence change.
+    fn record_presence(&self, room: &str, user: &str, name: &str, event: PresenceChange) {
+        self.events.record(|| {
+            Event::PresenceChanged(events::PresenceChanged {
+                room: room.to_owned(),
+                user: user.to_owned(),
+                name: name.to_owned(),
+                event,
+                at: self.now(),
+            })
+        });
     }
 
-    /// After `m` left its room: if its user has no other device there, tells
-    /// the room's presence watchers. Returns connections found gone.
-    async fn announce_departure(&self, m: &Membership) -> Vec<String> {
+    /// After `m` left its room: records it and, if its user has no other
+    /// device there, tells the room's presence watchers. Returns
+    /// connections found gone.
+    async fn announce_departure(&self, m: &Membership, reason: RoomLeftReason) -> Vec<String> {
+        self.events.record(|| {
+            Event::RoomLeft(events::RoomLeft {
+                room: m.room.clone(),
+                connection_id: m.connection_id.clone(),
+                user: m.user.clone(),
+                reason,
+                at: self.now(),
+            })
+        });
         let targets = match self
-            .presence_audience(&m.room, &m.user, &m.connection_id, self.now())
+            .presence_change(&m.room, &m.user, &m.connection_id, self.now())
             .await
         {
-            Ok(targets) if targets.is_empty() => return Vec::new(),
-            Ok(targets) => targets,
+            Ok(Some(targets)) => targets,
+            Ok(None) => return Vec::new(),
             Err(e) => {
                 tracing::warn!(room = %m.room, connection_id = %m.connection_id, error = %e, "could not find whom to tell of a departure");
                 return Vec::new();
             }
         };
+        self.record_presence(&m.room, &m.user, &m.name, PresenceChange::Left);
+        if targets.is_empty() {
+            return Vec::new();
+        }
         let frame = ServerFrame::Presence {
             room: m.room.clone(),
             user: m.user.clone(),
@@ -295,6 +355,15 @@ impl Context<'_> {
         .await
         .gone
     }
+}
+
+/// How a connection closed, where known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Closed {
+    /// The WebSocket close code (API Gateway's `disconnectStatusCode`).
+    pub code: Option<i64>,
+    /// Why (API Gateway's `disconnectReason`).
+    pub reason: Option<String>,
 }
 
 /// What one fan-out did: every target is counted exactly once.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::{Context, RouteError, presence_watchers};
 use crate::auth::Right;
 use crate::clock::Millis;
+use crate::events::{self, Event, PresenceChange, RoomLeftReason};
 use crate::protocol::{ErrorCode, Member, PresenceEvent, Ref, RoomName, ServerFrame};
 use crate::store::{ConnectionRecord, Membership, sequencer};
 
@@ -66,6 +67,14 @@ pub(super) async fn join(
         None
     };
     if is_new {
+        ctx.events.record(|| {
+            Event::RoomJoined(events::RoomJoined {
+                room: room.to_string(),
+                connection_id: conn.connection_id.clone(),
+                user: conn.user.clone(),
+                at: now,
+            })
+        });
         announce_arrival(ctx, conn, room, count, roster.as_ref(), now).await?;
     }
     // Settle after the membership is stored: a message stored later is
@@ -139,16 +148,23 @@ async fn announce_arrival(
         return Ok(());
     }
     // A complete roster answers whom to tell at no extra cost.
-    let watchers = match roster {
-        Some((members, false)) if members.iter().any(|m| m.user == conn.user && not_me(m)) => {
-            Vec::new()
-        }
-        Some((members, false)) => presence_watchers(members, not_me),
+    let change = match roster {
+        Some((members, false)) if members.iter().any(|m| m.user == conn.user && not_me(m)) => None,
+        Some((members, false)) => Some(presence_watchers(members, not_me)),
         _ => {
-            ctx.watchers_audience(room.as_str(), &conn.user, &conn.connection_id, now)
+            ctx.presence_change_in_cap(room.as_str(), &conn.user, &conn.connection_id, now)
                 .await?
         }
     };
+    let Some(watchers) = change else {
+        return Ok(());
+    };
+    ctx.record_presence(
+        room.as_str(),
+        &conn.user,
+        &conn.name,
+        PresenceChange::Joined,
+    );
     if !watchers.is_empty() {
         let frame = ServerFrame::Presence {
             room: room.to_string(),
@@ -203,7 +219,7 @@ pub(super) async fn leave(
     now: Millis,
 ) -> Result<ServerFrame, RouteError> {
     if let Some(m) = ctx.store.leave(room.as_str(), &conn.connection_id).await? {
-        let gone = ctx.announce_departure(&m).await;
+        let gone = ctx.announce_departure(&m, RoomLeftReason::Leave).await;
         if !gone.is_empty() {
             ctx.reap(gone).await;
         }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Context, Delivery, RouteError, rooms::require};
 use crate::auth::Right;
 use crate::clock::Millis;
+use crate::events::{self, Event, Origin};
 use crate::protocol::{
     ErrorCode, FrameError, Message, MessageId, Ref, RoomName, Sender, ServerFrame,
 };
@@ -66,9 +67,30 @@ pub(super) async fn send(
             false
         }
     };
-    fan_out(ctx, stored, sender, now).await?;
+    record_stored(ctx, &stored, Origin::Client, Some(&conn.connection_id));
+    // The events go out beside the fan-out, after the ack: a slow bus
+    // delays neither.
+    let (delivered, ()) = futures::join!(fan_out(ctx, stored, sender, now), ctx.events.flush());
+    delivered?;
     keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
     Ok((!acked).then_some(early))
+}
+
+/// Records `Message Stored` for a message just appended.
+fn record_stored(ctx: &Context<'_>, stored: &Message, origin: Origin, connection_id: Option<&str>) {
+    ctx.events.record(|| {
+        Event::MessageStored(events::MessageStored {
+            room: stored.room.clone(),
+            seq: stored.seq,
+            id: stored.id.clone(),
+            from: stored.from.clone(),
+            origin,
+            connection_id: connection_id.map(str::to_owned),
+            data: Some(stored.data.clone()),
+            data_omitted: None,
+            ts: stored.ts,
+        })
+    });
 }
 
 /// Keeps the room's settled watermark close behind its counter, after the
@@ -188,6 +210,7 @@ async fn append_and_fan_out(
             } => (message, follows_settled),
         };
     let seq = stored.seq;
+    record_stored(ctx, &stored, Origin::Server, None);
     let delivery = fan_out(ctx, stored, None, now).await?;
     keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
     Ok((seq, false, delivery))
@@ -217,6 +240,7 @@ pub(super) async fn direct(
         delivered,
         reference: reference.clone(),
     };
+    let recorded = ctx.events.is_on().then(|| data.clone());
     let delivery = direct_to_user(
         ctx,
         to,
@@ -227,6 +251,20 @@ pub(super) async fn direct(
         now,
     )
     .await?;
+    if let Some(d) = &delivery {
+        ctx.events.record(|| {
+            Event::DirectSent(events::DirectSent {
+                to: to.to_owned(),
+                from: conn.sender(),
+                id: id.as_str().to_owned(),
+                connection_id: conn.connection_id.clone(),
+                delivered: d.delivered,
+                data: recorded,
+                data_omitted: None,
+                ts: now,
+            })
+        });
+    }
     Ok(match delivery {
         None => ack(true, None),
         Some(d) => ack(false, Some(d.delivered)),
@@ -318,6 +356,39 @@ pub async fn publish(
     };
     crate::protocol::check_data(&data, limits)?;
     let now = ctx.now();
+    let recorded = ctx.events.is_on().then(|| (data.clone(), from.clone()));
+    let report = publish_to(ctx, target.clone(), from, &id, data, now).await?;
+    if let (Some((data, from)), false) = (recorded, report.duplicate) {
+        let (room, user) = match target {
+            PublishTarget::Room(r) => (Some(r), None),
+            PublishTarget::User(u) => (None, Some(u)),
+        };
+        ctx.events.record(|| {
+            Event::MessagePublished(events::MessagePublished {
+                room,
+                user,
+                seq: report.seq,
+                id: id.as_str().to_owned(),
+                from,
+                delivered: report.delivery.delivered,
+                data: Some(data),
+                data_omitted: None,
+                at: now,
+            })
+        });
+    }
+    Ok(report)
+}
+
+async fn publish_to(
+    ctx: &Context<'_>,
+    target: PublishTarget,
+    from: Sender,
+    id: &MessageId,
+    data: Value,
+    now: Millis,
+) -> Result<PublishReport, PublishError> {
+    let limits = &ctx.config.limits;
     match target {
         PublishTarget::Room(room) => {
             let room = RoomName::parse(&room, limits)?;

@@ -1,6 +1,7 @@
 //! Domain tests through the ports, with the memory adapters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -9,6 +10,7 @@ use super::*;
 use crate::auth::{FakeVerifier, Identity, Right, RoomRights, fake_token};
 use crate::clock::ManualClock;
 use crate::config::RateLimit;
+use crate::events::RecordedEvents;
 use crate::gateway::memory::MemoryGateway;
 use crate::metrics::RecordedMetrics;
 use crate::protocol::Message;
@@ -46,6 +48,9 @@ struct World {
     metrics: RecordedMetrics,
     /// Set by `sharded`: large rooms go to shards here.
     dispatch: Option<MemoryDispatch>,
+    /// Events, off unless `with_events`; flushed after each call.
+    outbox: Outbox,
+    events: Arc<RecordedEvents>,
 }
 
 impl World {
@@ -62,7 +67,15 @@ impl World {
             verifier: FakeVerifier,
             metrics: RecordedMetrics::default(),
             dispatch: None,
+            outbox: Outbox::off(),
+            events: Arc::new(RecordedEvents::default()),
         }
+    }
+
+    /// Turns events on: each call's events are one batch in `self.events`.
+    fn with_events(mut self) -> Self {
+        self.outbox = Outbox::new(Some(self.events.clone()), true);
+        self
     }
 
     fn ctx(&self) -> Context<'_> {
@@ -73,6 +86,7 @@ impl World {
             config: &self.config,
             metrics: &self.metrics,
             dispatch: self.dispatch.as_ref().map(|d| d as &dyn Dispatch),
+            events: &self.outbox,
         }
     }
 
@@ -92,9 +106,17 @@ impl World {
     }
 
     async fn connect_as(&self, conn: &str, identity: &Identity) {
-        connect(&*self.store, &self.clock, &self.config, conn, identity)
-            .await
-            .unwrap();
+        connect(
+            &*self.store,
+            &self.clock,
+            &self.config,
+            conn,
+            identity,
+            &self.outbox,
+        )
+        .await
+        .unwrap();
+        self.outbox.flush().await;
     }
 
     /// Sends a frame and returns the reply as JSON.
@@ -112,6 +134,7 @@ impl World {
         )
         .await
         .map(|f| serde_json::to_value(&f).unwrap());
+        self.outbox.flush().await;
         reply.or_else(|| {
             self.gateway
                 .take_where(conn, |f| f["type"] == "ack")
@@ -2190,3 +2213,5 @@ async fn ephemeral_sends_need_the_send_right_and_are_rate_limited() {
     );
     assert_eq!(codes.last().map(String::as_str), Some("error"), "{codes:?}");
 }
+
+mod events;

@@ -1,0 +1,146 @@
+//! EventBridge's API on the emulator's port: the awsJson1_1 protocol
+//! (`POST /`, `X-Amz-Target: AWSEvents.<Operation>`), as aws-sdk-eventbridge,
+//! boto3 and the AWS CLI speak it with `--endpoint-url`. Errors carry the
+//! exception name in `__type` and `x-amzn-ErrorType`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State as Shared;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::pattern::Pattern;
+use super::put_events::{self, EntryError};
+use crate::http::HttpError;
+use crate::state::State;
+
+/// `POST /`: one EventBridge operation.
+pub(crate) async fn handle(
+    Shared(state): Shared<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+        json11(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            format!("the request body is not JSON: {e}"),
+        )
+    })?;
+    match target {
+        "AWSEvents.PutEvents" => put(&state, &request),
+        "AWSEvents.TestEventPattern" => test_pattern(&request),
+        "" => Err(HttpError::NotFound("not found\n".into())),
+        other => Err(json11(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("the emulator serves PutEvents and TestEventPattern, not {other}"),
+        )),
+    }
+}
+
+fn put(state: &Arc<State>, request: &Value) -> Result<Response, HttpError> {
+    let checked = put_events::check(request)
+        .map_err(|e| json11(StatusCode::BAD_REQUEST, "ValidationException", e.0))?;
+    let now = state.now_ms();
+    let mut failed = 0;
+    let mut results = Vec::with_capacity(checked.len());
+    for entry in checked {
+        let accepted = entry.and_then(|e| {
+            if state.eventbridge.has_bus(&e.bus) {
+                Ok(e)
+            } else {
+                // The API reference is silent on the code; this is the
+                // exception EventBridge names for a missing bus elsewhere.
+                Err(EntryError {
+                    code: "ResourceNotFoundException",
+                    message: format!("Event bus {} does not exist.", e.bus),
+                })
+            }
+        });
+        match accepted {
+            Ok(e) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let event = super::envelope(&id, &e, crate::template::ACCOUNT, &state.region, now);
+                state.metrics.event_put("accepted");
+                state.eventbridge.route(state, &e.bus, &event);
+                results.push(json!({"EventId": id}));
+            }
+            Err(e) => {
+                failed += 1;
+                state.metrics.event_put("failed");
+                tracing::info!(code = e.code, message = %e.message, "PutEvents entry refused");
+                results.push(json!({"ErrorCode": e.code, "ErrorMessage": e.message}));
+            }
+        }
+    }
+    Ok(crate::http::json_11(
+        StatusCode::OK,
+        &json!({"FailedEntryCount": failed, "Entries": results}),
+    ))
+}
+
+/// `TestEventPattern`: whether an event (with EventBridge's envelope
+/// fields) matches a pattern.
+fn test_pattern(request: &Value) -> Result<Response, HttpError> {
+    let text = |k: &str| {
+        request.get(k).and_then(Value::as_str).ok_or_else(|| {
+            json11(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("1 validation error detected: Value null at '{k}' failed to satisfy constraint: Member must not be null"),
+            )
+        })
+    };
+    let pattern = Pattern::parse_str(text("EventPattern")?).map_err(|e| {
+        json11(
+            StatusCode::BAD_REQUEST,
+            "InvalidEventPatternException",
+            e.to_string(),
+        )
+    })?;
+    let event: Value = serde_json::from_str(text("Event")?).map_err(|_| {
+        json11(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Parameter Event is not valid.".into(),
+        )
+    })?;
+    // "TestEventPattern": these fields are mandatory in the event.
+    let mandatory = [
+        "id",
+        "account",
+        "source",
+        "time",
+        "region",
+        "resources",
+        "detail-type",
+    ];
+    if let Some(missing) = mandatory.iter().find(|k| event.get(**k).is_none()) {
+        return Err(json11(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            format!(
+                "Parameter Event is not valid. Reason: Provided Event is missing field: {missing}"
+            ),
+        ));
+    }
+    Ok(crate::http::json_11(
+        StatusCode::OK,
+        &json!({"Result": pattern.matches(&event)}),
+    ))
+}
+
+fn json11(status: StatusCode, kind: &'static str, message: String) -> HttpError {
+    HttpError::Json11 {
+        status,
+        kind,
+        message,
+    }
+}
