@@ -101,6 +101,19 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Print every event a running emulator's EventBridge accepts, one
+    /// JSON object per line (runs until the emulator stops).
+    Events {
+        /// The emulator's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3001")]
+        url: String,
+        /// Only events this EventBridge event pattern (JSON) matches.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also POST each event to this URL, as a webhook would.
+        #[arg(long)]
+        forward: Option<String>,
+    },
     /// Print a development token from the local emulator.
     Token {
         /// User id.
@@ -473,6 +486,19 @@ async fn main() -> ExitCode {
             id,
             conn,
         }) => send(&room, &data, id, conn).await,
+        Some(Command::Events {
+            url,
+            filter,
+            forward,
+        }) => {
+            init_tracing(LogFormat::Human);
+            events_cli::run(events_cli::Tail {
+                url,
+                filter,
+                forward,
+            })
+            .await
+        }
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::BenchReference { port }) => bench::reference(port).await,
         Some(Command::LatencyProxy {
@@ -570,6 +596,7 @@ async fn shutdown_signal() {
 }
 
 mod bench;
+mod events_cli;
 mod latency_proxy;
 
 /// `latency-proxy`: serves until killed.

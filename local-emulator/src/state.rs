@@ -313,8 +313,10 @@ fn toolchain(config: &EmulatorConfig, callback: Option<Callback>) -> Toolchain {
             || std::path::PathBuf::from("."),
             std::path::Path::to_path_buf,
         );
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| project.join("target"), std::path::PathBuf::from);
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || workspace_root(&project).join("target"),
+        std::path::PathBuf::from,
+    );
     Toolchain {
         project,
         target_dir,
@@ -324,6 +326,26 @@ fn toolchain(config: &EmulatorConfig, callback: Option<Callback>) -> Toolchain {
         cache: config.cache_dir.clone(),
         callback,
     }
+}
+
+/// Where cargo puts a project's `target`: at the root of the workspace the
+/// project belongs to (the nearest ancestor whose Cargo.toml has a
+/// `[workspace]`), else beside the project's own Cargo.toml, else beside
+/// the template. So a template in a sub-folder of a workspace finds the
+/// binaries cargo built.
+fn workspace_root(project: &std::path::Path) -> std::path::PathBuf {
+    let absolute = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
+    let manifest = |dir: &std::path::Path| std::fs::read_to_string(dir.join("Cargo.toml")).ok();
+    let mut package = None;
+    for dir in absolute.ancestors() {
+        if let Some(text) = manifest(dir) {
+            if text.lines().any(|l| l.trim() == "[workspace]") {
+                return dir.to_path_buf();
+            }
+            package.get_or_insert_with(|| dir.to_path_buf());
+        }
+    }
+    package.unwrap_or_else(|| project.to_path_buf())
 }
 
 /// Settings the emulator gives every function, beside the template's.

@@ -18,6 +18,7 @@ mod emulator_management;
 mod emulator_roomcast;
 mod emulator_sigv4;
 mod emulator_tls;
+mod events;
 mod examples;
 mod hot_room;
 mod lean_post;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 pub(crate) mod emulator;
+pub(crate) mod sink;
 pub(crate) mod throttle;
 
 use std::sync::Arc;
