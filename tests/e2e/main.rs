@@ -19,6 +19,7 @@ mod emulator_roomcast;
 mod emulator_sigv4;
 mod emulator_tls;
 mod events;
+mod events_adapter;
 mod examples;
 mod hot_room;
 mod lean_post;

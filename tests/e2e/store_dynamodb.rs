@@ -14,7 +14,7 @@ use roomcast_aws::dynamodb::{CallCounter, DynamoStore, StoreOptions};
 use roomcast_core::auth::{Identity, Right, RoomRights};
 use roomcast_core::clock::ManualClock;
 use roomcast_core::config::Config;
-use roomcast_core::events::Outbox;
+use roomcast_core::events::{Outbox, RecordedEvents};
 use roomcast_core::gateway::memory::MemoryGateway;
 use roomcast_core::metrics::NoMetrics;
 use roomcast_core::protocol::Sender;
@@ -83,6 +83,14 @@ impl CostWorld {
             dispatch: self.dispatch.as_ref().map(|d| d as &dyn Dispatch),
             events: &self.outbox,
         }
+    }
+
+    /// Turns events on: batches land in the returned recorder, one per
+    /// `Events::put`, which is one PutEvents call for up to 10 events.
+    fn with_events(&mut self) -> std::sync::Arc<RecordedEvents> {
+        let events = std::sync::Arc::new(RecordedEvents::default());
+        self.outbox = Outbox::new(Some(events.clone()), true);
+        events
     }
 
     async fn connect(&self, conn: &str, user: &str) {
@@ -696,4 +704,80 @@ async fn a_second_message_to_an_unchanged_room_reuses_its_members_and_a_join_ref
         got.iter().any(|f| f["type"] == "message" && f["seq"] == 3),
         "the joiner got the next message: {got:?}"
     );
+}
+
+#[tokio::test]
+async fn with_events_on_a_send_costs_the_same_reads_and_writes_and_one_put_events() {
+    let mut w = CostWorld::new(None).await;
+    let events = w.with_events();
+    w.connect("sender", "alice").await;
+    w.populate("room", 50).await;
+    w.outbox.flush().await;
+    w.counter.take();
+    events.take_batches();
+    let ack = w
+        .call(
+            "sender",
+            json!({"action": "send", "room": "room", "id": "m1", "data": "hi"}),
+        )
+        .await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    w.outbox.flush().await;
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("GetItem", 1),
+            ("Query", 1),
+            ("TransactWriteItems", 1),
+            ("UpdateItem", 3)
+        ]),
+        "as with events off (send_to_a_room_costs_one_query_page_per_page_of_members)"
+    );
+    let batches = events.take_batches();
+    assert_eq!(batches.len(), 1, "one PutEvents: {batches:?}");
+    assert_eq!(batches[0].len(), 1);
+    assert_eq!(batches[0][0].detail_type(), "Message Stored");
+}
+
+#[tokio::test]
+async fn with_events_on_a_disconnect_from_k_rooms_reads_each_rooms_devices_and_puts_once() {
+    let mut w = CostWorld::new(None).await;
+    let events = w.with_events();
+    w.connect("c1", "alice").await;
+    let k: usize = 4;
+    for i in 0..k {
+        w.call("c1", json!({"action": "join", "room": format!("room{i}")}))
+            .await;
+        w.clock.advance_ms(100);
+    }
+    w.outbox.flush().await;
+    w.counter.take();
+    events.take_batches();
+    routes::disconnect(&w.ctx(), "c1").await.unwrap();
+    w.outbox.flush().await;
+    // As with events off, plus per room the user's devices there (one
+    // Query): with nobody watching, events are the only reason to know
+    // whether the user is still present.
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("BatchWriteItem", 1),
+            ("GetItem", k),
+            ("Query", 1 + 2 * k),
+            ("UpdateItem", k)
+        ])
+    );
+    let batches = events.take_batches();
+    assert_eq!(
+        batches.len(),
+        1,
+        "the disconnect's events share one PutEvents"
+    );
+    let kinds: Vec<&str> = batches[0].iter().map(|e| e.detail_type()).collect();
+    let mut expected = Vec::new();
+    for _ in 0..k {
+        expected.extend(["Room Left", "Presence Changed"]);
+    }
+    expected.push("Connection Closed");
+    assert_eq!(kinds, expected);
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::error::ProvideErrorMetadata;
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
 use roomcast_core::events::{Event, Events};
 use roomcast_core::metrics::{Metric, Metrics};
@@ -122,17 +123,12 @@ impl EventBridgeEvents {
         let out = match tokio::time::timeout(remaining, sent).await {
             Err(_) => return Outcome::Retry(entries, "timed out".into()),
             Ok(Err(e)) => {
-                let status = e.raw_response().map(|r| r.status().as_u16());
                 let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
-                // No answer, throttling or a service fault may pass; any
-                // other 4xx (access, validation) will not.
-                return match status {
-                    Some(s) if (400..500).contains(&s) && s != 429 => {
-                        self.give_up(&entries, &why);
-                        Outcome::Done
-                    }
-                    _ => Outcome::Retry(entries, why),
-                };
+                if call_retryable(e.code(), e.raw_response().map(|r| r.status().as_u16())) {
+                    return Outcome::Retry(entries, why);
+                }
+                self.give_up(&entries, &why);
+                return Outcome::Done;
             }
             Ok(Ok(out)) => out,
         };
@@ -186,6 +182,20 @@ impl EventBridgeEvents {
                 "event not delivered"
             );
         }
+    }
+}
+
+/// Whether a failed call may pass if made again: throttling and service
+/// faults (awsJson services answer throttling with 400 and the code in
+/// `__type`, so the code decides first), 429 and 5xx, and no answer at
+/// all. Access and validation errors will not pass.
+fn call_retryable(code: Option<&str>, status: Option<u16>) -> bool {
+    if code.is_some_and(retryable) {
+        return true;
+    }
+    match status {
+        None => true,
+        Some(s) => s == 429 || s >= 500,
     }
 }
 

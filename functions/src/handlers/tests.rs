@@ -236,6 +236,48 @@ async fn connect_message_disconnect_through_real_event_shapes() {
 }
 
 #[tokio::test]
+async fn with_events_pending_the_reply_is_posted_first_and_the_events_follow() {
+    let mut f = fixture();
+    let events = Arc::new(roomcast_core::events::RecordedEvents::default());
+    f.app.events = Some(events.clone());
+    let ctx = authorize_ok(&f, "alice").await;
+    connect(&f.app, event("connect", "x", &ctx, ""))
+        .await
+        .unwrap();
+    assert_eq!(events.take()[0].0, "Connection Opened");
+    // A join has events (Room Joined, Presence Changed): its reply goes out
+    // through the gateway, before the events are put, and the route
+    // response is empty.
+    let join = message(
+        &f.app,
+        event(
+            "message",
+            "x",
+            &ctx,
+            r#"{"action":"join","room":"r","ref":"j"}"#,
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(join.body.is_none(), "{:?}", join.body);
+    let posted = f.gateway.take("conn-1=");
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["type"], "joined");
+    assert_eq!(posted[0]["ref"], "j");
+    let kinds: Vec<&str> = events.take().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, vec!["Room Joined", "Presence Changed"]);
+    // A frame without events keeps its reply as the route response.
+    let pong = message(
+        &f.app,
+        event("message", "x", &ctx, r#"{"action":"heartbeat"}"#),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(pong.body, Some(Body::Text(t)) if t.contains("pong")));
+    assert!(events.take_batches().is_empty());
+}
+
+#[tokio::test]
 async fn typing_has_no_route_response_body() {
     let f = fixture();
     let ctx = authorize_ok(&f, "alice").await;

@@ -153,11 +153,19 @@ impl Template {
 
     fn target(&self, t: &Value) -> TargetSpec {
         let arn = t.get("Arn").and_then(|a| self.eval(a)).unwrap_or_default();
-        let function = arn
+        let is_function = |id: &str| {
+            self.resource(id)
+                .and_then(|r| r.get("Type"))
+                .and_then(Value::as_str)
+                .is_some_and(|t| matches!(t, "AWS::Serverless::Function" | "AWS::Lambda::Function"))
+        };
+        let function = match arn
             .strip_prefix("arn:roomcast-local:")
             .and_then(|rest| rest.strip_suffix(":Arn"))
-            .map(str::to_owned)
-            .or_else(|| arn.rsplit_once(":function:").map(|(_, n)| n.to_owned()));
+        {
+            Some(id) => is_function(id).then(|| id.to_owned()),
+            None => arn.rsplit_once(":function:").map(|(_, n)| n.to_owned()),
+        };
         match function {
             Some(function) => TargetSpec::Function {
                 function,

@@ -350,3 +350,65 @@ async fn rooms_past_the_presence_cap_have_joins_but_no_presence_changes() {
         .await;
     assert_eq!(kinds(&w), vec!["Room Left"]);
 }
+
+/// A sink that holds every `put` until released.
+#[derive(Default)]
+struct Held {
+    release: tokio::sync::Notify,
+    put: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl crate::events::Events for Held {
+    async fn put(
+        &self,
+        _events: Vec<crate::events::Event>,
+        _deadline: Option<tokio::time::Instant>,
+    ) {
+        self.put.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release.notified().await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_bus_delays_neither_the_ack_nor_the_fan_out() {
+    let mut w = World::new();
+    w.connect("a1", "alice").await;
+    w.connect("b1", "bob").await;
+    w.join("a1", "r").await;
+    w.join("b1", "r").await;
+    let held = std::sync::Arc::new(Held::default());
+    w.outbox = Outbox::new(Some(held.clone()), true);
+    let w = &w;
+    let ctx = w.ctx();
+    let body = json!({"action": "send", "room": "r", "id": "m1", "data": 1}).to_string();
+    let send = message(&ctx, None, inbound("a1", None, &body, false));
+    let watch = async {
+        // The put has started and is held: the ack and the message are
+        // already out.
+        while !held.put.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        let acked = w.gateway.texts("a1").iter().any(|t| t.contains("\"ack\""));
+        // The fan-out runs beside the held put and finishes without it.
+        let has_message = || {
+            w.gateway
+                .texts("b1")
+                .iter()
+                .any(|t| t.contains("\"message\""))
+        };
+        let delivered = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while !has_message() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .is_ok();
+        held.release.notify_one();
+        (acked, delivered)
+    };
+    let (reply, (acked, delivered)) = futures::join!(send, watch);
+    assert!(acked, "the ack went out before the bus answered");
+    assert!(delivered, "the fan-out finished while the put was held");
+    assert!(reply.is_none(), "the ack was posted early: {reply:?}");
+}
