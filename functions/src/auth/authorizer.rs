@@ -61,6 +61,15 @@ pub async fn authorize(
     origins: &OriginPolicy,
     event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> ApiGatewayCustomAuthorizerResponse {
+    authorize_with_reason(verifier, origins, event).await.0
+}
+
+/// [`authorize`], and why it denied, if it did.
+pub async fn authorize_with_reason(
+    verifier: &dyn Verify,
+    origins: &OriginPolicy,
+    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> (ApiGatewayCustomAuthorizerResponse, Option<AuthError>) {
     let request_id = event.request_context.request_id.as_deref().unwrap_or("-");
     let resource = event.method_arn.clone().unwrap_or_else(|| "*".into());
     match check(verifier, origins, event).await {
@@ -68,12 +77,15 @@ pub async fn authorize(
             tracing::info!(request_id, user = %identity.user, "connect authorized");
             let mut response = policy(IamPolicyEffect::Allow, &resource, &identity.user);
             response.context = Value::Object(context(&identity));
-            response
+            (response, None)
         }
         Err(reason) => {
             // The reason is logged; the token never is.
             tracing::warn!(request_id, %reason, "connect denied");
-            policy(IamPolicyEffect::Deny, &resource, "anonymous")
+            (
+                policy(IamPolicyEffect::Deny, &resource, "anonymous"),
+                Some(reason),
+            )
         }
     }
 }

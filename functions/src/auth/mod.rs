@@ -10,7 +10,7 @@ mod origin;
 
 pub use authorizer::{
     AuthorizerContext, CONTEXT_DIRECT, CONTEXT_EXP, CONTEXT_NAME, CONTEXT_ROOMS, CONTEXT_USER,
-    SUBPROTOCOL, authorize, context_from_event, token_from_request,
+    SUBPROTOCOL, authorize, authorize_with_reason, context_from_event, token_from_request,
 };
 pub use jwks::JwksCache;
 pub use jwt::{DevClaims, TokenVerifier, VerifierOptions, mint_hs256};

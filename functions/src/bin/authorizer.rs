@@ -10,9 +10,10 @@ async fn main() -> Result<(), Error> {
     let builder = AppBuilder::from_env().await;
     let verifier = builder.verifier().await?;
     let origins = builder.origins();
+    let events = builder.events(builder.emf());
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
-            handlers::authorizer(&*verifier, &origins, event.payload)
+            handlers::authorizer(&*verifier, &origins, events.as_ref(), event.payload)
         },
     ))
     .await

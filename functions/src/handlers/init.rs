@@ -233,8 +233,9 @@ impl AppBuilder {
         })
     }
 
-    /// EMF lines only mean something where CloudWatch reads stdout.
-    fn emf(&self) -> bool {
+    /// Whether to write EMF metric lines: only where CloudWatch reads
+    /// stdout (in Lambda), unless `ROOMCAST_EMF=0`.
+    pub fn emf(&self) -> bool {
         self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
             && self.get("ROOMCAST_EMF").as_deref() != Some("0")
     }

@@ -184,13 +184,35 @@ fn ok(body: Option<String>) -> ApiGatewayProxyResponse {
     r
 }
 
-/// The REQUEST authorizer on `$connect`.
+/// The REQUEST authorizer on `$connect`. A refused token is a `Request
+/// Rejected` event (`invalid_token`, or `forbidden` for an `Origin` outside
+/// the allowlist) when events are on.
 pub async fn authorizer(
     verifier: &dyn Verify,
     origins: &OriginPolicy,
+    events: Option<&Arc<dyn Events>>,
     event: ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<ApiGatewayCustomAuthorizerResponse, HandlerError> {
-    Ok(auth::authorize(verifier, origins, &event).await)
+    let (response, refused) = auth::authorize_with_reason(verifier, origins, &event).await;
+    if let (Some(reason), Some(events)) = (refused, events) {
+        let outbox = Outbox::new(Some(events.clone()), true);
+        let code = match reason {
+            AuthError::OriginNotAllowed(_) => crate::protocol::ErrorCode::Forbidden,
+            _ => crate::protocol::ErrorCode::InvalidToken,
+        };
+        outbox.record(|| {
+            crate::events::Event::Rejected(crate::events::Rejected {
+                code: code.as_str().to_owned(),
+                reason: format!("connect refused: {reason}"),
+                action: Some("connect".into()),
+                connection_id: None,
+                user: None,
+                at: crate::clock::SystemClock.now_ms(),
+            })
+        });
+        outbox.flush().await;
+    }
+    Ok(response)
 }
 
 /// `$connect`: registers the connection under the authorizer's identity.

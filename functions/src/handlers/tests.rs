@@ -94,7 +94,7 @@ fn injected_context(response: &ApiGatewayCustomAuthorizerResponse) -> Value {
 
 async fn authorize_ok(f: &Fixture, user: &str) -> Value {
     let request = event("authorizer", &token(user), &Value::Null, "");
-    let response = authorizer(&f.verifier, &f.app.origins, request)
+    let response = authorizer(&f.verifier, &f.app.origins, None, request)
         .await
         .unwrap();
     let v = serde_json::to_value(&response).unwrap();
@@ -110,7 +110,7 @@ async fn authorizer_allows_a_good_token_with_a_context() {
     let f = fixture();
     let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
         event("authorizer", &token("alice"), &Value::Null, "");
-    let response = authorizer(&f.verifier, &f.app.origins, request)
+    let response = authorizer(&f.verifier, &f.app.origins, None, request)
         .await
         .unwrap();
     let v = serde_json::to_value(&response).unwrap();
@@ -135,11 +135,14 @@ async fn authorizer_allows_a_good_token_with_a_context() {
 #[tokio::test]
 async fn authorizer_denies_bad_tokens_foreign_origins_and_missing_tokens() {
     let f = fixture();
+    let recorded = Arc::new(roomcast_core::events::RecordedEvents::default());
+    let events: Arc<dyn crate::events::Events> = recorded.clone();
     let deny = |v: &Value| v["policyDocument"]["Statement"][0]["Effect"] == "Deny";
     for bad in ["garbage", ""] {
         let r = authorizer(
             &f.verifier,
             &f.app.origins,
+            Some(&events),
             event("authorizer", bad, &Value::Null, ""),
         )
         .await
@@ -154,11 +157,31 @@ async fn authorizer_denies_bad_tokens_foreign_origins_and_missing_tokens() {
     let r = authorizer(
         &f.verifier,
         &f.app.origins,
+        Some(&events),
         serde_json::from_value(request).unwrap(),
     )
     .await
     .unwrap();
     assert!(deny(&serde_json::to_value(&r).unwrap()));
+    // Each refusal is a Request Rejected event, the token never in it.
+    let rejected: Vec<(String, String)> = recorded
+        .take()
+        .into_iter()
+        .map(|(kind, d)| {
+            assert_eq!(kind, "Request Rejected");
+            assert_eq!(d["action"], "connect");
+            (
+                d["code"].as_str().unwrap().to_owned(),
+                d["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let codes: Vec<&str> = rejected.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes, vec!["invalid_token", "invalid_token", "forbidden"]);
+    assert!(
+        rejected.iter().all(|(_, r)| !r.contains("garbage")),
+        "{rejected:?}"
+    );
 }
 
 #[tokio::test]
@@ -172,6 +195,7 @@ async fn authorizer_reads_the_token_from_the_subprotocol_header() {
     let r = authorizer(
         &f.verifier,
         &f.app.origins,
+        None,
         serde_json::from_value(request).unwrap(),
     )
     .await

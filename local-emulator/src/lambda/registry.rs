@@ -92,12 +92,16 @@ pub async fn handler_for(
         "authorizer" => {
             let verifier = builder.verifier().await?;
             let origins = Arc::new(builder.origins());
+            let events = builder.events(builder.emf());
             Arc::new(move |event: Value| -> InvokeFuture {
                 let verifier = verifier.clone();
                 let origins = origins.clone();
+                let events = events.clone();
                 Box::pin(async move {
                     let event: ApiGatewayCustomAuthorizerRequestTypeRequest = decode(event)?;
-                    encode(handlers::authorizer(&*verifier, &origins, event).await?)
+                    encode(
+                        handlers::authorizer(&*verifier, &origins, events.as_ref(), event).await?,
+                    )
                 })
             })
         }
