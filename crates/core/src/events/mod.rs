@@ -24,6 +24,19 @@ pub use detail::{
     Origin, PresenceChange, PresenceChanged, Rejected, RoomJoined, RoomLeft, RoomLeftReason,
 };
 
+/// Every detail-type, as [`Event::detail_type`] names them.
+pub const DETAIL_TYPES: [&str; 9] = [
+    "Connection Opened",
+    "Connection Closed",
+    "Room Joined",
+    "Room Left",
+    "Presence Changed",
+    "Message Stored",
+    "Direct Sent",
+    "Message Published",
+    "Request Rejected",
+];
+
 /// The version of every detail schema. Raised only for a change that could
 /// break a consumer (a field removed, renamed or retyped).
 pub const SCHEMA_VERSION: u32 = 1;

@@ -61,3 +61,16 @@ fn every_detail_carries_the_schema_version() {
     let e = stored(Some(json!(1)));
     assert_eq!(e.detail()["version"], SCHEMA_VERSION);
 }
+
+#[test]
+fn docs_events_md_documents_every_detail_type() {
+    let docs = include_str!("../../../../docs/events.md");
+    for kind in DETAIL_TYPES {
+        assert!(
+            docs.contains(&format!("### {kind}\n")),
+            "docs/events.md has no section for {kind}"
+        );
+    }
+    assert_eq!(stored(None).detail_type(), "Message Stored");
+    assert!(DETAIL_TYPES.contains(&stored(None).detail_type()));
+}
