@@ -118,11 +118,13 @@ export interface EphemeralFrame { type: 'ephemeral'; room: string; id: string; f
 export interface HistoryFrame { type: 'history'; room: string; messages: RoomMessage[]; more: boolean; ref?: unknown; }
 export interface PongFrame { type: 'pong'; ts: number; ref?: unknown; }
 export interface AuthedFrame { type: 'authed'; exp: number; left?: string[]; ref?: unknown; }
+/** The backend is closing this connection (kicked or revoked); with `reconnect: false` the client stops. */
+export interface ClosingFrame { type: 'closing'; code: number; reason: string; reconnect: boolean; }
 export interface ErrorFrame { type: 'error'; code: ErrorCode; message: string; ref?: unknown; }
 
 export type ServerFrame =
   | WelcomeFrame | JoinedFrame | LeftFrame | MessageFrame | AckFrame | PresenceFrame | RosterFrame | TypingFrame
-  | DirectFrame | EphemeralFrame | HistoryFrame | PongFrame | AuthedFrame | ErrorFrame;
+  | DirectFrame | EphemeralFrame | HistoryFrame | PongFrame | AuthedFrame | ClosingFrame | ErrorFrame;
 
 export interface Clock {
   now(): number;
@@ -202,5 +204,7 @@ export declare class Roomcast {
   on(event: 'welcome', fn: (w: { connectionId: string; user: Sender; exp: number }) => void): () => void;
   on(event: 'outbox', fn: (e: { size: number }) => void): () => void;
   on(event: 'error', fn: (e: RoomcastError) => void): () => void;
+  /** The backend is closing this connection but allows a reconnect (`reconnect: true`); with `false` the client stops and reports a `kicked` error. */
+  on(event: 'closing', fn: (f: ClosingFrame) => void): () => void;
   off(event: string, fn: (...args: any[]) => void): void;
 }

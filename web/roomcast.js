@@ -335,6 +335,23 @@ export class Roomcast {
     }, delay);
   }
 
+  /** The backend closed this connection and asked not to come back: stop. */
+  stopKicked(frame) {
+    const reason = `closed by the server (${frame.code}): ${frame.reason}`;
+    this.closedByUser = true;
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try { ws.close(1000, 'kicked'); } catch { /* already closing */ }
+    }
+    this.emit('error', new RoomcastError('kicked', reason, { closeCode: frame.code, reason: frame.reason }));
+    this.failPending(new RoomcastError('kicked', reason));
+    for (const item of this.outbox) item.reject(new RoomcastError('kicked', reason));
+    this.outbox = [];
+    this.setState('closed', { reason, code: frame.code });
+  }
+
   stopUnauthorized(message) {
     this.clearTimers();
     this.emit('error', new RoomcastError('unauthorized', message));
@@ -698,6 +715,10 @@ export class Roomcast {
         this.seenDirect.add(key);
         return this.emit('direct', frame);
       }
+      case 'closing':
+        // The backend is closing this connection (kicked or revoked).
+        if (!frame.reconnect) return this.stopKicked(frame);
+        return this.emit('closing', frame);
       case 'error':
         return this.emit('error', new RoomcastError(frame.code, frame.message));
       default:

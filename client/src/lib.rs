@@ -57,6 +57,16 @@ pub enum ClientError {
     /// once `State::Open` is reported.
     #[error("not connected; ephemeral sends are not queued")]
     NotConnected,
+    /// The team's backend closed this connection and asked the client not
+    /// to reconnect (a `closing` frame with `reconnect: false`: kicked or
+    /// revoked). The client stops; reconnecting is the app's decision.
+    #[error("closed by the server ({code}): {reason}")]
+    Kicked {
+        /// The backend's code (4000–4999).
+        code: u16,
+        /// The backend's reason, for the user.
+        reason: String,
+    },
     /// The server closed with 1009: a frame or message was too big.
     #[error("message too big (close 1009)")]
     MessageTooBig,

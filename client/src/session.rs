@@ -38,6 +38,8 @@ struct Client {
     next_ref: u64,
     me: Option<Sender>,
     attempt: u32,
+    /// A `closing` frame asked not to reconnect: (code, reason).
+    kicked: Option<(u16, String)>,
 }
 
 enum End {
@@ -61,6 +63,7 @@ pub(crate) async fn run(
         next_ref: 1,
         me: None,
         attempt: 0,
+        kicked: None,
     };
     loop {
         c.emit(Event::State(State::Connecting)).await;
@@ -81,6 +84,14 @@ pub(crate) async fn run(
                 match c.session(ws, &mut commands).await {
                     End::Closed => {
                         c.stop("closed by the app").await;
+                        return;
+                    }
+                    End::Lost(_) if c.kicked.is_some() => {
+                        let (code, reason) = c.kicked.take().unwrap_or_default();
+                        let stopped = format!("closed by the server ({code}): {reason}");
+                        c.emit(Event::Error(ClientError::Kicked { code, reason }))
+                            .await;
+                        c.stop(&stopped).await;
                         return;
                     }
                     End::Lost(reason) => {
@@ -391,6 +402,16 @@ impl Client {
                 // Rooms the refreshed token no longer grants: left by the server.
                 for room in &left {
                     self.rooms.remove(room);
+                }
+            }
+            ServerFrame::Closing {
+                code,
+                reason,
+                reconnect,
+            } => {
+                tracing::info!(code, %reason, reconnect, "the server is closing this connection");
+                if !reconnect {
+                    self.kicked = Some((code, reason));
                 }
             }
             ServerFrame::Pong { .. } | ServerFrame::Left { .. } | ServerFrame::Welcome { .. } => {}

@@ -49,7 +49,6 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             "/2015-03-31/functions/{name}/invocations",
             axum::routing::post(crate::lambda::invoke_api::invoke),
         )
-        .route("/", axum::routing::post(crate::eventbridge::api::handle))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::sigv4::middleware,
@@ -88,6 +87,16 @@ async fn fallback(
 ) -> Response {
     if crate::apigateway::upgrade::is_websocket(&req) {
         return crate::apigateway::upgrade::handle(state, peer, req).await;
+    }
+    // EventBridge's API is POST / with `X-Amz-Target: AWSEvents.*`; `/` is
+    // also where WebSocket clients of a root-path API connect, so it is
+    // told apart here rather than routed.
+    if crate::eventbridge::api::is_eventbridge(&req) {
+        let req = match crate::sigv4::verified(&state, req).await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
+        return crate::eventbridge::api::serve(state, req).await;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return static_file(&state, req.uri().path())

@@ -170,27 +170,35 @@ pub(crate) async fn middleware(
     req: Request,
     next: Next,
 ) -> Response {
+    match verified(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The request, its signature checked when verification is on; else the
+/// refusal to send back.
+pub(crate) async fn verified(state: &State, req: Request) -> Result<Request, Response> {
     let Some(verifier) = &state.config.verify_sigv4 else {
-        return next.run(req).await;
+        return Ok(req);
     };
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            return HttpError::Api {
+            return Err(HttpError::Api {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 kind: "RequestTooLargeException",
                 message: "request body too large to verify".into(),
             }
-            .into_response();
+            .into_response());
         }
     };
     if let Err(e) = verifier.verify(&parts, &bytes, SystemTime::now()) {
         tracing::info!(path = %parts.uri.path(), error = %e, "request refused: SigV4");
-        return e.into_response();
+        return Err(e.into_response());
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// `YYYYMMDD'T'HHMMSS'Z'`.

@@ -24,6 +24,7 @@ mod examples;
 mod hot_room;
 mod lean_post;
 mod protocol_types;
+mod server_api;
 mod store_dynamodb;
 mod store_memory;
 mod store_throttled;

@@ -120,6 +120,11 @@ fn every_frame() -> Vec<ServerFrame> {
             left: vec!["r".into()],
             reference: r.clone(),
         },
+        ServerFrame::Closing {
+            code: 4001,
+            reason: "kicked".into(),
+            reconnect: false,
+        },
         ServerFrame::error(ErrorCode::Forbidden, "m", r),
     ];
     for f in &frames {
@@ -143,6 +148,7 @@ fn variant(f: &ServerFrame) -> &'static str {
         ServerFrame::History { .. } => "history",
         ServerFrame::Pong { .. } => "pong",
         ServerFrame::Authed { .. } => "authed",
+        ServerFrame::Closing { .. } => "closing",
         ServerFrame::Error { .. } => "error",
     }
 }

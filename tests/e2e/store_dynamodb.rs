@@ -159,10 +159,16 @@ impl CostWorld {
 }
 
 #[tokio::test]
-async fn connect_costs_one_batch_write() {
+async fn connect_costs_one_batch_write_and_the_revocation_read() {
+    // The connection and its user index (one BatchWriteItem), then whether
+    // the user is revoked (one consistent GetItem, after the write so that
+    // a revoke racing the connect finds one or the other).
     let w = CostWorld::new(None).await;
     w.connect("c1", "alice").await;
-    assert_eq!(w.counter.take(), counts(&[("BatchWriteItem", 1)]));
+    assert_eq!(
+        w.counter.take(),
+        counts(&[("BatchWriteItem", 1), ("GetItem", 1)])
+    );
 }
 
 #[tokio::test]

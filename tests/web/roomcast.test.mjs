@@ -17,7 +17,7 @@ function client(overrides = {}) {
     random: () => 0.5,
     ...overrides,
   });
-  for (const e of ['state', 'message', 'error', 'joined', 'presence', 'typing', 'direct']) c.on(e, (p) => events.push([e, p]));
+  for (const e of ['state', 'message', 'error', 'joined', 'presence', 'typing', 'direct', 'closing']) c.on(e, (p) => events.push([e, p]));
   return { c, clock, events, of: (kind) => events.filter(([e]) => e === kind).map(([, p]) => p) };
 }
 
@@ -209,6 +209,27 @@ test('a 1009 close is reported with its cause, and the client reconnects', async
   assert.equal(err.code, 'message_too_big');
   assert.equal(err.closeCode, 1009);
   assert.equal(t.of('state').at(-1).state, 'reconnecting');
+});
+
+test('a closing frame without reconnect stops the client and says why; with reconnect it only reports', async () => {
+  const t = client();
+  const ws = await connected(t);
+  ws.receive({ type: 'closing', code: 4010, reason: 'be nice', reconnect: true });
+  await flush();
+  assert.deepEqual(t.of('closing').at(-1), { type: 'closing', code: 4010, reason: 'be nice', reconnect: true });
+  assert.notEqual(t.of('state').at(-1).state, 'closed');
+  ws.receive({ type: 'closing', code: 4001, reason: 'kicked by a moderator', reconnect: false });
+  ws.drop(1000, '');
+  await flush();
+  const err = t.of('error').at(-1);
+  assert.equal(err.code, 'kicked');
+  assert.equal(err.closeCode, 4001);
+  const state = t.of('state').at(-1);
+  assert.equal(state.state, 'closed');
+  assert.equal(state.code, 4001);
+  const before = FakeWebSocket.instances.length;
+  await t.clock.advance(120_000);
+  assert.equal(FakeWebSocket.instances.length, before, 'no reconnect');
 });
 
 test('an unauthorized token provider stops the reconnect loop', async () => {

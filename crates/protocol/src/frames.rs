@@ -754,6 +754,19 @@ pub enum ServerFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<Ref>,
     },
+    /// The server is closing this connection on a backend's request (the
+    /// server API's `disconnect` or `revoke`); the socket closes right
+    /// after. With `reconnect: false` the client must not reconnect on its
+    /// own (it was kicked or revoked); with `true` it may, as after any drop.
+    Closing {
+        /// The backend's code (4000–4999 by convention, as WebSocket
+        /// private-use close codes).
+        code: u16,
+        /// The backend's reason, for the user.
+        reason: String,
+        /// Whether reconnecting may succeed.
+        reconnect: bool,
+    },
     /// Something was wrong.
     Error {
         /// What went wrong.

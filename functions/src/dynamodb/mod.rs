@@ -27,6 +27,7 @@ mod items;
 mod member_cache;
 mod member_count;
 mod membership;
+mod revocation;
 mod sequence;
 mod table;
 mod touch;
@@ -630,6 +631,14 @@ impl Store for DynamoStore {
             now,
         )
         .await
+    }
+
+    async fn revoke(&self, user: &str, until: Millis) -> Result<(), StoreError> {
+        self.put_revocation(user, until).await
+    }
+
+    async fn revoked_until(&self, user: &str, now: Millis) -> Result<Option<Millis>, StoreError> {
+        self.get_revocation(user, now).await
     }
 
     async fn mark_direct(

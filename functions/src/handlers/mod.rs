@@ -21,6 +21,7 @@ use crate::gateway::Gateway;
 use crate::management::ManagementApi;
 use crate::pacer::Pacer;
 use crate::protocol::Sender;
+use crate::routes::server::ServerError;
 use crate::routes::{
     self, Context, FanoutError, PublishError, PublishReport, PublishTarget, RouteError, ShardReport,
 };
@@ -28,8 +29,10 @@ use crate::shard::{Dispatch, Shard};
 use crate::store::Store;
 
 mod init;
+mod server_api;
 
 pub use init::{AppBuilder, InitError, LogFormat, init_tracing};
+pub use server_api::{OPERATIONS, ServerRequest, server};
 
 /// Why a handler failed. A failed invocation makes API Gateway answer 500
 /// (on `$connect`: the upgrade fails); each variant says what to fix.
@@ -54,6 +57,18 @@ pub enum HandlerError {
     /// says which; invalid requests must be fixed by the caller.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// A server API request names no known operation (`op`). Fix the
+    /// caller. Lambda `errorType`: `UnknownOperation`.
+    #[error("unknown operation: {0}")]
+    UnknownOperation(String),
+    /// A server API request is malformed (the message names the field).
+    /// Fix the caller. `errorType`: `InvalidRequest`.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A server API operation failed: invalid arguments (fix the caller)
+    /// or the store (retry; every operation is safe to repeat).
+    #[error(transparent)]
+    Server(#[from] crate::routes::server::ServerError),
     /// The `fanout` function has nowhere to hand on leftover work: set
     /// `ROOMCAST_FANOUT_FUNCTION` (the template does).
     #[error("no fanout function: set ROOMCAST_FANOUT_FUNCTION")]
@@ -74,6 +89,10 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Route(_) => "RouteFailed",
             HandlerError::Publish(PublishError::Invalid(_)) => "InvalidPublish",
             HandlerError::Publish(PublishError::Store(_)) => "StoreUnavailable",
+            HandlerError::UnknownOperation(_) => "UnknownOperation",
+            HandlerError::InvalidRequest(_) => "InvalidRequest",
+            HandlerError::Server(ServerError::Invalid(_)) => "InvalidRequest",
+            HandlerError::Server(ServerError::Store(_)) => "StoreUnavailable",
             HandlerError::NoDispatch => "NoDispatch",
             HandlerError::Fanout(_) => "RequeueFailed",
         };
@@ -229,7 +248,7 @@ pub async fn connect(
         let identity = auth::context_from_event(&event.request_context.authorizer.fields)
             .map_err(HandlerError::Unauthenticated)?;
         let outbox = app.outbox();
-        routes::connect(
+        let registered = routes::connect(
             &*app.store,
             &*app.clock,
             &app.config,
@@ -237,8 +256,19 @@ pub async fn connect(
             &identity,
             &outbox,
         )
-        .await?;
+        .await;
         outbox.flush().await;
+        match registered {
+            Ok(()) => {}
+            // A revoked user: API Gateway refuses the upgrade with this
+            // status ("Use $connect and $disconnect routes").
+            Err(RouteError::Rejected(e)) => {
+                let mut refused = ok(Some(e.message));
+                refused.status_code = 403;
+                return Ok(refused);
+            }
+            Err(e) => return Err(e.into()),
+        }
         let mut response = ok(None);
         let offered = event
             .headers

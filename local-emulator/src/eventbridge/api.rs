@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State as Shared;
-use axum::response::Response;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,17 +16,45 @@ use super::put_events::{self, EntryError};
 use crate::http::HttpError;
 use crate::state::State;
 
-/// `POST /`: one EventBridge operation.
-pub(crate) async fn handle(
-    Shared(state): Shared<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, HttpError> {
+/// The most a request body may hold (ten entries of 256 KB in all, plus
+/// the JSON around them).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Whether `req` is an EventBridge API call.
+pub(crate) fn is_eventbridge(req: &Request) -> bool {
+    req.method() == http::Method::POST
+        && req.uri().path() == "/"
+        && req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("AWSEvents."))
+}
+
+/// Serves one EventBridge call.
+pub(crate) async fn serve(state: Arc<State>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json11(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "ValidationException",
+                format!("the request body is over {MAX_BODY} bytes"),
+            )
+            .into_response();
+        }
+    };
+    handle(&state, &parts.headers, &body).unwrap_or_else(IntoResponse::into_response)
+}
+
+/// One EventBridge operation.
+fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Response, HttpError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
         json11(
             StatusCode::BAD_REQUEST,
             "SerializationException",
@@ -34,7 +62,7 @@ pub(crate) async fn handle(
         )
     })?;
     match target {
-        "AWSEvents.PutEvents" => put(&state, &request),
+        "AWSEvents.PutEvents" => put(state, &request),
         "AWSEvents.TestEventPattern" => test_pattern(&request),
         "" => Err(HttpError::NotFound("not found\n".into())),
         other => Err(json11(

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use roomcast_aws::handlers::{self, AppBuilder, HandlerError, InitError, PublishRequest};
+use roomcast_aws::handlers::{self, AppBuilder, HandlerError, InitError};
 use roomcast_aws::shard::Shard;
 
 /// The binaries roomcast-aws builds, i.e. the keys of the registry.
@@ -126,10 +126,7 @@ pub async fn handler_for(
             let app = Arc::new(builder.app(false).await?);
             Arc::new(move |event: Value| -> InvokeFuture {
                 let app = app.clone();
-                Box::pin(async move {
-                    let request: PublishRequest = decode(event)?;
-                    encode(handlers::publish(&app, request).await?)
-                })
+                Box::pin(async move { encode(handlers::server(&app, event).await?) })
             })
         }
         "fanout" => {

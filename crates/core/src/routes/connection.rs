@@ -7,9 +7,10 @@ use crate::config::Config;
 use crate::events::{self, Event, Outbox};
 use crate::store::{ConnectionRecord, Store};
 
-/// `$connect`: records the connection and who is behind it. API Gateway
-/// cannot post to a connection during `$connect`, so the client learns its
-/// id from the `welcome` that answers its `hello`.
+/// `$connect`: records the connection and who is behind it, unless the
+/// user is revoked (`Rejected(Forbidden)`: refuse the upgrade with 403).
+/// API Gateway cannot post to a connection during `$connect`, so the
+/// client learns its id from the `welcome` that answers its `hello`.
 pub async fn connect(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -28,6 +29,16 @@ pub async fn connect(
             expires,
         ))
         .await?;
+    // Checked after the write: a revoke that lands between the two finds
+    // this connection and closes it; one before it is seen here.
+    if let Some(until) = store.revoked_until(&identity.user, now).await? {
+        store.remove_connection(connection_id).await?;
+        tracing::info!(connection_id, user = %identity.user, until, "connect refused: the user is revoked");
+        return Err(RouteError::rejected(
+            crate::protocol::ErrorCode::Forbidden,
+            format!("this user is revoked until {until} (ms since the epoch)"),
+        ));
+    }
     tracing::info!(connection_id, user = %identity.user, "connected");
     events.record(|| {
         Event::ConnectionOpened(events::ConnectionOpened {

@@ -156,6 +156,16 @@ async fn handle(
             );
             return Ok(None);
         }
+        Touch::Revoked => {
+            close(
+                ctx,
+                connection_id,
+                ErrorCode::Forbidden,
+                "this user is revoked; do not reconnect",
+            )
+            .await;
+            return Ok(None);
+        }
         Touch::Unregistered => {
             close(
                 ctx,
@@ -218,6 +228,8 @@ enum Touch {
     Closed,
     /// The item is missing and the event has no valid identity to rebuild it.
     Unregistered,
+    /// The item is missing because the backend revoked the user.
+    Revoked,
 }
 
 /// Touches the connection (charged at `arrived`); if its item is missing (lost `$connect` write,
@@ -246,6 +258,15 @@ async fn touch_or_heal(
             // (including an outage) leaves healing on: a live user keeps working.
             if let Err(GatewayError::Gone) = ctx.gateway.info(connection_id).await {
                 return Ok(Touch::Closed);
+            }
+            // A revoke removes its connections' items: never bring them back.
+            if ctx
+                .store
+                .revoked_until(&identity.user, now)
+                .await?
+                .is_some()
+            {
+                return Ok(Touch::Revoked);
             }
             tracing::warn!(
                 connection_id,

@@ -21,6 +21,7 @@ mod fanout;
 mod message;
 mod rooms;
 mod send;
+pub mod server;
 
 pub use connection::{connect, disconnect, disconnect_closed};
 pub use fanout::{FanoutError, ShardReport, fanout};

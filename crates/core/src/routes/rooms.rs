@@ -178,7 +178,7 @@ async fn announce_arrival(
 }
 
 /// Up to `cap` live members with valid tokens, and whether there are more.
-async fn roster(
+pub(super) async fn roster(
     ctx: &Context<'_>,
     room: &RoomName,
     cap: usize,
@@ -194,7 +194,7 @@ async fn roster(
     Ok((members, truncated))
 }
 
-fn group_by_user(members: &[Membership]) -> Vec<Member> {
+pub(super) fn group_by_user(members: &[Membership]) -> Vec<Member> {
     let mut users: BTreeMap<&str, Member> = BTreeMap::new();
     for m in members {
         users

@@ -1459,6 +1459,12 @@ impl Store for BrokenAppends {
     async fn mark_direct(&self, u: &str, id: &str, now: i64, e: i64) -> Result<bool, StoreError> {
         self.0.mark_direct(u, id, now, e).await
     }
+    async fn revoke(&self, u: &str, until: i64) -> Result<(), StoreError> {
+        self.0.revoke(u, until).await
+    }
+    async fn revoked_until(&self, u: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        self.0.revoked_until(u, now).await
+    }
 }
 
 #[tokio::test]
@@ -2215,3 +2221,4 @@ async fn ephemeral_sends_need_the_send_right_and_are_rate_limited() {
 }
 
 mod events;
+mod server;

@@ -66,6 +66,7 @@ macro_rules! store_conformance_tests {
             history_after_resumes_in_order,
             expired_history_is_skipped,
             direct_markers_dedupe_until_expiry,
+            revocations_hold_until_their_time_and_are_replaced,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1184,6 +1185,36 @@ pub async fn direct_markers_dedupe_until_expiry(store: Arc<dyn Store>) {
             .mark_direct(&user, "d1", NOW + HOUR + 1, NOW + 2 * HOUR)
             .await
             .unwrap()
+    );
+}
+
+/// A user is refused until the revocation's time, and a later revocation
+/// replaces the earlier one (a past time lifts it). Other users and the
+/// user's connection index are untouched.
+pub async fn revocations_hold_until_their_time_and_are_replaced(store: Arc<dyn Store>) {
+    let user = unique("u");
+    assert_eq!(store.revoked_until(&user, NOW).await.unwrap(), None);
+    store
+        .put_connection(&connection(&unique("c"), &user))
+        .await
+        .unwrap();
+    store.revoke(&user, NOW + HOUR).await.unwrap();
+    assert_eq!(
+        store.revoked_until(&user, NOW).await.unwrap(),
+        Some(NOW + HOUR)
+    );
+    assert_eq!(
+        store.revoked_until(&user, NOW + HOUR).await.unwrap(),
+        None,
+        "over at its time"
+    );
+    assert_eq!(store.revoked_until(&unique("u"), NOW).await.unwrap(), None);
+    assert_eq!(store.user_connections(&user, NOW).await.unwrap().len(), 1);
+    store.revoke(&user, NOW - 1).await.unwrap();
+    assert_eq!(
+        store.revoked_until(&user, NOW).await.unwrap(),
+        None,
+        "lifted"
     );
 }
 

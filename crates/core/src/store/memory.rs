@@ -34,6 +34,8 @@ struct Inner {
     markers: HashMap<(String, String, String), (u64, Millis, String)>,
     /// (user, id) → expires_at
     direct_markers: HashMap<(String, String), Millis>,
+    /// Revoked users, until when.
+    revoked: HashMap<String, Millis>,
     /// When expired items were last deleted (`sweep`).
     swept_at: Millis,
 }
@@ -506,6 +508,17 @@ impl Store for MemoryStore {
         }
         g.direct_markers.insert(key, expires_at);
         Ok(true)
+    }
+
+    async fn revoke(&self, user: &str, until: Millis) -> Result<(), StoreError> {
+        self.lock().revoked.insert(user.to_owned(), until);
+        Ok(())
+    }
+
+    async fn revoked_until(&self, user: &str, now: Millis) -> Result<Option<Millis>, StoreError> {
+        let mut g = self.lock();
+        g.sweep_if_due(now);
+        Ok(g.revoked.get(user).copied().filter(|until| *until > now))
     }
 }
 

@@ -496,6 +496,15 @@ pub trait Store: Send + Sync {
         now: Millis,
     ) -> Result<Page, StoreError>;
 
+    /// Refuses `user` until `until`: their connects and the frames of their
+    /// connections. Replaces any earlier revocation of the user; an `until`
+    /// in the past lifts it.
+    async fn revoke(&self, user: &str, until: Millis) -> Result<(), StoreError>;
+
+    /// Until when `user` is refused, if they are at `now`. One strongly
+    /// consistent read.
+    async fn revoked_until(&self, user: &str, now: Millis) -> Result<Option<Millis>, StoreError>;
+
     /// Records that `user` sent direct message `id`. Returns false if it
     /// was recorded before (a retry: do not deliver again).
     async fn mark_direct(

@@ -43,6 +43,7 @@ impl Inner {
         });
         self.markers.retain(|_, (_, expires, _)| *expires > now);
         self.direct_markers.retain(|_, expires| *expires > now);
+        self.revoked.retain(|_, until| *until > now);
     }
 
     fn sweep_memberships(&mut self, now: Millis) {
@@ -79,6 +80,7 @@ impl Inner {
             + self.history.values().map(|h| h.len()).sum::<usize>()
             + self.markers.len()
             + self.direct_markers.len()
+            + self.revoked.len()
     }
 }
 

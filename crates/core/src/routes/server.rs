@@ -1,0 +1,300 @@
+//! The server API: what a team's backend asks of Roomcast beside
+//! `publish` (over Lambda Invoke with IAM, so the caller is trusted and no
+//! token rights apply). Each operation validates its arguments first and
+//! answers with plain data; nothing here ever panics on a bad request.
+
+use serde::Serialize;
+
+use super::rooms::{group_by_user, roster};
+use super::{Closed, Context};
+use crate::clock::Millis;
+use crate::protocol::{ErrorCode, FrameError, Member, Message, RoomName, ServerFrame};
+use crate::store::StoreError;
+
+/// The most members one page may ask for.
+pub const MEMBERS_PAGE_MAX: usize = 1000;
+/// Members per page when the caller does not say.
+pub const MEMBERS_PAGE_DEFAULT: usize = 100;
+
+/// Why a server operation failed. Each variant says what the caller does.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request is malformed (the message names the field): fix the
+    /// caller; retrying it unchanged fails the same way.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] FrameError),
+    /// The store failed: retry (every operation is safe to repeat).
+    #[error("store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<super::RouteError> for ServerError {
+    fn from(e: super::RouteError) -> Self {
+        match e {
+            super::RouteError::Rejected(f) => Self::Invalid(f),
+            super::RouteError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ServerError {
+    ServerError::Invalid(FrameError::new(ErrorCode::InvalidField, message))
+}
+
+/// `roomInfo`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    /// The room.
+    pub room: String,
+    /// Member connections (approximate: a lost `$disconnect` is counted
+    /// until its connection is cleaned up).
+    pub member_count: u64,
+    /// Users present, with their device counts: at most `PresenceMax`.
+    pub present: Vec<Member>,
+    /// More are present than listed.
+    pub present_truncated: bool,
+    /// The room's current seq (what a joiner would be told).
+    pub seq: u64,
+}
+
+/// `roomInfo`: member count, who is present, current seq. An unknown room
+/// is an empty one. O(PresenceMax) reads, never O(members).
+pub async fn room_info(ctx: &Context<'_>, room: &str) -> Result<RoomInfo, ServerError> {
+    let room = RoomName::parse(room, &ctx.config.limits)?;
+    let now = ctx.now();
+    let member_count = ctx.store.member_count(room.as_str(), now).await?;
+    let (members, truncated) = roster(ctx, &room, ctx.config.presence_max, now).await?;
+    // What a joiner would be told: settled as a join settles it.
+    let seq = crate::store::sequencer::settle(ctx.store, room.as_str(), now, ctx.settle_options())
+        .await?
+        .seq;
+    Ok(RoomInfo {
+        room: room.to_string(),
+        member_count,
+        present: group_by_user(&members),
+        present_truncated: truncated,
+        seq,
+    })
+}
+
+/// One member connection, as `members` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberEntry {
+    /// The connection.
+    pub connection_id: String,
+    /// Its user.
+    pub user: String,
+    /// Their display name.
+    pub name: String,
+    /// When it joined.
+    pub joined_at: Millis,
+}
+
+/// `members`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembersPage {
+    /// This page, in connection-id order.
+    pub members: Vec<MemberEntry>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `members`: one page of a room's member connections. O(limit).
+pub async fn members(
+    ctx: &Context<'_>,
+    room: &str,
+    cursor: Option<&str>,
+    limit: Option<usize>,
+) -> Result<MembersPage, ServerError> {
+    let room = RoomName::parse(room, &ctx.config.limits)?;
+    let limit = limit.unwrap_or(MEMBERS_PAGE_DEFAULT);
+    if !(1..=MEMBERS_PAGE_MAX).contains(&limit) {
+        return Err(invalid(format!("limit must be 1 to {MEMBERS_PAGE_MAX}")));
+    }
+    let page = ctx
+        .store
+        .members_page(room.as_str(), cursor, limit, ctx.now())
+        .await?;
+    Ok(MembersPage {
+        members: page
+            .members
+            .into_iter()
+            .map(|m| MemberEntry {
+                connection_id: m.connection_id,
+                user: m.user,
+                name: m.name,
+                joined_at: m.joined_at,
+            })
+            .collect(),
+        cursor: page.next,
+    })
+}
+
+/// `history`'s answer: the page a client's `history` gets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryPage {
+    /// Newest first.
+    pub messages: Vec<Message>,
+    /// Older messages exist: ask again with `before` = the last seq here.
+    pub more: bool,
+}
+
+/// `history`: a page of a room's messages older than `before`. An unknown
+/// room has none.
+pub async fn history(
+    ctx: &Context<'_>,
+    room: &str,
+    before: Option<u64>,
+    limit: Option<u32>,
+) -> Result<HistoryPage, ServerError> {
+    let limits = &ctx.config.limits;
+    let room = RoomName::parse(room, limits)?;
+    let limit = limit.unwrap_or(limits.history_page_default);
+    if !(1..=limits.history_page_max).contains(&limit) {
+        return Err(invalid(format!(
+            "limit must be 1 to {}",
+            limits.history_page_max
+        )));
+    }
+    let page = ctx
+        .store
+        .history_before(room.as_str(), before, limit, ctx.now())
+        .await?;
+    Ok(HistoryPage {
+        messages: page.messages,
+        more: page.more,
+    })
+}
+
+/// How a backend closes a user's connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kick {
+    /// 4000–4999 (WebSocket's private-use close codes).
+    pub code: u16,
+    /// Shown to the user; at most 123 bytes (a close frame's limit).
+    pub reason: String,
+}
+
+impl Kick {
+    /// Checks the code and reason.
+    pub fn new(code: Option<u16>, reason: Option<String>) -> Result<Self, ServerError> {
+        let code = code.unwrap_or(4000);
+        if !(4000..=4999).contains(&code) {
+            return Err(invalid("code must be 4000 to 4999"));
+        }
+        let reason = reason.unwrap_or_else(|| "disconnected by the server".into());
+        if reason.len() > 123 {
+            return Err(invalid("reason must be at most 123 bytes"));
+        }
+        Ok(Self { code, reason })
+    }
+}
+
+/// What `disconnect` and `revoke` did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Disconnected {
+    /// Connections closed.
+    pub disconnected: usize,
+    /// For `revoke`: refused until then (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+}
+
+/// `disconnect`: tells each of `user`'s connections why (a `closing`
+/// frame; `reconnect` says whether to come back) and closes it, as DELETE
+/// `@connections` does. An unknown or offline user has none.
+pub async fn disconnect_user(
+    ctx: &Context<'_>,
+    user: &str,
+    kick: &Kick,
+    reconnect: bool,
+) -> Result<Disconnected, ServerError> {
+    let user = checked_user(user)?;
+    let ids = ctx.store.user_connections(user, ctx.now()).await?;
+    for id in &ids {
+        close_with(ctx, id, kick, reconnect).await;
+    }
+    tracing::info!(
+        user,
+        connections = ids.len(),
+        code = kick.code,
+        "user disconnected by the backend"
+    );
+    Ok(Disconnected {
+        disconnected: ids.len(),
+        until: None,
+    })
+}
+
+/// `revoke`: refuses `user`'s connects and frames until `until` (ms), and
+/// closes their connections now with `reconnect: false`. The revocation is
+/// stored first and each connection's state removed at once, so neither a
+/// connect racing the revoke nor a frame already in flight gets through.
+pub async fn revoke_user(
+    ctx: &Context<'_>,
+    user: &str,
+    until: Millis,
+    kick: &Kick,
+) -> Result<Disconnected, ServerError> {
+    let user = checked_user(user)?;
+    let now = ctx.now();
+    if until <= now {
+        return Err(invalid("until must be in the future (ms since the epoch)"));
+    }
+    ctx.store.revoke(user, until).await?;
+    let ids = ctx.store.user_connections(user, now).await?;
+    for id in &ids {
+        if let Some(removed) = ctx.store.remove_connection(id).await? {
+            let closed = Closed {
+                code: Some(i64::from(kick.code)),
+                reason: Some(kick.reason.clone()),
+            };
+            let gone = ctx.announce_removal(&removed, closed).await;
+            if !gone.is_empty() {
+                ctx.reap(gone).await;
+            }
+        }
+        close_with(ctx, id, kick, false).await;
+    }
+    tracing::info!(
+        user,
+        until,
+        connections = ids.len(),
+        "user revoked by the backend"
+    );
+    Ok(Disconnected {
+        disconnected: ids.len(),
+        until: Some(until),
+    })
+}
+
+fn checked_user(user: &str) -> Result<&str, ServerError> {
+    let user = user.trim();
+    if user.is_empty() || user.len() > 256 {
+        return Err(invalid("user must be 1 to 256 bytes"));
+    }
+    Ok(user)
+}
+
+/// Posts the `closing` frame, then closes the socket. A connection
+/// already gone is fine: there is nothing left to close.
+async fn close_with(ctx: &Context<'_>, id: &str, kick: &Kick, reconnect: bool) {
+    let frame = ServerFrame::Closing {
+        code: kick.code,
+        reason: kick.reason.clone(),
+        reconnect,
+    }
+    .to_json();
+    if let Err(e) = ctx.gateway.post(id, frame.as_bytes()).await {
+        tracing::info!(connection_id = id, error = %e, "could not send the closing frame");
+    }
+    match ctx.gateway.delete(id).await {
+        Ok(()) | Err(crate::gateway::GatewayError::Gone) => {}
+        Err(e) => tracing::warn!(connection_id = id, error = %e, "could not close the connection"),
+    }
+}

@@ -1,0 +1,264 @@
+//! A typed client of Roomcast's server API: the publish function, invoked
+//! with Lambda Invoke (IAM), one method per operation
+//! (docs/server-api.md). Build it once with your `aws_sdk_lambda::Client`
+//! (pointed at `roomcast dev` with `endpoint_url` offline) and the
+//! function's name or ARN.
+//!
+//! ```no_run
+//! # async fn f(lambda: aws_sdk_lambda::Client) -> Result<(), roomcast_server_api::ServerApiError> {
+//! let api = roomcast_server_api::ServerApi::new(lambda, "PublishFunction");
+//! api.publish_to_room("lobby", serde_json::json!({"text": "hi"}), None).await?;
+//! api.disconnect("mallory", 4001, "kicked by a moderator", false).await?;
+//! # Ok(()) }
+//! ```
+
+use aws_sdk_lambda::primitives::Blob;
+use roomcast_protocol::{Member, Message};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Why a call failed. Each variant says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerApiError {
+    /// The request was refused as malformed (the message names the
+    /// field): fix the call. Lambda `errorType` `InvalidRequest` (or
+    /// `InvalidPublish`).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The function does not know the operation: it is older than this
+    /// client. Deploy the current template. `errorType` `UnknownOperation`.
+    #[error("unknown operation: {0}")]
+    UnknownOperation(String),
+    /// Roomcast's store failed: retry (every operation is safe to repeat;
+    /// publishes with the same id are not duplicated).
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// The function failed otherwise (its `errorType` and message).
+    #[error("{error_type}: {message}")]
+    Function {
+        /// Lambda's `errorType`.
+        error_type: String,
+        /// Lambda's `errorMessage`.
+        message: String,
+    },
+    /// The invocation itself failed (IAM, network, throttling): see the
+    /// SDK's error; retry if it is transient.
+    #[error("invoke failed: {0}")]
+    Invoke(String),
+    /// The answer could not be read: client and function disagree.
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+/// What a publish did.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Published {
+    /// The room seq (room publishes).
+    pub seq: Option<u64>,
+    /// The id was used before; nothing was delivered again.
+    pub duplicate: bool,
+    /// Connections that accepted it inline.
+    pub delivered: usize,
+    /// Connections found gone.
+    pub gone: usize,
+    /// Posts that failed.
+    pub failed: usize,
+}
+
+/// A room's state.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    /// The room.
+    pub room: String,
+    /// Member connections (approximate).
+    pub member_count: u64,
+    /// Users present, up to `PresenceMax`.
+    pub present: Vec<Member>,
+    /// More are present than listed.
+    pub present_truncated: bool,
+    /// The current seq.
+    pub seq: u64,
+}
+
+/// One member connection.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberEntry {
+    /// The connection.
+    pub connection_id: String,
+    /// Its user.
+    pub user: String,
+    /// Their display name.
+    pub name: String,
+    /// When it joined (ms since the epoch).
+    pub joined_at: i64,
+}
+
+/// A page of members.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct MembersPage {
+    /// This page.
+    pub members: Vec<MemberEntry>,
+    /// Pass to the next call; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// A page of history, newest first.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct HistoryPage {
+    /// The messages.
+    pub messages: Vec<Message>,
+    /// Older ones exist.
+    pub more: bool,
+}
+
+/// What `disconnect` and `revoke` did.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Disconnected {
+    /// Connections closed.
+    pub disconnected: usize,
+    /// For `revoke`: refused until then (ms since the epoch).
+    pub until: Option<i64>,
+}
+
+/// The server API of one Roomcast stack.
+#[derive(Clone, Debug)]
+pub struct ServerApi {
+    lambda: aws_sdk_lambda::Client,
+    function: String,
+}
+
+impl ServerApi {
+    /// Calls `function` (the stack's publish function: name or ARN).
+    pub fn new(lambda: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
+        Self {
+            lambda,
+            function: function.into(),
+        }
+    }
+
+    /// Publishes to a room (stored, with a seq). `id` makes retries safe.
+    pub async fn publish_to_room(
+        &self,
+        room: &str,
+        data: Value,
+        id: Option<&str>,
+    ) -> Result<Published, ServerApiError> {
+        self.call(json!({"op": "publish", "room": room, "data": data, "id": id}))
+            .await
+    }
+
+    /// Publishes to every connection of a user (not stored).
+    pub async fn publish_to_user(
+        &self,
+        user: &str,
+        data: Value,
+        id: Option<&str>,
+    ) -> Result<Published, ServerApiError> {
+        self.call(json!({"op": "publish", "user": user, "data": data, "id": id}))
+            .await
+    }
+
+    /// Member count, present users, current seq.
+    pub async fn room_info(&self, room: &str) -> Result<RoomInfo, ServerApiError> {
+        self.call(json!({"op": "roomInfo", "room": room})).await
+    }
+
+    /// One page of a room's member connections (`limit` 1–1000).
+    pub async fn members(
+        &self,
+        room: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<MembersPage, ServerApiError> {
+        self.call(json!({"op": "members", "room": room, "cursor": cursor, "limit": limit}))
+            .await
+    }
+
+    /// One page of a room's history, older than `before`.
+    pub async fn history(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, ServerApiError> {
+        self.call(json!({"op": "history", "room": room, "before": before, "limit": limit}))
+            .await
+    }
+
+    /// Closes a user's connections; they see `code` (4000–4999) and
+    /// `reason`, and reconnect on their own only if `reconnect`.
+    pub async fn disconnect(
+        &self,
+        user: &str,
+        code: u16,
+        reason: &str,
+        reconnect: bool,
+    ) -> Result<Disconnected, ServerApiError> {
+        self.call(json!({"op": "disconnect", "user": user, "code": code, "reason": reason, "reconnect": reconnect}))
+            .await
+    }
+
+    /// Closes a user's connections and refuses their connects and frames
+    /// until `until` (seconds since the epoch; their token's `exp` at most
+    /// is enough).
+    pub async fn revoke(
+        &self,
+        user: &str,
+        until: i64,
+        code: u16,
+        reason: &str,
+    ) -> Result<Disconnected, ServerApiError> {
+        self.call(
+            json!({"op": "revoke", "user": user, "until": until, "code": code, "reason": reason}),
+        )
+        .await
+    }
+
+    async fn call<T: DeserializeOwned>(&self, mut request: Value) -> Result<T, ServerApiError> {
+        // Absent, not null, for what the caller left out.
+        if let Value::Object(fields) = &mut request {
+            fields.retain(|_, v| !v.is_null());
+        }
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(&self.function)
+            .payload(Blob::new(request.to_string()))
+            .send()
+            .await
+            .map_err(|e| {
+                ServerApiError::Invoke(
+                    aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                )
+            })?;
+        let payload = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+        if out.function_error().is_some() {
+            return Err(function_error(payload));
+        }
+        serde_json::from_slice(payload).map_err(|e| ServerApiError::Decode(e.to_string()))
+    }
+}
+
+/// Lambda's error document, as a typed error.
+fn function_error(payload: &[u8]) -> ServerApiError {
+    let doc: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (error_type, message) = (text("errorType"), text("errorMessage"));
+    match error_type.as_str() {
+        "InvalidRequest" | "InvalidPublish" => ServerApiError::InvalidRequest(message),
+        "UnknownOperation" => ServerApiError::UnknownOperation(message),
+        "StoreUnavailable" => ServerApiError::StoreUnavailable(message),
+        _ => ServerApiError::Function {
+            error_type,
+            message,
+        },
+    }
+}
