@@ -108,7 +108,7 @@ function setBadge(e) {
   if (e.state === 'open') badge.textContent = 'Live';
   else if (e.state === 'connecting') badge.textContent = 'Connecting…';
   else if (e.state === 'offline') badge.textContent = 'Offline';
-  else if (e.state === 'closed') badge.textContent = e.reason === 'unauthorized' ? 'Signed out' : 'Disconnected';
+  else if (e.state === 'closed') badge.textContent = e.reason === 'unauthorized' ? 'Signed out' : e.code ? 'Removed by the server' : 'Disconnected';
   else if (e.state === 'reconnecting') {
     const tick = () => {
       const s = Math.max(0, Math.ceil(((e.retryAt ?? Date.now()) - Date.now()) / 1000));

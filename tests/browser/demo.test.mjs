@@ -132,6 +132,28 @@ test('a client closed by the server reconnects, resumes, and shows every message
   await bob.context.close();
 });
 
+test('a user kicked through the server API sees why, and the client does not reconnect', async () => {
+  const carol = await openChat('Carol', 'kick');
+  // The server API through the emulator's Lambda Invoke API, as a backend
+  // would call it (the SDK clients are tested in tests/e2e/server_api.rs).
+  const res = await fetch(`${base}/2015-03-31/functions/PublishFunction/invocations`, {
+    method: 'POST',
+    body: JSON.stringify({ op: 'disconnect', user: 'carol', code: 4001, reason: 'kicked by a moderator', reconnect: false }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-amz-function-error'), null);
+  assert.equal((await res.json()).disconnected, 1);
+  await carol.page.locator('#notice', { hasText: 'kicked by a moderator' }).waitFor({ timeout: WAIT });
+  await carol.page.locator('#badge', { hasText: 'Removed by the server' }).waitFor({ timeout: WAIT });
+  const after = await carol.page.evaluate(() => {
+    const c = window.roomcastDemo.client;
+    return { state: c.state, socket: c.ws !== null, retry: c.timers.retry !== undefined };
+  });
+  assert.deepEqual(after, { state: 'closed', socket: false, retry: false }, 'stopped, no reconnect scheduled');
+  await carol.page.screenshot({ path: path.join(shots, 'kicked.png') });
+  await carol.context.close();
+});
+
 test('messages sent while offline are delivered once when back online', async () => {
   const alice = await openChat('Alice', 'offline');
   const bob = await openChat('Bob', 'offline');

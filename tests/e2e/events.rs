@@ -345,3 +345,50 @@ async fn roomcast_events_prints_and_forwards_the_events_its_filter_matches() {
     let _ = child.wait();
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn boto3_puts_events_that_reach_the_rules_and_tests_patterns() {
+    // boto3, as a team's Python backend or script would use it, with only
+    // `endpoint_url` pointing at the emulator.
+    let mut sink = Sink::start().await;
+    let emu = start(events_config(&sink)).await;
+    let script = r#"
+import json, sys, boto3
+eb = boto3.client("events", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="local", aws_secret_access_key="local")
+out = eb.put_events(Entries=[{"Source": "roomcast", "DetailType": "Message Stored",
+    "Detail": json.dumps({"room": "from-boto3", "seq": 9}), "EventBusName": "roomcast-test"}])
+assert out["FailedEntryCount"] == 0, out
+event = {"id": "1", "account": "000000000000", "source": "roomcast", "time": "2026-12-06T00:00:00Z",
+         "region": "us-east-1", "resources": [], "detail-type": "Message Stored", "detail": {"seq": 9}}
+hit = eb.test_event_pattern(EventPattern=json.dumps({"detail": {"seq": [{"numeric": [">=", 9]}]}}), Event=json.dumps(event))
+miss = eb.test_event_pattern(EventPattern=json.dumps({"detail": {"seq": [8]}}), Event=json.dumps(event))
+try:
+    eb.put_events(Entries=[{"Source": "s", "DetailType": "t", "Detail": "{}"}] * 11)
+    refused = None
+except eb.exceptions.ClientError as e:
+    refused = e.response["Error"]["Code"]
+print(json.dumps({"id": out["Entries"][0]["EventId"], "hit": hit["Result"], "miss": miss["Result"], "refused": refused}))
+"#;
+    let out = tokio::process::Command::new(python())
+        .args(["-c", script, &format!("http://{}", emu.addr)])
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["hit"], true);
+    assert_eq!(said["miss"], false);
+    assert_eq!(said["refused"], "ValidationException");
+    let (_, post) = sink
+        .next_where("boto3's event at the rule target", |_, p| {
+            p["event"]["detail"]["room"] == "from-boto3"
+        })
+        .await;
+    assert_eq!(post["event"]["id"], said["id"]);
+    emu.shutdown().await;
+}
