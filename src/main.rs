@@ -193,6 +193,11 @@ struct BenchArgs {
     /// Also bench an emulator using the in-process gateway.
     #[arg(long)]
     in_process: bool,
+    /// Also bench an emulator with events on (`EventBusName=default`:
+    /// every function puts its events on the emulator's EventBridge),
+    /// beside the default, which has events off.
+    #[arg(long)]
+    events: bool,
     /// Also bench an emulator that fans out every room inline
     /// (`FanoutInlineMax` at its maximum), beside the default, which hands
     /// rooms over 500 members to the fanout function in shards.

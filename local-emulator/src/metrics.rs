@@ -136,6 +136,7 @@ pub(crate) struct Metrics {
     disconnects: Family<u64>,
     api_calls: Family<u64>,
     errors: Family<u64>,
+    events_calls: Family<u64>,
     events_put: Family<u64>,
     events_matched: Family<u64>,
     latency: Family<Histogram>,
@@ -163,6 +164,10 @@ impl Default for Metrics {
             errors: Family::new(
                 "roomcast_errors_total",
                 "Handler errors, timeouts and rejected frames.",
+            ),
+            events_calls: Family::new(
+                "roomcast_eventbridge_calls_total",
+                "EventBridge API calls by operation.",
             ),
             events_put: Family::new(
                 "roomcast_eventbridge_entries_total",
@@ -204,6 +209,10 @@ impl Metrics {
 
     pub(crate) fn error(&self, kind: &str) {
         self.errors.bump(&[("kind", kind)]);
+    }
+
+    pub(crate) fn event_call(&self, operation: &str) {
+        self.events_calls.bump(&[("operation", operation)]);
     }
 
     pub(crate) fn event_put(&self, result: &str) {
@@ -251,6 +260,7 @@ impl Metrics {
         );
         self.api_calls.render(&mut out);
         self.errors.render(&mut out);
+        self.events_calls.render(&mut out);
         self.events_put.render(&mut out);
         self.events_matched.render(&mut out);
         self.latency.render(&mut out);

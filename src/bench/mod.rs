@@ -301,6 +301,29 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                 ));
                 servers.push(inline);
             }
+            if args.events {
+                let events = spawn(
+                    &[
+                        "dev",
+                        "--port",
+                        "0",
+                        "--outbound-queue",
+                        "4096",
+                        "--parameter-overrides",
+                        "EventBusName=default",
+                    ],
+                    &NO_LIMITS,
+                )?;
+                targets.push((
+                    Target::Roomcast {
+                        name: "roomcast-events",
+                        url: format!("ws://127.0.0.1:{}/prod", events.port),
+                        tokens: dev_tokens(),
+                    },
+                    Some(events.child.id()),
+                ));
+                servers.push(events);
+            }
             if args.in_process {
                 let fast = spawn(
                     &[

@@ -787,3 +787,66 @@ async fn with_events_on_a_disconnect_from_k_rooms_reads_each_rooms_devices_and_p
     expected.push("Connection Closed");
     assert_eq!(kinds, expected);
 }
+
+/// What each server API operation costs (docs/server-api.md), on DynamoDB.
+#[tokio::test]
+async fn server_api_operations_cost_bounded_reads_and_writes() {
+    use roomcast_core::routes::server::{self, Kick};
+    let w = CostWorld::new(Some(40)).await;
+    w.populate("lobby", 100).await;
+    // roomInfo: the member count (GetItem), one roster Query of at most
+    // PresenceMax + 1 after the member set's version (GetItem), and the
+    // room's counter to settle (GetItem): O(cap), not O(members).
+    let info = server::room_info(&w.ctx(), "lobby").await.unwrap();
+    assert_eq!(info.member_count, 100);
+    assert_eq!(w.counter.take(), counts(&[("GetItem", 3), ("Query", 1)]));
+    // members: one Query per page (the first after the member set's
+    // version, as every first page is read: GetItem).
+    let page = server::members(&w.ctx(), "lobby", None, Some(25))
+        .await
+        .unwrap();
+    assert_eq!(page.members.len(), 25);
+    assert_eq!(w.counter.take(), counts(&[("GetItem", 1), ("Query", 1)]));
+    let next = server::members(&w.ctx(), "lobby", page.cursor.as_deref(), Some(25))
+        .await
+        .unwrap();
+    assert_eq!(next.members.len(), 25);
+    assert_eq!(w.counter.take(), counts(&[("Query", 1)]));
+    // history: one Query.
+    server::history(&w.ctx(), "lobby", None, None)
+        .await
+        .unwrap();
+    assert_eq!(w.counter.take(), counts(&[("Query", 1)]));
+    // disconnect: the user's connections (one Query); the closes go to the
+    // gateway, and each connection's $disconnect cleans up after.
+    w.connect("c1", "alice").await;
+    w.connect("c2", "alice").await;
+    w.counter.take();
+    let kick = Kick::new(Some(4001), None).unwrap();
+    let done = server::disconnect_user(&w.ctx(), "alice", &kick, false)
+        .await
+        .unwrap();
+    assert_eq!(done.disconnected, 2);
+    assert_eq!(w.counter.take(), counts(&[("Query", 1)]));
+    // revoke: the revocation (PutItem), the user's connections (Query),
+    // then each connection removed as a disconnect removes it (a Query of
+    // its partition and one batch of deletes, no rooms here).
+    let until = NOW + 3_600_000;
+    let done = server::revoke_user(&w.ctx(), "alice", until, &kick)
+        .await
+        .unwrap();
+    assert_eq!(done.disconnected, 2);
+    assert_eq!(
+        w.counter.take(),
+        counts(&[("BatchWriteItem", 2), ("PutItem", 1), ("Query", 3)])
+    );
+    // Revoking a user nobody has seen stores the revocation all the same.
+    let ghost = server::revoke_user(&w.ctx(), "ghost", until, &kick)
+        .await
+        .unwrap();
+    assert_eq!(ghost.disconnected, 0);
+    assert_eq!(
+        w.store.revoked_until("ghost", NOW).await.unwrap(),
+        Some(until)
+    );
+}

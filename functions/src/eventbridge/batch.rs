@@ -18,6 +18,8 @@ pub struct Entry {
     pub detail_type: &'static str,
     /// The detail, serialised.
     pub detail: String,
+    /// What identifies the event in logs (`room#seq`, a connection id…).
+    pub key: String,
     /// Its size as EventBridge counts it.
     pub size: usize,
     /// Data was dropped to fit.
@@ -29,6 +31,8 @@ pub struct Entry {
 pub struct Unsendable {
     /// The detail-type.
     pub detail_type: &'static str,
+    /// What identifies the event in logs.
+    pub key: String,
     /// Its size even without data.
     pub size: usize,
 }
@@ -37,6 +41,7 @@ pub struct Unsendable {
 /// without its `data` (flagged `dataOmitted: tooLarge`), else unsendable.
 pub fn entry(source: &str, mut event: Event) -> Result<Entry, Unsendable> {
     let detail_type = event.detail_type();
+    let key = event.key();
     let size_of = |detail: &str| source.len() + detail_type.len() + detail.len();
     let detail = event.detail().to_string();
     let size = size_of(&detail);
@@ -44,6 +49,7 @@ pub fn entry(source: &str, mut event: Event) -> Result<Entry, Unsendable> {
         return Ok(Entry {
             detail_type,
             detail,
+            key,
             size,
             trimmed: false,
         });
@@ -55,11 +61,16 @@ pub fn entry(source: &str, mut event: Event) -> Result<Entry, Unsendable> {
         return Ok(Entry {
             detail_type,
             detail,
+            key,
             size,
             trimmed: true,
         });
     }
-    Err(Unsendable { detail_type, size })
+    Err(Unsendable {
+        detail_type,
+        key,
+        size,
+    })
 }
 
 /// Packs entries, in order, into as few calls as the limits allow.

@@ -176,6 +176,7 @@ impl EventBridgeEvents {
         for e in entries {
             tracing::error!(
                 detail_type = e.detail_type,
+                event = %e.key,
                 size = e.size,
                 bus = %self.config.bus,
                 error = why,
@@ -228,6 +229,7 @@ impl Events for EventBridgeEvents {
                         self.metrics.add(Metric::EventsTrimmed, 1.0);
                         tracing::warn!(
                             detail_type = e.detail_type,
+                            event = %e.key,
                             "event over 256 KB sent without its data"
                         );
                     }
@@ -237,6 +239,7 @@ impl Events for EventBridgeEvents {
                     self.metrics.add(Metric::EventsFailed, 1.0);
                     tracing::error!(
                         detail_type = u.detail_type,
+                        event = %u.key,
                         size = u.size,
                         "event over 256 KB even without data; not sent"
                     );

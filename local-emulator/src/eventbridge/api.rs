@@ -61,6 +61,12 @@ fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Respo
             format!("the request body is not JSON: {e}"),
         )
     })?;
+    // Known names only: the header is the caller's, labels must stay few.
+    state.metrics.event_call(match target {
+        "AWSEvents.PutEvents" => "PutEvents",
+        "AWSEvents.TestEventPattern" => "TestEventPattern",
+        _ => "other",
+    });
     match target {
         "AWSEvents.PutEvents" => put(state, &request),
         "AWSEvents.TestEventPattern" => test_pattern(&request),

@@ -96,6 +96,26 @@ impl Event {
         }
     }
 
+    /// What identifies this event in a log line: `room#seq` for stored
+    /// messages, else the connection, else the user or room.
+    pub fn key(&self) -> String {
+        match self {
+            Self::ConnectionOpened(d) => d.connection_id.clone(),
+            Self::ConnectionClosed(d) => d.connection_id.clone(),
+            Self::RoomJoined(d) => format!("{}/{}", d.room, d.connection_id),
+            Self::RoomLeft(d) => format!("{}/{}", d.room, d.connection_id),
+            Self::PresenceChanged(d) => format!("{}/{}", d.room, d.user),
+            Self::MessageStored(d) => format!("{}#{}", d.room, d.seq),
+            Self::DirectSent(d) => format!("{}:{}", d.from.user, d.id),
+            Self::MessagePublished(d) => d.id.clone(),
+            Self::Rejected(d) => d
+                .connection_id
+                .clone()
+                .or_else(|| d.user.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Drops the client's `data` (an entry too large for EventBridge) and
     /// says why. Events without data are unchanged.
     pub fn without_data(&mut self, why: DataOmitted) {
