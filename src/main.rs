@@ -114,6 +114,16 @@ enum Command {
         #[arg(long)]
         forward: Option<String>,
     },
+    /// Inject failures into a running emulator: PostToConnection statuses
+    /// and stalls, dropped `$disconnect`s, cut connections, failing or
+    /// timing-out invocations (docs/faults.md).
+    Fault {
+        /// The emulator's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3001", global = true)]
+        url: String,
+        #[command(subcommand)]
+        command: fault_cli::FaultCommand,
+    },
     /// Print a development token from the local emulator.
     Token {
         /// User id.
@@ -504,6 +514,7 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Some(Command::Fault { url, command }) => fault_cli::run(&url, command).await,
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::BenchReference { port }) => bench::reference(port).await,
         Some(Command::LatencyProxy {
@@ -602,6 +613,7 @@ async fn shutdown_signal() {
 
 mod bench;
 mod events_cli;
+mod fault_cli;
 mod latency_proxy;
 
 /// `latency-proxy`: serves until killed.

@@ -22,6 +22,7 @@ mod activity;
 pub mod apigateway;
 pub mod config;
 pub mod eventbridge;
+pub mod faults;
 mod header_case;
 mod http;
 pub mod lambda;

@@ -58,6 +58,20 @@ pub(crate) fn app(state: Arc<State>) -> Router {
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
         .route("/_roomcast/events", get(crate::eventbridge::tail::feed))
+        .route(
+            "/_roomcast/faults",
+            get(crate::faults::api::list)
+                .post(crate::faults::api::add)
+                .delete(crate::faults::api::clear),
+        )
+        .route(
+            "/_roomcast/faults/{id}",
+            axum::routing::delete(crate::faults::api::remove),
+        )
+        .route(
+            "/_roomcast/connections/{id}/cut",
+            axum::routing::post(crate::faults::api::cut),
+        )
         .merge(aws)
         .fallback(fallback)
         .with_state(state)
@@ -74,7 +88,7 @@ async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",
-        state.metrics.render(state.connections.len()),
+        state.metrics.render(state.connections.len()) + &state.faults.render_metrics(),
     )
 }
 

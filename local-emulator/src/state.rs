@@ -19,6 +19,7 @@ use crate::apigateway::connections::Peer;
 use crate::apigateway::events::EventContext;
 use crate::config::{EmulatorConfig, FunctionsMode};
 use crate::eventbridge::EventBridge;
+use crate::faults::Faults;
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::launch::{Callback, Toolchain};
@@ -74,6 +75,8 @@ pub(crate) struct State {
     pub(crate) tls: Option<LocalTls>,
     /// EventBridge: the template's buses and rules, and the live feed.
     pub(crate) eventbridge: EventBridge,
+    /// Injected failures (`crate::faults`).
+    pub(crate) faults: Arc<Faults>,
 }
 
 impl State {
@@ -153,6 +156,7 @@ impl State {
         check_modes(&config)?;
         let injected = injected_env(&config, addr, &api.stage);
         let metrics = Arc::new(Metrics::default());
+        let faults = Arc::new(Faults::default());
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
             Some(Arc::new(
@@ -194,6 +198,7 @@ impl State {
                         .map(|t| (t.ca_pem.clone(), t.bundle_pem.clone())),
                 },
                 metrics: metrics.clone(),
+                faults: faults.clone(),
                 failed_builds: std::collections::BTreeMap::new(),
                 watched: std::sync::Mutex::default(),
             },
@@ -229,6 +234,7 @@ impl State {
             region,
             tls,
             eventbridge,
+            faults,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),

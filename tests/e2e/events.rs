@@ -286,6 +286,38 @@ async fn a_failing_rule_target_is_retried_twice_by_lambda_then_dropped() {
 }
 
 #[tokio::test]
+async fn a_rule_target_that_times_out_is_retried_twice_then_dropped() {
+    // As a failing target: a timeout is an invocation error, and Lambda
+    // retries an asynchronous invocation twice ("Error handling and
+    // automatic retries in Lambda").
+    let mut sink = Sink::start().await;
+    let emu = start(events_config(&sink)).await;
+    let token = dev_token(&emu, "dan").await;
+    let (mut ws, _) = join_as(&emu, &token, "lobby").await;
+    send(&mut ws, json!({"action": "leave", "room": "lobby"})).await;
+    recv_type(&mut ws, "left").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, post) = sink
+            .next_where("an attempt of the slow target", |_, p| {
+                p["function"] == "SlowFunction"
+            })
+            .await;
+        ids.push(post["event"]["id"].clone());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let dropped = "roomcast_errors_total{kind=\"async_invocation_dropped\"} 1";
+    let waited = tokio::time::timeout(WAIT, async {
+        while !metrics(&emu).await.contains(dropped) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the invocation was not dropped in time");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn roomcast_events_prints_and_forwards_the_events_its_filter_matches() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};

@@ -11,6 +11,7 @@ mod common;
 
 mod client;
 mod emulator_echo;
+mod emulator_faults;
 mod emulator_gateway;
 mod emulator_hostile;
 mod emulator_lambda;

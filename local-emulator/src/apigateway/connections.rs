@@ -94,6 +94,15 @@ impl CloseReason {
         }
     }
 
+    /// 1006: the socket is dropped without a close frame, as a network
+    /// failure drops it (an injected fault).
+    pub(crate) fn abnormal() -> Self {
+        Self {
+            code: 1006,
+            reason: "Connection was closed abnormally".into(),
+        }
+    }
+
     /// 1001, as on shutdown, idle timeout and the maximum duration.
     pub(crate) fn going_away() -> Self {
         Self {

@@ -108,6 +108,38 @@ async fn answer(
     }
 }
 
+/// A fault that strikes this post: the status it answers instead (as
+/// API Gateway answers it), or a stall before it is served.
+async fn injected(state: &State, id: &str) -> Result<(), HttpError> {
+    let user = state
+        .connections
+        .get(id)
+        .and_then(|c| c.authorizer["principalId"].as_str().map(str::to_owned));
+    let subject = crate::faults::Subject {
+        connection: Some(id),
+        user: user.as_deref(),
+        function: None,
+    };
+    match state.faults.take(crate::faults::Point::Post, subject) {
+        Some(crate::faults::FaultKind::PostStatus { status: 410 }) => Err(HttpError::gone(id)),
+        Some(crate::faults::FaultKind::PostStatus { status: 413 }) => Err(HttpError::Api {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            kind: "PayloadTooLargeException",
+            message: "an injected post-status fault".into(),
+        }),
+        Some(crate::faults::FaultKind::PostStatus { .. }) => Err(HttpError::Api {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "LimitExceededException",
+            message: "an injected post-status fault".into(),
+        }),
+        Some(crate::faults::FaultKind::PostStall { ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn describe(state: &State, id: &str) -> Result<Response, HttpError> {
     let c = state
         .connections
@@ -126,6 +158,7 @@ fn describe(state: &State, id: &str) -> Result<Response, HttpError> {
 }
 
 async fn post(state: &State, id: &str, body: Body) -> Result<Response, HttpError> {
+    injected(state, id).await?;
     let limit = state.config.max_message_bytes;
     let body = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),

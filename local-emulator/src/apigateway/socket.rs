@@ -174,6 +174,8 @@ where
     // Gone for every later `@connections` call from now on, as on AWS.
     state.connections.remove(&conn.peer.id);
     let (ending, closing) = match stop {
+        // A cut (an injected network failure): no close frame, no linger.
+        (Stop::Server(e), _) if e.code == ABNORMAL.0 => (e, None),
         (Stop::Server(e), _) => {
             let frame = CloseFrame {
                 code: CloseCode::from(e.code),
@@ -545,6 +547,17 @@ pub(crate) async fn disconnected(state: &Arc<State>, conn: &Connection, code: u1
     let Some(route) = state.routes.get("$disconnect") else {
         return;
     };
+    let subject = crate::faults::Subject {
+        connection: Some(&conn.peer.id),
+        user: conn.authorizer["principalId"].as_str(),
+        function: Some(&route.function.name),
+    };
+    if let Some(crate::faults::FaultKind::DropDisconnect) =
+        state.faults.take(crate::faults::Point::Disconnect, subject)
+    {
+        tracing::info!(connection_id = %conn.peer.id, "$disconnect dropped by an injected fault");
+        return;
+    }
     let _pending = state.disconnects.enter();
     let event = state.events(&conn.peer).disconnect(
         code,

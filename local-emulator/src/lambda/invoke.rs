@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::EmulatorError;
 use crate::config::FunctionsMode;
+use crate::faults::{FaultKind, Faults, Point, Subject};
 use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
@@ -48,6 +49,8 @@ pub(crate) struct Function {
     /// Lambda's concurrency limit: invocations beyond it wait their turn
     /// instead of piling up (which, with each fanning out, thrashes).
     concurrency: Arc<tokio::sync::Semaphore>,
+    /// Injected failures (`crate::faults`).
+    faults: Arc<Faults>,
 }
 
 /// How a function runs.
@@ -82,6 +85,9 @@ impl Function {
             return Err(InvokeFailure::Closed);
         };
         let ids = EventIds::of(&event);
+        if let Some(injected) = self.injected(&event, &ids).await {
+            return Err(self.failed(label, &ids, injected, metrics));
+        }
         let started = Instant::now();
         let work = match &self.runs {
             // A cold start's init runs before the function's timeout starts
@@ -106,6 +112,28 @@ impl Function {
         };
         metrics.handler_latency(label, started.elapsed());
         outcome.map_err(|e| self.failed(label, &ids, e, metrics))
+    }
+
+    /// An injected failure for this invocation, if a fault strikes it: an
+    /// error at once, or a timeout after the function's timeout, as Lambda
+    /// would report them. The function does not run.
+    async fn injected(&self, event: &Value, ids: &EventIds) -> Option<InvokeFailure> {
+        let subject = Subject {
+            connection: ids.connection_id.as_deref(),
+            user: event["requestContext"]["authorizer"]["principalId"].as_str(),
+            function: Some(&self.name),
+        };
+        match self.faults.take(Point::Invoke, subject)? {
+            FaultKind::InvokeError => Some(InvokeFailure::Error(InvokeError {
+                error_type: "Roomcast.InjectedFault".into(),
+                error_message: "an injected invoke-error fault".into(),
+            })),
+            FaultKind::InvokeTimeout => {
+                tokio::time::sleep(self.timeout).await;
+                Some(InvokeFailure::Timeout(self.timeout))
+            }
+            _ => None,
+        }
     }
 
     /// Counts and logs a failed invocation: the function, the route or
@@ -187,6 +215,8 @@ pub(crate) struct FunctionEnv {
     /// template or the process sets them).
     pub(crate) shared: Shared,
     pub(crate) metrics: Arc<Metrics>,
+    /// Injected failures, shared with the state.
+    pub(crate) faults: Arc<Faults>,
     /// Functions whose cargo build failed at start-up, with why.
     pub(crate) failed_builds: BTreeMap<String, launch::LaunchError>,
     /// Process functions to hot-reload (`--watch`), filled as they are built.
@@ -211,6 +241,7 @@ pub(crate) async fn build_function(
         runs,
         timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
         concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+        faults: fenv.faults.clone(),
     }))
 }
 
@@ -337,6 +368,7 @@ mod tests {
             runs: Runs::InProcess(handler),
             timeout: Duration::from_secs(10),
             concurrency: Arc::new(tokio::sync::Semaphore::new(2)),
+            faults: Arc::default(),
         });
         let metrics = Arc::new(Metrics::default());
         let calls: Vec<_> = (0..6)

@@ -1,0 +1,342 @@
+//! Fault injection: failures set on purpose, each scoped to a connection,
+//! a user, a function or everything, for a count of occurrences or a
+//! duration (or both: whichever ends first), listed and removable while
+//! active. The places that can fail ask [`Faults::take`] at the moment
+//! they would act; a matching fault is counted as a hit and, with a count,
+//! used up.
+//!
+//! Driven by the HTTP API in `api` (`/_roomcast/faults`) and by
+//! `roomcast fault` on the command line.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+pub(crate) mod api;
+
+/// What goes wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FaultKind {
+    /// PostToConnection answers this status instead of delivering: 410
+    /// (`GoneException`), 429 (`LimitExceededException`) or 413
+    /// (`PayloadTooLargeException`).
+    PostStatus {
+        /// 410, 429 or 413.
+        status: u16,
+    },
+    /// PostToConnection waits this long before it is served.
+    PostStall {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// The connection's `$disconnect` is not invoked when it closes (API
+    /// Gateway's is best-effort), so TTLs and Gone cleanup must converge.
+    DropDisconnect,
+    /// The invocation fails with an error (`errorType`
+    /// `Roomcast.InjectedFault`) without running the function.
+    InvokeError,
+    /// The invocation times out (as `Sandbox.Timedout`) without running
+    /// the function.
+    InvokeTimeout,
+}
+
+/// Whom a fault applies to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scope {
+    /// Only this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Only this user's connections (the authorizer's `principalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Only invocations of this function (logical id or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+}
+
+/// What a place that can fail knows about the act at hand.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Subject<'a> {
+    pub(crate) connection: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) function: Option<&'a str>,
+}
+
+/// Where a fault can strike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Point {
+    /// A PostToConnection.
+    Post,
+    /// A connection's `$disconnect`.
+    Disconnect,
+    /// A function invocation.
+    Invoke,
+}
+
+impl FaultKind {
+    fn point(&self) -> Point {
+        match self {
+            Self::PostStatus { .. } | Self::PostStall { .. } => Point::Post,
+            Self::DropDisconnect => Point::Disconnect,
+            Self::InvokeError | Self::InvokeTimeout => Point::Invoke,
+        }
+    }
+
+    /// Checks the arguments; the message says what is allowed.
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Self::PostStatus { status } if !matches!(status, 410 | 413 | 429) => Err(format!(
+                "post-status takes status 410, 413 or 429, not {status}"
+            )),
+            Self::PostStall { ms } if *ms > 120_000 => {
+                Err("post-stall takes at most 120000 ms".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Scope {
+    fn matches(&self, s: &Subject<'_>) -> bool {
+        let field = |want: &Option<String>, got: Option<&str>| {
+            want.as_deref().is_none_or(|w| got == Some(w))
+        };
+        field(&self.connection, s.connection)
+            && field(&self.user, s.user)
+            && field(&self.function, s.function)
+    }
+}
+
+/// A fault as the API takes it: `{"fault": "post-status", "status": 410,
+/// "scope": {"user": "bob"}, "count": 1, "durationMs": 5000}`.
+#[derive(Clone, Debug)]
+pub struct FaultRequest {
+    /// What goes wrong.
+    pub kind: FaultKind,
+    /// Whom; everything when absent.
+    pub scope: Scope,
+    /// How many occurrences; unlimited when absent.
+    pub count: Option<u32>,
+    /// For how long, ms; until removed when absent.
+    pub duration_ms: Option<u64>,
+}
+
+impl FaultRequest {
+    /// Reads a request; `Err` says what is wrong (an unknown fault, field
+    /// or scope, a bad value).
+    pub fn from_json(v: serde_json::Value) -> Result<Self, String> {
+        let serde_json::Value::Object(mut fields) = v else {
+            return Err("a fault is a JSON object".into());
+        };
+        let scope = match fields.remove("scope") {
+            None => Scope::default(),
+            Some(s) => serde_json::from_value(s).map_err(|e| format!("scope: {e}"))?,
+        };
+        let count = match fields.remove("count") {
+            None => None,
+            Some(c) => Some(serde_json::from_value(c).map_err(|e| format!("count: {e}"))?),
+        };
+        let duration_ms = match fields.remove("durationMs") {
+            None => None,
+            Some(d) => Some(serde_json::from_value(d).map_err(|e| format!("durationMs: {e}"))?),
+        };
+        let kind = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| format!("fault: {e}"))?;
+        Ok(Self {
+            kind,
+            scope,
+            count,
+            duration_ms,
+        })
+    }
+}
+
+/// An active fault, as the API lists it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveFault {
+    /// Its id, for removal.
+    pub id: u64,
+    /// What goes wrong.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// Whom.
+    pub scope: Scope,
+    /// Occurrences left; absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u32>,
+    /// Ms left; absent: until removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+    /// Times it struck.
+    pub hits: u64,
+}
+
+struct Entry {
+    id: u64,
+    kind: FaultKind,
+    scope: Scope,
+    remaining: Option<u32>,
+    until: Option<Instant>,
+    hits: u64,
+}
+
+/// The emulator's active faults.
+#[derive(Default)]
+pub(crate) struct Faults {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    active: Vec<Entry>,
+    /// Hits of faults since start, by fault name, for `/metrics`.
+    hits: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Faults {
+    /// Adds a fault; `Err` says what is wrong with the request.
+    pub(crate) fn add(&self, r: FaultRequest) -> Result<ActiveFault, String> {
+        r.kind.check()?;
+        if r.count == Some(0) {
+            return Err("count must be at least 1".into());
+        }
+        let mut g = self.lock();
+        g.next_id += 1;
+        let entry = Entry {
+            id: g.next_id,
+            kind: r.kind,
+            scope: r.scope,
+            remaining: r.count,
+            until: r
+                .duration_ms
+                .map(|ms| Instant::now() + Duration::from_millis(ms)),
+            hits: 0,
+        };
+        let shown = view(&entry, Instant::now());
+        g.active.push(entry);
+        Ok(shown)
+    }
+
+    /// Removes one fault; whether it existed.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        let mut g = self.lock();
+        let before = g.active.len();
+        g.active.retain(|e| e.id != id);
+        g.active.len() != before
+    }
+
+    /// Removes every fault; how many there were.
+    pub(crate) fn clear(&self) -> usize {
+        std::mem::take(&mut self.lock().active).len()
+    }
+
+    /// The active faults.
+    pub(crate) fn list(&self) -> Vec<ActiveFault> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        g.active.retain(|e| e.until.is_none_or(|u| u > now));
+        g.active.iter().map(|e| view(e, now)).collect()
+    }
+
+    /// The fault that strikes at `point` for `subject`, if any: the oldest
+    /// match, counted and (with a count) used up.
+    pub(crate) fn take(&self, point: Point, subject: Subject<'_>) -> Option<FaultKind> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        if g.active.is_empty() {
+            return None;
+        }
+        g.active.retain(|e| e.until.is_none_or(|u| u > now));
+        let i = g
+            .active
+            .iter()
+            .position(|e| e.kind.point() == point && e.scope.matches(&subject))?;
+        let e = &mut g.active[i];
+        e.hits += 1;
+        let kind = e.kind.clone();
+        if let Some(n) = e.remaining.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                g.active.remove(i);
+            }
+        }
+        *g.hits.entry(name(&kind)).or_insert(0) += 1;
+        tracing::info!(
+            fault = name(&kind),
+            connection_id = subject.connection,
+            function = subject.function,
+            "injected fault"
+        );
+        Some(kind)
+    }
+
+    /// (active faults, hits by fault name) for `/metrics`.
+    pub(crate) fn stats(&self) -> (usize, Vec<(&'static str, u64)>) {
+        let g = self.lock();
+        (
+            g.active.len(),
+            g.hits.iter().map(|(k, v)| (*k, *v)).collect(),
+        )
+    }
+
+    /// The Prometheus lines for `/metrics`.
+    pub(crate) fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let (active, hits) = self.stats();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP roomcast_faults_active Injected faults now active."
+        );
+        let _ = writeln!(out, "# TYPE roomcast_faults_active gauge");
+        let _ = writeln!(out, "roomcast_faults_active {active}");
+        let _ = writeln!(
+            out,
+            "# HELP roomcast_fault_hits_total Times an injected fault struck, by fault."
+        );
+        let _ = writeln!(out, "# TYPE roomcast_fault_hits_total counter");
+        for (fault, n) in hits {
+            let _ = writeln!(out, "roomcast_fault_hits_total{{fault=\"{fault}\"}} {n}");
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding it cannot leave the list half-written.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn name(kind: &FaultKind) -> &'static str {
+    match kind {
+        FaultKind::PostStatus { .. } => "post-status",
+        FaultKind::PostStall { .. } => "post-stall",
+        FaultKind::DropDisconnect => "drop-disconnect",
+        FaultKind::InvokeError => "invoke-error",
+        FaultKind::InvokeTimeout => "invoke-timeout",
+    }
+}
+
+fn view(e: &Entry, now: Instant) -> ActiveFault {
+    ActiveFault {
+        id: e.id,
+        kind: e.kind.clone(),
+        scope: e.scope.clone(),
+        remaining: e.remaining,
+        expires_in_ms: e
+            .until
+            .map(|u| u.saturating_duration_since(now).as_millis() as u64),
+        hits: e.hits,
+    }
+}
+
+#[cfg(test)]
+mod tests;

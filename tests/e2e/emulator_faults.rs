@@ -1,0 +1,312 @@
+//! Fault injection through the emulator's HTTP API (docs/faults.md), each
+//! fault's documented effect asserted over real sockets with Roomcast's
+//! own functions, other clients served normally meanwhile; faults expire
+//! by count and by time; bad requests are clear 400s.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+
+use common::emulator::*;
+use futures::StreamExt;
+use roomcast_emulator::RunningEmulator;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn roomcast() -> RunningEmulator {
+    start(config("template.yaml").integration_timeout(std::time::Duration::from_secs(1))).await
+}
+
+async fn join_as(emu: &RunningEmulator, user: &str, room: &str) -> (Ws, String) {
+    let token = dev_token(emu, user).await;
+    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
+    send(&mut ws, json!({"action": "hello"})).await;
+    let id = recv_type(&mut ws, "welcome").await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(&mut ws, json!({"action": "join", "room": room})).await;
+    recv_type(&mut ws, "joined").await;
+    (ws, id)
+}
+
+async fn fault(emu: &RunningEmulator, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/_roomcast/faults", emu.addr))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn faults(emu: &RunningEmulator) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("http://{}/_roomcast/faults", emu.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["faults"].as_array().unwrap().clone()
+}
+
+async fn say(ws: &mut Ws, room: &str, id: &str) {
+    send(
+        ws,
+        json!({"action": "send", "room": room, "id": id, "data": id}),
+    )
+    .await;
+    recv_type(ws, "ack").await;
+}
+
+#[tokio::test]
+async fn a_410_fault_drops_one_users_delivery_and_only_that() {
+    let emu = roomcast().await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, _) = join_as(&emu, "bob", "r").await;
+    let (mut carol, _) = join_as(&emu, "carol", "r").await;
+    let (status, added) = fault(
+        &emu,
+        json!({"fault": "post-status", "status": 410, "scope": {"user": "bob"}, "count": 1}),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["remaining"], 1);
+    say(&mut alice, "r", "m1").await;
+    // Carol is served; bob's post answered 410 (Roomcast forgot him, as
+    // it must for a gone connection) and the fault is used up.
+    assert_eq!(recv_type(&mut carol, "message").await["id"], "m1");
+    tokio::time::timeout(WAIT, async {
+        while !faults(&emu).await.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the fault struck once and is used up");
+    assert!(
+        metrics(&emu)
+            .await
+            .contains("roomcast_fault_hits_total{fault=\"post-status\"} 1")
+    );
+    // Bob's socket is open: his next frame registers him again, and his
+    // resume brings the message he missed.
+    send(&mut bob, json!({"action": "join", "room": "r", "since": 0})).await;
+    let joined = recv_type(&mut bob, "joined").await;
+    assert_eq!(joined["missed"][0]["id"], "m1", "{joined}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stalled_post_is_late_but_delivered_and_others_are_not_held_up() {
+    let emu = roomcast().await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, _) = join_as(&emu, "bob", "r").await;
+    let (status, _) = fault(
+        &emu,
+        json!({"fault": "post-stall", "ms": 300, "scope": {"user": "bob"}, "count": 1}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    say(&mut alice, "r", "m1").await;
+    assert_eq!(recv_type(&mut bob, "message").await["id"], "m1");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_disconnect_leaves_state_that_gone_cleanup_removes() {
+    let emu = roomcast().await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, bob_id) = join_as(&emu, "bob", "r").await;
+    fault(
+        &emu,
+        json!({"fault": "drop-disconnect", "scope": {"connection": bob_id}, "count": 1}),
+    )
+    .await;
+    bob.close(None).await.unwrap();
+    // Wait for the drop to happen (the fault's hit), not for a guess.
+    let hit = "roomcast_fault_hits_total{fault=\"drop-disconnect\"} 1";
+    tokio::time::timeout(WAIT, async {
+        while !metrics(&emu).await.contains(hit) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the $disconnect was dropped");
+    // Bob's state is still there (no $disconnect ran)...
+    let lambda = lambda(&emu).await;
+    assert_eq!(room_members(&lambda).await, 2);
+    // ...until a post finds him gone and removes him (after the ack: the
+    // fan-out runs after it, so wait for the removal itself).
+    say(&mut alice, "r", "m1").await;
+    tokio::time::timeout(WAIT, async {
+        while room_members(&lambda).await != 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the gone connection is removed");
+    emu.shutdown().await;
+}
+
+async fn lambda(emu: &RunningEmulator) -> aws_sdk_lambda::Client {
+    let sdk = common::sdk().await;
+    aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .endpoint_url(format!("http://{}", emu.addr))
+            .build(),
+    )
+}
+
+async fn room_members(lambda: &aws_sdk_lambda::Client) -> u64 {
+    let out = lambda
+        .invoke()
+        .function_name("PublishFunction")
+        .payload(aws_sdk_lambda::primitives::Blob::new(
+            json!({"op": "roomInfo", "room": "r"}).to_string(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    v["memberCount"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_cut_connection_gets_no_close_frame_and_disconnects_with_1006() {
+    let emu = roomcast().await;
+    let (mut bob, bob_id) = join_as(&emu, "bob", "r").await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{}/_roomcast/connections/{bob_id}/cut",
+            emu.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    // The stream ends (or errs) without a Close frame.
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob.next().await {
+                Some(Ok(Message::Close(f))) => return Err(format!("a close frame: {f:?}")),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ok(()),
+            }
+        }
+    })
+    .await
+    .expect("the socket ends");
+    assert!(ended.is_ok(), "{ended:?}");
+    let counted = "roomcast_disconnects_total{status=\"1006\"} 1";
+    tokio::time::timeout(WAIT, async {
+        while !metrics(&emu).await.contains(counted) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("$disconnect reports 1006");
+    let missing = reqwest::Client::new()
+        .post(format!(
+            "http://{}/_roomcast/connections/{bob_id}/cut",
+            emu.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    emu.shutdown().await;
+}
+
+/// The next frame that is not a presence announcement.
+async fn reply_to(ws: &mut Ws) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] != "presence" {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn invocation_faults_error_and_time_out_then_the_function_serves_again() {
+    let emu = roomcast().await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, _) = join_as(&emu, "bob", "r").await;
+    for f in ["invoke-error", "invoke-timeout"] {
+        let (status, _) = fault(
+            &emu,
+            json!({"fault": f, "scope": {"function": "MessageFunction", "user": "alice"}, "count": 1}),
+        )
+        .await;
+        assert_eq!(status, 201);
+        // API Gateway's answer to a failed integration, as the emulator
+        // gives it for any failed invocation.
+        send(&mut alice, json!({"action": "heartbeat"})).await;
+        let reply = reply_to(&mut alice).await;
+        assert_eq!(reply["message"], "Internal server error", "{f}: {reply}");
+        // Bob is served meanwhile.
+        send(&mut bob, json!({"action": "heartbeat"})).await;
+        assert_eq!(reply_to(&mut bob).await["type"], "pong");
+    }
+    send(&mut alice, json!({"action": "heartbeat"})).await;
+    assert_eq!(reply_to(&mut alice).await["type"], "pong");
+    let m = metrics(&emu).await;
+    assert!(
+        m.contains("roomcast_fault_hits_total{fault=\"invoke-error\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("roomcast_fault_hits_total{fault=\"invoke-timeout\"} 1"),
+        "{m}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_expire_by_time_can_be_removed_and_bad_ones_are_clear_400s() {
+    let emu = roomcast().await;
+    let (status, timed) = fault(&emu, json!({"fault": "drop-disconnect", "durationMs": 50})).await;
+    assert_eq!(status, 201);
+    assert!(timed["expiresInMs"].as_u64().unwrap() <= 50);
+    tokio::time::timeout(WAIT, async {
+        while !faults(&emu).await.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the timed fault expires");
+    let (_, kept) = fault(
+        &emu,
+        json!({"fault": "invoke-error", "scope": {"function": "Nope"}}),
+    )
+    .await;
+    let id = kept["id"].as_u64().unwrap();
+    assert_eq!(faults(&emu).await.len(), 1);
+    let http = reqwest::Client::new();
+    let del = |id: u64| {
+        http.delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
+            .send()
+    };
+    assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
+    assert_eq!(del(id).await.unwrap().status().as_u16(), 404);
+    for (bad, says) in [
+        (json!({"fault": "meteor"}), "meteor"),
+        (
+            json!({"fault": "post-status", "status": 500}),
+            "410, 413 or 429",
+        ),
+        (
+            json!({"fault": "drop-disconnect", "scope": {"planet": "mars"}}),
+            "planet",
+        ),
+        (json!({"fault": "post-stall"}), "ms"),
+    ] {
+        let (status, body) = fault(&emu, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            body["message"].as_str().unwrap().contains(says),
+            "{bad}: {body}"
+        );
+    }
+    emu.shutdown().await;
+}
