@@ -108,6 +108,9 @@ pub struct EmulatorConfig {
     /// After a failed `Event` invocation, Lambda retries after about one
     /// minute, then two. Default 60 s (the second retry waits twice this).
     pub async_retry_base: Duration,
+    /// Entries the inspector's timeline keeps (a ring: memory stays flat).
+    /// Default 2000.
+    pub timeline_size: usize,
     /// Template parameter values in place of their defaults, as SAM's
     /// `--parameter-overrides`. Default none.
     pub parameter_overrides: BTreeMap<String, String>,
@@ -173,6 +176,7 @@ impl Default for EmulatorConfig {
             tls: true,
             verify_sigv4: None,
             async_retry_base: Duration::from_secs(60),
+            timeline_size: crate::inspector::DEFAULT_TIMELINE,
             watch: false,
             cargo_profile: "debug".into(),
             parameter_overrides: BTreeMap::new(),
@@ -284,6 +288,12 @@ impl EmulatorConfig {
     /// Turns hot reload of process functions on or off.
     pub fn watch(mut self, on: bool) -> Self {
         self.watch = on;
+        self
+    }
+
+    /// Sets how many entries the inspector's timeline keeps.
+    pub fn timeline_size(mut self, entries: usize) -> Self {
+        self.timeline_size = entries;
         self
     }
 

@@ -25,6 +25,7 @@ pub mod eventbridge;
 pub mod faults;
 mod header_case;
 mod http;
+mod inspector;
 pub mod lambda;
 mod metrics;
 mod routes;

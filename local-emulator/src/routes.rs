@@ -58,6 +58,16 @@ pub(crate) fn app(state: Arc<State>) -> Router {
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
         .route("/_roomcast/events", get(crate::eventbridge::tail::feed))
+        .route("/_roomcast/", get(crate::inspector::api::page))
+        .route("/_roomcast/timeline", get(crate::inspector::api::timeline))
+        .route(
+            "/_roomcast/timeline/stream",
+            get(crate::inspector::api::stream),
+        )
+        .route(
+            "/_roomcast/connections",
+            get(crate::inspector::api::connections),
+        )
         .route(
             "/_roomcast/faults",
             get(crate::faults::api::list)
@@ -88,7 +98,12 @@ async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",
-        state.metrics.render(state.connections.len()) + &state.faults.render_metrics(),
+        state.metrics.render(state.connections.len())
+            + &state.faults.render_metrics()
+            + &format!(
+                "# HELP roomcast_timeline_entries Entries the inspector's timeline keeps now.\n# TYPE roomcast_timeline_entries gauge\nroomcast_timeline_entries {}\n",
+                state.timeline.len()
+            ),
     )
 }
 

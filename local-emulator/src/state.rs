@@ -20,6 +20,7 @@ use crate::apigateway::events::EventContext;
 use crate::config::{EmulatorConfig, FunctionsMode};
 use crate::eventbridge::EventBridge;
 use crate::faults::Faults;
+use crate::inspector::Timeline;
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::launch::{Callback, Toolchain};
@@ -77,6 +78,8 @@ pub(crate) struct State {
     pub(crate) eventbridge: EventBridge,
     /// Injected failures (`crate::faults`).
     pub(crate) faults: Arc<Faults>,
+    /// What happened, for the inspector (`crate::inspector`).
+    pub(crate) timeline: Arc<Timeline>,
 }
 
 impl State {
@@ -157,6 +160,7 @@ impl State {
         let injected = injected_env(&config, addr, &api.stage);
         let metrics = Arc::new(Metrics::default());
         let faults = Arc::new(Faults::default());
+        let timeline = Arc::new(Timeline::new(config.timeline_size));
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
             Some(Arc::new(
@@ -199,6 +203,7 @@ impl State {
                 },
                 metrics: metrics.clone(),
                 faults: faults.clone(),
+                timeline: timeline.clone(),
                 failed_builds: std::collections::BTreeMap::new(),
                 watched: std::sync::Mutex::default(),
             },
@@ -235,6 +240,7 @@ impl State {
             tls,
             eventbridge,
             faults,
+            timeline,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),

@@ -154,6 +154,48 @@ test('a user kicked through the server API sees why, and the client does not rec
   await carol.context.close();
 });
 
+test('the inspector shows two clients chatting live, and a 410 fault set from it is recovered by resume', async () => {
+  const inspector = await browser.newContext({ viewport: { width: 1400, height: 860 } });
+  const page = await inspector.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`${base}/_roomcast/`);
+  await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: WAIT });
+  const dana = await openChat('Dana', 'inspect');
+  const eli = await openChat('Eli', 'inspect');
+  await dana.page.evaluate(() => window.roomcastDemo.client.send('inspect', { text: 'hello eli' }));
+  await waitForTexts(eli.page, (t) => t.includes('hello eli'), 'the first message');
+  // The frame in, the invocation behind it, and the frame out.
+  await page.waitForFunction(() => {
+    const e = window.inspector.entries;
+    const frame = e.find((x) => x.kind === 'frame-in' && x.text.includes('hello eli'));
+    return frame
+      && e.some((x) => x.kind === 'invoke' && x.function === 'MessageFunction' && x.requestId === frame.requestId)
+      && e.some((x) => x.kind === 'frame-out' && x.user === 'eli' && x.text.includes('hello eli'));
+  }, null, { timeout: WAIT });
+  // Clicking the frame highlights the invocation it caused.
+  await page.fill('#filter', 'hello eli');
+  await page.locator('.entry.kind-frame-in').first().click();
+  await page.fill('#filter', '');
+  await page.locator('.entry.kind-invoke.linked').first().waitFor({ timeout: WAIT });
+  // A 410 fault for eli, set from the page: his next post fails and his
+  // connection is cut; his client reconnects and resumes, nothing lost.
+  await page.fill('input[name=user]', 'eli');
+  await page.click('#add-fault');
+  await page.locator('#n-faults', { hasText: '1' }).waitFor({ timeout: WAIT });
+  await dana.page.evaluate(() => window.roomcastDemo.client.send('inspect', { text: 'while cut' }));
+  await page.locator('#n-faults', { hasText: '0' }).waitFor({ timeout: WAIT });
+  const seen = await waitForTexts(eli.page, (t) => t.includes('while cut'), 'the message sent while eli was cut');
+  assert.equal(seen.filter((t) => t === 'while cut').length, 1, 'once');
+  await eli.page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => window.inspector.entries.some((x) => x.kind === 'connections-api' && x.result === 'gone'), null, { timeout: WAIT });
+  await page.screenshot({ path: path.join(shots, 'inspector.png') });
+  assert.deepEqual(errors, []);
+  await dana.context.close();
+  await eli.context.close();
+  await inspector.close();
+});
+
 test('messages sent while offline are delivered once when back online', async () => {
   const alice = await openChat('Alice', 'offline');
   const bob = await openChat('Bob', 'offline');

@@ -88,8 +88,21 @@ async fn a_410_fault_drops_one_users_delivery_and_only_that() {
             .await
             .contains("roomcast_fault_hits_total{fault=\"post-status\"} 1")
     );
-    // Bob's socket is open: his next frame registers him again, and his
-    // resume brings the message he missed.
+    // A 410 means gone: bob's socket is cut, without a close frame. He
+    // reconnects, and his resume brings the message he missed.
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob.next().await {
+                Some(Ok(Message::Close(f))) => return Err(format!("a close frame: {f:?}")),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ok(()),
+            }
+        }
+    })
+    .await
+    .expect("bob's socket ends");
+    assert!(ended.is_ok(), "{ended:?}");
+    let (mut bob, _) = join_as(&emu, "bob", "elsewhere").await;
     send(&mut bob, json!({"action": "join", "room": "r", "since": 0})).await;
     let joined = recv_type(&mut bob, "joined").await;
     assert_eq!(joined["missed"][0]["id"], "m1", "{joined}");

@@ -67,6 +67,14 @@ async fn handle(state: &State, method: Method, id: &str, body: Body) -> Response
         Err(_) => "bad_request",
     };
     state.metrics.api_call(method.as_str(), result);
+    // Posts are the high-rate call: kept only while an inspector watches.
+    if method != Method::POST || state.timeline.watching() {
+        state.timeline.record(
+            "connections-api",
+            state.now_ms(),
+            json!({"method": method.as_str(), "connectionId": id, "result": result}),
+        );
+    }
     match outcome {
         Ok(r) => r,
         Err(e) => {
@@ -121,7 +129,14 @@ async fn injected(state: &State, id: &str) -> Result<(), HttpError> {
         function: None,
     };
     match state.faults.take(crate::faults::Point::Post, subject) {
-        Some(crate::faults::FaultKind::PostStatus { status: 410 }) => Err(HttpError::gone(id)),
+        // A 410 says the connection is gone: it is cut too (no close
+        // frame), as the network failure behind a real 410 would have.
+        Some(crate::faults::FaultKind::PostStatus { status: 410 }) => {
+            state
+                .connections
+                .close(id, crate::apigateway::connections::CloseReason::abnormal());
+            Err(HttpError::gone(id))
+        }
         Some(crate::faults::FaultKind::PostStatus { status: 413 }) => Err(HttpError::Api {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             kind: "PayloadTooLargeException",

@@ -361,11 +361,20 @@ where
             next = queue.recv() => {
                 let Some(message) = next else { break };
                 let deadline = Instant::now() + limits.write_timeout;
+                // Only what the inspector shows; nothing when nobody watches.
+                let sent = if state.timeline.watching() {
+                    message.to_text().map(|t| crate::inspector::excerpt(t, 1024).to_owned()).unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
                     return (end, sink);
                 }
                 conn.touch(state.now_ms());
                 state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                if state.timeline.watching() {
+                    record_out(&state, &conn, &sent);
+                }
             }
         }
     }
@@ -389,6 +398,15 @@ where
         Err(_) => WriteEnd::Stalled,
     };
     (end, sink)
+}
+
+/// A frame sent, on the inspector's timeline.
+fn record_out(state: &State, conn: &Connection, text: &str) {
+    state.timeline.record(
+        "frame-out",
+        state.now_ms(),
+        json!({"connectionId": conn.peer.id, "user": conn.authorizer["principalId"], "text": text}),
+    );
 }
 
 /// Writes one message by `deadline`. Messages over the frame limit go out
@@ -477,6 +495,19 @@ fn select_route<'a>(state: &'a State, body: &str) -> Option<&'a Route> {
 
 fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String) {
     let rid = request_id();
+    if state.timeline.watching() {
+        state.timeline.record(
+            "frame-in",
+            state.now_ms(),
+            json!({
+                "connectionId": conn.peer.id,
+                "user": conn.authorizer["principalId"],
+                "requestId": rid,
+                "bytes": body.len(),
+                "text": crate::inspector::excerpt(&body, 1024),
+            }),
+        );
+    }
     let Some(route) = select_route(state, &body).cloned() else {
         let frame = json!({"message": "Forbidden", "connectionId": conn.peer.id, "requestId": rid});
         let _ = conn.tx.try_send(Message::text(frame.to_string()));
@@ -543,6 +574,11 @@ fn route_response(response: &Value) -> Option<Message> {
 /// function's timeout), counting it so shutdown can wait for it.
 pub(crate) async fn disconnected(state: &Arc<State>, conn: &Connection, code: u16, reason: &str) {
     state.metrics.disconnect(code);
+    state.timeline.record(
+        "disconnect",
+        state.now_ms(),
+        json!({"connectionId": conn.peer.id, "user": conn.authorizer["principalId"], "code": code, "reason": reason}),
+    );
     tracing::info!(code, reason, "disconnected");
     let Some(route) = state.routes.get("$disconnect") else {
         return;

@@ -43,6 +43,7 @@ pub(crate) fn is_websocket<B>(req: &http::Request<B>) -> bool {
 pub(crate) async fn handle(state: Arc<State>, addr: SocketAddr, req: Request) -> Response {
     let connection_id = new_connection_id();
     let span = tracing::info_span!("connect", connection_id = %connection_id);
+    let id = connection_id.clone();
     let response = match handshake(&state, addr, req, connection_id)
         .instrument(span)
         .await
@@ -51,6 +52,11 @@ pub(crate) async fn handle(state: Arc<State>, addr: SocketAddr, req: Request) ->
         Err(e) => e.into_response(),
     };
     state.metrics.connect(response.status().as_u16());
+    state.timeline.record(
+        "connect",
+        state.now_ms(),
+        serde_json::json!({"connectionId": id, "status": response.status().as_u16(), "sourceIp": addr.ip().to_string()}),
+    );
     response
 }
 

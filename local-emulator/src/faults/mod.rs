@@ -21,7 +21,8 @@ pub(crate) mod api;
 #[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum FaultKind {
     /// PostToConnection answers this status instead of delivering: 410
-    /// (`GoneException`), 429 (`LimitExceededException`) or 413
+    /// (`GoneException`; the connection is cut too, since a 410 means it
+    /// is gone), 429 (`LimitExceededException`) or 413
     /// (`PayloadTooLargeException`).
     PostStatus {
         /// 410, 429 or 413.

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::EmulatorError;
 use crate::config::FunctionsMode;
 use crate::faults::{FaultKind, Faults, Point, Subject};
+use crate::inspector::Timeline;
 use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
@@ -51,6 +52,8 @@ pub(crate) struct Function {
     concurrency: Arc<tokio::sync::Semaphore>,
     /// Injected failures (`crate::faults`).
     faults: Arc<Faults>,
+    /// Where invocations are recorded for the inspector.
+    timeline: Arc<Timeline>,
 }
 
 /// How a function runs.
@@ -86,7 +89,9 @@ impl Function {
         };
         let ids = EventIds::of(&event);
         if let Some(injected) = self.injected(&event, &ids).await {
-            return Err(self.failed(label, &ids, injected, metrics));
+            let failure = self.failed(label, &ids, injected, metrics);
+            self.record(label, &ids, Duration::ZERO, Err(&failure));
+            return Err(failure);
         }
         let started = Instant::now();
         let work = match &self.runs {
@@ -111,7 +116,35 @@ impl Function {
             }
         };
         metrics.handler_latency(label, started.elapsed());
-        outcome.map_err(|e| self.failed(label, &ids, e, metrics))
+        let outcome = outcome.map_err(|e| self.failed(label, &ids, e, metrics));
+        self.record(label, &ids, started.elapsed(), outcome.as_ref().map(|_| ()));
+        outcome
+    }
+
+    /// The invocation, on the inspector's timeline.
+    fn record(
+        &self,
+        label: &str,
+        ids: &EventIds,
+        took: Duration,
+        outcome: Result<(), &InvokeFailure>,
+    ) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.timeline.record(
+            "invoke",
+            now_ms,
+            serde_json::json!({
+                "function": self.name,
+                "route": label,
+                "connectionId": ids.connection_id,
+                "requestId": ids.request_id,
+                "durationMs": took.as_secs_f64() * 1000.0,
+                "mode": match self.runs { Runs::InProcess(_) => "in-process", Runs::Processes(_) => "process" },
+                "outcome": outcome.map_or_else(|e| e.to_string(), |()| "ok".to_owned()),
+            }),
+        );
     }
 
     /// An injected failure for this invocation, if a fault strikes it: an
@@ -217,6 +250,8 @@ pub(crate) struct FunctionEnv {
     pub(crate) metrics: Arc<Metrics>,
     /// Injected failures, shared with the state.
     pub(crate) faults: Arc<Faults>,
+    /// The inspector's timeline, shared with the state.
+    pub(crate) timeline: Arc<Timeline>,
     /// Functions whose cargo build failed at start-up, with why.
     pub(crate) failed_builds: BTreeMap<String, launch::LaunchError>,
     /// Process functions to hot-reload (`--watch`), filled as they are built.
@@ -242,6 +277,7 @@ pub(crate) async fn build_function(
         timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
         concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
         faults: fenv.faults.clone(),
+        timeline: fenv.timeline.clone(),
     }))
 }
 
@@ -369,6 +405,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             concurrency: Arc::new(tokio::sync::Semaphore::new(2)),
             faults: Arc::default(),
+            timeline: Arc::new(Timeline::new(10)),
         });
         let metrics = Arc::new(Metrics::default());
         let calls: Vec<_> = (0..6)

@@ -1,0 +1,82 @@
+//! The inspector's HTTP surface: the page, the timeline (a snapshot and a
+//! server-sent-events stream) and the open connections.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State as Shared;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::apigateway::timefmt::iso8601;
+use crate::http::{json, respond};
+use crate::state::State;
+
+/// The page: one file, no build step.
+const PAGE: &str = include_str!("../../inspector/index.html");
+
+/// `GET /_roomcast/`.
+pub(crate) async fn page() -> Response {
+    let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `GET /_roomcast/timeline`: the entries kept, oldest first.
+pub(crate) async fn timeline(Shared(state): Shared<Arc<State>>) -> Response {
+    respond(
+        StatusCode::OK,
+        "application/json",
+        format!("{{\"entries\":{}}}", state.timeline.snapshot()),
+    )
+}
+
+/// `GET /_roomcast/timeline/stream`: each new entry as a server-sent event.
+/// A reader that falls behind gets an `event: skipped` with how many.
+pub(crate) async fn stream(Shared(state): Shared<Arc<State>>) -> Response {
+    let rx = state.timeline.subscribe();
+    // The first bytes at once, so the browser's EventSource opens now.
+    let hello = futures::stream::once(async {
+        Ok::<_, std::convert::Infallible>(": watching\n\n".to_owned())
+    });
+    let entries = futures::stream::unfold(rx, |mut rx| async move {
+        let chunk = match rx.recv().await {
+            Ok(e) => format!("data: {e}\n\n"),
+            Err(RecvError::Lagged(n)) => format!("event: skipped\ndata: {n}\n\n"),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(chunk), rx))
+    });
+    let mut r = Response::new(Body::from_stream(futures::StreamExt::chain(hello, entries)));
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `GET /_roomcast/connections`: the open connections.
+pub(crate) async fn connections(Shared(state): Shared<Arc<State>>) -> Response {
+    let list: Vec<Value> = state
+        .connections
+        .all()
+        .iter()
+        .map(|c| {
+            json!({
+                "connectionId": c.peer.id,
+                "user": c.authorizer["principalId"],
+                "connectedAt": iso8601(c.peer.connected_at_ms),
+                "lastActiveAt": iso8601(c.last_active_ms()),
+                "sourceIp": c.peer.source_ip,
+                "authorizer": c.authorizer,
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &json!({"connections": list}))
+}

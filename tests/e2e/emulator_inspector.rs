@@ -1,0 +1,145 @@
+//! The inspector's API (docs/inspector.md): the timeline keeps invocations
+//! and connects always, frames and posts while an inspector watches; the
+//! live stream links a frame to its invocation by request id; the ring is
+//! bounded; the open connections are listed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+
+use common::emulator::*;
+use roomcast_emulator::RunningEmulator;
+use serde_json::{Value, json};
+
+async fn timeline(emu: &RunningEmulator) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("http://{}/_roomcast/timeline", emu.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["entries"].as_array().unwrap().clone()
+}
+
+async fn alice(emu: &RunningEmulator) -> (Ws, String) {
+    let token = dev_token(emu, "alice").await;
+    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
+    send(&mut ws, json!({"action": "hello"})).await;
+    let id = recv_type(&mut ws, "welcome").await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (ws, id)
+}
+
+#[tokio::test]
+async fn unwatched_the_timeline_keeps_invocations_not_frames_and_stays_bounded() {
+    let emu = start(config("template.yaml").timeline_size(10)).await;
+    let (mut ws, id) = alice(&emu).await;
+    let kinds: Vec<String> = timeline(&emu)
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"connect".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"invoke".to_owned()), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("frame")),
+        "no frames unwatched: {kinds:?}"
+    );
+    // Within the rate limit's burst: every heartbeat is answered.
+    for _ in 0..15 {
+        send(&mut ws, json!({"action": "heartbeat"})).await;
+        recv_type(&mut ws, "pong").await;
+    }
+    let kept = timeline(&emu).await;
+    assert_eq!(kept.len(), 10, "the ring keeps its size");
+    let ids: Vec<u64> = kept.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    assert!(metrics(&emu).await.contains("roomcast_timeline_entries 10"));
+    let listed: Value = reqwest::get(format!("http://{}/_roomcast/connections", emu.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["connections"][0]["connectionId"], id.as_str());
+    assert_eq!(listed["connections"][0]["user"], "alice");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn watched_a_frame_and_its_invocation_share_a_request_id_on_the_live_stream() {
+    let emu = start(config("template.yaml")).await;
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    // The stream's first bytes: from now on the inspector is watching.
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with(": watching"));
+    let (mut ws, id) = alice(&emu).await;
+    send(&mut ws, json!({"action": "heartbeat", "ref": "hb"})).await;
+    recv_type(&mut ws, "pong").await;
+    let mut seen: Vec<Value> = Vec::new();
+    let found = tokio::time::timeout(WAIT, async {
+        let mut buf = String::new();
+        loop {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if let Some(data) = event.strip_prefix("data: ") {
+                    seen.push(serde_json::from_str(data.trim()).unwrap());
+                }
+            }
+            let frame = seen.iter().find(|e| {
+                e["kind"] == "frame-in" && e["text"].as_str().unwrap().contains("\"hb\"")
+            });
+            let pong = seen
+                .iter()
+                .any(|e| e["kind"] == "frame-out" && e["text"].as_str().unwrap().contains("pong"));
+            if let (Some(frame), true) = (frame, pong) {
+                let rid = frame["requestId"].clone();
+                if let Some(invoke) = seen
+                    .iter()
+                    .find(|e| e["kind"] == "invoke" && e["requestId"] == rid)
+                {
+                    return (frame.clone(), invoke.clone());
+                }
+            }
+        }
+    })
+    .await;
+    let (frame, invoke) = found.expect("the frame and its invocation on the stream");
+    assert_eq!(frame["connectionId"], id.as_str());
+    assert_eq!(frame["user"], "alice");
+    assert_eq!(invoke["function"], "MessageFunction");
+    assert_eq!(invoke["outcome"], "ok");
+    assert_eq!(invoke["mode"], "in-process");
+    drop(stream);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_inspector_page_is_served_at_its_own_path() {
+    let emu = start(config("template.yaml")).await;
+    let r = reqwest::get(format!("http://{}/_roomcast/", emu.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("Roomcast inspector"));
+    emu.shutdown().await;
+}
