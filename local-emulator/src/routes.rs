@@ -69,6 +69,10 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             get(crate::inspector::api::connections),
         )
         .route(
+            "/_roomcast/replay",
+            axum::routing::post(crate::inspector::api::replay),
+        )
+        .route(
             "/_roomcast/faults",
             get(crate::faults::api::list)
                 .post(crate::faults::api::add)

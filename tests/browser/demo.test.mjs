@@ -178,6 +178,22 @@ test('the inspector shows two clients chatting live, and a 410 fault set from it
   await page.locator('.entry.kind-frame-in').first().click();
   await page.fill('#filter', '');
   await page.locator('.entry.kind-invoke.linked').first().waitFor({ timeout: WAIT });
+  // A replay re-runs that invocation: dana's message again, under a new id.
+  await page.locator('.entry.kind-invoke.linked').first().click();
+  await page.locator('#replay-event').waitFor({ timeout: WAIT });
+  const replayed = await page.evaluate(() => {
+    const event = JSON.parse(document.getElementById('replay-event').value);
+    const frame = JSON.parse(event.body);
+    frame.id = 'replayed-1';
+    frame.data = { text: 'hello again' };
+    event.body = JSON.stringify(frame);
+    document.getElementById('replay-event').value = JSON.stringify(event);
+    return frame.action;
+  });
+  assert.equal(replayed, 'send');
+  await page.click('#replay-run');
+  await page.locator('#replay-result', { hasText: '"result"' }).waitFor({ timeout: WAIT });
+  await waitForTexts(eli.page, (t) => t.includes('hello again'), 'the replayed message');
   // A 410 fault for eli, set from the page: his next post fails and his
   // connection is cut; his client reconnects and resumes, nothing lost.
   await page.fill('input[name=user]', 'eli');

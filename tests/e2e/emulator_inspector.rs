@@ -143,3 +143,63 @@ async fn the_inspector_page_is_served_at_its_own_path() {
     assert!(r.text().await.unwrap().contains("Roomcast inspector"));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_invocation_replays_with_an_edited_event() {
+    let emu = start(config("template.yaml")).await;
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    let (mut ws, _) = alice(&emu).await;
+    send(&mut ws, json!({"action": "heartbeat", "ref": "first"})).await;
+    recv_type(&mut ws, "pong").await;
+    // The invocation, with its event, on the timeline.
+    let invoke = tokio::time::timeout(WAIT, async {
+        let mut buf = String::new();
+        loop {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if let Some(data) = event.strip_prefix("data: ") {
+                    let e: Value = serde_json::from_str(data.trim()).unwrap();
+                    let body = e["event"]["body"].as_str().unwrap_or_default();
+                    if e["kind"] == "invoke" && body.contains("\"first\"") {
+                        return e;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the heartbeat's invocation");
+    let mut event = invoke["event"].clone();
+    event["body"] = json!(r#"{"action":"heartbeat","ref":"again"}"#);
+    let http = reqwest::Client::new();
+    let replay = |body: Value| {
+        http.post(format!("http://{}/_roomcast/replay", emu.addr))
+            .json(&body)
+            .send()
+    };
+    let r = replay(json!({"function": invoke["function"], "event": event}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let reply: Value = serde_json::from_str(answer["result"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reply["type"], "pong");
+    assert_eq!(reply["ref"], "again");
+    let unknown = replay(json!({"function": "Nope", "event": {}}))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    let bad = replay(json!({"event": {}})).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    drop(stream);
+    emu.shutdown().await;
+}

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::apigateway::timefmt::iso8601;
-use crate::http::{json, respond};
+use crate::http::{HttpError, json, respond};
 use crate::state::State;
 
 /// The page: one file, no build step.
@@ -59,6 +59,42 @@ pub(crate) async fn stream(Shared(state): Shared<Arc<State>>) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// `POST /_roomcast/replay` with `{"function": NAME, "event": {...}}`:
+/// invokes the function again, synchronously, with the (edited) event, and
+/// answers `{"result": ...}` or `{"error": ...}`. 404 for an unknown
+/// function, 400 for a body that is not that shape.
+pub(crate) async fn replay(
+    Shared(state): Shared<Arc<State>>,
+    body: axum::body::Bytes,
+) -> Result<Response, HttpError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| HttpError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let name = v["function"]
+        .as_str()
+        .ok_or_else(|| HttpError::BadRequest("give \"function\" (a name) and \"event\"".into()))?;
+    let event = v
+        .get("event")
+        .cloned()
+        .ok_or_else(|| HttpError::BadRequest("give \"event\" (the event to replay)".into()))?;
+    let function = state
+        .lambda_function(name)
+        .ok_or_else(|| HttpError::NotFound(format!("no function {name}\n")))?;
+    tracing::info!(function = name, "replaying an invocation");
+    let answer = match function
+        .call(
+            "replay",
+            event,
+            crate::lambda::pool::InvokeContext::default(),
+            &state.metrics,
+        )
+        .await
+    {
+        Ok(result) => json!({"result": result}),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    Ok(json(StatusCode::OK, &answer))
 }
 
 /// `GET /_roomcast/connections`: the open connections.

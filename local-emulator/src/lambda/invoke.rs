@@ -88,9 +88,11 @@ impl Function {
             return Err(InvokeFailure::Closed);
         };
         let ids = EventIds::of(&event);
+        // The event itself, for replay, only while an inspector watches.
+        let replayable = self.timeline.watching().then(|| event.clone());
         if let Some(injected) = self.injected(&event, &ids).await {
             let failure = self.failed(label, &ids, injected, metrics);
-            self.record(label, &ids, Duration::ZERO, Err(&failure));
+            self.record(label, &ids, Duration::ZERO, Err(&failure), replayable);
             return Err(failure);
         }
         let started = Instant::now();
@@ -117,7 +119,13 @@ impl Function {
         };
         metrics.handler_latency(label, started.elapsed());
         let outcome = outcome.map_err(|e| self.failed(label, &ids, e, metrics));
-        self.record(label, &ids, started.elapsed(), outcome.as_ref().map(|_| ()));
+        self.record(
+            label,
+            &ids,
+            started.elapsed(),
+            outcome.as_ref().map(|_| ()),
+            replayable,
+        );
         outcome
     }
 
@@ -128,14 +136,18 @@ impl Function {
         ids: &EventIds,
         took: Duration,
         outcome: Result<(), &InvokeFailure>,
+        event: Option<Value>,
     ) {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        // Events too large to show are not kept (the ring stays small).
+        let event = event.filter(|e| e.to_string().len() <= MAX_KEPT_EVENT);
         self.timeline.record(
             "invoke",
             now_ms,
             serde_json::json!({
+                "event": event,
                 "function": self.name,
                 "route": label,
                 "connectionId": ids.connection_id,
@@ -202,6 +214,9 @@ impl Function {
         e
     }
 }
+
+/// The largest event the timeline keeps for replay, bytes.
+const MAX_KEPT_EVENT: usize = 16 * 1024;
 
 /// The ids an API Gateway event carries, for the log lines about it.
 #[derive(Debug, Default)]
