@@ -68,6 +68,7 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             "/_roomcast/connections",
             get(crate::inspector::api::connections),
         )
+        .route("/_roomcast/info", get(crate::inspector::api::info))
         .route(
             "/_roomcast/replay",
             axum::routing::post(crate::inspector::api::replay),

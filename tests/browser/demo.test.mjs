@@ -205,6 +205,12 @@ test('the inspector shows two clients chatting live, and a 410 fault set from it
   assert.equal(seen.filter((t) => t === 'while cut').length, 1, 'once');
   await eli.page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: WAIT });
   await page.waitForFunction(() => window.inspector.entries.some((x) => x.kind === 'connections-api' && x.result === 'gone'), null, { timeout: WAIT });
+  // The console: connect as anyone with a dev token, send a frame, see the reply.
+  await page.fill('#console-user', 'fay');
+  await page.click('#console-connect');
+  await page.locator('#console-log', { hasText: 'connected as fay' }).waitFor({ timeout: WAIT });
+  await page.click('#console-send');
+  await page.locator('#console-log', { hasText: '"type":"welcome"' }).waitFor({ timeout: WAIT });
   await page.screenshot({ path: path.join(shots, 'inspector.png') });
   assert.deepEqual(errors, []);
   await dana.context.close();

@@ -97,6 +97,15 @@ pub(crate) async fn replay(
     Ok(json(StatusCode::OK, &answer))
 }
 
+/// `GET /_roomcast/info`: what the page needs to open its console: the
+/// stage path and whether dev tokens are served.
+pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
+    json(
+        StatusCode::OK,
+        &json!({"stage": state.stage, "apiId": state.api_id, "devTokens": state.config.dev}),
+    )
+}
+
 /// `GET /_roomcast/connections`: the open connections.
 pub(crate) async fn connections(Shared(state): Shared<Arc<State>>) -> Response {
     let list: Vec<Value> = state
