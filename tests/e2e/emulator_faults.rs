@@ -7,26 +7,15 @@
 use crate::common;
 
 use common::emulator::*;
-use futures::StreamExt;
 use roomcast_emulator::RunningEmulator;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 async fn roomcast() -> RunningEmulator {
     start(config("template.yaml").integration_timeout(std::time::Duration::from_secs(1))).await
 }
 
 async fn join_as(emu: &RunningEmulator, user: &str, room: &str) -> (Ws, String) {
-    let token = dev_token(emu, user).await;
-    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
-    send(&mut ws, json!({"action": "hello"})).await;
-    let id = recv_type(&mut ws, "welcome").await["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    send(&mut ws, json!({"action": "join", "room": room})).await;
-    recv_type(&mut ws, "joined").await;
-    (ws, id)
+    join_with_token(emu, &dev_token(emu, user).await, room).await
 }
 
 async fn fault(emu: &RunningEmulator, body: Value) -> (u16, Value) {
@@ -76,13 +65,11 @@ async fn a_410_fault_drops_one_users_delivery_and_only_that() {
     // Carol is served; bob's post answered 410 (Roomcast forgot him, as
     // it must for a gone connection) and the fault is used up.
     assert_eq!(recv_type(&mut carol, "message").await["id"], "m1");
-    tokio::time::timeout(WAIT, async {
-        while !faults(&emu).await.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let e = &emu;
+    eventually("the fault struck once and is used up", || async move {
+        faults(e).await.is_empty()
     })
-    .await
-    .expect("the fault struck once and is used up");
+    .await;
     assert!(
         metrics(&emu)
             .await
@@ -90,18 +77,7 @@ async fn a_410_fault_drops_one_users_delivery_and_only_that() {
     );
     // A 410 means gone: bob's socket is cut, without a close frame. He
     // reconnects, and his resume brings the message he missed.
-    let ended = tokio::time::timeout(WAIT, async {
-        loop {
-            match bob.next().await {
-                Some(Ok(Message::Close(f))) => return Err(format!("a close frame: {f:?}")),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Ok(()),
-            }
-        }
-    })
-    .await
-    .expect("bob's socket ends");
-    assert!(ended.is_ok(), "{ended:?}");
+    ends_without_close(&mut bob).await;
     let (mut bob, _) = join_as(&emu, "bob", "elsewhere").await;
     send(&mut bob, json!({"action": "join", "room": "r", "since": 0})).await;
     let joined = recv_type(&mut bob, "joined").await;
@@ -138,26 +114,22 @@ async fn a_dropped_disconnect_leaves_state_that_gone_cleanup_removes() {
     bob.close(None).await.unwrap();
     // Wait for the drop to happen (the fault's hit), not for a guess.
     let hit = "roomcast_fault_hits_total{fault=\"drop-disconnect\"} 1";
-    tokio::time::timeout(WAIT, async {
-        while !metrics(&emu).await.contains(hit) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let e = &emu;
+    eventually("the $disconnect was dropped", || async move {
+        metrics(e).await.contains(hit)
     })
-    .await
-    .expect("the $disconnect was dropped");
+    .await;
     // Bob's state is still there (no $disconnect ran)...
     let lambda = lambda(&emu).await;
     assert_eq!(room_members(&lambda).await, 2);
     // ...until a post finds him gone and removes him (after the ack: the
     // fan-out runs after it, so wait for the removal itself).
     say(&mut alice, "r", "m1").await;
-    tokio::time::timeout(WAIT, async {
-        while room_members(&lambda).await != 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let l = &lambda;
+    eventually("the gone connection is removed", || async move {
+        room_members(l).await == 1
     })
-    .await
-    .expect("the gone connection is removed");
+    .await;
     emu.shutdown().await;
 }
 
@@ -198,26 +170,13 @@ async fn a_cut_connection_gets_no_close_frame_and_disconnects_with_1006() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     // The stream ends (or errs) without a Close frame.
-    let ended = tokio::time::timeout(WAIT, async {
-        loop {
-            match bob.next().await {
-                Some(Ok(Message::Close(f))) => return Err(format!("a close frame: {f:?}")),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Ok(()),
-            }
-        }
-    })
-    .await
-    .expect("the socket ends");
-    assert!(ended.is_ok(), "{ended:?}");
+    ends_without_close(&mut bob).await;
     let counted = "roomcast_disconnects_total{status=\"1006\"} 1";
-    tokio::time::timeout(WAIT, async {
-        while !metrics(&emu).await.contains(counted) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let e = &emu;
+    eventually("$disconnect reports 1006", || async move {
+        metrics(e).await.contains(counted)
     })
-    .await
-    .expect("$disconnect reports 1006");
+    .await;
     let missing = reqwest::Client::new()
         .post(format!(
             "http://{}/_roomcast/connections/{bob_id}/cut",
@@ -281,13 +240,11 @@ async fn faults_expire_by_time_can_be_removed_and_bad_ones_are_clear_400s() {
     let (status, timed) = fault(&emu, json!({"fault": "drop-disconnect", "durationMs": 50})).await;
     assert_eq!(status, 201);
     assert!(timed["expiresInMs"].as_u64().unwrap() <= 50);
-    tokio::time::timeout(WAIT, async {
-        while !faults(&emu).await.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let e = &emu;
+    eventually("the timed fault expires", || async move {
+        faults(e).await.is_empty()
     })
-    .await
-    .expect("the timed fault expires");
+    .await;
     let (_, kept) = fault(
         &emu,
         json!({"fault": "invoke-error", "scope": {"function": "Nope"}}),

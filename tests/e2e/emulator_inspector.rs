@@ -83,41 +83,19 @@ async fn watched_a_frame_and_its_invocation_share_a_request_id_on_the_live_strea
     let (mut ws, id) = alice(&emu).await;
     send(&mut ws, json!({"action": "heartbeat", "ref": "hb"})).await;
     recv_type(&mut ws, "pong").await;
-    let mut seen: Vec<Value> = Vec::new();
-    let found = tokio::time::timeout(WAIT, async {
-        let mut buf = String::new();
-        loop {
-            let chunk = stream
-                .chunk()
-                .await
-                .unwrap()
-                .expect("the stream stays open");
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let event: String = buf.drain(..end + 2).collect();
-                if let Some(data) = event.strip_prefix("data: ") {
-                    seen.push(serde_json::from_str(data.trim()).unwrap());
-                }
-            }
-            let frame = seen.iter().find(|e| {
-                e["kind"] == "frame-in" && e["text"].as_str().unwrap().contains("\"hb\"")
-            });
-            let pong = seen
-                .iter()
-                .any(|e| e["kind"] == "frame-out" && e["text"].as_str().unwrap().contains("pong"));
-            if let (Some(frame), true) = (frame, pong) {
-                let rid = frame["requestId"].clone();
-                if let Some(invoke) = seen
-                    .iter()
-                    .find(|e| e["kind"] == "invoke" && e["requestId"] == rid)
-                {
-                    return (frame.clone(), invoke.clone());
-                }
-            }
-        }
+    let (frame, invoke) = from_timeline(&mut stream, |seen| {
+        let frame = seen
+            .iter()
+            .find(|e| e["kind"] == "frame-in" && e["text"].as_str().unwrap().contains("\"hb\""))?;
+        let pong = seen
+            .iter()
+            .any(|e| e["kind"] == "frame-out" && e["text"].as_str().unwrap().contains("pong"));
+        let invoke = seen
+            .iter()
+            .find(|e| e["kind"] == "invoke" && e["requestId"] == frame["requestId"])?;
+        pong.then(|| (frame.clone(), invoke.clone()))
     })
     .await;
-    let (frame, invoke) = found.expect("the frame and its invocation on the stream");
     assert_eq!(frame["connectionId"], id.as_str());
     assert_eq!(frame["user"], "alice");
     assert_eq!(invoke["function"], "MessageFunction");
@@ -155,29 +133,17 @@ async fn an_invocation_replays_with_an_edited_event() {
     send(&mut ws, json!({"action": "heartbeat", "ref": "first"})).await;
     recv_type(&mut ws, "pong").await;
     // The invocation, with its event, on the timeline.
-    let invoke = tokio::time::timeout(WAIT, async {
-        let mut buf = String::new();
-        loop {
-            let chunk = stream
-                .chunk()
-                .await
-                .unwrap()
-                .expect("the stream stays open");
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let event: String = buf.drain(..end + 2).collect();
-                if let Some(data) = event.strip_prefix("data: ") {
-                    let e: Value = serde_json::from_str(data.trim()).unwrap();
-                    let body = e["event"]["body"].as_str().unwrap_or_default();
-                    if e["kind"] == "invoke" && body.contains("\"first\"") {
-                        return e;
-                    }
-                }
-            }
-        }
+    let invoke = from_timeline(&mut stream, |seen| {
+        seen.iter()
+            .find(|e| {
+                e["kind"] == "invoke"
+                    && e["event"]["body"]
+                        .as_str()
+                        .is_some_and(|b| b.contains("\"first\""))
+            })
+            .cloned()
     })
-    .await
-    .expect("the heartbeat's invocation");
+    .await;
     let mut event = invoke["event"].clone();
     event["body"] = json!(r#"{"action":"heartbeat","ref":"again"}"#);
     let http = reqwest::Client::new();

@@ -42,15 +42,7 @@ async fn eventbridge(emu: &RunningEmulator) -> aws_sdk_eventbridge::Client {
 }
 
 async fn join_as(emu: &RunningEmulator, token: &str, room: &str) -> (Ws, String) {
-    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
-    send(&mut ws, json!({"action": "hello"})).await;
-    let id = recv_type(&mut ws, "welcome").await["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    send(&mut ws, json!({"action": "join", "room": room})).await;
-    recv_type(&mut ws, "joined").await;
-    (ws, id)
+    join_with_token(emu, token, room).await
 }
 
 fn entry(detail: &str) -> PutEventsRequestEntry {
@@ -269,13 +261,11 @@ async fn a_failing_rule_target_is_retried_twice_by_lambda_then_dropped() {
     // After the last retry the invocation is dropped (and counted); no
     // fourth attempt was made before that.
     let dropped = "roomcast_errors_total{kind=\"async_invocation_dropped\"} 1";
-    let waited = tokio::time::timeout(WAIT, async {
-        while !metrics(&emu).await.contains(dropped) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let e = &emu;
+    eventually("the invocation is dropped", || async move {
+        metrics(e).await.contains(dropped)
     })
     .await;
-    assert!(waited.is_ok(), "the invocation was not dropped in time");
     let more: Vec<_> = sink
         .received()
         .into_iter()
@@ -307,13 +297,11 @@ async fn a_rule_target_that_times_out_is_retried_twice_then_dropped() {
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     let dropped = "roomcast_errors_total{kind=\"async_invocation_dropped\"} 1";
-    let waited = tokio::time::timeout(WAIT, async {
-        while !metrics(&emu).await.contains(dropped) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    let e = &emu;
+    eventually("the invocation is dropped", || async move {
+        metrics(e).await.contains(dropped)
     })
     .await;
-    assert!(waited.is_ok(), "the invocation was not dropped in time");
     emu.shutdown().await;
 }
 

@@ -42,33 +42,26 @@ pub struct Unsendable {
 pub fn entry(source: &str, mut event: Event) -> Result<Entry, Unsendable> {
     let detail_type = event.detail_type();
     let key = event.key();
-    let size_of = |detail: &str| source.len() + detail_type.len() + detail.len();
-    let detail = event.detail().to_string();
-    let size = size_of(&detail);
-    if size <= MAX_BYTES {
-        return Ok(Entry {
-            detail_type,
-            detail,
-            key,
-            size,
-            trimmed: false,
-        });
+    let fits = |event: &Event, trimmed: bool| {
+        let detail = event.detail().to_string();
+        let size = source.len() + detail_type.len() + detail.len();
+        (size <= MAX_BYTES)
+            .then(|| Entry {
+                detail_type,
+                detail,
+                key: key.clone(),
+                size,
+                trimmed,
+            })
+            .ok_or(size)
+    };
+    if let Ok(whole) = fits(&event, false) {
+        return Ok(whole);
     }
     event.without_data(DataOmitted::TooLarge);
-    let detail = event.detail().to_string();
-    let size = size_of(&detail);
-    if size <= MAX_BYTES {
-        return Ok(Entry {
-            detail_type,
-            detail,
-            key,
-            size,
-            trimmed: true,
-        });
-    }
-    Err(Unsendable {
+    fits(&event, true).map_err(|size| Unsendable {
         detail_type,
-        key,
+        key: key.clone(),
         size,
     })
 }

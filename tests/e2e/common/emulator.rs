@@ -411,3 +411,84 @@ pub(crate) async fn connected_echo(emu: &RunningEmulator, key: &str) -> (Ws, Str
         .to_owned();
     (ws, id)
 }
+
+/// Connects as `user` with a dev token, says hello and joins `room`:
+/// the socket and its connection id.
+pub(crate) async fn join_with_token(
+    emu: &RunningEmulator,
+    token: &str,
+    room: &str,
+) -> (Ws, String) {
+    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
+    send(&mut ws, json!({"action": "hello"})).await;
+    let id = recv_type(&mut ws, "welcome").await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(&mut ws, json!({"action": "join", "room": room})).await;
+    recv_type(&mut ws, "joined").await;
+    (ws, id)
+}
+
+/// Waits until `done` says so, checking every 20 ms; fails after [`WAIT`]
+/// naming `what`. For state the test cannot be told about by an event.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(WAIT, async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}: not within {WAIT:?}");
+}
+
+/// Waits for the socket to end without a close frame (a cut, a 410 fault).
+pub(crate) async fn ends_without_close(ws: &mut Ws) {
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return Err(format!("a close frame: {f:?}")),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ok(()),
+            }
+        }
+    })
+    .await
+    .expect("the socket ends");
+    assert!(ended.is_ok(), "{ended:?}");
+}
+
+/// The entries of the inspector's live stream (`GET /_roomcast/timeline/
+/// stream`), read until `pick` returns something from what was seen.
+pub(crate) async fn from_timeline<T>(
+    stream: &mut reqwest::Response,
+    mut pick: impl FnMut(&[Value]) -> Option<T>,
+) -> T {
+    let mut seen: Vec<Value> = Vec::new();
+    let mut buf = String::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if let Some(data) = event.strip_prefix("data: ") {
+                    seen.push(serde_json::from_str(data.trim()).unwrap());
+                }
+            }
+            if let Some(found) = pick(&seen) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("what the test waits for on the timeline")
+}
