@@ -152,14 +152,19 @@ impl State {
             .strip_prefix("$request.body.")
             .map(|p| p.split('.').map(str::to_owned).collect())
             .unwrap_or_default();
-        let store = store(&config, &template, &sdk).await?;
+        let faults = Arc::new(Faults::default());
+        // In-process functions share this store; `store-error` faults
+        // strike through it.
+        let store: Arc<dyn Store> = Arc::new(crate::faults::store::FaultyStore::new(
+            store(&config, &template, &sdk).await?,
+            faults.clone(),
+        ));
         let execute_api_host = format!("{}.execute-api.{region}.amazonaws.com", api.id);
         let tls = local_tls(&config, addr, &execute_api_host);
 
         check_modes(&config)?;
         let injected = injected_env(&config, addr, &api.stage);
         let metrics = Arc::new(Metrics::default());
-        let faults = Arc::new(Faults::default());
         let timeline = Arc::new(Timeline::new(config.timeline_size));
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {

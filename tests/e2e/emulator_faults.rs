@@ -235,6 +235,29 @@ async fn invocation_faults_error_and_time_out_then_the_function_serves_again() {
 }
 
 #[tokio::test]
+async fn a_store_error_is_an_unavailable_frame_and_the_retry_stores_once() {
+    let emu = roomcast().await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, _) = join_as(&emu, "bob", "r").await;
+    let (status, _) = fault(
+        &emu,
+        json!({"fault": "store-error", "error": "throttling", "count": 1}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let frame = json!({"action": "send", "room": "r", "id": "m1", "data": 1, "ref": "s1"});
+    send(&mut alice, frame.clone()).await;
+    let refused = recv_type(&mut alice, "error").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert_eq!(refused["ref"], "s1");
+    // The retry with the same id is stored once, and delivered.
+    send(&mut alice, frame).await;
+    assert_eq!(recv_type(&mut alice, "ack").await["seq"], 1);
+    assert_eq!(recv_type(&mut bob, "message").await["id"], "m1");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn faults_expire_by_time_can_be_removed_and_bad_ones_are_clear_400s() {
     let emu = roomcast().await;
     let (status, timed) = fault(&emu, json!({"fault": "drop-disconnect", "durationMs": 50})).await;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 pub(crate) mod api;
+pub(crate) mod store;
 
 /// What goes wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,23 @@ pub enum FaultKind {
     /// The invocation times out (as `Sandbox.Timedout`) without running
     /// the function.
     InvokeTimeout,
+    /// The store answers with an error instead of acting (the store that
+    /// functions in the emulator's process share: memory or DynamoDB).
+    /// Applies to every call; takes no scope.
+    StoreError {
+        /// `throttling` or `unavailable`.
+        error: StoreFault,
+    },
+}
+
+/// How an injected store error reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreFault {
+    /// As DynamoDB's `ProvisionedThroughputExceededException`/throttling.
+    Throttling,
+    /// As a store that cannot be reached.
+    Unavailable,
 }
 
 /// Whom a fault applies to.
@@ -76,6 +94,8 @@ pub(crate) enum Point {
     Disconnect,
     /// A function invocation.
     Invoke,
+    /// A store call.
+    Store,
 }
 
 impl FaultKind {
@@ -84,6 +104,7 @@ impl FaultKind {
             Self::PostStatus { .. } | Self::PostStall { .. } => Point::Post,
             Self::DropDisconnect => Point::Disconnect,
             Self::InvokeError | Self::InvokeTimeout => Point::Invoke,
+            Self::StoreError { .. } => Point::Store,
         }
     }
 
@@ -190,6 +211,9 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Faults {
     inner: Mutex<Inner>,
+    /// How many are active, read without the lock: with none, the places
+    /// that can fail (a store call among them) pay one atomic read.
+    active: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -207,6 +231,9 @@ impl Faults {
         if r.count == Some(0) {
             return Err("count must be at least 1".into());
         }
+        if r.kind.point() == Point::Store && r.scope != Scope::default() {
+            return Err("store-error applies to every store call: give no scope".into());
+        }
         let mut g = self.lock();
         g.next_id += 1;
         let entry = Entry {
@@ -221,6 +248,7 @@ impl Faults {
         };
         let shown = view(&entry, Instant::now());
         g.active.push(entry);
+        self.count(&g);
         Ok(shown)
     }
 
@@ -229,12 +257,21 @@ impl Faults {
         let mut g = self.lock();
         let before = g.active.len();
         g.active.retain(|e| e.id != id);
+        self.count(&g);
         g.active.len() != before
     }
 
     /// Removes every fault; how many there were.
     pub(crate) fn clear(&self) -> usize {
-        std::mem::take(&mut self.lock().active).len()
+        let mut g = self.lock();
+        let n = std::mem::take(&mut g.active).len();
+        self.count(&g);
+        n
+    }
+
+    fn count(&self, g: &Inner) {
+        self.active
+            .store(g.active.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The active faults.
@@ -242,18 +279,20 @@ impl Faults {
         let now = Instant::now();
         let mut g = self.lock();
         g.active.retain(|e| e.until.is_none_or(|u| u > now));
+        self.count(&g);
         g.active.iter().map(|e| view(e, now)).collect()
     }
 
     /// The fault that strikes at `point` for `subject`, if any: the oldest
     /// match, counted and (with a count) used up.
     pub(crate) fn take(&self, point: Point, subject: Subject<'_>) -> Option<FaultKind> {
-        let now = Instant::now();
-        let mut g = self.lock();
-        if g.active.is_empty() {
+        if self.active.load(std::sync::atomic::Ordering::Relaxed) == 0 {
             return None;
         }
+        let now = Instant::now();
+        let mut g = self.lock();
         g.active.retain(|e| e.until.is_none_or(|u| u > now));
+        self.count(&g);
         let i = g
             .active
             .iter()
@@ -265,6 +304,7 @@ impl Faults {
             *n -= 1;
             if *n == 0 {
                 g.active.remove(i);
+                self.count(&g);
             }
         }
         *g.hits.entry(name(&kind)).or_insert(0) += 1;
@@ -323,6 +363,7 @@ fn name(kind: &FaultKind) -> &'static str {
         FaultKind::DropDisconnect => "drop-disconnect",
         FaultKind::InvokeError => "invoke-error",
         FaultKind::InvokeTimeout => "invoke-timeout",
+        FaultKind::StoreError { .. } => "store-error",
     }
 }
 

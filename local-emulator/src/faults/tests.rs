@@ -29,6 +29,15 @@ fn requests_say_what_is_wrong() {
     assert!(faults.add(bad).unwrap_err().contains("410, 413 or 429"));
     let zero = req(json!({"fault": "drop-disconnect", "count": 0})).unwrap();
     assert!(faults.add(zero).is_err());
+    let scoped =
+        req(json!({"fault": "store-error", "error": "throttling", "scope": {"user": "bob"}}))
+            .unwrap();
+    assert!(faults.add(scoped).unwrap_err().contains("no scope"));
+    assert!(
+        req(json!({"fault": "store-error", "error": "on-fire"}))
+            .unwrap_err()
+            .contains("on-fire")
+    );
 }
 
 #[test]
