@@ -203,6 +203,11 @@ struct BenchArgs {
     /// Also bench an emulator using the in-process gateway.
     #[arg(long)]
     in_process: bool,
+    /// Also bench an emulator with its inspector open: a reader of the
+    /// live timeline attached for the whole run (frames and posts are then
+    /// recorded), beside the default, which nobody inspects.
+    #[arg(long)]
+    inspector: bool,
     /// Also bench an emulator with events on (`EventBusName=default`:
     /// every function puts its events on the emulator's EventBridge),
     /// beside the default, which has events off.

@@ -61,6 +61,19 @@ fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
     Ok(Server { child, port })
 }
 
+/// Reads the emulator's live timeline until it ends, as an open inspector
+/// page does, so that the emulator records frames and posts.
+fn watch_timeline(port: u16) {
+    tokio::spawn(async move {
+        let url = format!("http://127.0.0.1:{port}/_roomcast/timeline/stream");
+        let Ok(mut stream) = reqwest::get(&url).await else {
+            tracing::warn!(%url, "could not open the timeline");
+            return;
+        };
+        while let Ok(Some(_)) = stream.chunk().await {}
+    });
+}
+
 fn list(s: &str) -> Vec<usize> {
     s.split(',').filter_map(|v| v.trim().parse().ok()).collect()
 }
@@ -300,6 +313,22 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                     Some(inline.child.id()),
                 ));
                 servers.push(inline);
+            }
+            if args.inspector {
+                let inspected = spawn(
+                    &["dev", "--port", "0", "--outbound-queue", "4096"],
+                    &NO_LIMITS,
+                )?;
+                watch_timeline(inspected.port);
+                targets.push((
+                    Target::Roomcast {
+                        name: "roomcast-inspector",
+                        url: format!("ws://127.0.0.1:{}/prod", inspected.port),
+                        tokens: dev_tokens(),
+                    },
+                    Some(inspected.child.id()),
+                ));
+                servers.push(inspected);
             }
             if args.events {
                 let events = spawn(
