@@ -178,8 +178,11 @@ test('the inspector shows two clients chatting live, and a 410 fault set from it
   await page.locator('.entry.kind-frame-in').first().click();
   await page.fill('#filter', '');
   await page.locator('.entry.kind-invoke.linked').first().waitFor({ timeout: WAIT });
-  // A replay re-runs that invocation: dana's message again, under a new id.
+  // Clicking the invocation highlights the posts it made (its ack and
+  // eli's message), and opens it for replay.
   await page.locator('.entry.kind-invoke.linked').first().click();
+  await page.locator('.entry.kind-connections-api.linked').first().waitFor({ timeout: WAIT });
+  // A replay re-runs that invocation: dana's message again, under a new id.
   await page.locator('#replay-event').waitFor({ timeout: WAIT });
   const replayed = await page.evaluate(() => {
     const event = JSON.parse(document.getElementById('replay-event').value);
