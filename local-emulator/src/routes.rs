@@ -69,6 +69,7 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             get(crate::inspector::api::connections),
         )
         .route("/_roomcast/info", get(crate::inspector::api::info))
+        .route("/_roomcast/rooms", get(crate::inspector::api::rooms))
         .route(
             "/_roomcast/replay",
             axum::routing::post(crate::inspector::api::replay),

@@ -80,6 +80,9 @@ pub(crate) struct State {
     pub(crate) faults: Arc<Faults>,
     /// What happened, for the inspector (`crate::inspector`).
     pub(crate) timeline: Arc<Timeline>,
+    /// The store in-process functions share, read by the inspector's rooms
+    /// (unwrapped: an injected store fault does not blind the inspector).
+    pub(crate) store: Arc<dyn Store>,
 }
 
 impl State {
@@ -155,8 +158,9 @@ impl State {
         let faults = Arc::new(Faults::default());
         // In-process functions share this store; `store-error` faults
         // strike through it.
+        let shared_store = store(&config, &template, &sdk).await?;
         let store: Arc<dyn Store> = Arc::new(crate::faults::store::FaultyStore::new(
-            store(&config, &template, &sdk).await?,
+            shared_store.clone(),
             faults.clone(),
         ));
         let execute_api_host = format!("{}.execute-api.{region}.amazonaws.com", api.id);
@@ -246,6 +250,7 @@ impl State {
             eventbridge,
             faults,
             timeline,
+            store: shared_store,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),

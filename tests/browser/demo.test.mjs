@@ -173,6 +173,8 @@ test('the inspector shows two clients chatting live, and a 410 fault set from it
       && e.some((x) => x.kind === 'invoke' && x.function === 'MessageFunction' && x.requestId === frame.requestId)
       && e.some((x) => x.kind === 'frame-out' && x.user === 'eli' && x.text.includes('hello eli'));
   }, null, { timeout: WAIT });
+  // The room, its members and its last message.
+  await page.locator('#rooms', { hasText: 'hello eli' }).waitFor({ timeout: WAIT });
   // Clicking the frame highlights the invocation it caused.
   await page.fill('#filter', 'hello eli');
   await page.locator('.entry.kind-frame-in').first().click();

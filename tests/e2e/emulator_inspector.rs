@@ -169,3 +169,30 @@ async fn an_invocation_replays_with_an_edited_event() {
     drop(stream);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn rooms_show_their_members_seq_and_last_messages() {
+    let emu = start(config("template.yaml")).await;
+    let token = dev_token(&emu, "alice").await;
+    let (mut ws, id) = join_with_token(&emu, &token, "lobby").await;
+    send(
+        &mut ws,
+        json!({"action": "send", "room": "lobby", "id": "m1", "data": "hi"}),
+    )
+    .await;
+    recv_type(&mut ws, "ack").await;
+    let v: Value = reqwest::get(format!("http://{}/_roomcast/rooms", emu.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room = &v["rooms"][0];
+    assert_eq!(room["room"], "lobby");
+    assert_eq!(room["memberCount"], 1);
+    assert_eq!(room["seq"], 1);
+    assert_eq!(room["members"][0]["connectionId"], id.as_str());
+    assert_eq!(room["members"][0]["user"], "alice");
+    assert_eq!(room["recent"][0]["data"], "hi");
+    emu.shutdown().await;
+}

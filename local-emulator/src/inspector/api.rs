@@ -97,6 +97,39 @@ pub(crate) async fn replay(
     Ok(json(StatusCode::OK, &answer))
 }
 
+/// `GET /_roomcast/rooms`: the rooms the open connections are in, with
+/// their members, member count, seq and last messages, read from the store
+/// the in-process functions share (Roomcast's; empty for other apps).
+/// O(open connections) store reads, only when the page asks.
+pub(crate) async fn rooms(Shared(state): Shared<Arc<State>>) -> Response {
+    use std::collections::BTreeMap;
+    let now = state.now_ms();
+    let mut rooms: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for c in state.connections.all().iter().take(500) {
+        let Ok(memberships) = state.store.memberships_of(&c.peer.id, now).await else {
+            continue;
+        };
+        for m in memberships {
+            rooms.entry(m.room.clone()).or_default().push(json!({
+                "connectionId": m.connection_id, "user": m.user, "presence": m.presence,
+            }));
+        }
+    }
+    let mut list = Vec::with_capacity(rooms.len());
+    for (room, members) in rooms.into_iter().take(100) {
+        let count = state.store.member_count(&room, now).await.ok();
+        let seq = state.store.seq_state(&room).await.ok().map(|s| s.top);
+        let recent = state
+            .store
+            .history_before(&room, None, 5, now)
+            .await
+            .map(|p| p.messages)
+            .unwrap_or_default();
+        list.push(json!({"room": room, "memberCount": count, "seq": seq, "members": members, "recent": recent}));
+    }
+    json(StatusCode::OK, &json!({"rooms": list}))
+}
+
 /// `GET /_roomcast/info`: what the page needs to open its console: the
 /// stage path and whether dev tokens are served.
 pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
