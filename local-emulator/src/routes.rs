@@ -88,6 +88,10 @@ pub(crate) fn app(state: Arc<State>) -> Router {
             "/_roomcast/connections/{id}/cut",
             axum::routing::post(crate::faults::api::cut),
         )
+        .route(
+            "/_roomcast/functions/{name}/cold",
+            axum::routing::post(crate::faults::api::cold),
+        )
         .merge(aws)
         .fallback(fallback)
         .with_state(state)

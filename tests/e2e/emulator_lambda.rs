@@ -558,3 +558,61 @@ async fn failures_and_error_statuses_are_logged_with_function_route_and_connecti
     }
     drop(dev);
 }
+
+#[tokio::test]
+async fn a_function_forced_cold_starts_cold_and_the_timeline_says_so() {
+    let emu = lambdas(|c| c).await;
+    let lambda = lambda_client(&emu).await;
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    let invoke = || {
+        lambda
+            .invoke()
+            .function_name("custom-echo")
+            .payload(payload(&json!({"fixture": "echo"})))
+            .send()
+    };
+    invoke().await.unwrap();
+    invoke().await.unwrap();
+    let http = reqwest::Client::new();
+    let cold = |name: &str| {
+        http.post(format!(
+            "http://{}/_roomcast/functions/{name}/cold",
+            emu.addr
+        ))
+        .send()
+    };
+    let r = cold("CustomFunction").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let stopped: Value = r.json().await.unwrap();
+    assert_eq!(stopped["stopped"], 1, "the one warm instance");
+    invoke().await.unwrap();
+    // First cold, then warm, then cold again after the forcing.
+    let colds = from_timeline(&mut stream, |seen| {
+        let runs: Vec<bool> = seen
+            .iter()
+            .filter(|e| e["kind"] == "invoke" && e["function"] == "CustomFunction")
+            .map(|e| e["cold"].as_bool().unwrap())
+            .collect();
+        (runs.len() == 3).then_some(runs)
+    })
+    .await;
+    assert_eq!(colds, vec![true, false, true]);
+    assert_eq!(cold("Nope").await.unwrap().status().as_u16(), 404);
+    drop(stream);
+    emu.shutdown().await;
+    // A function in the emulator's process has no instances to stop.
+    let roomcast = start(config("template.yaml")).await;
+    let r = http
+        .post(format!(
+            "http://{}/_roomcast/functions/PublishFunction/cold",
+            roomcast.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    roomcast.shutdown().await;
+}

@@ -53,6 +53,24 @@ pub(crate) async fn clear(Shared(state): Shared<Arc<State>>) -> Response {
     json(StatusCode::OK, &json!({"removed": state.faults.clear()}))
 }
 
+/// `POST /_roomcast/functions/{name}/cold`: stops a process function's
+/// warm instances, so its next invocation is a cold start.
+pub(crate) async fn cold(Shared(state): Shared<Arc<State>>, Path(name): Path<String>) -> Response {
+    let Some(function) = state.lambda_function(&name) else {
+        return HttpError::NotFound(format!("no function {name}\n")).into_response();
+    };
+    match function.force_cold() {
+        Some(stopped) => {
+            tracing::info!(function = %name, stopped, "function forced cold");
+            json(StatusCode::OK, &json!({"stopped": stopped}))
+        }
+        None => HttpError::BadRequest(format!(
+            "{name} runs in the emulator's process: it has no instances to make cold (use --functions process)"
+        ))
+        .into_response(),
+    }
+}
+
 /// `POST /_roomcast/connections/{id}/cut`.
 pub(crate) async fn cut(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Response {
     let cut = state.connections.close(&id, CloseReason::abnormal());

@@ -92,15 +92,19 @@ impl Function {
         let replayable = self.timeline.watching().then(|| event.clone());
         if let Some(injected) = self.injected(&event, &ids).await {
             let failure = self.failed(label, &ids, injected, metrics);
-            self.record(label, &ids, Duration::ZERO, Err(&failure), replayable);
+            self.record(label, &ids, Duration::ZERO, Err(&failure), replayable, None);
             return Err(failure);
         }
         let started = Instant::now();
+        let mut cold = None;
         let work = match &self.runs {
             // A cold start's init runs before the function's timeout starts
             // (its own limit is in `prepare`).
             Runs::Processes(p) => match p.prepare().await {
-                Ok(prepared) => p.clone().invoke_json(prepared, event, context),
+                Ok(prepared) => {
+                    cold = Some(prepared.cold);
+                    p.clone().invoke_json(prepared, event, context)
+                }
                 Err(e) => return Err(self.failed(label, &ids, InvokeFailure::Error(e), metrics)),
             },
             Runs::InProcess(handler) => handler(event),
@@ -125,6 +129,7 @@ impl Function {
             started.elapsed(),
             outcome.as_ref().map(|_| ()),
             replayable,
+            cold,
         );
         outcome
     }
@@ -137,6 +142,7 @@ impl Function {
         took: Duration,
         outcome: Result<(), &InvokeFailure>,
         event: Option<Value>,
+        cold: Option<bool>,
     ) {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -154,9 +160,20 @@ impl Function {
                 "requestId": ids.request_id,
                 "durationMs": took.as_secs_f64() * 1000.0,
                 "mode": match self.runs { Runs::InProcess(_) => "in-process", Runs::Processes(_) => "process" },
+                "cold": cold,
                 "outcome": outcome.map_or_else(|e| e.to_string(), |()| "ok".to_owned()),
             }),
         );
+    }
+
+    /// Stops the warm instances of a process function, so that its next
+    /// invocation starts cold; how many stopped. `None` for a function in
+    /// the emulator's process (it has no instances).
+    pub(crate) fn force_cold(&self) -> Option<usize> {
+        match &self.runs {
+            Runs::Processes(p) => Some(p.reload()),
+            Runs::InProcess(_) => None,
+        }
     }
 
     /// An injected failure for this invocation, if a fault strikes it: an

@@ -45,6 +45,8 @@ pub(crate) struct Prepared {
     instance: Instance,
     generation: u64,
     request_id: String,
+    /// A fresh instance: this invocation pays its init (a cold start).
+    pub(crate) cold: bool,
 }
 
 /// What one invocation carries besides the payload.
@@ -90,6 +92,7 @@ impl ProcessFunction {
                 instance,
                 generation,
                 request_id,
+                cold: false,
             });
         }
         let mut instance = self.start(&request_id).await?;
@@ -123,6 +126,7 @@ impl ProcessFunction {
             instance,
             generation,
             request_id,
+            cold: true,
         })
     }
 
@@ -156,6 +160,7 @@ impl ProcessFunction {
             instance,
             generation,
             request_id,
+            ..
         } = prepared;
         // Dropped with the future on a timeout: the instance's own drop
         // kills its process, and this says why.
