@@ -303,3 +303,51 @@ async fn faults_expire_by_time_can_be_removed_and_bad_ones_are_clear_400s() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_fast_clock_brings_the_idle_and_maximum_duration_closes_in_seconds() {
+    // API Gateway closes a connection idle for 10 minutes, and any at 2
+    // hours ("Amazon API Gateway quotas": WebSocket idle timeout and
+    // connection duration), with 1001 Going away, as the emulator does.
+    let emu = roomcast().await;
+    let (mut idle, _) = join_as(&emu, "ida", "r").await;
+    let (status, body) = fault(&emu, json!({"fault": "fast-clock", "factor": 600})).await;
+    assert_eq!(status, 201, "{body}");
+    // 10 minutes / 600 = 1 s of silence.
+    assert_eq!(closed(&mut idle).await, (1001, "Going away".into()));
+    // 2 hours / 7200 = 1 s. This emulator's idle timeout is 2 hours too
+    // (so 1 s at that factor), and a heartbeat every 300 ms (within the
+    // rate limit) keeps idleness away.
+    let long =
+        start(config("template.yaml").idle_timeout(std::time::Duration::from_secs(2 * 3600))).await;
+    let (mut busy, _) = join_as(&long, "max", "r").await;
+    fault(&long, json!({"fault": "fast-clock", "factor": 7200})).await;
+    let ended = tokio::time::timeout(WAIT, async {
+        let mut beat = tokio::time::interval(std::time::Duration::from_millis(300));
+        loop {
+            tokio::select! {
+                _ = beat.tick() => send(&mut busy, json!({"action": "heartbeat"})).await,
+                m = futures::StreamExt::next(&mut busy) => match m {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => {
+                        return f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return None,
+                },
+            }
+        }
+    })
+    .await
+    .expect("the maximum duration closes it");
+    assert_eq!(ended, Some((1001, "Going away".into())));
+    long.shutdown().await;
+    // Bad factors and scopes are clear 400s.
+    for bad in [
+        json!({"fault": "fast-clock", "factor": 1}),
+        json!({"fault": "fast-clock", "factor": 10, "count": 1}),
+        json!({"fault": "fast-clock", "factor": 10, "scope": {"user": "x"}}),
+    ] {
+        assert_eq!(fault(&emu, bad.clone()).await.0, 400, "{bad}");
+    }
+    emu.shutdown().await;
+}

@@ -206,10 +206,14 @@ async fn receive<Si, St>(
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    let max_deadline = Instant::now() + state.config.max_connection_duration;
-    let idle = state.config.idle_timeout;
-    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    let started = Instant::now();
+    // A fast-clock fault divides both timers; a change of it wakes the loop.
+    let mut clock = state.faults.clock_changes();
     loop {
+        let factor = state.faults.clock_factor();
+        let max = state.config.max_connection_duration / factor;
+        let idle = state.config.idle_timeout / factor;
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
         let idle_for = Duration::from_millis(
             u64::try_from(state.now_ms() - conn.last_active_ms()).unwrap_or(0),
         );
@@ -219,13 +223,21 @@ where
             reason = conn.close_requested() => {
                 return (Stop::Server(Ending { code: reason.code, reason: reason.reason }), None);
             }
-            () = sleep_until(max_deadline) => {
-                tracing::info!("maximum connection duration reached");
-                return (Stop::Server(Ending::new(GOING_AWAY)), None);
+            Ok(()) = clock.changed() => {}
+            () = sleep_until(started + max) => {
+                // Checked again at the current factor: a fast clock that
+                // expired meanwhile (by its duration) told nobody.
+                let max_now = state.config.max_connection_duration / state.faults.clock_factor();
+                if started.elapsed() >= max_now {
+                    tracing::info!(factor, "maximum connection duration reached");
+                    return (Stop::Server(Ending::new(GOING_AWAY)), None);
+                }
             }
             () = sleep_until(idle_deadline) => {
+                let idle_now = state.config.idle_timeout / state.faults.clock_factor();
+                let idle_ms = idle_ms.max(i64::try_from(idle_now.as_millis()).unwrap_or(i64::MAX));
                 if state.now_ms() - conn.last_active_ms() >= idle_ms {
-                    tracing::info!("idle timeout");
+                    tracing::info!(factor, "idle timeout");
                     return (Stop::Server(Ending::new(GOING_AWAY)), None);
                 }
             }

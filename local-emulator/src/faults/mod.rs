@@ -43,6 +43,13 @@ pub enum FaultKind {
     /// The invocation times out (as `Sandbox.Timedout`) without running
     /// the function.
     InvokeTimeout,
+    /// The emulator's idle and maximum-duration timers run `factor` times
+    /// faster, so a test sees the 10-minute and 2-hour closes in seconds.
+    /// Lasts until removed or its `durationMs`; takes no scope or count.
+    FastClock {
+        /// 2 to 100000.
+        factor: u32,
+    },
     /// The store answers with an error instead of acting (the store that
     /// functions in the emulator's process share: memory or DynamoDB).
     /// Applies to every call; takes no scope.
@@ -96,6 +103,8 @@ pub(crate) enum Point {
     Invoke,
     /// A store call.
     Store,
+    /// The socket timers (never taken: read as a factor).
+    Clock,
 }
 
 impl FaultKind {
@@ -105,6 +114,7 @@ impl FaultKind {
             Self::DropDisconnect => Point::Disconnect,
             Self::InvokeError | Self::InvokeTimeout => Point::Invoke,
             Self::StoreError { .. } => Point::Store,
+            Self::FastClock { .. } => Point::Clock,
         }
     }
 
@@ -117,6 +127,9 @@ impl FaultKind {
             Self::PostStall { ms } if *ms > 120_000 => {
                 Err("post-stall takes at most 120000 ms".into())
             }
+            Self::FastClock { factor } if !(2..=100_000).contains(factor) => Err(format!(
+                "fast-clock takes a factor of 2 to 100000, not {factor}"
+            )),
             _ => Ok(()),
         }
     }
@@ -208,12 +221,24 @@ struct Entry {
 }
 
 /// The emulator's active faults.
-#[derive(Default)]
 pub(crate) struct Faults {
     inner: Mutex<Inner>,
     /// How many are active, read without the lock: with none, the places
     /// that can fail (a store call among them) pay one atomic read.
     active: std::sync::atomic::AtomicUsize,
+    /// Bumped when the clock's factor may have changed, so sockets
+    /// recompute their timers.
+    clock: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            active: std::sync::atomic::AtomicUsize::default(),
+            clock: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -233,6 +258,12 @@ impl Faults {
         }
         if r.kind.point() == Point::Store && r.scope != Scope::default() {
             return Err("store-error applies to every store call: give no scope".into());
+        }
+        if r.kind.point() == Point::Clock && (r.scope != Scope::default() || r.count.is_some()) {
+            return Err(
+                "fast-clock applies to every connection for a duration: give no scope or count"
+                    .into(),
+            );
         }
         let mut g = self.lock();
         g.next_id += 1;
@@ -270,8 +301,35 @@ impl Faults {
     }
 
     fn count(&self, g: &Inner) {
-        self.active
-            .store(g.active.len(), std::sync::atomic::Ordering::Relaxed);
+        let before = self
+            .active
+            .swap(g.active.len(), std::sync::atomic::Ordering::Relaxed);
+        if before != g.active.len() {
+            self.clock.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// How many times faster the socket timers run now (1: real time).
+    pub(crate) fn clock_factor(&self) -> u32 {
+        if self.active.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return 1;
+        }
+        let now = Instant::now();
+        self.lock()
+            .active
+            .iter()
+            .filter(|e| e.until.is_none_or(|u| u > now))
+            .filter_map(|e| match e.kind {
+                FaultKind::FastClock { factor } => Some(factor),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Wakes when the clock's factor may have changed.
+    pub(crate) fn clock_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.clock.subscribe()
     }
 
     /// The active faults.
@@ -364,6 +422,7 @@ fn name(kind: &FaultKind) -> &'static str {
         FaultKind::InvokeError => "invoke-error",
         FaultKind::InvokeTimeout => "invoke-timeout",
         FaultKind::StoreError { .. } => "store-error",
+        FaultKind::FastClock { .. } => "fast-clock",
     }
 }
 
