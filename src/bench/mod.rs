@@ -278,103 +278,45 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
             ));
         }
         None => {
-            let sdk = spawn(
-                &["dev", "--port", "0", "--outbound-queue", "4096"],
-                &NO_LIMITS,
-            )?;
-            targets.push((
-                Target::Roomcast {
-                    name: "roomcast",
-                    url: format!("ws://127.0.0.1:{}/prod", sdk.port),
-                    tokens: dev_tokens(),
-                },
-                Some(sdk.child.id()),
-            ));
-            servers.push(sdk);
-            if args.inline {
-                let inline = spawn(
-                    &[
-                        "dev",
-                        "--port",
-                        "0",
-                        "--outbound-queue",
-                        "4096",
-                        "--parameter-overrides",
-                        "FanoutInlineMax=1000000",
-                    ],
-                    &NO_LIMITS,
-                )?;
+            // The default emulator, and each variant asked for beside it.
+            let variants: [(bool, &'static str, &[&str]); 5] = [
+                (true, "roomcast", &[]),
+                (
+                    args.inline,
+                    "roomcast-inline",
+                    &["--parameter-overrides", "FanoutInlineMax=1000000"],
+                ),
+                (args.inspector, "roomcast-inspector", &[]),
+                (
+                    args.events,
+                    "roomcast-events",
+                    &["--parameter-overrides", "EventBusName=default"],
+                ),
+                (
+                    args.in_process,
+                    "roomcast-in-process",
+                    &["--gateway", "in-process"],
+                ),
+            ];
+            for (wanted, name, extra) in variants {
+                if !wanted {
+                    continue;
+                }
+                let mut argv = vec!["dev", "--port", "0", "--outbound-queue", "4096"];
+                argv.extend_from_slice(extra);
+                let server = spawn(&argv, &NO_LIMITS)?;
+                if name == "roomcast-inspector" {
+                    watch_timeline(server.port);
+                }
                 targets.push((
                     Target::Roomcast {
-                        name: "roomcast-inline",
-                        url: format!("ws://127.0.0.1:{}/prod", inline.port),
+                        name,
+                        url: format!("ws://127.0.0.1:{}/prod", server.port),
                         tokens: dev_tokens(),
                     },
-                    Some(inline.child.id()),
+                    Some(server.child.id()),
                 ));
-                servers.push(inline);
-            }
-            if args.inspector {
-                let inspected = spawn(
-                    &["dev", "--port", "0", "--outbound-queue", "4096"],
-                    &NO_LIMITS,
-                )?;
-                watch_timeline(inspected.port);
-                targets.push((
-                    Target::Roomcast {
-                        name: "roomcast-inspector",
-                        url: format!("ws://127.0.0.1:{}/prod", inspected.port),
-                        tokens: dev_tokens(),
-                    },
-                    Some(inspected.child.id()),
-                ));
-                servers.push(inspected);
-            }
-            if args.events {
-                let events = spawn(
-                    &[
-                        "dev",
-                        "--port",
-                        "0",
-                        "--outbound-queue",
-                        "4096",
-                        "--parameter-overrides",
-                        "EventBusName=default",
-                    ],
-                    &NO_LIMITS,
-                )?;
-                targets.push((
-                    Target::Roomcast {
-                        name: "roomcast-events",
-                        url: format!("ws://127.0.0.1:{}/prod", events.port),
-                        tokens: dev_tokens(),
-                    },
-                    Some(events.child.id()),
-                ));
-                servers.push(events);
-            }
-            if args.in_process {
-                let fast = spawn(
-                    &[
-                        "dev",
-                        "--port",
-                        "0",
-                        "--outbound-queue",
-                        "4096",
-                        "--gateway",
-                        "in-process",
-                    ],
-                    &NO_LIMITS,
-                )?;
-                targets.push((
-                    Target::Roomcast {
-                        name: "roomcast-in-process",
-                        url: format!("ws://127.0.0.1:{}/prod", fast.port),
-                        tokens: dev_tokens(),
-                    },
-                    Some(fast.child.id()),
-                ));
-                servers.push(fast);
+                servers.push(server);
             }
             if let Some(endpoint) = &args.dynamodb_endpoint {
                 for (name, functions) in [

@@ -13,26 +13,6 @@ use roomcast_client::{Client, ClientConfig, ClientError, Event, State};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::Receiver;
 
-async fn next_event(
-    events: &mut Receiver<Event>,
-    what: &str,
-    pred: impl Fn(&Event) -> bool,
-) -> Event {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let e = events
-                .recv()
-                .await
-                .unwrap_or_else(|| panic!("events ended waiting for {what}"));
-            if pred(&e) {
-                return e;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 async fn open_id(events: &mut Receiver<Event>) -> String {
     match next_event(events, "open", |e| {
         matches!(e, Event::State(State::Open { .. }))

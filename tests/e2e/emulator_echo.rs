@@ -24,16 +24,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-fn python() -> String {
-    match std::env::var("ROOMCAST_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => panic!(
-            "ROOMCAST_TEST_PYTHON is not set: run the suite with `bash infra/test.sh`, or \
-             `export ROOMCAST_TEST_PYTHON=$PWD/.venv/bin/python` (a venv with awslambdaric)."
-        ),
-    }
-}
-
 /// Waits for a file the echo functions write, and reads it.
 async fn recorded(dir: &Path, name: &str) -> Value {
     let path = dir.join(name);

@@ -120,7 +120,7 @@ async fn a_dropped_disconnect_leaves_state_that_gone_cleanup_removes() {
     })
     .await;
     // Bob's state is still there (no $disconnect ran)...
-    let lambda = lambda(&emu).await;
+    let lambda = lambda_client(&emu).await;
     assert_eq!(room_members(&lambda).await, 2);
     // ...until a post finds him gone and removes him (after the ack: the
     // fan-out runs after it, so wait for the removal itself).
@@ -131,15 +131,6 @@ async fn a_dropped_disconnect_leaves_state_that_gone_cleanup_removes() {
     })
     .await;
     emu.shutdown().await;
-}
-
-async fn lambda(emu: &RunningEmulator) -> aws_sdk_lambda::Client {
-    let sdk = common::sdk().await;
-    aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&sdk)
-            .endpoint_url(format!("http://{}", emu.addr))
-            .build(),
-    )
 }
 
 async fn room_members(lambda: &aws_sdk_lambda::Client) -> u64 {

@@ -15,18 +15,6 @@ use common::emulator::*;
 use roomcast_emulator::{EmulatorConfig, RunningEmulator};
 use serde_json::{Value, json};
 
-/// The Python with awslambdaric that the test command prepares.
-fn python() -> String {
-    match std::env::var("ROOMCAST_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => panic!(
-            "ROOMCAST_TEST_PYTHON is not set. The Python function runs with PyPI's awslambdaric: \
-             run the suite with `bash infra/test.sh`, or `python3 -m venv .venv && .venv/bin/pip install awslambdaric` \
-             and `export ROOMCAST_TEST_PYTHON=$PWD/.venv/bin/python`."
-        ),
-    }
-}
-
 async fn lambdas(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> RunningEmulator {
     start(tune(
         config("tests/fixtures/lambda/template.yaml")
@@ -34,14 +22,6 @@ async fn lambdas(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> Running
             .async_retry_base(Duration::from_millis(100)),
     ))
     .await
-}
-
-async fn lambda_client(emu: &RunningEmulator) -> aws_sdk_lambda::Client {
-    let sdk = common::sdk().await;
-    let config = aws_sdk_lambda::config::Builder::from(&sdk)
-        .endpoint_url(format!("http://{}", emu.addr))
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
 }
 
 fn payload(v: &Value) -> Blob {

@@ -15,16 +15,6 @@ use common::sink::Sink;
 use roomcast_emulator::{EmulatorConfig, RunningEmulator};
 use serde_json::{Value, json};
 
-fn python() -> String {
-    match std::env::var("ROOMCAST_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => panic!(
-            "ROOMCAST_TEST_PYTHON is not set: run the suite with `bash infra/test.sh`, or \
-             `export ROOMCAST_TEST_PYTHON=$PWD/.venv/bin/python` (a venv with awslambdaric)."
-        ),
-    }
-}
-
 /// The events fixture, its rule targets posting to `sink`.
 fn events_config(sink: &Sink) -> EmulatorConfig {
     config("tests/fixtures/events/template.yaml")

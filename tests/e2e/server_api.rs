@@ -14,15 +14,6 @@ use roomcast_emulator::{EmulatorConfig, FunctionsMode, RunningEmulator};
 use roomcast_server_api::{ServerApi, ServerApiError};
 use serde_json::{Value, json};
 
-async fn lambda(emu: &RunningEmulator) -> aws_sdk_lambda::Client {
-    let sdk = common::sdk().await;
-    aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&sdk)
-            .endpoint_url(format!("http://{}", emu.addr))
-            .build(),
-    )
-}
-
 async fn join_as(emu: &RunningEmulator, user: &str, room: &str) -> Ws {
     let token = dev_token(emu, user).await;
     let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
@@ -31,36 +22,15 @@ async fn join_as(emu: &RunningEmulator, user: &str, room: &str) -> Ws {
     ws
 }
 
-/// The next event that `pick` accepts; others are skipped.
-async fn event_where(
-    events: &mut tokio::sync::mpsc::Receiver<Event>,
-    what: &str,
-    pick: impl Fn(&Event) -> bool,
-) -> Event {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let e = events
-                .recv()
-                .await
-                .expect("the client reports until it stops");
-            if pick(&e) {
-                return e;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
-}
-
 async fn server_api_on(emu: RunningEmulator) {
-    let api = ServerApi::new(lambda(&emu).await, "PublishFunction");
+    let api = ServerApi::new(lambda_client(&emu).await, "PublishFunction");
     let mut a1 = join_as(&emu, "alice", "lobby").await;
     let mut a2 = join_as(&emu, "alice", "lobby").await;
     // Bob uses the Rust client, which must stop when kicked.
     let token = dev_token(&emu, "bob").await;
     let (bob, mut bob_events) = Client::spawn(ClientConfig::new(emu.urls.websocket.clone(), token));
     bob.join("lobby").await.unwrap();
-    event_where(&mut bob_events, "bob's join", |e| {
+    next_event(&mut bob_events, "bob's join", |e| {
         matches!(e, Event::Joined { .. })
     })
     .await;
@@ -101,7 +71,7 @@ async fn server_api_on(emu: RunningEmulator) {
     );
 
     // A publish as existing callers send it, without `op`, is unchanged.
-    let raw = lambda(&emu)
+    let raw = lambda_client(&emu)
         .await
         .invoke()
         .function_name("PublishFunction")
@@ -121,7 +91,7 @@ async fn server_api_on(emu: RunningEmulator) {
     assert_eq!(typed.seq, Some(3));
 
     // Bad requests are typed Lambda function errors.
-    let unknown = lambda(&emu)
+    let unknown = lambda_client(&emu)
         .await
         .invoke()
         .function_name("PublishFunction")
@@ -154,7 +124,7 @@ async fn server_api_on(emu: RunningEmulator) {
         .await
         .unwrap();
     assert_eq!(kicked.disconnected, 1);
-    let why = event_where(&mut bob_events, "the kick", |e| {
+    let why = next_event(&mut bob_events, "the kick", |e| {
         matches!(e, Event::Error(ClientError::Kicked { .. }))
     })
     .await;
@@ -162,7 +132,7 @@ async fn server_api_on(emu: RunningEmulator) {
         matches!(&why, Event::Error(ClientError::Kicked { code: 4001, reason }) if reason == "kicked by a moderator"),
         "{why:?}"
     );
-    let stopped = event_where(&mut bob_events, "the stop", |e| {
+    let stopped = next_event(&mut bob_events, "the stop", |e| {
         matches!(e, Event::State(_))
     })
     .await;

@@ -492,3 +492,46 @@ pub(crate) async fn from_timeline<T>(
     .await
     .expect("what the test waits for on the timeline")
 }
+
+/// The Python with awslambdaric that the test command prepares.
+pub(crate) fn python() -> String {
+    match std::env::var("ROOMCAST_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "ROOMCAST_TEST_PYTHON is not set. Python functions run with PyPI's awslambdaric: \
+             run the suite with `bash infra/test.sh`, or `python3 -m venv .venv && .venv/bin/pip install awslambdaric` \
+             and `export ROOMCAST_TEST_PYTHON=$PWD/.venv/bin/python`."
+        ),
+    }
+}
+
+/// aws-sdk-lambda pointed at the emulator's Invoke API.
+pub(crate) async fn lambda_client(emu: &RunningEmulator) -> aws_sdk_lambda::Client {
+    let sdk = super::sdk().await;
+    aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .endpoint_url(format!("http://{}", emu.addr))
+            .build(),
+    )
+}
+
+/// The next event of a Rust client that `pred` accepts; others are skipped.
+pub(crate) async fn next_event(
+    events: &mut tokio::sync::mpsc::Receiver<roomcast_client::Event>,
+    what: &str,
+    pred: impl Fn(&roomcast_client::Event) -> bool,
+) -> roomcast_client::Event {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let e = events
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("events ended waiting for {what}"));
+            if pred(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
