@@ -9,6 +9,7 @@
 //! backlog shows in the figures instead of slowing the offered load.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +56,66 @@ struct SenderResult {
     errors: BTreeMap<String, u64>,
 }
 
+/// The senders still measuring. A sender that is done keeps its socket
+/// open (and read) until every other one is done too: its `$disconnect`
+/// would otherwise compete at the store with the others' last sends, and
+/// the run would measure its own teardown.
+struct Measuring {
+    left: AtomicUsize,
+    all_done: Notify,
+}
+
+impl Measuring {
+    fn new(senders: usize) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicUsize::new(senders),
+            all_done: Notify::new(),
+        })
+    }
+
+    /// Counts one sender out; dropped on every path, errors included.
+    fn done(self: &Arc<Self>) -> Done {
+        Done(Some(self.clone()))
+    }
+
+    /// Reads and drops what `rx` receives until every sender is done (or
+    /// the socket ends).
+    async fn linger<S>(&self, rx: &mut S)
+    where
+        S: futures::Stream + Unpin,
+    {
+        loop {
+            let all_done = self.all_done.notified();
+            if self.left.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::select! {
+                () = all_done => return,
+                m = rx.next() => if m.is_none() { return },
+            }
+        }
+    }
+}
+
+/// A sender's place in [`Measuring`], given up once.
+struct Done(Option<Arc<Measuring>>);
+
+impl Done {
+    fn now(&mut self) {
+        if let Some(m) = self.0.take()
+            && m.left.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            m.all_done.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.now();
+    }
+}
+
 /// What the listener saw, in the order the client emitted it.
 #[derive(Default)]
 struct Heard {
@@ -77,13 +138,15 @@ pub(crate) async fn hot_room(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(run.seconds);
     let (mode, senders) = (run.mode, run.senders);
+    let measuring = Measuring::new(senders);
     let tasks: Vec<_> = sockets
         .into_iter()
         .enumerate()
         .map(|(i, ws)| {
             let room = run.room.clone();
+            let measuring = measuring.clone();
             tokio::spawn(async move {
-                match run_mode(mode, ws, &room, (i, senders), deadline).await {
+                match run_mode(mode, ws, &room, (i, senders), deadline, &measuring).await {
                     Ok(r) => r,
                     Err(e) => SenderResult {
                         errors: BTreeMap::from([(e.to_string(), 1)]),
@@ -118,10 +181,12 @@ async fn run_mode(
     room: &str,
     me: (usize, usize),
     deadline: Instant,
+    measuring: &Arc<Measuring>,
 ) -> Result<SenderResult, BenchError> {
+    let done = measuring.done();
     match mode {
-        Mode::Closed => closed(ws, room, me.0, deadline).await,
-        Mode::Open(rate) => open(ws, room, me, deadline, rate).await,
+        Mode::Closed => closed(ws, room, me.0, deadline, (measuring, done)).await,
+        Mode::Open(rate) => open(ws, room, me, deadline, rate, (measuring, done)).await,
     }
 }
 
@@ -232,6 +297,7 @@ async fn closed(
     room: &str,
     sender: usize,
     deadline: Instant,
+    (measuring, mut done): (&Measuring, Done),
 ) -> Result<SenderResult, BenchError> {
     let mut r = SenderResult::default();
     let mut n = 0u64;
@@ -263,6 +329,8 @@ async fn closed(
             Err(_) => *r.errors.entry("no_answer".into()).or_default() += 1,
         }
     }
+    done.now();
+    measuring.linger(&mut ws).await;
     let _ = ws.close(None).await;
     Ok(r)
 }
@@ -273,6 +341,7 @@ async fn open(
     (sender, senders): (usize, usize),
     deadline: Instant,
     rate: f64,
+    (measuring, mut done): (&Measuring, Done),
 ) -> Result<SenderResult, BenchError> {
     let (mut tx, mut rx) = ws.split();
     let start = Instant::now();
@@ -331,6 +400,8 @@ async fn open(
     if !open.is_empty() {
         *r.errors.entry("no_answer".into()).or_default() += open.len() as u64;
     }
+    done.now();
+    measuring.linger(&mut rx).await;
     writer.abort();
     Ok(r)
 }
