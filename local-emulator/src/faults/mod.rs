@@ -43,6 +43,23 @@ pub enum FaultKind {
     /// The invocation times out (as `Sandbox.Timedout`) without running
     /// the function.
     InvokeTimeout,
+    /// Lambda refuses the invocation as if the function's reserved
+    /// concurrency were 0: the Invoke API answers 429
+    /// `TooManyRequestsException`, API Gateway treats it as an integration
+    /// failure, and an asynchronous event waits and is tried again. The
+    /// function does not run.
+    InvokeThrottle,
+    /// The process serving the invocation is killed (SIGKILL) `afterMs`
+    /// after its runtime took the event from `/next`: Lambda's
+    /// `Runtime.ExitError`, and the next invocation starts cold. Strikes
+    /// only functions run as processes (an in-process function has no
+    /// process of its own to kill).
+    InvokeCrash {
+        /// Milliseconds between the runtime taking the event and the kill
+        /// (0 unless given).
+        #[serde(default, rename = "afterMs")]
+        after_ms: u64,
+    },
     /// The emulator's idle and maximum-duration timers run `factor` times
     /// faster, so a test sees the 10-minute and 2-hour closes in seconds.
     /// Lasts until removed or its `durationMs`; takes no scope or count.
@@ -101,6 +118,8 @@ pub(crate) enum Point {
     Disconnect,
     /// A function invocation.
     Invoke,
+    /// A function invocation served by a process.
+    Process,
     /// A store call.
     Store,
     /// The socket timers (never taken: read as a factor).
@@ -112,7 +131,8 @@ impl FaultKind {
         match self {
             Self::PostStatus { .. } | Self::PostStall { .. } => Point::Post,
             Self::DropDisconnect => Point::Disconnect,
-            Self::InvokeError | Self::InvokeTimeout => Point::Invoke,
+            Self::InvokeError | Self::InvokeTimeout | Self::InvokeThrottle => Point::Invoke,
+            Self::InvokeCrash { .. } => Point::Process,
             Self::StoreError { .. } => Point::Store,
             Self::FastClock { .. } => Point::Clock,
         }
@@ -127,6 +147,9 @@ impl FaultKind {
             Self::PostStall { ms } if *ms > 120_000 => {
                 Err("post-stall takes at most 120000 ms".into())
             }
+            Self::InvokeCrash { after_ms } if *after_ms > 900_000 => Err(
+                "invoke-crash takes afterMs of at most 900000 (Lambda's longest timeout)".into(),
+            ),
             Self::FastClock { factor } if !(2..=100_000).contains(factor) => Err(format!(
                 "fast-clock takes a factor of 2 to 100000, not {factor}"
             )),
@@ -421,6 +444,8 @@ fn name(kind: &FaultKind) -> &'static str {
         FaultKind::DropDisconnect => "drop-disconnect",
         FaultKind::InvokeError => "invoke-error",
         FaultKind::InvokeTimeout => "invoke-timeout",
+        FaultKind::InvokeThrottle => "invoke-throttle",
+        FaultKind::InvokeCrash { .. } => "invoke-crash",
         FaultKind::StoreError { .. } => "store-error",
         FaultKind::FastClock { .. } => "fast-clock",
     }

@@ -100,22 +100,58 @@ impl Instance {
     }
 
     /// Runs one invocation; on the first one, waits for init as well.
-    pub(crate) async fn invoke(&mut self, work: Work) -> Result<Bytes, InstanceError> {
+    /// With `crash_after`, the process is killed that long after its
+    /// runtime takes the event (unless it answers first).
+    pub(crate) async fn invoke(
+        &mut self,
+        work: Work,
+        crash_after: Option<Duration>,
+    ) -> Result<Bytes, InstanceError> {
         if self.init.is_none() {
             self.wait_init().await?;
         }
         let (reply, answered) = oneshot::channel();
         self.serving.send_replace(Some(work.request_id.clone()));
+        let mut taken = self.sandbox.taken();
+        taken.borrow_and_update();
         let invocation = Invocation { work, reply };
         let outcome = tokio::select! {
             sent = self.feed.send(invocation) => match sent {
-                Ok(()) => self.answer(answered).await,
+                Ok(()) => self.answer_or_crash(answered, taken, crash_after).await,
                 Err(_) => Err(InstanceError::Exited("the sandbox is closed".into())),
             },
             status = self.process.exited() => Err(exited(status)),
         };
         self.serving.send_replace(None);
         outcome
+    }
+
+    async fn answer_or_crash(
+        &mut self,
+        answered: oneshot::Receiver<Reply>,
+        mut taken: watch::Receiver<u64>,
+        crash_after: Option<Duration>,
+    ) -> Result<Bytes, InstanceError> {
+        let Some(after) = crash_after else {
+            return self.answer(answered).await;
+        };
+        let crash = async {
+            if taken.changed().await.is_ok() {
+                tokio::time::sleep(after).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            answer = self.answer(answered) => return answer,
+            () = crash => {}
+        }
+        tracing::warn!(
+            after_ms = after.as_millis() as u64,
+            "injected invoke-crash: killing the function's process mid-invocation"
+        );
+        self.process.kill();
+        Err(exited(self.process.exited().await))
     }
 
     async fn answer(&self, answered: oneshot::Receiver<Reply>) -> Result<Bytes, InstanceError> {

@@ -39,6 +39,11 @@ pub(crate) enum InvokeFailure {
     /// The function is shutting down; nothing ran.
     #[error("function closed")]
     Closed,
+    /// Lambda refused it for want of concurrency (an injected
+    /// `invoke-throttle`); nothing ran. The Invoke API answers 429
+    /// `TooManyRequestsException`; an asynchronous event is tried again.
+    #[error("throttled: the function's concurrency is exhausted")]
+    Throttled,
 }
 
 /// One function, initialised once like a warm Lambda container (in
@@ -103,6 +108,8 @@ impl Function {
             Runs::Processes(p) => match p.prepare().await {
                 Ok(prepared) => {
                     cold = Some(prepared.cold);
+                    let mut context = context;
+                    context.crash_after = self.crash(&event, &ids);
                     p.clone().invoke_json(prepared, event, context)
                 }
                 Err(e) => return Err(self.failed(label, &ids, InvokeFailure::Error(e), metrics)),
@@ -194,6 +201,21 @@ impl Function {
                 tokio::time::sleep(self.timeout).await;
                 Some(InvokeFailure::Timeout(self.timeout))
             }
+            FaultKind::InvokeThrottle => Some(InvokeFailure::Throttled),
+            _ => None,
+        }
+    }
+
+    /// When to kill the process serving this invocation, if an
+    /// `invoke-crash` fault strikes it.
+    fn crash(&self, event: &Value, ids: &EventIds) -> Option<Duration> {
+        let subject = Subject {
+            connection: ids.connection_id.as_deref(),
+            user: event["requestContext"]["authorizer"]["principalId"].as_str(),
+            function: Some(&self.name),
+        };
+        match self.faults.take(Point::Process, subject)? {
+            FaultKind::InvokeCrash { after_ms } => Some(Duration::from_millis(after_ms)),
             _ => None,
         }
     }
@@ -214,6 +236,7 @@ impl Function {
             InvokeFailure::Timeout(_) => "handler_timeout",
             InvokeFailure::Panicked => "handler_panic",
             InvokeFailure::Closed => "handler_closed",
+            InvokeFailure::Throttled => "handler_throttled",
         });
         let detail = match &e {
             InvokeFailure::Error(err) => {

@@ -76,6 +76,7 @@ pub(crate) async fn invoke(
     let context = InvokeContext {
         client_context: client_context(&headers)?,
         cognito_identity: None,
+        crash_after: None,
     };
     match kind {
         Kind::DryRun => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -98,6 +99,9 @@ async fn run_sync(
         .await
     {
         Ok(v) => executed(StatusCode::OK, Body::from(v.to_string())),
+        // Lambda refuses before running anything: not a function error
+        // but the API's own 429 (Invoke, "Errors": TooManyRequestsException).
+        Err(InvokeFailure::Throttled) => throttled(),
         Err(e) => {
             let mut r = executed(StatusCode::OK, Body::from(error_document(&e).to_string()));
             r.headers_mut().insert(
@@ -116,12 +120,17 @@ pub(crate) fn spawn_async(state: Arc<State>, function: Arc<Function>, event: Val
     let context = InvokeContext {
         client_context: None,
         cognito_identity: None,
+        crash_after: None,
     };
     tokio::spawn(run_async(state, function, event, context));
 }
 
 /// An `Event` invocation: retried twice on error, after 1 and 2 minutes
 /// as Lambda does (scaled by `async_retry_base`), then logged as dropped.
+/// A throttled attempt is no attempt: the event goes back to the queue and
+/// is tried again, 1 s after the first throttle and exponentially longer up
+/// to 5 minutes, for up to 6 hours (AWS, "How Lambda handles errors and
+/// retries with asynchronous invocation"; all scaled alike).
 async fn run_async(
     state: Arc<State>,
     function: Arc<Function>,
@@ -131,7 +140,11 @@ async fn run_async(
     // Names the queued event across its attempts (each attempt has its own
     // request id, as in Lambda).
     let event_id = uuid::Uuid::new_v4().to_string();
-    for attempt in 0..=ASYNC_RETRIES {
+    let base = state.config.async_retry_base;
+    let queued = tokio::time::Instant::now();
+    let mut throttled_wait = base / 60;
+    let mut attempt = 0;
+    loop {
         let outcome = function
             .call(
                 "invoke-async",
@@ -140,14 +153,31 @@ async fn run_async(
                 &state.metrics,
             )
             .await;
-        let Err(e) = outcome else { return };
-        if attempt == ASYNC_RETRIES {
-            state.metrics.error("async_invocation_dropped");
-            tracing::error!(function = %function.name, event_id, error = %e, "asynchronous invocation failed after {ASYNC_RETRIES} retries; dropped (in AWS: its DLQ or on-failure destination)");
-            return;
-        }
-        let delay = state.config.async_retry_base * (attempt + 1);
-        tracing::warn!(function = %function.name, event_id, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "asynchronous invocation failed; retrying");
+        let delay = match outcome {
+            Ok(_) => return,
+            Err(InvokeFailure::Throttled) => {
+                if queued.elapsed() >= base * 360 {
+                    state.metrics.error("async_invocation_dropped");
+                    tracing::error!(function = %function.name, event_id, "asynchronous event throttled for its whole maximum age; dropped (in AWS: its DLQ or on-failure destination)");
+                    return;
+                }
+                let wait = throttled_wait;
+                throttled_wait = (throttled_wait * 2).min(base * 5);
+                tracing::info!(function = %function.name, event_id, retry_in_ms = wait.as_millis() as u64, "asynchronous invocation throttled; back to the queue");
+                wait
+            }
+            Err(e) if attempt == ASYNC_RETRIES => {
+                state.metrics.error("async_invocation_dropped");
+                tracing::error!(function = %function.name, event_id, error = %e, "asynchronous invocation failed after {ASYNC_RETRIES} retries; dropped (in AWS: its DLQ or on-failure destination)");
+                return;
+            }
+            Err(e) => {
+                attempt += 1;
+                let delay = base * attempt;
+                tracing::warn!(function = %function.name, event_id, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "asynchronous invocation failed; retrying");
+                delay
+            }
+        };
         tokio::time::sleep(delay).await;
     }
 }
@@ -235,7 +265,27 @@ fn error_document(e: &InvokeFailure) -> Value {
         InvokeFailure::Closed => {
             json!({"errorMessage": "the function is shutting down", "errorType": "ServiceException"})
         }
+        InvokeFailure::Throttled => {
+            json!({"errorMessage": "Rate Exceeded.", "errorType": "TooManyRequestsException"})
+        }
     }
+}
+
+/// Lambda's answer when the function's concurrency is exhausted.
+fn throttled() -> Response {
+    let mut r = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({
+            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+            "Type": "User",
+            "message": "Rate Exceeded.",
+        }),
+    );
+    r.headers_mut().insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static("TooManyRequestsException"),
+    );
+    r
 }
 
 fn executed(status: StatusCode, body: Body) -> Response {

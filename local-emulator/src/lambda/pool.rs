@@ -54,6 +54,9 @@ pub(crate) struct Prepared {
 pub(crate) struct InvokeContext {
     pub(crate) client_context: Option<String>,
     pub(crate) cognito_identity: Option<String>,
+    /// Kill the process this long after its runtime takes the event (an
+    /// injected `invoke-crash`).
+    pub(crate) crash_after: Option<Duration>,
 }
 
 impl ProcessFunction {
@@ -180,7 +183,7 @@ impl ProcessFunction {
             client_context: context.client_context,
             cognito_identity: context.cognito_identity,
         };
-        let outcome = instance.invoke(work).await;
+        let outcome = instance.invoke(work, context.crash_after).await;
         note.armed = false;
         self.metrics
             .function_duration(&self.name, started.elapsed());

@@ -78,6 +78,8 @@ pub(crate) struct Sandbox {
     ready: watch::Sender<bool>,
     /// Set by `/init/error`.
     init_error: watch::Sender<Option<InvokeError>>,
+    /// Bumped each time `/next` hands an invocation out.
+    taken: watch::Sender<u64>,
 }
 
 impl Sandbox {
@@ -91,6 +93,7 @@ impl Sandbox {
             handed: Mutex::default(),
             ready: watch::Sender::new(false),
             init_error: watch::Sender::new(None),
+            taken: watch::Sender::new(0),
         };
         (sandbox, tx)
     }
@@ -101,6 +104,7 @@ impl Sandbox {
         self.ready.send_replace(true);
         let Invocation { work, reply } = self.queue.lock().await.recv().await?;
         self.lock().in_flight.insert(work.request_id.clone(), reply);
+        self.taken.send_modify(|n| *n = n.wrapping_add(1));
         Some(work)
     }
 
@@ -121,6 +125,11 @@ impl Sandbox {
         // The caller may have given up (timeout); the answer is then moot.
         let _ = sender.send(reply);
         Ok(())
+    }
+
+    /// Changes each time `/next` hands an invocation out.
+    pub(crate) fn taken(&self) -> watch::Receiver<u64> {
+        self.taken.subscribe()
     }
 
     /// `/init/error`: init failed; allowed only before the first `/next`.

@@ -116,6 +116,7 @@ async fn an_invocation_carries_lambdas_headers_and_reserved_environment() {
     let context = InvokeContext {
         client_context: Some("eyJjdXN0b20iOnt9fQ==".into()),
         cognito_identity: None,
+        crash_after: None,
     };
     let r = call_with(&f, json!({"hello": "world"}), context)
         .await
