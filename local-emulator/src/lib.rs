@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 mod activity;
 pub mod apigateway;
 pub mod config;
+mod dynamodb;
 pub mod eventbridge;
 pub mod faults;
 mod header_case;

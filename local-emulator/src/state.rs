@@ -83,6 +83,9 @@ pub(crate) struct State {
     /// The store in-process functions share, read by the inspector's rooms
     /// (unwrapped: an injected store fault does not blind the inspector).
     pub(crate) store: Arc<dyn Store>,
+    /// Process functions' way to DynamoDB, kept running while the state
+    /// lives.
+    _dynamodb_proxy: Option<crate::dynamodb::proxy::Proxy>,
 }
 
 impl State {
@@ -156,20 +159,33 @@ impl State {
             .map(|p| p.split('.').map(str::to_owned).collect())
             .unwrap_or_default();
         let faults = Arc::new(Faults::default());
+        let timeline = Arc::new(Timeline::new(config.timeline_size));
         // In-process functions share this store; `store-error` faults
-        // strike through it.
+        // strike through it, and through the proxy that process functions
+        // reach DynamoDB by.
         let shared_store = store(&config, &template, &sdk).await?;
         let store: Arc<dyn Store> = Arc::new(crate::faults::store::FaultyStore::new(
             shared_store.clone(),
             faults.clone(),
+            timeline.clone(),
         ));
+        let dynamodb_proxy = match &config.dynamodb_endpoint {
+            Some(upstream) => Some(
+                crate::dynamodb::proxy::start(upstream, faults.clone(), timeline.clone())
+                    .await
+                    .map_err(|source| EmulatorError::Bind {
+                        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let execute_api_host = format!("{}.execute-api.{region}.amazonaws.com", api.id);
         let tls = local_tls(&config, addr, &execute_api_host);
 
         check_modes(&config)?;
         let injected = injected_env(&config, addr, &api.stage);
         let metrics = Arc::new(Metrics::default());
-        let timeline = Arc::new(Timeline::new(config.timeline_size));
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
             Some(Arc::new(
@@ -204,7 +220,7 @@ impl State {
                 shared: Shared {
                     region: region.clone(),
                     emulator_url: format!("http://{addr}"),
-                    dynamodb_endpoint: config.dynamodb_endpoint.clone(),
+                    dynamodb_endpoint: dynamodb_proxy.as_ref().map(|p| p.url.clone()),
                     injected,
                     trust: tls
                         .as_ref()
@@ -251,6 +267,7 @@ impl State {
             faults,
             timeline,
             store: shared_store,
+            _dynamodb_proxy: dynamodb_proxy,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),
             )),

@@ -516,3 +516,58 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
     roomcast.shutdown().await;
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_store_error_reaches_functions_run_as_processes_through_their_own_sdk() {
+    assert_lambda_binaries_fresh();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = start(
+        config("template.yaml")
+            .dynamodb(crate::common::dynamodb_endpoint(), table, true)
+            .functions(roomcast_emulator::FunctionsMode::Process),
+    )
+    .await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, _) = join_as(&emu, "bob", "r").await;
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    // More failures than the function's SDK retries: its first call fails
+    // for good, answered as DynamoDB answers a throttle.
+    let (status, added) = fault(
+        &emu,
+        json!({"fault": "store-error", "error": "throttling", "count": 1000}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let frame = json!({"action": "send", "room": "r", "id": "m1", "data": 1, "ref": "s1"});
+    send(&mut alice, frame.clone()).await;
+    let refused = recv_type(&mut alice, "error").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert_eq!(refused["ref"], "s1");
+    let hits = faults(&emu).await[0]["hits"].as_u64().unwrap();
+    assert!(
+        hits >= 3,
+        "the SDK retried the throttle: {hits} calls refused"
+    );
+    let operation = from_timeline(&mut stream, |seen| {
+        seen.iter()
+            .find(|e| e["kind"] == "store")
+            .map(|e| e["operation"].clone())
+    })
+    .await;
+    assert!(operation.is_string(), "{operation}");
+    let id = added["id"].as_u64().unwrap();
+    reqwest::Client::new()
+        .delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
+        .send()
+        .await
+        .unwrap();
+    // The retry with the same id is stored once, and delivered.
+    send(&mut alice, frame).await;
+    assert_eq!(recv_type(&mut alice, "ack").await["seq"], 1);
+    assert_eq!(recv_type(&mut bob, "message").await["id"], "m1");
+    drop(stream);
+    emu.shutdown().await;
+}

@@ -202,8 +202,15 @@ impl FaultRequest {
             None => None,
             Some(d) => Some(serde_json::from_value(d).map_err(|e| format!("durationMs: {e}"))?),
         };
-        let kind = serde_json::from_value(serde_json::Value::Object(fields))
+        let kind: FaultKind = serde_json::from_value(serde_json::Value::Object(fields.clone()))
             .map_err(|e| format!("fault: {e}"))?;
+        // serde lets a fault without arguments take any: refuse what the
+        // fault does not have, as for the others.
+        if let Ok(serde_json::Value::Object(known)) = serde_json::to_value(&kind)
+            && let Some(unknown) = fields.keys().find(|k| !known.contains_key(*k))
+        {
+            return Err(format!("fault: unknown field `{unknown}`"));
+        }
         Ok(Self {
             kind,
             scope,

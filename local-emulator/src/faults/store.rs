@@ -1,8 +1,8 @@
 //! The store the emulator's in-process functions share, with `store-error`
 //! faults: while one is active, calls answer `StoreError::Unavailable`
 //! (the error a client sees as `unavailable`, and retries) instead of
-//! acting. Functions run as processes reach DynamoDB with their own
-//! clients, so this reaches only the in-process ones.
+//! acting, and the timeline records each. Functions run as processes reach
+//! DynamoDB with their own clients, through `crate::dynamodb::proxy`.
 
 use std::sync::Arc;
 
@@ -17,33 +17,42 @@ use roomcast_core::store::{
 };
 
 use super::{FaultKind, Faults, Point, StoreFault, Subject};
+use crate::inspector::Timeline;
 
 /// A store that consults the faults before each call.
 pub(crate) struct FaultyStore {
     inner: Arc<dyn Store>,
     faults: Arc<Faults>,
+    timeline: Arc<Timeline>,
 }
 
 impl FaultyStore {
-    pub(crate) fn new(inner: Arc<dyn Store>, faults: Arc<Faults>) -> Self {
-        Self { inner, faults }
+    pub(crate) fn new(inner: Arc<dyn Store>, faults: Arc<Faults>, timeline: Arc<Timeline>) -> Self {
+        Self {
+            inner,
+            faults,
+            timeline,
+        }
     }
 
     fn check(&self, operation: &'static str) -> Result<(), StoreError> {
-        match self.faults.take(Point::Store, Subject::default()) {
-            Some(FaultKind::StoreError { error }) => Err(StoreError::Unavailable {
-                operation,
-                reason: match error {
-                    StoreFault::Throttling => {
-                        "an injected store-error fault: ThrottlingException".into()
-                    }
-                    StoreFault::Unavailable => {
-                        "an injected store-error fault: the store is unavailable".into()
-                    }
-                },
-            }),
-            _ => Ok(()),
-        }
+        let Some(FaultKind::StoreError { error }) =
+            self.faults.take(Point::Store, Subject::default())
+        else {
+            return Ok(());
+        };
+        crate::dynamodb::proxy::record(&self.timeline, operation, error);
+        Err(StoreError::Unavailable {
+            operation,
+            reason: match error {
+                StoreFault::Throttling => {
+                    "an injected store-error fault: ThrottlingException".into()
+                }
+                StoreFault::Unavailable => {
+                    "an injected store-error fault: the store is unavailable".into()
+                }
+            },
+        })
     }
 }
 

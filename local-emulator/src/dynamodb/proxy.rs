@@ -1,0 +1,200 @@
+//! A pass-through in front of the DynamoDB endpoint the emulator was given
+//! (moto, DynamoDB Local). Functions run as processes get its URL as
+//! `AWS_ENDPOINT_URL_DYNAMODB`, so their own SDK clients reach DynamoDB
+//! through it. Requests and answers pass unchanged, except while a
+//! `store-error` fault is active: then a call is answered as DynamoDB
+//! answers a throttled or failing request, the SDK's own retries see it,
+//! and the inspector's timeline records it.
+//!
+//! Forwarding changes the host a request was signed for; the local
+//! DynamoDB endpoints this is for do not verify signatures.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use crate::faults::{FaultKind, Faults, Point, StoreFault, Subject};
+use crate::inspector::Timeline;
+
+/// DynamoDB's largest request is 16 MB (BatchWriteItem); anything larger
+/// is refused before it is read.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// A running proxy; it stops when dropped.
+pub(crate) struct Proxy {
+    /// `http://127.0.0.1:port`.
+    pub(crate) url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Upstream {
+    base: String,
+    client: reqwest::Client,
+    faults: Arc<Faults>,
+    timeline: Arc<Timeline>,
+}
+
+/// Starts a proxy to `upstream` on a free 127.0.0.1 port.
+pub(crate) async fn start(
+    upstream: &str,
+    faults: Arc<Faults>,
+    timeline: Arc<Timeline>,
+) -> std::io::Result<Proxy> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(std::io::Error::other)?;
+    let state = Arc::new(Upstream {
+        base: upstream.trim_end_matches('/').to_owned(),
+        client,
+        faults,
+        timeline,
+    });
+    let app = Router::new().fallback(forward).with_state(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the DynamoDB proxy stopped");
+        }
+    });
+    tracing::info!(%url, %upstream, "DynamoDB for process functions goes through the emulator (store faults reach it)");
+    Ok(Proxy { url, task })
+}
+
+async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    // `DynamoDB_20120810.PutItem` → `PutItem`, for the timeline and logs.
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("unknown")
+        .to_owned();
+    if let Some(FaultKind::StoreError { error }) = up.faults.take(Point::Store, Subject::default())
+    {
+        record(&up.timeline, &operation, error);
+        return injected(error);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
+        return dynamodb_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ValidationException",
+            "the request is larger than DynamoDB accepts",
+        );
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outgoing = up
+        .client
+        .request(parts.method, format!("{}{path}", up.base))
+        .body(bytes);
+    for (name, value) in &parts.headers {
+        if !matches!(
+            *name,
+            header::HOST | header::CONTENT_LENGTH | header::CONNECTION | header::TRANSFER_ENCODING
+        ) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    match outgoing.send().await {
+        Ok(answer) => relay(answer).await,
+        Err(e) => {
+            tracing::warn!(%operation, upstream = %up.base, error = %e, "DynamoDB unreachable through the proxy");
+            dynamodb_error(
+                StatusCode::BAD_GATEWAY,
+                "InternalServerError",
+                "the DynamoDB endpoint behind the emulator is unreachable",
+            )
+        }
+    }
+}
+
+async fn relay(answer: reqwest::Response) -> Response {
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let body = match answer.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "DynamoDB's answer broke off");
+            return dynamodb_error(
+                StatusCode::BAD_GATEWAY,
+                "InternalServerError",
+                "DynamoDB's answer broke off",
+            );
+        }
+    };
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    for (name, value) in &headers {
+        if !matches!(
+            *name,
+            header::CONTENT_LENGTH | header::CONNECTION | header::TRANSFER_ENCODING
+        ) {
+            r.headers_mut().append(name, value.clone());
+        }
+    }
+    r
+}
+
+/// DynamoDB's answer to a throttled call (400 `ThrottlingException`, which
+/// the SDKs retry as a throttle) or a failing one (500
+/// `InternalServerError`, retried as transient).
+fn injected(error: StoreFault) -> Response {
+    match error {
+        StoreFault::Throttling => dynamodb_error(
+            StatusCode::BAD_REQUEST,
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        ),
+        StoreFault::Unavailable => dynamodb_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "Internal server error",
+        ),
+    }
+}
+
+/// An awsJson1_0 error as DynamoDB sends it.
+fn dynamodb_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({
+        "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"),
+        "message": message,
+    });
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    r
+}
+
+/// A store error, on the inspector's timeline.
+pub(crate) fn record(timeline: &Timeline, operation: &str, error: StoreFault) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    timeline.record(
+        "store",
+        now_ms,
+        json!({
+            "operation": operation,
+            "error": match error {
+                StoreFault::Throttling => "throttling",
+                StoreFault::Unavailable => "unavailable",
+            },
+            "injected": true,
+        }),
+    );
+}
