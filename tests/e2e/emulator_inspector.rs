@@ -196,3 +196,59 @@ async fn rooms_show_their_members_seq_and_last_messages() {
     assert_eq!(room["recent"][0]["data"], "hi");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_invocation_run_as_a_process_is_tied_to_its_posts_by_its_trace_header() {
+    assert_lambda_binaries_fresh();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = start(
+        config("template.yaml")
+            .dynamodb(crate::common::dynamodb_endpoint(), table, true)
+            .functions(roomcast_emulator::FunctionsMode::Process),
+    )
+    .await;
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    let (mut alice, alice_id) = join_with_token(&emu, &dev_token(&emu, "alice").await, "r").await;
+    let (mut bob, bob_id) = join_with_token(&emu, &dev_token(&emu, "bob").await, "r").await;
+    send(
+        &mut alice,
+        json!({"action": "send", "room": "r", "id": "m1", "data": 1}),
+    )
+    .await;
+    recv_type(&mut alice, "ack").await;
+    recv_type(&mut bob, "message").await;
+    // Lambda hands each invocation a trace header; the runtime puts it in
+    // `_X_AMZN_TRACE_ID` and the function's SDK sends it with each call
+    // (AWS SDK recursion detection), so the message's post to Bob and the
+    // ack's post to Alice carry the send's invocation's trace.
+    let (trace, posts) = from_timeline(&mut stream, |seen| {
+        let posts_of = |t: &Value| {
+            seen.iter()
+                .filter(|e| e["kind"] == "connections-api" && e["traceId"] == *t)
+                .map(|e| e["connectionId"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+        seen.iter()
+            .filter(|e| {
+                e["kind"] == "invoke"
+                    && e["function"] == "MessageFunction"
+                    && e["connectionId"] == alice_id.as_str()
+                    && e["traceId"].is_string()
+            })
+            .map(|e| (e["traceId"].clone(), posts_of(&e["traceId"])))
+            .find(|(_, posts)| posts.contains(&bob_id))
+    })
+    .await;
+    assert!(posts.contains(&alice_id), "the ack too: {posts:?}");
+    let sharing = timeline(&emu)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "invoke" && e["traceId"] == trace)
+        .count();
+    assert_eq!(sharing, 1, "one invocation per trace");
+    drop(stream);
+    emu.shutdown().await;
+}

@@ -129,6 +129,9 @@ impl LeanPost {
         if let Some(token) = &signed.session_token {
             request = request.header("x-amz-security-token", token);
         }
+        if let Some(trace) = trace_header() {
+            request = request.header("x-amzn-trace-id", trace);
+        }
         let response = request.send().await.map_err(|e| Failure {
             // Connection failures and timeouts: the SDK retries them too.
             error: GatewayError::Unavailable(format!("PostToConnection: {e}")),
@@ -230,6 +233,16 @@ impl LeanPost {
         *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(day);
         Ok(out)
     }
+}
+
+/// The invocation's trace header, as the SDK's recursion detection adds
+/// it: only inside Lambda (`AWS_LAMBDA_FUNCTION_NAME`), from
+/// `_X_AMZN_TRACE_ID`, which the runtime sets for each invocation. SigV4
+/// leaves `x-amzn-trace-id` unsigned, so it is added after signing.
+fn trace_header() -> Option<String> {
+    std::env::var_os("AWS_LAMBDA_FUNCTION_NAME")?;
+    let trace = std::env::var("_X_AMZN_TRACE_ID").ok()?;
+    (!trace.is_empty() && !trace.bytes().any(|b| b.is_ascii_control())).then_some(trace)
 }
 
 /// A failed attempt, and whether the SDK would try again.

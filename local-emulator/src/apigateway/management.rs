@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State as Shared};
 use axum::response::{IntoResponse, Response};
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
@@ -30,9 +30,10 @@ pub(crate) async fn by_id(
     Shared(state): Shared<Arc<State>>,
     method: Method,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, method, &id, body).await
+    handle(&state, method, &id, trace(&headers), body).await
 }
 
 /// `/{stage}/@connections/{id}`: the same, if the stage is this one.
@@ -40,20 +41,35 @@ pub(crate) async fn by_stage_and_id(
     Shared(state): Shared<Arc<State>>,
     method: Method,
     Path((stage, id)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     if stage != state.stage {
         return HttpError::NotFound("not found\n".into()).into_response();
     }
-    handle(&state, method, &id, body).await
+    handle(&state, method, &id, trace(&headers), body).await
 }
 
 /// `/@connections/` with no id: always malformed.
 pub(crate) async fn without_id(Shared(state): Shared<Arc<State>>, method: Method) -> Response {
-    handle(&state, method, "", Body::empty()).await
+    handle(&state, method, "", None, Body::empty()).await
 }
 
-async fn handle(state: &State, method: Method, id: &str, body: Body) -> Response {
+/// The caller's trace root, when it runs in a Lambda invocation: the SDKs
+/// send the invocation's trace header with each call (recursion
+/// detection), which ties the call to the invocation on the timeline.
+fn trace(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-amzn-trace-id")?.to_str().ok()?;
+    crate::lambda::invoke::trace_root(value)
+}
+
+async fn handle(
+    state: &State,
+    method: Method,
+    id: &str,
+    trace: Option<String>,
+    body: Body,
+) -> Response {
     let outcome = answer(state, &method, id, body).await;
     let result = match &outcome {
         Ok(_) => "ok",
@@ -72,7 +88,7 @@ async fn handle(state: &State, method: Method, id: &str, body: Body) -> Response
         state.timeline.record(
             "connections-api",
             state.now_ms(),
-            json!({"method": method.as_str(), "connectionId": id, "result": result}),
+            json!({"method": method.as_str(), "connectionId": id, "result": result, "traceId": trace}),
         );
     }
     match outcome {

@@ -97,17 +97,28 @@ impl Function {
         let replayable = self.timeline.watching().then(|| event.clone());
         if let Some(injected) = self.injected(&event, &ids).await {
             let failure = self.failed(label, &ids, injected, metrics);
-            self.record(label, &ids, Duration::ZERO, Err(&failure), replayable, None);
+            let none = Served::default();
+            self.record(
+                label,
+                &ids,
+                Duration::ZERO,
+                Err(&failure),
+                replayable,
+                &none,
+            );
             return Err(failure);
         }
         let started = Instant::now();
-        let mut cold = None;
+        let mut served = Served::default();
         let work = match &self.runs {
             // A cold start's init runs before the function's timeout starts
             // (its own limit is in `prepare`).
             Runs::Processes(p) => match p.prepare().await {
                 Ok(prepared) => {
-                    cold = Some(prepared.cold);
+                    served = Served {
+                        cold: Some(prepared.cold),
+                        trace: trace_root(&prepared.trace_id),
+                    };
                     let mut context = context;
                     context.crash_after = self.crash(&event, &ids);
                     p.clone().invoke_json(prepared, event, context)
@@ -136,7 +147,7 @@ impl Function {
             started.elapsed(),
             outcome.as_ref().map(|_| ()),
             replayable,
-            cold,
+            &served,
         );
         outcome
     }
@@ -149,7 +160,7 @@ impl Function {
         took: Duration,
         outcome: Result<(), &InvokeFailure>,
         event: Option<Value>,
-        cold: Option<bool>,
+        served: &Served,
     ) {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -167,7 +178,8 @@ impl Function {
                 "requestId": ids.request_id,
                 "durationMs": took.as_secs_f64() * 1000.0,
                 "mode": match self.runs { Runs::InProcess(_) => "in-process", Runs::Processes(_) => "process" },
-                "cold": cold,
+                "cold": served.cold,
+                "traceId": served.trace,
                 "outcome": outcome.map_or_else(|e| e.to_string(), |()| "ok".to_owned()),
             }),
         );
@@ -253,6 +265,27 @@ impl Function {
         );
         e
     }
+}
+
+/// Which instance served an invocation run as a process, for the
+/// timeline (nothing for an in-process one).
+#[derive(Debug, Default)]
+struct Served {
+    /// It paid the instance's init.
+    cold: Option<bool>,
+    /// The root of the trace header it got, which the SDKs pass on as
+    /// `x-amzn-trace-id` with each call it makes: how the timeline ties its
+    /// `@connections` calls to it.
+    trace: Option<String>,
+}
+
+/// `1-5759e988-bd862e3fe1be46a994272793` from a trace header
+/// (`Root=1-…;Parent=…;Sampled=0`).
+pub(crate) fn trace_root(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .map(str::to_owned)
 }
 
 /// The largest event the timeline keeps for replay, bytes.

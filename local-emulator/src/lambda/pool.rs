@@ -45,6 +45,9 @@ pub(crate) struct Prepared {
     instance: Instance,
     generation: u64,
     request_id: String,
+    /// The X-Ray trace header the invocation gets (`Lambda-Runtime-Trace-Id`);
+    /// the SDKs pass it on with each call the function makes.
+    pub(crate) trace_id: String,
     /// A fresh instance: this invocation pays its init (a cold start).
     pub(crate) cold: bool,
 }
@@ -94,6 +97,7 @@ impl ProcessFunction {
             return Ok(Prepared {
                 instance,
                 generation,
+                trace_id: trace_id(&request_id),
                 request_id,
                 cold: false,
             });
@@ -128,6 +132,7 @@ impl ProcessFunction {
         Ok(Prepared {
             instance,
             generation,
+            trace_id: trace_id(&request_id),
             request_id,
             cold: true,
         })
@@ -163,6 +168,7 @@ impl ProcessFunction {
             instance,
             generation,
             request_id,
+            trace_id,
             ..
         } = prepared;
         // Dropped with the future on a timeout: the instance's own drop
@@ -176,7 +182,7 @@ impl ProcessFunction {
         let mut instance = instance;
         let started = Instant::now();
         let work = Work {
-            trace_id: trace_id(&request_id),
+            trace_id,
             request_id: request_id.clone(),
             event,
             deadline_ms: deadline_ms(self.timeout),
