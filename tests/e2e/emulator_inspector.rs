@@ -198,6 +198,44 @@ async fn rooms_show_their_members_seq_and_last_messages() {
 }
 
 #[tokio::test]
+async fn connections_show_their_rooms_frames_queue_and_authorizer_context() {
+    let emu = start(config("template.yaml")).await;
+    let token = dev_token(&emu, "alice").await;
+    let (mut ws, id) = join_with_token(&emu, &token, "lobby").await;
+    send(
+        &mut ws,
+        json!({"action": "send", "room": "lobby", "id": "m1", "data": "hi"}),
+    )
+    .await;
+    recv_type(&mut ws, "ack").await;
+    let listed = || async {
+        let v: Value = reqwest::get(format!("http://{}/_roomcast/connections", emu.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["open"], 1);
+        v["connections"][0].clone()
+    };
+    let c = listed().await;
+    assert_eq!(c["connectionId"], id.as_str());
+    assert_eq!(c["user"], "alice");
+    assert_eq!(c["authorizer"]["principalId"], "alice");
+    assert_eq!(c["rooms"], json!(["lobby"]));
+    assert!(c["connectedAt"].as_str().unwrap().ends_with('Z'), "{c}");
+    // hello, join, send: counted as they arrive, before they are handled.
+    assert_eq!(c["framesIn"], 3, "{c}");
+    // welcome, joined, ack at least; a write is counted once it is done.
+    eventually("the writes to be counted", || async {
+        let c = listed().await;
+        c["framesOut"].as_u64().unwrap() >= 3 && c["queued"] == 0
+    })
+    .await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_invocation_run_as_a_process_is_tied_to_its_posts_by_its_trace_header() {
     assert_lambda_binaries_fresh();
     let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
@@ -249,6 +287,57 @@ async fn an_invocation_run_as_a_process_is_tied_to_its_posts_by_its_trace_header
         .filter(|e| e["kind"] == "invoke" && e["traceId"] == trace)
         .count();
     assert_eq!(sharing, 1, "one invocation per trace");
+    drop(stream);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_process_functions_log_lines_are_tied_to_its_invocation_and_instance() {
+    let emu = start(
+        config("tests/fixtures/lambda/template.yaml")
+            .python(python())
+            .async_retry_base(std::time::Duration::from_millis(100)),
+    )
+    .await;
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    let out = lambda_client(&emu)
+        .await
+        .invoke()
+        .function_name("CustomFunction")
+        .payload(aws_sdk_lambda::primitives::Blob::new(
+            json!({"fixture": "echo"}).to_string().into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 200);
+    // The fixture prints its init line, then "handling echo" while serving.
+    let (invoke, init, handling) = from_timeline(&mut stream, |seen| {
+        let invoke = seen
+            .iter()
+            .find(|e| e["kind"] == "invoke" && e["function"] == "CustomFunction")?;
+        let log = |text: &str| {
+            seen.iter()
+                .find(|e| e["kind"] == "log" && e["line"].as_str().unwrap_or("").contains(text))
+                .cloned()
+        };
+        Some((
+            invoke.clone(),
+            log("init: mode serve")?,
+            log("handling echo")?,
+        ))
+    })
+    .await;
+    let pid = invoke["pid"].as_u64().expect("the serving process");
+    assert!(invoke["lambdaRequestId"].is_string(), "{invoke}");
+    assert_eq!(handling["lambdaRequestId"], invoke["lambdaRequestId"]);
+    assert_eq!(handling["pid"], pid);
+    assert_eq!(handling["function"], "CustomFunction");
+    assert_eq!(init["lambdaRequestId"], Value::Null, "init serves nobody");
+    assert_eq!(init["pid"], pid);
     drop(stream);
     emu.shutdown().await;
 }

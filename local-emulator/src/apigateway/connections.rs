@@ -2,7 +2,7 @@
 //! later events need to know about it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -37,6 +37,9 @@ pub(crate) struct Connection {
     pub(crate) peer: Peer,
     pub(crate) tx: mpsc::Sender<Message>,
     last_active_ms: AtomicI64,
+    /// Data frames received and written, for the inspector.
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
     /// `requestContext.authorizer` for later events: principalId + context.
     pub(crate) authorizer: Value,
     close: watch::Sender<Option<CloseReason>>,
@@ -46,6 +49,8 @@ impl Connection {
     pub(crate) fn new(peer: Peer, tx: mpsc::Sender<Message>, authorizer: Value) -> Self {
         Self {
             last_active_ms: AtomicI64::new(peer.connected_at_ms),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
             peer,
             tx,
             authorizer,
@@ -53,9 +58,25 @@ impl Connection {
         }
     }
 
-    /// Records data-frame activity (either direction).
-    pub(crate) fn touch(&self, now_ms: i64) {
+    /// Records a data frame received.
+    pub(crate) fn received(&self, now_ms: i64) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// Records a data frame written to the client.
+    pub(crate) fn wrote(&self, now_ms: i64) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// (frames received, frames written, frames queued to be written).
+    pub(crate) fn counts(&self) -> (u64, u64, usize) {
+        (
+            self.frames_in.load(Ordering::Relaxed),
+            self.frames_out.load(Ordering::Relaxed),
+            self.tx.max_capacity() - self.tx.capacity(),
+        )
     }
 
     pub(crate) fn last_active_ms(&self) -> i64 {

@@ -267,7 +267,7 @@ fn on_incoming(
     let close = |code: u16, reason: &str| Some(Stop::Server(Ending::new((code, reason))));
     match incoming {
         Some(Ok(Message::Text(text))) => {
-            conn.touch(state.now_ms());
+            conn.received(state.now_ms());
             state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
             dispatch(state, conn, text.as_str().to_owned());
             None
@@ -382,7 +382,7 @@ where
                 if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
                     return (end, sink);
                 }
-                conn.touch(state.now_ms());
+                conn.wrote(state.now_ms());
                 state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
                 if state.timeline.watching() {
                     record_out(&state, &conn, &sent);

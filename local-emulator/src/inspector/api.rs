@@ -97,6 +97,9 @@ pub(crate) async fn replay(
     Ok(json(StatusCode::OK, &answer))
 }
 
+/// Connections listed at most (the count of all is given beside).
+const MAX_LISTED: usize = 500;
+
 /// `GET /_roomcast/rooms`: the rooms the open connections are in, with
 /// their members, member count, seq and last messages, read from the store
 /// the in-process functions share (Roomcast's; empty for other apps).
@@ -105,7 +108,7 @@ pub(crate) async fn rooms(Shared(state): Shared<Arc<State>>) -> Response {
     use std::collections::BTreeMap;
     let now = state.now_ms();
     let mut rooms: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for c in state.connections.all().iter().take(500) {
+    for c in state.connections.all().iter().take(MAX_LISTED) {
         let Ok(memberships) = state.store.memberships_of(&c.peer.id, now).await else {
             continue;
         };
@@ -139,22 +142,36 @@ pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
     )
 }
 
-/// `GET /_roomcast/connections`: the open connections.
+/// `GET /_roomcast/connections`: the open connections, with their rooms
+/// (from the store the in-process functions share, when it has them),
+/// frame counts and how many frames wait to be written.
 pub(crate) async fn connections(Shared(state): Shared<Arc<State>>) -> Response {
-    let list: Vec<Value> = state
-        .connections
-        .all()
-        .iter()
-        .map(|c| {
-            json!({
-                "connectionId": c.peer.id,
-                "user": c.authorizer["principalId"],
-                "connectedAt": iso8601(c.peer.connected_at_ms),
-                "lastActiveAt": iso8601(c.last_active_ms()),
-                "sourceIp": c.peer.source_ip,
-                "authorizer": c.authorizer,
-            })
-        })
-        .collect();
-    json(StatusCode::OK, &json!({"connections": list}))
+    let now = state.now_ms();
+    let all = state.connections.all();
+    let mut list = Vec::with_capacity(all.len().min(MAX_LISTED));
+    for c in all.iter().take(MAX_LISTED) {
+        let rooms: Vec<String> = state
+            .store
+            .memberships_of(&c.peer.id, now)
+            .await
+            .map(|ms| ms.into_iter().map(|m| m.room).collect())
+            .unwrap_or_default();
+        let (frames_in, frames_out, queued) = c.counts();
+        list.push(json!({
+            "connectionId": c.peer.id,
+            "user": c.authorizer["principalId"],
+            "rooms": rooms,
+            "connectedAt": iso8601(c.peer.connected_at_ms),
+            "lastActiveAt": iso8601(c.last_active_ms()),
+            "framesIn": frames_in,
+            "framesOut": frames_out,
+            "queued": queued,
+            "sourceIp": c.peer.source_ip,
+            "authorizer": c.authorizer,
+        }));
+    }
+    json(
+        StatusCode::OK,
+        &json!({"connections": list, "open": all.len()}),
+    )
 }

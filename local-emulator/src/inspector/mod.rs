@@ -22,6 +22,7 @@ pub(crate) mod api;
 pub(crate) const DEFAULT_TIMELINE: usize = 2000;
 
 /// The emulator's timeline.
+#[derive(Debug)]
 pub(crate) struct Timeline {
     cap: usize,
     next: AtomicU64,

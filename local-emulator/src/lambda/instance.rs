@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::process::{Launch, Process, SpawnError};
+use super::process::{Launch, Output, Process, SpawnError};
 use super::runtime_api;
 use super::sandbox::{Invocation, Reply, Sandbox, Work};
 use crate::lambda::registry::InvokeError;
@@ -61,7 +61,7 @@ impl Instance {
         launch: &Launch,
         mut env: BTreeMap<String, String>,
         function_arn: String,
-        label: Arc<str>,
+        output: Output,
     ) -> Result<Self, StartError> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -76,7 +76,7 @@ impl Instance {
         env.insert("AWS_LAMBDA_RUNTIME_API".into(), addr.to_string());
         let (serving, serving_rx) = watch::channel(None);
         let started = Instant::now();
-        let process = match Process::spawn(launch, &env, label, serving_rx) {
+        let process = match Process::spawn(launch, &env, output, serving_rx) {
             Ok(p) => p,
             Err(e) => {
                 server.abort();
@@ -92,6 +92,11 @@ impl Instance {
             started,
             init: None,
         })
+    }
+
+    /// The process's OS id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.pid
     }
 
     /// Whether the process is still running.

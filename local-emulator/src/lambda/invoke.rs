@@ -118,6 +118,8 @@ impl Function {
                     served = Served {
                         cold: Some(prepared.cold),
                         trace: trace_root(&prepared.trace_id),
+                        lambda_request_id: Some(prepared.request_id.clone()),
+                        pid: prepared.pid,
                     };
                     let mut context = context;
                     context.crash_after = self.crash(&event, &ids);
@@ -180,6 +182,8 @@ impl Function {
                 "mode": match self.runs { Runs::InProcess(_) => "in-process", Runs::Processes(_) => "process" },
                 "cold": served.cold,
                 "traceId": served.trace,
+                "lambdaRequestId": served.lambda_request_id,
+                "pid": served.pid,
                 "outcome": outcome.map_or_else(|e| e.to_string(), |()| "ok".to_owned()),
             }),
         );
@@ -277,6 +281,10 @@ struct Served {
     /// `x-amzn-trace-id` with each call it makes: how the timeline ties its
     /// `@connections` calls to it.
     trace: Option<String>,
+    /// Lambda's request id: the one its log lines carry.
+    lambda_request_id: Option<String>,
+    /// The process that served it.
+    pid: Option<u32>,
 }
 
 /// `1-5759e988-bd862e3fe1be46a994272793` from a trace header
@@ -441,14 +449,16 @@ async fn process_function(
     tracing::info!(function = %spec.logical_id, program = %launch.program.display(), runtime = %spec.runtime, "runs as processes");
     let cargo = launch.program.starts_with(&fenv.tools.target_dir);
     let (program, task_root) = (launch.program.clone(), launch.task_root.clone());
-    let pool = Arc::new(ProcessFunction::new(
+    let mut pool = ProcessFunction::new(
         &spec.logical_id,
         launch,
         env,
         arn,
         Duration::from_secs(spec.timeout_secs),
         fenv.metrics.clone(),
-    ));
+    );
+    pool.timeline = Some(fenv.timeline.clone());
+    let pool = Arc::new(pool);
     let watched = crate::lambda::watch::Watched::new(
         Arc::downgrade(&pool),
         spec,

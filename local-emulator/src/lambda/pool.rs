@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::instance::{Instance, InstanceError, trace_id};
-use super::process::Launch;
+use super::process::{Launch, Output};
 use super::sandbox::Work;
 use crate::lambda::registry::{InvokeError, InvokeFuture};
 use crate::metrics::Metrics;
@@ -29,6 +29,8 @@ pub(crate) struct ProcessFunction {
     pub(crate) arn: String,
     pub(crate) timeout: Duration,
     pub(crate) metrics: Arc<Metrics>,
+    /// Where its output lines go while an inspector watches.
+    pub(crate) timeline: Option<Arc<crate::inspector::Timeline>>,
     idle: Mutex<Vec<(u64, Instance)>>,
     /// Bumped by a reload: instances of an older generation finish what
     /// they run and are not reused.
@@ -44,10 +46,13 @@ const INIT_LIMIT: Duration = Duration::from_secs(10);
 pub(crate) struct Prepared {
     instance: Instance,
     generation: u64,
-    request_id: String,
+    /// Lambda's request id for the invocation.
+    pub(crate) request_id: String,
     /// The X-Ray trace header the invocation gets (`Lambda-Runtime-Trace-Id`);
     /// the SDKs pass it on with each call the function makes.
     pub(crate) trace_id: String,
+    /// The serving process's id.
+    pub(crate) pid: Option<u32>,
     /// A fresh instance: this invocation pays its init (a cold start).
     pub(crate) cold: bool,
 }
@@ -78,6 +83,7 @@ impl ProcessFunction {
             arn,
             timeout,
             metrics,
+            timeline: None,
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
         }
@@ -95,6 +101,7 @@ impl ProcessFunction {
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(instance) = self.warm(generation) {
             return Ok(Prepared {
+                pid: instance.pid(),
                 instance,
                 generation,
                 trace_id: trace_id(&request_id),
@@ -130,6 +137,7 @@ impl ProcessFunction {
             self.metrics.function_init(&self.name, init);
         }
         Ok(Prepared {
+            pid: instance.pid(),
             instance,
             generation,
             trace_id: trace_id(&request_id),
@@ -247,8 +255,11 @@ impl ProcessFunction {
     }
 
     async fn start(&self, request_id: &str) -> Result<Instance, InvokeError> {
-        let label: Arc<str> = self.name.clone();
-        Instance::start(&self.launch, self.env.clone(), self.arn.clone(), label)
+        let output = Output {
+            label: self.name.clone(),
+            timeline: self.timeline.clone(),
+        };
+        Instance::start(&self.launch, self.env.clone(), self.arn.clone(), output)
             .await
             .map_err(|e| {
                 tracing::error!(function = %self.name, request_id, error = %e, "cannot start the function");

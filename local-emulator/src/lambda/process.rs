@@ -11,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
 
+use crate::inspector::Timeline;
+
 /// A line longer than this is shown cut (a handler printing megabytes
 /// without a newline must not grow the emulator's memory).
 const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -33,21 +35,31 @@ pub(crate) struct SpawnError {
     pub(crate) source: std::io::Error,
 }
 
+/// Where a function's output goes: the emulator's log, prefixed with
+/// the function's name, and the inspector's timeline while one watches.
+#[derive(Clone, Debug)]
+pub(crate) struct Output {
+    pub(crate) label: Arc<str>,
+    pub(crate) timeline: Option<Arc<Timeline>>,
+}
+
 /// A running (or exited) process.
 #[derive(Debug)]
 pub(crate) struct Process {
     exited: watch::Receiver<Option<ExitStatus>>,
     kill: Option<oneshot::Sender<()>>,
+    /// The OS's process id (none once it could not be read).
+    pub(crate) pid: Option<u32>,
 }
 
 impl Process {
     /// Starts `command` with `env` only (nothing of the emulator's own
-    /// environment leaks in). `label` prefixes its output; `serving` says
-    /// which request id it is working on, for the output's prefix.
+    /// environment leaks in). Its output goes to `output`; `serving` says
+    /// which request id it is working on, for each line.
     pub(crate) fn spawn(
         command: &Launch,
         env: &BTreeMap<String, String>,
-        label: Arc<str>,
+        output: Output,
         serving: watch::Receiver<Option<String>>,
     ) -> Result<Self, SpawnError> {
         let mut child = Command::new(&command.program)
@@ -64,11 +76,17 @@ impl Process {
                 program: command.program.display().to_string(),
                 source,
             })?;
+        let pid = child.id();
+        let source = Source {
+            output,
+            pid,
+            serving,
+        };
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward(out, label.clone(), serving.clone()));
+            tokio::spawn(forward(out, source.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward(err, label, serving));
+            tokio::spawn(forward(err, source));
         }
         let (exited_tx, exited) = watch::channel(None);
         let (kill, kill_rx) = oneshot::channel();
@@ -76,6 +94,7 @@ impl Process {
         Ok(Self {
             exited,
             kill: Some(kill),
+            pid,
         })
     }
 
@@ -124,12 +143,18 @@ async fn reap(
     }
 }
 
-/// Shows each output line as `[function request-id] line` through tracing.
-async fn forward(
-    mut from: impl AsyncRead + Unpin,
-    label: Arc<str>,
+/// One process's output stream and what its lines are tagged with.
+#[derive(Clone)]
+struct Source {
+    output: Output,
+    pid: Option<u32>,
+    /// The request id being served (none: init).
     serving: watch::Receiver<Option<String>>,
-) {
+}
+
+/// Shows each output line as `[function request-id] line` through tracing,
+/// and on the timeline while an inspector watches.
+async fn forward(mut from: impl AsyncRead + Unpin, source: Source) {
     let mut buf = vec![0u8; 8192];
     let mut line: Vec<u8> = Vec::new();
     let mut cut = false;
@@ -140,7 +165,7 @@ async fn forward(
         };
         for &b in &buf[..n] {
             if b == b'\n' {
-                show(&label, &serving, &line, cut);
+                show(&source, &line, cut);
                 line.clear();
                 cut = false;
             } else if line.len() < MAX_LINE_BYTES {
@@ -151,14 +176,31 @@ async fn forward(
         }
     }
     if !line.is_empty() {
-        show(&label, &serving, &line, cut);
+        show(&source, &line, cut);
     }
 }
 
-fn show(label: &str, serving: &watch::Receiver<Option<String>>, line: &[u8], cut: bool) {
+fn show(source: &Source, line: &[u8], cut: bool) {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end_matches('\r');
-    let request_id = serving.borrow().clone().unwrap_or_else(|| "init".into());
+    let serving = source.serving.borrow().clone();
+    let request_id = serving.as_deref().unwrap_or("init");
     let more = if cut { " …(cut)" } else { "" };
+    let label = &source.output.label;
     tracing::info!(target: "function", "[{label} {request_id}] {text}{more}");
+    if let Some(timeline) = source.output.timeline.as_ref().filter(|t| t.watching()) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        timeline.record(
+            "log",
+            now_ms,
+            serde_json::json!({
+                "function": &**label,
+                "lambdaRequestId": serving,
+                "pid": source.pid,
+                "line": format!("{}{more}", crate::inspector::excerpt(text, 1024)),
+            }),
+        );
+    }
 }
