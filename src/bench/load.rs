@@ -275,7 +275,11 @@ async fn next_delivery(target: &Target, ws: &mut Ws, deadline: Instant) -> Optio
 /// `broadcast`: R rooms of M members, S senders each at a fixed rate.
 /// Every (receiver, sender, message) is counted: lost and duplicate counts
 /// are exact.
-pub(crate) async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, BenchError> {
+pub(crate) async fn broadcast(
+    target: &Target,
+    b: Broadcast,
+    pid: Option<u32>,
+) -> Result<Value, BenchError> {
     let per_room = b.members + b.senders;
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
@@ -337,6 +341,10 @@ pub(crate) async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, Be
         }));
     }
     let first_send = now_us();
+    // The server's memory through the run, every RSS_EVERY: it must stay
+    // flat once everything is connected (an inspector's ring included).
+    let (stop_sampling, sampling) = tokio::sync::watch::channel(false);
+    let sampler = pid.map(|pid| tokio::spawn(sample_rss(pid, sampling)));
     let mut sending = Vec::new();
     for (room, sender, ws) in senders {
         let target = target.clone();
@@ -364,6 +372,11 @@ pub(crate) async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, Be
     for t in tasks {
         let _ = t.await;
     }
+    let _ = stop_sampling.send(true);
+    let rss_mb = match sampler {
+        Some(t) => t.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     for (mut sink, drain) in open {
         drain.abort();
         let _ = sink.close().await;
@@ -384,7 +397,40 @@ pub(crate) async fn broadcast(target: &Target, b: Broadcast) -> Result<Value, Be
         "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "max_ms": s.max_ms,
         "deliveries_per_s": if span > 0.0 { unique as f64 / span } else { 0.0 },
         "lost": expected - unique, "duplicate": total - unique,
+        "rss_mb_every_5s": rss_mb,
     }))
+}
+
+/// How often a broadcast samples the server's RSS.
+const RSS_EVERY: Duration = Duration::from_secs(5);
+
+/// The server's RSS in MB (one decimal), at the start and every
+/// [`RSS_EVERY`] until `stop`.
+async fn sample_rss(pid: u32, mut stop: tokio::sync::watch::Receiver<bool>) -> Vec<f64> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(RSS_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Ok(bytes) = rss_bytes(pid) {
+                    samples.push((bytes as f64 / 1e5).round() / 10.0);
+                }
+            }
+            _ = stop.changed() => return samples,
+        }
+    }
+}
+
+/// A process's resident set, from /proc.
+fn rss_bytes(pid: u32) -> Result<u64, BenchError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| BenchError::Setup(format!("cannot read /proc/{pid}/status: {e}")))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| BenchError::Setup("no VmRSS".into()))
 }
 
 /// `fanout`: one message at a time to a room of `n`; `repeats` times.
@@ -490,16 +536,7 @@ pub(crate) async fn memory(
     pid: u32,
     counts: &[usize],
 ) -> Result<Value, BenchError> {
-    let rss = || -> Result<u64, BenchError> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .map_err(|e| BenchError::Setup(format!("cannot read /proc/{pid}/status: {e}")))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .ok_or_else(|| BenchError::Setup("no VmRSS".into()))
-    };
+    let rss = || rss_bytes(pid);
     let mut points = Vec::new();
     let mut open: Vec<Ws> = Vec::new();
     let base = rss()?;

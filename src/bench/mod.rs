@@ -435,7 +435,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                             rate: run as u32,
                             count: run as u64 * args.seconds,
                         };
-                        line(bench::broadcast(target, sizes).await, scenario, target);
+                        line(
+                            bench::broadcast(target, sizes, *pid).await,
+                            scenario,
+                            target,
+                        );
                     }
                     "fanout" => line(
                         bench::fanout(target, run, args.fanout_messages).await,
