@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, State as Shared};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, Method, StatusCode};
+use http::request::Parts;
+use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
@@ -30,10 +32,10 @@ pub(crate) async fn by_id(
     Shared(state): Shared<Arc<State>>,
     method: Method,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Trace(trace): Trace,
     body: Body,
 ) -> Response {
-    handle(&state, method, &id, trace(&headers), body).await
+    handle(&state, method, &id, trace, body).await
 }
 
 /// `/{stage}/@connections/{id}`: the same, if the stage is this one.
@@ -41,13 +43,13 @@ pub(crate) async fn by_stage_and_id(
     Shared(state): Shared<Arc<State>>,
     method: Method,
     Path((stage, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Trace(trace): Trace,
     body: Body,
 ) -> Response {
     if stage != state.stage {
         return HttpError::NotFound("not found\n".into()).into_response();
     }
-    handle(&state, method, &id, trace(&headers), body).await
+    handle(&state, method, &id, trace, body).await
 }
 
 /// `/@connections/` with no id: always malformed.
@@ -57,10 +59,22 @@ pub(crate) async fn without_id(Shared(state): Shared<Arc<State>>, method: Method
 
 /// The caller's trace root, when it runs in a Lambda invocation: the SDKs
 /// send the invocation's trace header with each call (recursion
-/// detection), which ties the call to the invocation on the timeline.
-fn trace(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("x-amzn-trace-id")?.to_str().ok()?;
-    crate::lambda::invoke::trace_root(value)
+/// detection), which ties the call to the invocation on the timeline. Read
+/// from the request in place (a `HeaderMap` extractor would copy every
+/// header of every post).
+pub(crate) struct Trace(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Trace {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let root = parts
+            .headers
+            .get("x-amzn-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::lambda::invoke::trace_root);
+        Ok(Self(root))
+    }
 }
 
 async fn handle(
