@@ -198,3 +198,6 @@ pub(crate) fn record(timeline: &Timeline, operation: &str, error: StoreFault) {
         }),
     );
 }
+
+#[cfg(test)]
+mod tests;
