@@ -231,6 +231,24 @@ async fn invocation_faults_error_and_time_out_then_the_function_serves_again() {
     emu.shutdown().await;
 }
 
+/// Alice's send fails as `unavailable`, with its `ref`; after `heal`, her
+/// retry with the same id is stored once and delivered to Bob.
+async fn refused_then_stored_once(
+    alice: &mut Ws,
+    bob: &mut Ws,
+    heal: impl std::future::Future<Output = ()>,
+) {
+    let frame = json!({"action": "send", "room": "r", "id": "m1", "data": 1, "ref": "s1"});
+    send(alice, frame.clone()).await;
+    let refused = recv_type(alice, "error").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert_eq!(refused["ref"], "s1");
+    heal.await;
+    send(alice, frame).await;
+    assert_eq!(recv_type(alice, "ack").await["seq"], 1);
+    assert_eq!(recv_type(bob, "message").await["id"], "m1");
+}
+
 #[tokio::test]
 async fn a_store_error_is_an_unavailable_frame_and_the_retry_stores_once() {
     let emu = roomcast().await;
@@ -242,15 +260,8 @@ async fn a_store_error_is_an_unavailable_frame_and_the_retry_stores_once() {
     )
     .await;
     assert_eq!(status, 201);
-    let frame = json!({"action": "send", "room": "r", "id": "m1", "data": 1, "ref": "s1"});
-    send(&mut alice, frame.clone()).await;
-    let refused = recv_type(&mut alice, "error").await;
-    assert_eq!(refused["code"], "unavailable", "{refused}");
-    assert_eq!(refused["ref"], "s1");
-    // The retry with the same id is stored once, and delivered.
-    send(&mut alice, frame).await;
-    assert_eq!(recv_type(&mut alice, "ack").await["seq"], 1);
-    assert_eq!(recv_type(&mut bob, "message").await["id"], "m1");
+    // One call fails, then the fault is used up.
+    refused_then_stored_once(&mut alice, &mut bob, async {}).await;
     emu.shutdown().await;
 }
 
@@ -354,28 +365,9 @@ async fn a_fast_clock_brings_the_idle_and_maximum_duration_closes_in_seconds() {
     emu.shutdown().await;
 }
 
-/// The emulator on the process-function fixture (tests/fixtures/lambda):
-/// a custom runtime behind the Runtime API, async retries 100 ms apart.
-async fn lambdas() -> RunningEmulator {
-    start(
-        config("tests/fixtures/lambda/template.yaml")
-            .python(python())
-            .async_retry_base(std::time::Duration::from_millis(100)),
-    )
-    .await
-}
-
-fn payload(v: &Value) -> aws_sdk_lambda::primitives::Blob {
-    aws_sdk_lambda::primitives::Blob::new(v.to_string().into_bytes())
-}
-
-fn answer(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Value {
-    serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap()
-}
-
 #[tokio::test]
 async fn a_throttled_function_is_lambdas_429_and_the_sdks_retry_absorbs_one() {
-    let emu = lambdas().await;
+    let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
     let invoke = || {
         lambda
@@ -420,14 +412,14 @@ async fn a_throttled_function_is_lambdas_429_and_the_sdks_retry_absorbs_one() {
     .await;
     let out = invoke().await.unwrap();
     assert_eq!(out.status_code(), 200);
-    assert!(answer(&out)["pid"].is_u64());
+    assert!(parse(&out)["pid"].is_u64());
     assert!(faults(&emu).await.is_empty(), "used up");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_throttled_event_goes_back_to_the_queue_without_using_its_retries() {
-    let emu = lambdas().await;
+    let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
     let file = std::env::temp_dir().join(format!("roomcast-throttled-{}", uuid::Uuid::new_v4()));
     // Three throttles: more than the two retries a function error gets, so
@@ -464,7 +456,7 @@ async fn a_throttled_event_goes_back_to_the_queue_without_using_its_retries() {
 
 #[tokio::test]
 async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_cold() {
-    let emu = lambdas().await;
+    let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
     let echo = || async {
         let out = lambda
@@ -474,7 +466,7 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
             .send()
             .await
             .unwrap();
-        answer(&out)["pid"].as_u64().unwrap()
+        parse(&out)["pid"].as_u64().unwrap()
     };
     let before = echo().await;
     fault(
@@ -492,7 +484,7 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
         .await
         .unwrap();
     assert_eq!(out.function_error(), Some("Unhandled"));
-    let error = answer(&out);
+    let error = parse(&out);
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
     let message = error["errorMessage"].as_str().unwrap();
     assert!(
@@ -519,20 +511,10 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
 
 #[tokio::test]
 async fn a_store_error_reaches_functions_run_as_processes_through_their_own_sdk() {
-    assert_lambda_binaries_fresh();
-    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
-    let emu = start(
-        config("template.yaml")
-            .dynamodb(crate::common::dynamodb_endpoint(), table, true)
-            .functions(roomcast_emulator::FunctionsMode::Process),
-    )
-    .await;
+    let emu = roomcast_processes_on_moto().await;
     let (mut alice, _) = join_as(&emu, "alice", "r").await;
     let (mut bob, _) = join_as(&emu, "bob", "r").await;
-    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
-        .await
-        .unwrap();
-    stream.chunk().await.unwrap().unwrap();
+    let mut stream = watch(&emu).await;
     // More failures than the function's SDK retries: its first call fails
     // for good, answered as DynamoDB answers a throttle.
     let (status, added) = fault(
@@ -541,33 +523,27 @@ async fn a_store_error_reaches_functions_run_as_processes_through_their_own_sdk(
     )
     .await;
     assert_eq!(status, 201);
-    let frame = json!({"action": "send", "room": "r", "id": "m1", "data": 1, "ref": "s1"});
-    send(&mut alice, frame.clone()).await;
-    let refused = recv_type(&mut alice, "error").await;
-    assert_eq!(refused["code"], "unavailable", "{refused}");
-    assert_eq!(refused["ref"], "s1");
-    let hits = faults(&emu).await[0]["hits"].as_u64().unwrap();
-    assert!(
-        hits >= 3,
-        "the SDK retried the throttle: {hits} calls refused"
-    );
-    let operation = from_timeline(&mut stream, |seen| {
-        seen.iter()
-            .find(|e| e["kind"] == "store")
-            .map(|e| e["operation"].clone())
-    })
-    .await;
-    assert!(operation.is_string(), "{operation}");
-    let id = added["id"].as_u64().unwrap();
-    reqwest::Client::new()
-        .delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
-        .send()
-        .await
-        .unwrap();
-    // The retry with the same id is stored once, and delivered.
-    send(&mut alice, frame).await;
-    assert_eq!(recv_type(&mut alice, "ack").await["seq"], 1);
-    assert_eq!(recv_type(&mut bob, "message").await["id"], "m1");
+    let heal = async {
+        let hits = faults(&emu).await[0]["hits"].as_u64().unwrap();
+        assert!(
+            hits >= 3,
+            "the SDK retried the throttle: {hits} calls refused"
+        );
+        let operation = from_timeline(&mut stream, |seen| {
+            seen.iter()
+                .find(|e| e["kind"] == "store")
+                .map(|e| e["operation"].clone())
+        })
+        .await;
+        assert!(operation.is_string(), "{operation}");
+        let id = added["id"].as_u64().unwrap();
+        reqwest::Client::new()
+            .delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
+            .send()
+            .await
+            .unwrap();
+    };
+    refused_then_stored_once(&mut alice, &mut bob, heal).await;
     drop(stream);
     emu.shutdown().await;
 }

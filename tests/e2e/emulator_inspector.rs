@@ -125,10 +125,7 @@ async fn the_inspector_page_is_served_at_its_own_path() {
 #[tokio::test]
 async fn an_invocation_replays_with_an_edited_event() {
     let emu = start(config("template.yaml")).await;
-    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
-        .await
-        .unwrap();
-    stream.chunk().await.unwrap().unwrap();
+    let mut stream = watch(&emu).await;
     let (mut ws, _) = alice(&emu).await;
     send(&mut ws, json!({"action": "heartbeat", "ref": "first"})).await;
     recv_type(&mut ws, "pong").await;
@@ -237,18 +234,8 @@ async fn connections_show_their_rooms_frames_queue_and_authorizer_context() {
 
 #[tokio::test]
 async fn an_invocation_run_as_a_process_is_tied_to_its_posts_by_its_trace_header() {
-    assert_lambda_binaries_fresh();
-    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
-    let emu = start(
-        config("template.yaml")
-            .dynamodb(crate::common::dynamodb_endpoint(), table, true)
-            .functions(roomcast_emulator::FunctionsMode::Process),
-    )
-    .await;
-    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
-        .await
-        .unwrap();
-    stream.chunk().await.unwrap().unwrap();
+    let emu = roomcast_processes_on_moto().await;
+    let mut stream = watch(&emu).await;
     let (mut alice, alice_id) = join_with_token(&emu, &dev_token(&emu, "alice").await, "r").await;
     let (mut bob, bob_id) = join_with_token(&emu, &dev_token(&emu, "bob").await, "r").await;
     send(
@@ -293,23 +280,13 @@ async fn an_invocation_run_as_a_process_is_tied_to_its_posts_by_its_trace_header
 
 #[tokio::test]
 async fn a_process_functions_log_lines_are_tied_to_its_invocation_and_instance() {
-    let emu = start(
-        config("tests/fixtures/lambda/template.yaml")
-            .python(python())
-            .async_retry_base(std::time::Duration::from_millis(100)),
-    )
-    .await;
-    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
-        .await
-        .unwrap();
-    stream.chunk().await.unwrap().unwrap();
+    let emu = lambdas(|c| c).await;
+    let mut stream = watch(&emu).await;
     let out = lambda_client(&emu)
         .await
         .invoke()
         .function_name("CustomFunction")
-        .payload(aws_sdk_lambda::primitives::Blob::new(
-            json!({"fixture": "echo"}).to_string().into_bytes(),
-        ))
+        .payload(payload(&json!({"fixture": "echo"})))
         .send()
         .await
         .unwrap();

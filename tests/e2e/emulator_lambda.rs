@@ -12,25 +12,7 @@ use std::time::Duration;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use common::emulator::*;
-use roomcast_emulator::{EmulatorConfig, RunningEmulator};
 use serde_json::{Value, json};
-
-async fn lambdas(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> RunningEmulator {
-    start(tune(
-        config("tests/fixtures/lambda/template.yaml")
-            .python(python())
-            .async_retry_base(Duration::from_millis(100)),
-    ))
-    .await
-}
-
-fn payload(v: &Value) -> Blob {
-    Blob::new(v.to_string().into_bytes())
-}
-
-fn parse(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Value {
-    serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap()
-}
 
 #[tokio::test]
 async fn a_custom_route_runs_a_custom_runtime_with_api_gateways_event() {
@@ -543,10 +525,7 @@ async fn failures_and_error_statuses_are_logged_with_function_route_and_connecti
 async fn a_function_forced_cold_starts_cold_and_the_timeline_says_so() {
     let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
-    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
-        .await
-        .unwrap();
-    stream.chunk().await.unwrap().unwrap();
+    let mut stream = watch(&emu).await;
     let invoke = || {
         lambda
             .invoke()

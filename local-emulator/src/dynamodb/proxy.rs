@@ -182,12 +182,8 @@ fn dynamodb_error(status: StatusCode, kind: &str, message: &str) -> Response {
 
 /// A store error, on the inspector's timeline.
 pub(crate) fn record(timeline: &Timeline, operation: &str, error: StoreFault) {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    timeline.record(
+    timeline.record_now(
         "store",
-        now_ms,
         json!({
             "operation": operation,
             "error": match error {

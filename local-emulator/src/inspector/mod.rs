@@ -67,6 +67,15 @@ impl Timeline {
         let _ = self.live.send(line);
     }
 
+    /// Records an entry stamped with the wall clock now (for places with
+    /// no emulator clock at hand).
+    pub(crate) fn record_now(&self, kind: &str, fields: Value) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.record(kind, now_ms, fields);
+    }
+
     /// The entries kept, oldest first, as a JSON array.
     pub(crate) fn snapshot(&self) -> String {
         let ring = self.lock();

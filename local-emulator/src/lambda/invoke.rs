@@ -164,14 +164,10 @@ impl Function {
         event: Option<Value>,
         served: &Served,
     ) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         // Events too large to show are not kept (the ring stays small).
         let event = event.filter(|e| e.to_string().len() <= MAX_KEPT_EVENT);
-        self.timeline.record(
+        self.timeline.record_now(
             "invoke",
-            now_ms,
             serde_json::json!({
                 "event": event,
                 "function": self.name,

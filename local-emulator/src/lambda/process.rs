@@ -189,12 +189,8 @@ fn show(source: &Source, line: &[u8], cut: bool) {
     let label = &source.output.label;
     tracing::info!(target: "function", "[{label} {request_id}] {text}{more}");
     if let Some(timeline) = source.output.timeline.as_ref().filter(|t| t.watching()) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        timeline.record(
+        timeline.record_now(
             "log",
-            now_ms,
             serde_json::json!({
                 "function": &**label,
                 "lambdaRequestId": serving,

@@ -535,3 +535,50 @@ pub(crate) async fn next_event(
     .await
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+/// The emulator on the process-function fixture (tests/fixtures/lambda: a
+/// custom runtime behind the Runtime API, Python, Node), async retries
+/// 100 ms apart, as `tune` adjusts it.
+pub(crate) async fn lambdas(
+    tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig,
+) -> RunningEmulator {
+    start(tune(
+        config("tests/fixtures/lambda/template.yaml")
+            .python(python())
+            .async_retry_base(Duration::from_millis(100)),
+    ))
+    .await
+}
+
+/// Roomcast's template with every function a process, on moto, a table of
+/// its own. The Lambda binaries must be built (`assert_lambda_binaries_fresh`).
+pub(crate) async fn roomcast_processes_on_moto() -> RunningEmulator {
+    assert_lambda_binaries_fresh();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    start(
+        config("template.yaml")
+            .dynamodb(super::dynamodb_endpoint(), table, true)
+            .functions(roomcast_emulator::FunctionsMode::Process),
+    )
+    .await
+}
+
+/// An Invoke API payload.
+pub(crate) fn payload(v: &Value) -> aws_sdk_lambda::primitives::Blob {
+    aws_sdk_lambda::primitives::Blob::new(v.to_string().into_bytes())
+}
+
+/// An Invoke API answer's payload as JSON.
+pub(crate) fn parse(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Value {
+    serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap()
+}
+
+/// The inspector's live stream, opened: from its first bytes on, the
+/// emulator records frames, posts and output lines.
+pub(crate) async fn watch(emu: &RunningEmulator) -> reqwest::Response {
+    let mut stream = reqwest::get(format!("http://{}/_roomcast/timeline/stream", emu.addr))
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    stream
+}
