@@ -488,7 +488,7 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
     let message = error["errorMessage"].as_str().unwrap();
     assert!(
-        message.contains("Runtime exited with error: signal"),
+        message.contains("Runtime exited with error: signal: killed"),
         "{message}"
     );
     let after = echo().await;

@@ -200,9 +200,38 @@ impl Drop for Instance {
 
 fn exited(status: Option<std::process::ExitStatus>) -> InstanceError {
     InstanceError::Exited(match status {
-        Some(s) => s.to_string(),
+        Some(s) => lambda_status(s),
         None => "unknown status".into(),
     })
+}
+
+/// An exit as Lambda words it in `Runtime exited with error: …` (its
+/// service is written in Go, so the words are Go's): `exit status 7`,
+/// `signal: killed` for SIGKILL (a timeout or the memory limit). AWS does
+/// not document the text; these are the ones its logs show.
+pub(crate) fn lambda_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    let Some(signal) = status.signal() else {
+        return status.to_string();
+    };
+    let name = match signal {
+        1 => "hangup",
+        2 => "interrupt",
+        3 => "quit",
+        4 => "illegal instruction",
+        6 => "aborted",
+        7 => "bus error",
+        8 => "floating point exception",
+        9 => "killed",
+        11 => "segmentation fault",
+        13 => "broken pipe",
+        15 => "terminated",
+        n => return format!("signal {n}"),
+    };
+    format!("signal: {name}")
 }
 
 /// An X-Ray trace header for one invocation: `Root=1-<epoch hex>-<24 hex>`.

@@ -218,7 +218,8 @@ async fn a_crash_fails_its_invocation_and_the_next_one_starts_fresh() {
     let err = call(&f, json!({"fixture": "crash"})).await.unwrap_err();
     assert_eq!(err.error_type, "Runtime.ExitError");
     assert!(
-        err.error_message.contains("exit status: 7"),
+        err.error_message
+            .contains("Runtime exited with error: exit status 7"),
         "{}",
         err.error_message
     );
@@ -266,7 +267,7 @@ async fn init_failures_fail_the_invocation_and_later_ones_retry_init() {
     let err = call(&f, json!({})).await.unwrap_err();
     assert_eq!(err.error_type, "Runtime.ExitError");
     assert!(
-        err.error_message.contains("exit status: 3"),
+        err.error_message.contains("exit status 3"),
         "{}",
         err.error_message
     );
