@@ -19,8 +19,7 @@ async fn join_as(emu: &RunningEmulator, user: &str, room: &str) -> (Ws, String) 
 }
 
 async fn fault(emu: &RunningEmulator, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/_roomcast/faults", emu.addr))
+    let r = dev_api(emu, reqwest::Method::POST, "faults")
         .json(&body)
         .send()
         .await
@@ -30,13 +29,16 @@ async fn fault(emu: &RunningEmulator, body: Value) -> (u16, Value) {
 }
 
 async fn faults(emu: &RunningEmulator) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("http://{}/_roomcast/faults", emu.addr))
-        .await
+    dev_api_json(emu, "faults").await["faults"]
+        .as_array()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["faults"].as_array().unwrap().clone()
+        .clone()
+}
+
+/// Removes fault `id`; the answer's status.
+async fn remove(emu: &RunningEmulator, id: &Value) -> u16 {
+    let id = id.as_u64().unwrap();
+    dev_api_status(emu, reqwest::Method::DELETE, &format!("faults/{id}")).await
 }
 
 async fn say(ws: &mut Ws, room: &str, id: &str) {
@@ -151,15 +153,8 @@ async fn room_members(lambda: &aws_sdk_lambda::Client) -> u64 {
 async fn a_cut_connection_gets_no_close_frame_and_disconnects_with_1006() {
     let emu = roomcast().await;
     let (mut bob, bob_id) = join_as(&emu, "bob", "r").await;
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://{}/_roomcast/connections/{bob_id}/cut",
-            emu.addr
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    let cut = format!("connections/{bob_id}/cut");
+    assert_eq!(dev_api_status(&emu, reqwest::Method::POST, &cut).await, 204);
     // The stream ends (or errs) without a Close frame.
     ends_without_close(&mut bob).await;
     let counted = "roomcast_disconnects_total{status=\"1006\"} 1";
@@ -168,15 +163,7 @@ async fn a_cut_connection_gets_no_close_frame_and_disconnects_with_1006() {
         metrics(e).await.contains(counted)
     })
     .await;
-    let missing = reqwest::Client::new()
-        .post(format!(
-            "http://{}/_roomcast/connections/{bob_id}/cut",
-            emu.addr
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status().as_u16(), 404);
+    assert_eq!(dev_api_status(&emu, reqwest::Method::POST, &cut).await, 404);
     emu.shutdown().await;
 }
 
@@ -281,15 +268,9 @@ async fn faults_expire_by_time_can_be_removed_and_bad_ones_are_clear_400s() {
         json!({"fault": "invoke-error", "scope": {"function": "Nope"}}),
     )
     .await;
-    let id = kept["id"].as_u64().unwrap();
     assert_eq!(faults(&emu).await.len(), 1);
-    let http = reqwest::Client::new();
-    let del = |id: u64| {
-        http.delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
-            .send()
-    };
-    assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
-    assert_eq!(del(id).await.unwrap().status().as_u16(), 404);
+    assert_eq!(remove(&emu, &kept["id"]).await, 204);
+    assert_eq!(remove(&emu, &kept["id"]).await, 404);
     for (bad, says) in [
         (json!({"fault": "meteor"}), "meteor"),
         (
@@ -397,13 +378,7 @@ async fn a_throttled_function_is_lambdas_429_and_the_sdks_retry_absorbs_one() {
     );
     let listed = faults(&emu).await;
     assert_eq!(listed[0]["hits"], 3, "the SDK's three attempts: {listed:?}");
-    let id = added["id"].as_u64().unwrap();
-    let removed = reqwest::Client::new()
-        .delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status().as_u16(), 204);
+    assert_eq!(remove(&emu, &added["id"]).await, 204);
     // One throttle: the SDK's retry gets through.
     fault(
         &emu,
@@ -536,12 +511,7 @@ async fn a_store_error_reaches_functions_run_as_processes_through_their_own_sdk(
         })
         .await;
         assert!(operation.is_string(), "{operation}");
-        let id = added["id"].as_u64().unwrap();
-        reqwest::Client::new()
-            .delete(format!("http://{}/_roomcast/faults/{id}", emu.addr))
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(remove(&emu, &added["id"]).await, 204);
     };
     refused_then_stored_once(&mut alice, &mut bob, heal).await;
     drop(stream);

@@ -11,23 +11,26 @@ use roomcast_emulator::RunningEmulator;
 use serde_json::{Value, json};
 
 async fn timeline(emu: &RunningEmulator) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("http://{}/_roomcast/timeline", emu.addr))
-        .await
+    dev_api_json(emu, "timeline").await["entries"]
+        .as_array()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["entries"].as_array().unwrap().clone()
+        .clone()
 }
 
 async fn alice(emu: &RunningEmulator) -> (Ws, String) {
+    connect_with_token(emu, &dev_token(emu, "alice").await).await
+}
+
+/// Alice in `lobby`, having said "hi" there (acked).
+async fn alice_said_hi(emu: &RunningEmulator) -> (Ws, String) {
     let token = dev_token(emu, "alice").await;
-    let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
-    send(&mut ws, json!({"action": "hello"})).await;
-    let id = recv_type(&mut ws, "welcome").await["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ws, id) = join_with_token(emu, &token, "lobby").await;
+    send(
+        &mut ws,
+        json!({"action": "send", "room": "lobby", "id": "m1", "data": "hi"}),
+    )
+    .await;
+    recv_type(&mut ws, "ack").await;
     (ws, id)
 }
 
@@ -56,12 +59,7 @@ async fn unwatched_the_timeline_keeps_invocations_not_frames_and_stays_bounded()
     let ids: Vec<u64> = kept.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
     assert!(metrics(&emu).await.contains("roomcast_timeline_entries 10"));
-    let listed: Value = reqwest::get(format!("http://{}/_roomcast/connections", emu.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = dev_api_json(&emu, "connections").await;
     assert_eq!(listed["connections"][0]["connectionId"], id.as_str());
     assert_eq!(listed["connections"][0]["user"], "alice");
     emu.shutdown().await;
@@ -170,20 +168,8 @@ async fn an_invocation_replays_with_an_edited_event() {
 #[tokio::test]
 async fn rooms_show_their_members_seq_and_last_messages() {
     let emu = start(config("template.yaml")).await;
-    let token = dev_token(&emu, "alice").await;
-    let (mut ws, id) = join_with_token(&emu, &token, "lobby").await;
-    send(
-        &mut ws,
-        json!({"action": "send", "room": "lobby", "id": "m1", "data": "hi"}),
-    )
-    .await;
-    recv_type(&mut ws, "ack").await;
-    let v: Value = reqwest::get(format!("http://{}/_roomcast/rooms", emu.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_ws, id) = alice_said_hi(&emu).await;
+    let v = dev_api_json(&emu, "rooms").await;
     let room = &v["rooms"][0];
     assert_eq!(room["room"], "lobby");
     assert_eq!(room["memberCount"], 1);
@@ -197,21 +183,9 @@ async fn rooms_show_their_members_seq_and_last_messages() {
 #[tokio::test]
 async fn connections_show_their_rooms_frames_queue_and_authorizer_context() {
     let emu = start(config("template.yaml")).await;
-    let token = dev_token(&emu, "alice").await;
-    let (mut ws, id) = join_with_token(&emu, &token, "lobby").await;
-    send(
-        &mut ws,
-        json!({"action": "send", "room": "lobby", "id": "m1", "data": "hi"}),
-    )
-    .await;
-    recv_type(&mut ws, "ack").await;
+    let (_ws, id) = alice_said_hi(&emu).await;
     let listed = || async {
-        let v: Value = reqwest::get(format!("http://{}/_roomcast/connections", emu.addr))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = dev_api_json(&emu, "connections").await;
         assert_eq!(v["open"], 1);
         v["connections"][0].clone()
     };

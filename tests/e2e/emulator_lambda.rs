@@ -535,12 +535,12 @@ async fn a_function_forced_cold_starts_cold_and_the_timeline_says_so() {
     };
     invoke().await.unwrap();
     invoke().await.unwrap();
-    let http = reqwest::Client::new();
     let cold = |name: &str| {
-        http.post(format!(
-            "http://{}/_roomcast/functions/{name}/cold",
-            emu.addr
-        ))
+        dev_api(
+            &emu,
+            reqwest::Method::POST,
+            &format!("functions/{name}/cold"),
+        )
         .send()
     };
     let r = cold("CustomFunction").await.unwrap();
@@ -564,14 +564,10 @@ async fn a_function_forced_cold_starts_cold_and_the_timeline_says_so() {
     emu.shutdown().await;
     // A function in the emulator's process has no instances to stop.
     let roomcast = start(config("template.yaml")).await;
-    let r = http
-        .post(format!(
-            "http://{}/_roomcast/functions/PublishFunction/cold",
-            roomcast.addr
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    let in_process = "functions/PublishFunction/cold";
+    assert_eq!(
+        dev_api_status(&roomcast, reqwest::Method::POST, in_process).await,
+        400
+    );
     roomcast.shutdown().await;
 }

@@ -57,6 +57,9 @@ pub(crate) struct LeanPost {
     credentials: SharedCredentialsProvider,
     retry: Retry,
     key: Mutex<Option<DayKey>>,
+    /// Running in Lambda (`AWS_LAMBDA_FUNCTION_NAME`), read once: only then
+    /// does a post carry the invocation's trace header.
+    in_lambda: bool,
 }
 
 impl LeanPost {
@@ -89,6 +92,7 @@ impl LeanPost {
             credentials,
             retry,
             key: Mutex::new(None),
+            in_lambda: std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
         })
     }
 
@@ -129,7 +133,7 @@ impl LeanPost {
         if let Some(token) = &signed.session_token {
             request = request.header("x-amz-security-token", token);
         }
-        if let Some(trace) = trace_header() {
+        if let Some(trace) = self.in_lambda.then(trace_header).flatten() {
             request = request.header("x-amzn-trace-id", trace);
         }
         let response = request.send().await.map_err(|e| Failure {
@@ -236,11 +240,10 @@ impl LeanPost {
 }
 
 /// The invocation's trace header, as the SDK's recursion detection adds
-/// it: only inside Lambda (`AWS_LAMBDA_FUNCTION_NAME`), from
-/// `_X_AMZN_TRACE_ID`, which the runtime sets for each invocation. SigV4
-/// leaves `x-amzn-trace-id` unsigned, so it is added after signing.
+/// it inside Lambda: from `_X_AMZN_TRACE_ID`, which the runtime sets for
+/// each invocation. SigV4 leaves `x-amzn-trace-id` unsigned, so it is
+/// added after signing.
 fn trace_header() -> Option<String> {
-    std::env::var_os("AWS_LAMBDA_FUNCTION_NAME")?;
     let trace = std::env::var("_X_AMZN_TRACE_ID").ok()?;
     (!trace.is_empty() && !trace.bytes().any(|b| b.is_ascii_control())).then_some(trace)
 }

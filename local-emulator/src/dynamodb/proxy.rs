@@ -101,10 +101,7 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
         .request(parts.method, format!("{}{path}", up.base))
         .body(bytes);
     for (name, value) in &parts.headers {
-        if !matches!(
-            *name,
-            header::HOST | header::CONTENT_LENGTH | header::CONNECTION | header::TRANSFER_ENCODING
-        ) {
+        if *name != header::HOST && !per_hop(name) {
             outgoing = outgoing.header(name, value);
         }
     }
@@ -138,14 +135,19 @@ async fn relay(answer: reqwest::Response) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     for (name, value) in &headers {
-        if !matches!(
-            *name,
-            header::CONTENT_LENGTH | header::CONNECTION | header::TRANSFER_ENCODING
-        ) {
+        if !per_hop(name) {
             r.headers_mut().append(name, value.clone());
         }
     }
     r
+}
+
+/// Headers that describe one connection's framing, set anew on each side.
+fn per_hop(name: &http::HeaderName) -> bool {
+    matches!(
+        *name,
+        header::CONTENT_LENGTH | header::CONNECTION | header::TRANSFER_ENCODING
+    )
 }
 
 /// DynamoDB's answer to a throttled call (400 `ThrottlingException`, which

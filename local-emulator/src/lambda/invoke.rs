@@ -199,12 +199,7 @@ impl Function {
     /// error at once, or a timeout after the function's timeout, as Lambda
     /// would report them. The function does not run.
     async fn injected(&self, event: &Value, ids: &EventIds) -> Option<InvokeFailure> {
-        let subject = Subject {
-            connection: ids.connection_id.as_deref(),
-            user: event["requestContext"]["authorizer"]["principalId"].as_str(),
-            function: Some(&self.name),
-        };
-        match self.faults.take(Point::Invoke, subject)? {
+        match self.faults.take(Point::Invoke, self.subject(event, ids))? {
             FaultKind::InvokeError => Some(InvokeFailure::Error(InvokeError {
                 error_type: "Roomcast.InjectedFault".into(),
                 error_message: "an injected invoke-error fault".into(),
@@ -218,15 +213,19 @@ impl Function {
         }
     }
 
-    /// When to kill the process serving this invocation, if an
-    /// `invoke-crash` fault strikes it.
-    fn crash(&self, event: &Value, ids: &EventIds) -> Option<Duration> {
-        let subject = Subject {
+    /// Whom this invocation is for, as faults are scoped.
+    fn subject<'a>(&'a self, event: &'a Value, ids: &'a EventIds) -> Subject<'a> {
+        Subject {
             connection: ids.connection_id.as_deref(),
             user: event["requestContext"]["authorizer"]["principalId"].as_str(),
             function: Some(&self.name),
-        };
-        match self.faults.take(Point::Process, subject)? {
+        }
+    }
+
+    /// When to kill the process serving this invocation, if an
+    /// `invoke-crash` fault strikes it.
+    fn crash(&self, event: &Value, ids: &EventIds) -> Option<Duration> {
+        match self.faults.take(Point::Process, self.subject(event, ids))? {
             FaultKind::InvokeCrash { after_ms } => Some(Duration::from_millis(after_ms)),
             _ => None,
         }

@@ -419,14 +419,20 @@ pub(crate) async fn join_with_token(
     token: &str,
     room: &str,
 ) -> (Ws, String) {
+    let (mut ws, id) = connect_with_token(emu, token).await;
+    send(&mut ws, json!({"action": "join", "room": room})).await;
+    recv_type(&mut ws, "joined").await;
+    (ws, id)
+}
+
+/// A connection with `token`, welcomed: the socket and its connection id.
+pub(crate) async fn connect_with_token(emu: &RunningEmulator, token: &str) -> (Ws, String) {
     let mut ws = connect(&format!("{}?token={token}", emu.urls.websocket)).await;
     send(&mut ws, json!({"action": "hello"})).await;
     let id = recv_type(&mut ws, "welcome").await["connectionId"]
         .as_str()
         .unwrap()
         .to_owned();
-    send(&mut ws, json!({"action": "join", "room": room})).await;
-    recv_type(&mut ws, "joined").await;
     (ws, id)
 }
 
@@ -581,4 +587,39 @@ pub(crate) async fn watch(emu: &RunningEmulator) -> reqwest::Response {
         .unwrap();
     stream.chunk().await.unwrap().unwrap();
     stream
+}
+
+/// A request to the emulator's own API, `/_roomcast/{path}` (faults, the
+/// inspector's views, the acts on connections and functions).
+pub(crate) fn dev_api(
+    emu: &RunningEmulator,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new().request(method, format!("http://{}/_roomcast/{path}", emu.addr))
+}
+
+/// The status of a bodiless call to `/_roomcast/{path}`.
+pub(crate) async fn dev_api_status(
+    emu: &RunningEmulator,
+    method: reqwest::Method,
+    path: &str,
+) -> u16 {
+    dev_api(emu, method, path)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `GET /_roomcast/{path}` as JSON.
+pub(crate) async fn dev_api_json(emu: &RunningEmulator, path: &str) -> Value {
+    dev_api(emu, reqwest::Method::GET, path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
