@@ -4,19 +4,22 @@
 //! The request is what the SDK sends (`POST {endpoint}/@connections/{id}`
 //! with the frame as the body), signed with SigV4 for `execute-api` by
 //! AWS's own `aws-sigv4` primitives, with the signing key derived once per
-//! UTC day and credential set instead of once per call, over a pooled
-//! keep-alive HTTP client. Outcomes are typed as the SDK's modelled
+//! UTC day and credential set instead of once per call, over pooled
+//! keep-alive HTTP/1.1 connections (`http1`). Outcomes are typed as the SDK's modelled
 //! exceptions are (`management::classify`), retries follow the SDK
 //! config's retry settings, and everything else the Management API does
 //! (`DeleteConnection`, `GetConnection`) stays on the SDK.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_types::date_time::{DateTime, Format};
 
+use tokio_rustls::rustls::ClientConfig;
+
+use super::http1::{Http1, Settings};
 use crate::gateway::GatewayError;
 use crate::sigv4::{sha256_hex, uri_encode as encode};
 
@@ -25,13 +28,16 @@ const SERVICE: &str = "execute-api";
 /// Credentials this close to expiring are fetched again.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
-/// A day's signing key for one set of credentials.
+/// A day's signing key for one set of credentials, with what each
+/// signature repeats from it.
 struct DayKey {
     date: String,
     access_key: String,
     session_token: Option<String>,
     expires: Option<SystemTime>,
     key: Vec<u8>,
+    /// `{date}/{region}/execute-api/aws4_request`.
+    scope: String,
 }
 
 /// Retries, as the SDK config's retry settings give them.
@@ -44,50 +50,45 @@ pub(crate) struct Retry {
 
 /// The lean PostToConnection client for one callback endpoint.
 pub(crate) struct LeanPost {
-    http: reqwest::Client,
-    /// `https://host[:port]/stage` without a trailing slash, parsed once:
-    /// each request only sets its path (parsing the whole URL, host name
-    /// processing included, was 2% of a post's CPU in a profile).
-    base: reqwest::Url,
-    /// `host[:port]`, as the `Host` header carries it.
-    host: String,
+    /// Keep-alive connections to the endpoint's origin.
+    http: Http1,
     /// The endpoint's path (`/stage`), as sent.
     prefix: String,
     region: String,
     credentials: SharedCredentialsProvider,
     retry: Retry,
-    key: Mutex<Option<DayKey>>,
+    key: Mutex<Option<Arc<DayKey>>>,
     /// Running in Lambda (`AWS_LAMBDA_FUNCTION_NAME`), read once: only then
     /// does a post carry the invocation's trace header.
     in_lambda: bool,
 }
 
 impl LeanPost {
-    /// `None` when the endpoint is not an `http(s)://host/...` URL.
+    /// `None` when the endpoint is not an `http(s)://host/...` URL, or is
+    /// `https://` without a TLS configuration (`tls`).
     pub(crate) fn new(
-        http: reqwest::Client,
         endpoint: &str,
+        tls: Option<Arc<ClientConfig>>,
+        settings: Settings,
         region: String,
         credentials: SharedCredentialsProvider,
         retry: Retry,
     ) -> Option<Self> {
-        let base = endpoint.trim_end_matches('/').to_owned();
-        let rest = base
-            .strip_prefix("https://")
-            .or_else(|| base.strip_prefix("http://"))?;
-        let (host, prefix) = match rest.find('/') {
+        let base = endpoint.trim_end_matches('/');
+        let (rest, tls) = match base.strip_prefix("https://") {
+            Some(rest) => (rest, Some(tls?)),
+            None => (base.strip_prefix("http://")?, None),
+        };
+        let (authority, prefix) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
             None => (rest, ""),
         };
-        if host.is_empty() {
+        if authority.is_empty() || authority.contains(['@', '?', '#']) {
             return None;
         }
-        let parsed = reqwest::Url::parse(&base).ok()?;
         Some(Self {
-            http,
-            host: host.to_owned(),
+            http: Http1::new(authority, tls, settings)?,
             prefix: prefix.to_owned(),
-            base: parsed,
             region,
             credentials,
             retry,
@@ -104,11 +105,9 @@ impl LeanPost {
     ) -> Result<(), GatewayError> {
         let id = encode(connection_id);
         let path = format!("{}/@connections/{id}", self.prefix);
-        let mut url = self.base.clone();
-        url.set_path(&path);
         let mut attempt = 1;
         loop {
-            let outcome = self.attempt(&url, &path, payload).await;
+            let outcome = self.attempt(&path, payload).await;
             match outcome {
                 Err(Failure { error, retry: true }) if attempt < self.retry.max_attempts => {
                     tokio::time::sleep(self.backoff(attempt)).await;
@@ -121,37 +120,36 @@ impl LeanPost {
         }
     }
 
-    async fn attempt(&self, url: &reqwest::Url, path: &str, payload: &[u8]) -> Result<(), Failure> {
+    async fn attempt(&self, path: &str, payload: &[u8]) -> Result<(), Failure> {
         let now = SystemTime::now();
         let signed = self.sign(path, payload, now).await?;
-        let mut request = self
+        let trace = self.in_lambda.then(trace_header).flatten();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4);
+        headers.push(("x-amz-date", &signed.amz_date));
+        headers.push(("authorization", &signed.authorization));
+        if let Some(token) = &signed.day.session_token {
+            headers.push(("x-amz-security-token", token));
+        }
+        if let Some(trace) = &trace {
+            headers.push(("x-amzn-trace-id", trace));
+        }
+        let reply = self
             .http
-            .post(url.clone())
-            .header("x-amz-date", &signed.amz_date)
-            .header("authorization", &signed.authorization)
-            .body(payload.to_vec());
-        if let Some(token) = &signed.session_token {
-            request = request.header("x-amz-security-token", token);
-        }
-        if let Some(trace) = self.in_lambda.then(trace_header).flatten() {
-            request = request.header("x-amzn-trace-id", trace);
-        }
-        let response = request.send().await.map_err(|e| Failure {
-            // Connection failures and timeouts: the SDK retries them too.
-            error: GatewayError::Unavailable(format!("PostToConnection: {e}")),
-            retry: true,
-        })?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
+            .post(path, &headers, payload)
+            .await
+            .map_err(|e| Failure {
+                // Connection failures and timeouts: the SDK retries them too.
+                error: GatewayError::Unavailable(format!("PostToConnection: {e}")),
+                retry: true,
+            })?;
+        if (200..300).contains(&reply.status) {
             return Ok(());
         }
-        let error_type = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(':').next().unwrap_or(v).to_owned());
-        let body = response.text().await.unwrap_or_default();
-        Err(classify(status, error_type.as_deref(), &body))
+        let error_type = reply
+            .header("x-amzn-errortype")
+            .map(|v| v.split(':').next().unwrap_or(&v).to_owned());
+        let body = String::from_utf8_lossy(&reply.body);
+        Err(classify(reply.status, error_type.as_deref(), &body))
     }
 
     /// Full-jitter exponential backoff, as the SDK's standard retry mode.
@@ -172,44 +170,42 @@ impl LeanPost {
         let (date, amz_date) = dates(now);
         let cached = {
             let guard = self.key.lock().unwrap_or_else(|p| p.into_inner());
-            guard.as_ref().and_then(|k| {
-                let fresh = k.date == date && k.expires.is_none_or(|e| e > now + REFRESH_BEFORE);
-                fresh.then(|| (k.access_key.clone(), k.session_token.clone(), k.key.clone()))
-            })
+            guard
+                .as_ref()
+                .filter(|k| k.date == date && k.expires.is_none_or(|e| e > now + REFRESH_BEFORE))
+                .cloned()
         };
-        let (access_key, session_token, key) = match cached {
-            Some(c) => c,
+        let day = match cached {
+            Some(day) => day,
             None => self.refresh(&date, now).await?,
         };
         let mut headers = vec![
-            ("host", self.host.as_str()),
+            ("host", self.http.authority()),
             ("x-amz-date", amz_date.as_str()),
         ];
-        if let Some(t) = &session_token {
+        if let Some(t) = &day.session_token {
             headers.push(("x-amz-security-token", t.as_str()));
         }
-        let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
         let (signed_headers, canonical) = canonical_request(path, &headers, payload);
         let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}",
+            day.scope,
             sha256_hex(canonical.as_bytes())
         );
-        let signature = aws_sigv4::sign::v4::calculate_signature(&key, string_to_sign.as_bytes());
+        let signature =
+            aws_sigv4::sign::v4::calculate_signature(&day.key, string_to_sign.as_bytes());
         Ok(Signed {
             authorization: format!(
-                "AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+                "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={signed_headers}, Signature={signature}",
+                day.access_key, day.scope
             ),
             amz_date,
-            session_token,
+            day,
         })
     }
 
     /// Fetches credentials and derives the day's key.
-    async fn refresh(
-        &self,
-        date: &str,
-        now: SystemTime,
-    ) -> Result<(String, Option<String>, Vec<u8>), Failure> {
+    async fn refresh(&self, date: &str, now: SystemTime) -> Result<Arc<DayKey>, Failure> {
         let creds: Credentials =
             self.credentials
                 .provide_credentials()
@@ -226,16 +222,16 @@ impl LeanPost {
         )
         .as_ref()
         .to_vec();
-        let day = DayKey {
+        let day = Arc::new(DayKey {
             date: date.to_owned(),
             access_key: creds.access_key_id().to_owned(),
             session_token: creds.session_token().map(str::to_owned),
             expires: creds.expiry(),
-            key: key.clone(),
-        };
-        let out = (day.access_key.clone(), day.session_token.clone(), key);
-        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(day);
-        Ok(out)
+            key,
+            scope: format!("{date}/{}/{SERVICE}/aws4_request", self.region),
+        });
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(day.clone());
+        Ok(day)
     }
 }
 
@@ -257,7 +253,8 @@ struct Failure {
 struct Signed {
     authorization: String,
     amz_date: String,
-    session_token: Option<String>,
+    /// The key it was signed with: its session token goes with the request.
+    day: Arc<DayKey>,
 }
 
 /// An error answer typed as the SDK types it: by the modelled exception

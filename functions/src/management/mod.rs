@@ -6,6 +6,7 @@
 //! PostToConnection, the one call made per recipient, goes through the
 //! lean client (`lean`) unless it is turned off; the SDK serves the rest.
 
+mod http1;
 mod lean;
 
 use std::collections::HashMap;
@@ -19,6 +20,8 @@ use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnection
 use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio_rustls::rustls::ClientConfig;
 
 use crate::gateway::{ConnectionInfo, Gateway, GatewayError};
 
@@ -27,10 +30,10 @@ pub struct ManagementApi {
     sdk: aws_config::SdkConfig,
     /// Posts through the lean client (the default), else the SDK.
     lean: bool,
-    /// The lean client's connection pool, shared by every endpoint. Built
-    /// with the first gateway, not at init: building it loads the TLS
-    /// roots, which cost a cold start 3–4 ms when done in `new`.
-    lean_http: std::sync::OnceLock<Option<reqwest::Client>>,
+    /// The lean client's TLS configuration, shared by every `https://`
+    /// endpoint. Built with the first such gateway, not at init: it loads
+    /// the TLS roots, which cost a cold start 3–4 ms when done in `new`.
+    lean_tls: std::sync::OnceLock<Option<Arc<ClientConfig>>>,
     /// `ROOMCAST_CALLBACK_URL`: overrides the endpoint derived from events
     /// (custom domains, the emulator, the publish function).
     fixed_endpoint: Option<String>,
@@ -43,7 +46,7 @@ impl ManagementApi {
         Self {
             sdk,
             lean: true,
-            lean_http: std::sync::OnceLock::new(),
+            lean_tls: std::sync::OnceLock::new(),
             fixed_endpoint: fixed_endpoint.map(|e| e.trim_end_matches('/').to_owned()),
             clients: Mutex::new(HashMap::new()),
         }
@@ -82,14 +85,7 @@ impl ManagementApi {
                     .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                     .build();
                 tracing::debug!(endpoint, "management API client created");
-                let lean = if self.lean {
-                    self.lean_http
-                        .get_or_init(lean_http)
-                        .clone()
-                        .and_then(|http| self.lean(http, endpoint))
-                } else {
-                    None
-                };
+                let lean = if self.lean { self.lean(endpoint) } else { None };
                 Arc::new(ManagementGateway {
                     client: Client::from_conf(config),
                     lean,
@@ -107,8 +103,9 @@ pub struct ManagementGateway {
 
 impl ManagementApi {
     /// The lean client for `endpoint`, with the SDK config's credentials,
-    /// region and retry settings; `None` without credentials or a region.
-    fn lean(&self, http: reqwest::Client, endpoint: &str) -> Option<lean::LeanPost> {
+    /// region and retry settings; `None` without credentials or a region,
+    /// or for an `https://` endpoint when TLS cannot be set up.
+    fn lean(&self, endpoint: &str) -> Option<lean::LeanPost> {
         let credentials = self.sdk.credentials_provider()?;
         let region = self.sdk.region()?.to_string();
         let retry = self.sdk.retry_config().map_or(
@@ -123,20 +120,36 @@ impl ManagementApi {
                 max_backoff: r.max_backoff(),
             },
         );
-        lean::LeanPost::new(http, endpoint, region, credentials, retry)
+        let tls = if endpoint.starts_with("https://") {
+            self.lean_tls.get_or_init(lean_tls).clone()
+        } else {
+            None
+        };
+        let settings = http1::Settings::default();
+        lean::LeanPost::new(endpoint, tls, settings, region, credentials, retry)
     }
 }
 
-/// The lean client's HTTP connection pool: keep-alive, HTTP/1.1, the SDK's
-/// connect timeout. `None` if it cannot be built (then the SDK posts).
-fn lean_http() -> Option<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_millis(3100))
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| tracing::warn!(error = %e, "lean PostToConnection client unavailable; the SDK posts"))
-        .ok()
+/// TLS for the lean client: the platform's trust store (on Linux the
+/// system roots, or `SSL_CERT_FILE`), as the SDK's client trusts, and
+/// HTTP/1.1 offered by ALPN. `None` if it cannot be built (then the SDK
+/// posts).
+fn lean_tls() -> Option<Arc<ClientConfig>> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let built = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_platform_verifier())
+        .map(|b| b.with_no_client_auth());
+    match built {
+        Ok(mut config) => {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(Arc::new(config))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "lean PostToConnection client has no TLS; the SDK posts");
+            None
+        }
+    }
 }
 
 impl std::fmt::Debug for ManagementGateway {
@@ -268,6 +281,12 @@ impl Gateway for ManagementGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lean_client_gets_tls_from_the_platform_trust_store() {
+        let config = lean_tls().expect("the system's roots load");
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
 
     fn api(fixed: Option<&str>) -> ManagementApi {
         let sdk = aws_config::SdkConfig::builder()

@@ -49,8 +49,9 @@ fn reference(
 
 fn lean(creds: Credentials, endpoint: &str) -> LeanPost {
     LeanPost::new(
-        reqwest::Client::new(),
         endpoint,
+        Some(tls()),
+        Settings::default(),
         "eu-west-1".into(),
         SharedCredentialsProvider::new(creds),
         Retry {
@@ -89,7 +90,7 @@ async fn the_cached_key_signature_is_aws_sigv4s_own() {
                 time,
             );
             assert_eq!(signed.authorization, expected, "id {id}, token {token:?}");
-            assert_eq!(signed.session_token, expected_token);
+            assert_eq!(signed.day.session_token, expected_token);
             assert_eq!(signed.amz_date, "20261130T005320Z");
         }
     }
@@ -133,31 +134,50 @@ async fn the_key_is_derived_once_per_day_and_again_on_a_new_one() {
     assert_eq!(next.as_deref(), Some("20261201"));
 }
 
+/// A TLS configuration with no trusted roots: enough to build a client.
+fn tls() -> Arc<ClientConfig> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(tokio_rustls::rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    )
+}
+
 #[test]
 fn endpoints_split_into_host_and_path() {
     let creds = Credentials::new("AKID", "secret", None, None, "test");
     let p = lean(creds.clone(), "http://127.0.0.1:3001/prod/");
     assert_eq!(
-        (p.host.as_str(), p.prefix.as_str(), p.base.as_str()),
-        ("127.0.0.1:3001", "/prod", "http://127.0.0.1:3001/prod")
+        (p.http.authority(), p.prefix.as_str()),
+        ("127.0.0.1:3001", "/prod")
     );
     let bare = lean(creds.clone(), "https://example.com");
     assert_eq!(
-        (bare.host.as_str(), bare.prefix.as_str()),
+        (bare.http.authority(), bare.prefix.as_str()),
         ("example.com", "")
     );
-    assert!(
+    let retry = Retry {
+        max_attempts: 1,
+        initial_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+    };
+    let refused = |endpoint: &str, tls: Option<Arc<ClientConfig>>| {
         LeanPost::new(
-            reqwest::Client::new(),
-            "ftp://x/y",
+            endpoint,
+            tls,
+            Settings::default(),
             "r".into(),
-            SharedCredentialsProvider::new(creds),
-            Retry {
-                max_attempts: 1,
-                initial_backoff: Duration::ZERO,
-                max_backoff: Duration::ZERO
-            },
+            SharedCredentialsProvider::new(creds.clone()),
+            retry,
         )
         .is_none()
-    );
+    };
+    assert!(refused("ftp://x/y", Some(tls())));
+    assert!(refused("https://example.com/prod", None), "https needs TLS");
+    assert!(refused("http://user@example.com/prod", None));
+    assert!(refused("http://example.com:notaport/prod", None));
+    assert!(refused("http:///prod", None));
 }
