@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use futures::future::Either;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::apigateway::connections::CloseReason;
+use crate::apigateway::management;
 use crate::header_case::{Head, Recording};
 use crate::state::State;
 
@@ -114,8 +116,14 @@ async fn serve_http<S>(
             // hyper calls us once the head is read: it is all recorded.
             req.extensions_mut().insert(recorded.original_names());
         }
-        req.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(req)
+        let post = management::post_id(&state, req.method(), req.uri().path()).map(str::to_owned);
+        match post {
+            Some(id) => Either::Left(management::post_without_router(state.clone(), req, id)),
+            None => {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                Either::Right(router.clone().oneshot(req))
+            }
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

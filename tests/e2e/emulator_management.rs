@@ -276,3 +276,48 @@ async fn a_client_that_does_not_read_gets_429_and_others_are_unaffected() {
         .unwrap();
     assert_eq!(next(&mut healthy).await, Message::text("still fine"));
 }
+
+/// Posts are served before the router when their path is plain
+/// (`/{stage}/@connections/{id}` or `/@connections/{id}`); a path that needs
+/// decoding, or names another stage, goes through the router. Both answer
+/// alike: the same connection gets the frame, another stage is not found.
+#[tokio::test]
+async fn posts_answer_alike_with_and_without_the_router() {
+    let (emu, rec) = probe(|c| c).await;
+    let (mut ws, id) = connected(&emu, &rec, "paths").await;
+    let http = reqwest::Client::new();
+    let encoded = id.replace('=', "%3D").replace('-', "%2D");
+    assert_ne!(
+        encoded, id,
+        "the id needs encoding to take the router's path"
+    );
+    let root = format!("http://{}", emu.addr);
+    for (path, frame) in [
+        (format!("/test/@connections/{id}"), "stage, plain"),
+        (format!("/@connections/{id}"), "no stage, plain"),
+        (format!("/test/@connections/{encoded}"), "stage, encoded"),
+        (format!("/@connections/{encoded}"), "no stage, encoded"),
+    ] {
+        let r = http
+            .post(format!("{root}{path}"))
+            .body(frame)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(next(&mut ws).await, Message::text(frame), "{path}");
+    }
+    for path in [
+        format!("/other/@connections/{id}"),
+        format!("/other/@connections/{encoded}"),
+    ] {
+        let r = http
+            .post(format!("{root}{path}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    silent(&mut ws, 200).await;
+}

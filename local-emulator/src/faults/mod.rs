@@ -371,6 +371,11 @@ impl Faults {
         g.active.iter().map(|e| view(e, now)).collect()
     }
 
+    /// Whether no fault is armed: callers skip building a subject.
+    pub(crate) fn none_armed(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Relaxed) == 0
+    }
+
     /// The fault that strikes at `point` for `subject`, if any: the oldest
     /// match, counted and (with a count) used up.
     pub(crate) fn take(&self, point: Point, subject: Subject<'_>) -> Option<FaultKind> {
