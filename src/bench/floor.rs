@@ -88,7 +88,7 @@ async fn through_adapter(endpoint: &str, fanouts: usize, sdk_posts: bool) -> Val
     let client = if sdk_posts {
         "aws-sdk-apigatewaymanagement"
     } else {
-        "lean (aws-sigv4 + reqwest)"
+        "lean (aws-sigv4 + own HTTP/1.1)"
     };
     result(client, fanouts * RECIPIENTS, failed, started)
 }
@@ -160,7 +160,7 @@ impl Client {
         match self {
             Client::Sdk => "aws-sdk-apigatewaymanagement",
             Client::SdkSplit => "aws-sdk-apigatewaymanagement, two tasks",
-            Client::Lean => "lean (aws-sigv4 + reqwest)",
+            Client::Lean => "lean (aws-sigv4 + own HTTP/1.1)",
             Client::Plain => "plain-http",
         }
     }

@@ -83,7 +83,15 @@ impl LeanPost {
             Some(at) => (&rest[..at], &rest[at..]),
             None => (rest, ""),
         };
-        if authority.is_empty() || authority.contains(['@', '?', '#']) {
+        // Both go into the request line and `Host` as they are: visible
+        // ASCII only, and no user info, query or fragment.
+        let visible = |t: &str| t.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if authority.is_empty()
+            || authority.contains(['@', '?', '#'])
+            || !visible(authority)
+            || !visible(prefix)
+            || prefix.contains(['?', '#'])
+        {
             return None;
         }
         Some(Self {

@@ -180,4 +180,7 @@ fn endpoints_split_into_host_and_path() {
     assert!(refused("http://user@example.com/prod", None));
     assert!(refused("http://example.com:notaport/prod", None));
     assert!(refused("http:///prod", None));
+    assert!(refused("http://example.com/pr od", None));
+    assert!(refused("http://example.com/prod\r\nx: y", None));
+    assert!(refused("http://example.com/prod?x=1", None));
 }
