@@ -406,14 +406,12 @@ async fn a_throttled_event_goes_back_to_the_queue_without_using_its_retries() {
         json!({"fault": "invoke-throttle", "scope": {"function": "CustomFunction"}, "count": 3}),
     )
     .await;
-    let out = lambda
-        .invoke()
-        .function_name("CustomFunction")
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(payload(&json!({"fixture": "record", "file": file})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke_event(
+        &lambda,
+        "CustomFunction",
+        &json!({"fixture": "record", "file": file}),
+    )
+    .await;
     assert_eq!(out.status_code(), 202, "accepted: the queue takes it");
     eventually("the throttled event to run", || {
         let file = file.clone();
@@ -434,13 +432,7 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
     let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
     let echo = || async {
-        let out = lambda
-            .invoke()
-            .function_name("CustomFunction")
-            .payload(payload(&json!({"fixture": "echo"})))
-            .send()
-            .await
-            .unwrap();
+        let out = invoke(&lambda, "CustomFunction", &json!({"fixture": "echo"})).await;
         parse(&out)["pid"].as_u64().unwrap()
     };
     let before = echo().await;
@@ -451,13 +443,12 @@ async fn a_process_killed_mid_invocation_is_a_runtime_exit_and_the_next_starts_c
     .await;
     // The runtime has taken the event and sleeps in the handler when its
     // process is killed: Lambda reports the exit as the function's error.
-    let out = lambda
-        .invoke()
-        .function_name("CustomFunction")
-        .payload(payload(&json!({"fixture": "sleep", "secs": 1.5})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke(
+        &lambda,
+        "CustomFunction",
+        &json!({"fixture": "sleep", "secs": 1.5}),
+    )
+    .await;
     assert_eq!(out.function_error(), Some("Unhandled"));
     let error = parse(&out);
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");

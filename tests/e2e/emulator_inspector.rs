@@ -256,14 +256,12 @@ async fn an_invocation_run_as_a_process_is_tied_to_its_posts_by_its_trace_header
 async fn a_process_functions_log_lines_are_tied_to_its_invocation_and_instance() {
     let emu = lambdas(|c| c).await;
     let mut stream = watch(&emu).await;
-    let out = lambda_client(&emu)
-        .await
-        .invoke()
-        .function_name("CustomFunction")
-        .payload(payload(&json!({"fixture": "echo"})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke(
+        &lambda_client(&emu).await,
+        "CustomFunction",
+        &json!({"fixture": "echo"}),
+    )
+    .await;
     assert_eq!(out.status_code(), 200);
     // The fixture prints its init line, then "handling echo" while serving.
     let (invoke, init, handling) = from_timeline(&mut stream, |seen| {

@@ -139,13 +139,7 @@ async fn a_node_function_on_a_route_and_by_invoke() {
     let v = parse(&out);
     assert_eq!(v["event"], json!({"n": 2}));
     assert_eq!(v["clientContext"]["custom"], json!({"a": "b"}));
-    let out = lambda
-        .invoke()
-        .function_name("TallyFunction")
-        .payload(payload(&json!({"fail": true})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke(&lambda, "TallyFunction", &json!({"fail": true})).await;
     assert_eq!(out.function_error(), Some("Unhandled"));
     assert_eq!(parse(&out)["errorType"], "TypeError");
     assert_eq!(parse(&out)["errorMessage"], "asked to fail");
@@ -175,13 +169,7 @@ async fn the_sdk_invokes_by_name_arn_and_logical_id_with_client_context() {
         assert_eq!(v["event"], json!({"n": 7}), "{name}");
         assert_eq!(v["client_context"], json!({"a": "b"}), "{name}");
     }
-    let out = lambda
-        .invoke()
-        .function_name("custom-echo")
-        .payload(payload(&json!({"fixture": "echo"})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke(&lambda, "custom-echo", &json!({"fixture": "echo"})).await;
     assert_eq!(
         parse(&out)["env"]["AWS_LAMBDA_FUNCTION_NAME"],
         "custom-echo"
@@ -193,26 +181,19 @@ async fn the_sdk_invokes_by_name_arn_and_logical_id_with_client_context() {
 async fn function_errors_come_back_as_lambda_reports_them() {
     let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
-    let out = lambda
-        .invoke()
-        .function_name("VoteFunction")
-        .payload(payload(&json!({"fail": true})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke(&lambda, "VoteFunction", &json!({"fail": true})).await;
     assert_eq!(out.status_code(), 200);
     assert_eq!(out.function_error(), Some("Unhandled"));
     let v = parse(&out);
     assert_eq!(v["errorType"], "ValueError");
     assert_eq!(v["errorMessage"], "asked to fail");
     // A timeout: Lambda's message, and a fresh instance afterwards.
-    let out = lambda
-        .invoke()
-        .function_name("CustomFunction")
-        .payload(payload(&json!({"fixture": "sleep", "secs": 10})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke(
+        &lambda,
+        "CustomFunction",
+        &json!({"fixture": "sleep", "secs": 10}),
+    )
+    .await;
     assert_eq!(out.function_error(), Some("Unhandled"));
     assert_eq!(
         parse(&out)["errorMessage"],
@@ -299,14 +280,12 @@ async fn an_event_invocation_is_accepted_then_retried_twice_on_error() {
     let emu = lambdas(|c| c).await;
     let lambda = lambda_client(&emu).await;
     let file = std::env::temp_dir().join(format!("roomcast-async-{}", uuid::Uuid::new_v4()));
-    let out = lambda
-        .invoke()
-        .function_name("CustomFunction")
-        .invocation_type(InvocationType::Event)
-        .payload(payload(&json!({"fixture": "record-error", "file": file})))
-        .send()
-        .await
-        .unwrap();
+    let out = invoke_event(
+        &lambda,
+        "CustomFunction",
+        &json!({"fixture": "record-error", "file": file}),
+    )
+    .await;
     assert_eq!(out.status_code(), 202);
     let attempts = || {
         std::fs::read_to_string(&file)
@@ -332,13 +311,12 @@ async fn simultaneous_invocations_start_at_most_the_reserved_concurrency() {
         .map(|_| {
             let lambda = lambda.clone();
             tokio::spawn(async move {
-                let out = lambda
-                    .invoke()
-                    .function_name("CustomFunction")
-                    .payload(payload(&json!({"fixture": "sleep", "secs": 0.3})))
-                    .send()
-                    .await
-                    .unwrap();
+                let out = invoke(
+                    &lambda,
+                    "CustomFunction",
+                    &json!({"fixture": "sleep", "secs": 0.3}),
+                )
+                .await;
                 parse(&out)["pid"].as_i64().unwrap()
             })
         })
@@ -430,13 +408,7 @@ async fn hot_reload_serves_new_code_without_dropping_connections() {
     let version = |event: Value| {
         let lambda = lambda.clone();
         async move {
-            let out = lambda
-                .invoke()
-                .function_name("VoteFunction")
-                .payload(payload(&event))
-                .send()
-                .await
-                .unwrap();
+            let out = invoke(&lambda, "VoteFunction", &event).await;
             parse(&out)["version"]
                 .as_str()
                 .unwrap_or_default()

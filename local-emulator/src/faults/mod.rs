@@ -379,7 +379,7 @@ impl Faults {
     /// The fault that strikes at `point` for `subject`, if any: the oldest
     /// match, counted and (with a count) used up.
     pub(crate) fn take(&self, point: Point, subject: Subject<'_>) -> Option<FaultKind> {
-        if self.active.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        if self.none_armed() {
             return None;
         }
         let now = Instant::now();

@@ -574,6 +574,38 @@ pub(crate) fn payload(v: &Value) -> aws_sdk_lambda::primitives::Blob {
     aws_sdk_lambda::primitives::Blob::new(v.to_string().into_bytes())
 }
 
+/// A `RequestResponse` invocation of `function` with `event` as its JSON
+/// payload, through aws-sdk-lambda.
+pub(crate) async fn invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    event: &Value,
+) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
+    lambda
+        .invoke()
+        .function_name(function)
+        .payload(payload(event))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The same as an `Event` invocation (queued; answered 202).
+pub(crate) async fn invoke_event(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    event: &Value,
+) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
+    lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(payload(event))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// An Invoke API answer's payload as JSON.
 pub(crate) fn parse(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Value {
     serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap()
