@@ -116,7 +116,8 @@ async fn serve_http<S>(
             // hyper calls us once the head is read: it is all recorded.
             req.extensions_mut().insert(recorded.original_names());
         }
-        let post = management::post_id(&state, req.method(), req.uri().path()).map(str::to_owned);
+        let post = management::post_id(&state.stage, req.method(), req.uri().path())
+            .map(std::borrow::Cow::into_owned);
         match post {
             Some(id) => Either::Left(management::post_without_router(state.clone(), req, id)),
             None => {

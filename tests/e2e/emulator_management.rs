@@ -277,26 +277,39 @@ async fn a_client_that_does_not_read_gets_429_and_others_are_unaffected() {
     assert_eq!(next(&mut healthy).await, Message::text("still fine"));
 }
 
-/// Posts are served before the router when their path is plain
-/// (`/{stage}/@connections/{id}` or `/@connections/{id}`); a path that needs
-/// decoding, or names another stage, goes through the router. Both answer
-/// alike: the same connection gets the frame, another stage is not found.
+/// Posts are served before the router, with the id's escapes decoded as the
+/// router's `Path` decodes them (the SDKs send `=` as `%3D`); a path with
+/// any other escape, or another stage, goes through the router. Both
+/// answer alike: the same connection gets the frame, another stage is not
+/// found, an id of no connection is gone, one that cannot be a
+/// connection's is refused.
 #[tokio::test]
 async fn posts_answer_alike_with_and_without_the_router() {
     let (emu, rec) = probe(|c| c).await;
     let (mut ws, id) = connected(&emu, &rec, "paths").await;
     let http = reqwest::Client::new();
-    let encoded = id.replace('=', "%3D").replace('-', "%2D");
+    let sdk_style = id.replace('=', "%3D");
     assert_ne!(
-        encoded, id,
-        "the id needs encoding to take the router's path"
+        sdk_style, id,
+        "emulator ids end in '=', which the SDKs escape"
     );
+    let every_byte: String = id.bytes().map(|b| format!("%{b:02x}")).collect();
     let root = format!("http://{}", emu.addr);
     for (path, frame) in [
         (format!("/test/@connections/{id}"), "stage, plain"),
         (format!("/@connections/{id}"), "no stage, plain"),
-        (format!("/test/@connections/{encoded}"), "stage, encoded"),
-        (format!("/@connections/{encoded}"), "no stage, encoded"),
+        (
+            format!("/test/@connections/{sdk_style}"),
+            "stage, as the SDKs send it",
+        ),
+        (
+            format!("/@connections/{sdk_style}"),
+            "no stage, as the SDKs send it",
+        ),
+        (
+            format!("/test/@connections/{every_byte}"),
+            "every byte escaped",
+        ),
     ] {
         let r = http
             .post(format!("{root}{path}"))
@@ -307,9 +320,12 @@ async fn posts_answer_alike_with_and_without_the_router() {
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(next(&mut ws).await, Message::text(frame), "{path}");
     }
-    for path in [
-        format!("/other/@connections/{id}"),
-        format!("/other/@connections/{encoded}"),
+    for (path, status) in [
+        (format!("/other/@connections/{id}"), 404),
+        (format!("/other/@connections/{sdk_style}"), 404),
+        (format!("/test/@connections/{id}/more"), 410),
+        (format!("/test/@connections/{id}%20"), 400),
+        (format!("/@connections/{id}%C3%A9"), 400),
     ] {
         let r = http
             .post(format!("{root}{path}"))
@@ -317,7 +333,7 @@ async fn posts_answer_alike_with_and_without_the_router() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.status(), status, "{path}");
     }
     silent(&mut ws, 200).await;
 }
