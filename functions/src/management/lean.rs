@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_smithy_types::date_time::{DateTime, Format};
 
 use tokio_rustls::rustls::ClientConfig;
 
@@ -54,10 +53,16 @@ pub(crate) struct LeanPost {
     http: Http1,
     /// The endpoint's path (`/stage`), as sent.
     prefix: String,
+    /// `{prefix}/@connections/` as the canonical request writes it (each
+    /// segment encoded once more).
+    canonical_prefix: String,
     region: String,
     credentials: SharedCredentialsProvider,
     retry: Retry,
     key: Mutex<Option<Arc<DayKey>>>,
+    /// The last payload signed and its hash: a fan-out posts one payload
+    /// to every recipient, so it is hashed once, not once per post.
+    last_payload: Mutex<Option<(Vec<u8>, String)>>,
     /// Running in Lambda (`AWS_LAMBDA_FUNCTION_NAME`), read once: only then
     /// does a post carry the invocation's trace header.
     in_lambda: bool,
@@ -94,13 +99,19 @@ impl LeanPost {
         {
             return None;
         }
+        let canonical_prefix: Vec<String> = format!("{prefix}/@connections/")
+            .split('/')
+            .map(encode)
+            .collect();
         Some(Self {
             http: Http1::new(authority, tls, settings)?,
             prefix: prefix.to_owned(),
+            canonical_prefix: canonical_prefix.join("/"),
             region,
             credentials,
             retry,
             key: Mutex::new(None),
+            last_payload: Mutex::new(None),
             in_lambda: std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
         })
     }
@@ -111,11 +122,10 @@ impl LeanPost {
         connection_id: &str,
         payload: &[u8],
     ) -> Result<(), GatewayError> {
-        let id = encode(connection_id);
-        let path = format!("{}/@connections/{id}", self.prefix);
+        let target = self.target(connection_id);
         let mut attempt = 1;
         loop {
-            let outcome = self.attempt(&path, payload).await;
+            let outcome = self.attempt(&target, payload).await;
             match outcome {
                 Err(Failure { error, retry: true }) if attempt < self.retry.max_attempts => {
                     tokio::time::sleep(self.backoff(attempt)).await;
@@ -128,9 +138,18 @@ impl LeanPost {
         }
     }
 
-    async fn attempt(&self, path: &str, payload: &[u8]) -> Result<(), Failure> {
+    /// The request path for a connection, as sent and as signed.
+    fn target(&self, connection_id: &str) -> Target {
+        let id = encode(connection_id);
+        Target {
+            path: format!("{}/@connections/{id}", self.prefix),
+            canonical_path: format!("{}{}", self.canonical_prefix, encode(&id)),
+        }
+    }
+
+    async fn attempt(&self, target: &Target, payload: &[u8]) -> Result<(), Failure> {
         let now = SystemTime::now();
-        let signed = self.sign(path, payload, now).await?;
+        let signed = self.sign(target, payload, now).await?;
         let trace = self.in_lambda.then(trace_header).flatten();
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4);
         headers.push(("x-amz-date", &signed.amz_date));
@@ -143,7 +162,7 @@ impl LeanPost {
         }
         let reply = self
             .http
-            .post(path, &headers, payload)
+            .post(&target.path, &headers, payload)
             .await
             .map_err(|e| Failure {
                 // Connection failures and timeouts: the SDK retries them too.
@@ -174,7 +193,12 @@ impl LeanPost {
         cap.mul_f64(f64::from(nanos % 1000) / 1000.0)
     }
 
-    async fn sign(&self, path: &str, payload: &[u8], now: SystemTime) -> Result<Signed, Failure> {
+    async fn sign(
+        &self,
+        target: &Target,
+        payload: &[u8],
+        now: SystemTime,
+    ) -> Result<Signed, Failure> {
         let (date, amz_date) = dates(now);
         let cached = {
             let guard = self.key.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,18 +211,17 @@ impl LeanPost {
             Some(day) => day,
             None => self.refresh(&date, now).await?,
         };
-        let mut headers = vec![
-            ("host", self.http.authority()),
-            ("x-amz-date", amz_date.as_str()),
-        ];
-        if let Some(t) = &day.session_token {
-            headers.push(("x-amz-security-token", t.as_str()));
-        }
-        let (signed_headers, canonical) = canonical_request(path, &headers, payload);
+        let payload_hash = self.payload_hash(payload);
+        let (signed_headers, canonical_hash) = canonical_request_hash(
+            &target.canonical_path,
+            self.http.authority(),
+            &amz_date,
+            day.session_token.as_deref(),
+            &payload_hash,
+        );
         let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}",
-            day.scope,
-            sha256_hex(canonical.as_bytes())
+            "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{canonical_hash}",
+            day.scope
         );
         let signature =
             aws_sigv4::sign::v4::calculate_signature(&day.key, string_to_sign.as_bytes());
@@ -210,6 +233,19 @@ impl LeanPost {
             amz_date,
             day,
         })
+    }
+
+    /// The payload's SHA-256, from `last_payload` when it is the same one.
+    fn payload_hash(&self, payload: &[u8]) -> String {
+        let mut last = self.last_payload.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((bytes, hash)) = last.as_ref()
+            && bytes.as_slice() == payload
+        {
+            return hash.clone();
+        }
+        let hash = sha256_hex(payload);
+        *last = Some((payload.to_vec(), hash.clone()));
+        hash
     }
 
     /// Fetches credentials and derives the day's key.
@@ -252,6 +288,13 @@ fn trace_header() -> Option<String> {
     (!trace.is_empty() && !trace.bytes().any(|b| b.is_ascii_control())).then_some(trace)
 }
 
+/// A connection's request path: as sent, and as the canonical request
+/// writes it.
+struct Target {
+    path: String,
+    canonical_path: String,
+}
+
 /// A failed attempt, and whether the SDK would try again.
 struct Failure {
     error: GatewayError,
@@ -289,37 +332,70 @@ fn dates(now: SystemTime) -> (String, String) {
     let secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let iso = DateTime::from_secs(i64::try_from(secs).unwrap_or(0))
-        .fmt(Format::DateTime)
-        .unwrap_or_default();
-    // 2026-12-06T05:14:29Z → 20261206T051429Z
-    let compact: String = iso.chars().filter(|c| *c != '-' && *c != ':').collect();
-    (compact.chars().take(8).collect(), compact)
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let compact = format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    (compact[..8].to_owned(), compact)
 }
 
-/// The canonical request (SigV4, with the path encoded twice, as for every
-/// service but S3) and its signed-header list.
-fn canonical_request(path: &str, headers: &[(&str, &str)], payload: &[u8]) -> (String, String) {
-    let mut sorted: Vec<(&str, &str)> = headers.to_vec();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let signed: Vec<&str> = sorted.iter().map(|(k, _)| *k).collect();
-    let signed = signed.join(";");
-    let mut canonical = String::with_capacity(256);
-    canonical.push_str("POST\n");
-    let segments: Vec<String> = path.split('/').map(encode).collect();
-    canonical.push_str(&segments.join("/"));
-    canonical.push_str("\n\n");
-    for (k, v) in &sorted {
-        canonical.push_str(k);
-        canonical.push(':');
-        canonical.push_str(v.trim());
-        canonical.push('\n');
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The canonical request's hash and signed-header list (SigV4, for every
+/// service but S3), written straight into the hash. The signed headers are
+/// `host`, `x-amz-date` and, with temporary credentials,
+/// `x-amz-security-token`: already in sorted order.
+fn canonical_request_hash(
+    canonical_path: &str,
+    host: &str,
+    amz_date: &str,
+    session_token: Option<&str>,
+    payload_hash: &str,
+) -> (&'static str, String) {
+    use sha2::{Digest, Sha256};
+    let signed = if session_token.is_some() {
+        "host;x-amz-date;x-amz-security-token"
+    } else {
+        "host;x-amz-date"
+    };
+    let mut h = Sha256::new();
+    for part in [
+        "POST\n",
+        canonical_path,
+        "\n\nhost:",
+        host.trim(),
+        "\nx-amz-date:",
+        amz_date,
+        "\n",
+    ] {
+        h.update(part.as_bytes());
     }
-    canonical.push('\n');
-    canonical.push_str(&signed);
-    canonical.push('\n');
-    canonical.push_str(&sha256_hex(payload));
-    (signed, canonical)
+    if let Some(token) = session_token {
+        for part in ["x-amz-security-token:", token.trim(), "\n"] {
+            h.update(part.as_bytes());
+        }
+    }
+    for part in ["\n", signed, "\n", payload_hash] {
+        h.update(part.as_bytes());
+    }
+    (signed, crate::sigv4::hex(&h.finalize()))
 }
 
 #[cfg(test)]

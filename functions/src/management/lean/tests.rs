@@ -78,20 +78,30 @@ async fn the_cached_key_signature_is_aws_sigv4s_own() {
             creds.clone(),
             "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
         );
+        // Each payload twice in a row, then another: the cached payload
+        // hash is used only for the same bytes.
+        let payloads: [&[u8]; 4] = [
+            br#"{"type":"message","data":"h\u00e9llo"}"#,
+            br#"{"type":"message","data":"h\u00e9llo"}"#,
+            b"",
+            br#"{"type":"message","data":"h\u00e9llo!"}"#,
+        ];
         for id in ["L0SM9cOFvHcCIhw=", "a-b_c.d~e", "x+y/z==", "ünï"] {
-            let path = format!("/prod/@connections/{}", encode(id));
-            let payload = br#"{"type":"message","data":"h\u00e9llo"}"#;
-            let signed = post.sign(&path, payload, time).await.ok().unwrap();
-            let (expected, expected_token) = reference(
-                &creds,
-                "abc123.execute-api.eu-west-1.amazonaws.com",
-                &path,
-                payload,
-                time,
-            );
-            assert_eq!(signed.authorization, expected, "id {id}, token {token:?}");
-            assert_eq!(signed.day.session_token, expected_token);
-            assert_eq!(signed.amz_date, "20261130T005320Z");
+            for payload in payloads {
+                let target = post.target(id);
+                assert_eq!(target.path, format!("/prod/@connections/{}", encode(id)));
+                let signed = post.sign(&target, payload, time).await.ok().unwrap();
+                let (expected, expected_token) = reference(
+                    &creds,
+                    "abc123.execute-api.eu-west-1.amazonaws.com",
+                    &target.path,
+                    payload,
+                    time,
+                );
+                assert_eq!(signed.authorization, expected, "id {id}, token {token:?}");
+                assert_eq!(signed.day.session_token, expected_token);
+                assert_eq!(signed.amz_date, "20261130T005320Z");
+            }
         }
     }
 }
@@ -101,17 +111,14 @@ async fn the_key_is_derived_once_per_day_and_again_on_a_new_one() {
     let creds = Credentials::new("AKID", "secret", None, None, "test");
     let post = lean(creds, "http://127.0.0.1:1/prod");
     let day = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
-    post.sign("/prod/@connections/a", b"x", day)
-        .await
-        .ok()
-        .unwrap();
+    post.sign(&post.target("a"), b"x", day).await.ok().unwrap();
     let first = post
         .key
         .lock()
         .unwrap()
         .as_ref()
         .map(|k| (k.date.clone(), k.key.clone()));
-    post.sign("/prod/@connections/b", b"y", day + Duration::from_secs(60))
+    post.sign(&post.target("b"), b"y", day + Duration::from_secs(60))
         .await
         .ok()
         .unwrap();
@@ -122,14 +129,10 @@ async fn the_key_is_derived_once_per_day_and_again_on_a_new_one() {
         .as_ref()
         .map(|k| (k.date.clone(), k.key.clone()));
     assert_eq!(first, same);
-    post.sign(
-        "/prod/@connections/c",
-        b"z",
-        day + Duration::from_secs(86_400),
-    )
-    .await
-    .ok()
-    .unwrap();
+    post.sign(&post.target("c"), b"z", day + Duration::from_secs(86_400))
+        .await
+        .ok()
+        .unwrap();
     let next = post.key.lock().unwrap().as_ref().map(|k| k.date.clone());
     assert_eq!(next.as_deref(), Some("20261201"));
 }
@@ -183,4 +186,25 @@ fn endpoints_split_into_host_and_path() {
     assert!(refused("http://example.com/pr od", None));
     assert!(refused("http://example.com/prod\r\nx: y", None));
     assert!(refused("http://example.com/prod?x=1", None));
+}
+
+#[test]
+fn dates_are_the_smithy_formatters_own() {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    // Every day from 1970 to 2200 at a moving time of day (leap years,
+    // century years and 2000 included), and the first and last second of a
+    // day.
+    let mut secs = 0u64;
+    while secs < 7_258_118_400 {
+        for t in [secs, secs + 86_399] {
+            let iso = DateTime::from_secs(i64::try_from(t).unwrap())
+                .fmt(Format::DateTime)
+                .unwrap();
+            let compact: String = iso.chars().filter(|c| *c != '-' && *c != ':').collect();
+            let (date, amz_date) = dates(SystemTime::UNIX_EPOCH + Duration::from_secs(t));
+            assert_eq!(amz_date, compact, "{t}");
+            assert_eq!(date, compact[..8], "{t}");
+        }
+        secs += 86_400 + 37;
+    }
 }
