@@ -173,6 +173,15 @@ struct BenchArgs {
     /// Duration of each `broadcast` run, seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Rounds of each `broadcast` run: every target once per round, in
+    /// turn, on the same servers. With more than one, each line carries
+    /// its round, and with `--in-process` a `broadcast-ratio` line per
+    /// target and rate gives its p50 and p99 over the in-process
+    /// emulator's in the same round, and their medians over the rounds
+    /// (a slow spell of a shared machine then moves one round, not the
+    /// comparison).
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// Room sizes for `fanout`.
     #[arg(long, default_value = "10,100,1000,10000")]
     fanout_sizes: String,

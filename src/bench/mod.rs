@@ -427,20 +427,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                     "connect" => out(&bench::connect(target, args.clients, args.in_flight)
                         .await
                         .to_string()),
-                    "broadcast" => {
-                        let sizes = bench::Broadcast {
-                            rooms: args.rooms,
-                            members: args.members,
-                            senders: args.senders,
-                            rate: run as u32,
-                            count: run as u64 * args.seconds,
-                        };
-                        line(
-                            bench::broadcast(target, sizes, *pid).await,
-                            scenario,
-                            target,
-                        );
-                    }
+                    "broadcast" => {} // below: in rounds over the targets
                     "fanout" => line(
                         bench::fanout(target, run, args.fanout_messages).await,
                         scenario,
@@ -457,10 +444,84 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                     }
                 }
             }
+            if scenario == "broadcast" {
+                broadcast_rounds(&args, &targets, run as u32).await;
+            }
             drop(servers);
         }
     }
     Ok(())
+}
+
+/// `broadcast` at `rate`: every target once per round, in turn; then,
+/// over several rounds, each target's p50 and p99 against the in-process
+/// emulator's of the same round.
+async fn broadcast_rounds(args: &BenchArgs, targets: &[(Target, Option<u32>)], rate: u32) {
+    let sizes = bench::Broadcast {
+        rooms: args.rooms,
+        members: args.members,
+        senders: args.senders,
+        rate,
+        count: u64::from(rate) * args.seconds,
+    };
+    let rounds = args.rounds.max(1);
+    // Per target name: (p50, p99) of each round.
+    let mut seen: Vec<(&'static str, Vec<(f64, f64)>)> = Vec::new();
+    for round in 1..=rounds {
+        for (target, pid) in targets {
+            let mut result = bench::broadcast(target, sizes, *pid).await;
+            if let Ok(v) = &mut result {
+                let p = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+                if let (Some(p50), Some(p99)) = (p("p50_ms"), p("p99_ms")) {
+                    match seen.iter_mut().find(|(n, _)| *n == target.name()) {
+                        Some((_, r)) => r.push((p50, p99)),
+                        None => seen.push((target.name(), vec![(p50, p99)])),
+                    }
+                }
+                if rounds > 1 {
+                    v["round"] = round.into();
+                }
+            }
+            line(result, "broadcast", target);
+        }
+    }
+    if rounds < 2 {
+        return;
+    }
+    let Some((_, base)) = seen.iter().find(|(n, _)| *n == "roomcast-in-process") else {
+        return;
+    };
+    for (name, results) in seen.iter().filter(|(n, _)| *n != "roomcast-in-process") {
+        if results.len() != base.len() {
+            continue; // a round failed: no like-for-like ratio
+        }
+        let ratios = |f: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+            results.iter().zip(base).map(|(a, b)| f(a) / f(b)).collect()
+        };
+        let (p50, p99) = (ratios(|r| r.0), ratios(|r| r.1));
+        out(&serde_json::json!({
+            "scenario": "broadcast-ratio",
+            "target": name,
+            "over": "roomcast-in-process",
+            "rate_per_s": rate,
+            "rounds": rounds,
+            "p50_ratio_median": median(&p50),
+            "p99_ratio_median": median(&p99),
+            "p50_ratios": p50,
+            "p99_ratios": p99,
+        })
+        .to_string());
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Each Lambda binary in `dir`, 20 runs, with the environment its template

@@ -7,7 +7,7 @@ use roomcast_aws::handlers::{self, AppBuilder, LogFormat, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing(LogFormat::Json);
-    let app = AppBuilder::from_env().await.app(false).await?;
+    let app = AppBuilder::from_env().await.app().await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             handlers::disconnect(&app, event.payload)

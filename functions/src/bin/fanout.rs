@@ -8,7 +8,7 @@ use roomcast_aws::shard::Shard;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing(LogFormat::Json);
-    let app = AppBuilder::from_env().await.app(false).await?;
+    let app = AppBuilder::from_env().await.app().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Shard>| {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
         handlers::fanout(&app, event.payload, deadline)

@@ -8,7 +8,7 @@ use roomcast_aws::handlers::{self, AppBuilder, LogFormat, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing(LogFormat::Json);
-    let app = AppBuilder::from_env().await.app(false).await?;
+    let app = AppBuilder::from_env().await.app().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handlers::server(&app, event.payload)
     }))

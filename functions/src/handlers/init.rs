@@ -211,18 +211,16 @@ impl AppBuilder {
         )))
     }
 
-    /// A complete app. `verify` builds the token verifier (the message
-    /// function needs it for `auth`; connect and disconnect do not).
-    pub async fn app(&self, verify: bool) -> Result<App, InitError> {
+    /// A complete app without a token verifier: connect, disconnect,
+    /// publish and fanout never verify a token (the authorizer did). A
+    /// separate function from [`Self::app_verifying`] so that their
+    /// binaries do not link the verifier and its JWKS client at all.
+    pub async fn app(&self) -> Result<App, InitError> {
         let emf = self.emf();
         Ok(App {
             store: self.store()?,
             gateways: self.gateways(),
-            verifier: if verify {
-                Some(self.verifier().await?)
-            } else {
-                None
-            },
+            verifier: None,
             clock: Arc::new(SystemClock),
             config: self.config()?,
             origins: self.origins(),
@@ -230,6 +228,16 @@ impl AppBuilder {
             dispatch: self.dispatch(),
             events: self.events(emf),
             events_data: self.get("ROOMCAST_EVENTS_DATA").as_deref() != Some("false"),
+        })
+    }
+
+    /// A complete app with the token verifier: the message function needs
+    /// it for `auth` (a token refreshed mid-connection).
+    pub async fn app_verifying(&self) -> Result<App, InitError> {
+        let verifier = self.verifier().await?;
+        Ok(App {
+            verifier: Some(verifier),
+            ..self.app().await?
         })
     }
 

@@ -106,7 +106,12 @@ pub async fn handler_for(
             })
         }
         "connect" | "disconnect" | "message" => {
-            let app = Arc::new(builder.app(binary == "message").await?);
+            let app = if binary == "message" {
+                builder.app_verifying().await?
+            } else {
+                builder.app().await?
+            };
+            let app = Arc::new(app);
             let route = binary.to_owned();
             Arc::new(move |event: Value| -> InvokeFuture {
                 let app = app.clone();
@@ -123,14 +128,14 @@ pub async fn handler_for(
             })
         }
         "publish" => {
-            let app = Arc::new(builder.app(false).await?);
+            let app = Arc::new(builder.app().await?);
             Arc::new(move |event: Value| -> InvokeFuture {
                 let app = app.clone();
                 Box::pin(async move { encode(handlers::server(&app, event).await?) })
             })
         }
         "fanout" => {
-            let app = Arc::new(builder.app(false).await?);
+            let app = Arc::new(builder.app().await?);
             Arc::new(move |event: Value| -> InvokeFuture {
                 let app = app.clone();
                 Box::pin(async move {
