@@ -174,7 +174,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Rounds of each `broadcast` run: every target once per round, in
-    /// turn, on the same servers. With more than one, each line carries
+    /// turn, on fresh servers. With more than one, each line carries
     /// its round, and with `--in-process` a `broadcast-ratio` line per
     /// target and rate gives its p50 and p99 over the in-process
     /// emulator's in the same round, and their medians over the rounds

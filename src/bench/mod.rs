@@ -421,6 +421,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
             _ => vec![0],
         };
         for run in runs {
+            if scenario == "broadcast" {
+                broadcast_rounds(&args, run as u32).await?;
+                continue;
+            }
             let (servers, targets) = start_targets(&args)?;
             for (target, pid) in &targets {
                 match scenario {
@@ -444,19 +448,17 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                     }
                 }
             }
-            if scenario == "broadcast" {
-                broadcast_rounds(&args, &targets, run as u32).await;
-            }
             drop(servers);
         }
     }
     Ok(())
 }
 
-/// `broadcast` at `rate`: every target once per round, in turn; then,
-/// over several rounds, each target's p50 and p99 against the in-process
-/// emulator's of the same round.
-async fn broadcast_rounds(args: &BenchArgs, targets: &[(Target, Option<u32>)], rate: u32) {
+/// `broadcast` at `rate`: every target once per round, in turn, each round
+/// on fresh servers (a room's history and message ids carry over
+/// otherwise); then, over several rounds, each target's p50 and p99
+/// against the in-process emulator's of the same round.
+async fn broadcast_rounds(args: &BenchArgs, rate: u32) -> Result<(), String> {
     let sizes = bench::Broadcast {
         rooms: args.rooms,
         members: args.members,
@@ -468,7 +470,8 @@ async fn broadcast_rounds(args: &BenchArgs, targets: &[(Target, Option<u32>)], r
     // Per target name: (p50, p99) of each round.
     let mut seen: Vec<(&'static str, Vec<(f64, f64)>)> = Vec::new();
     for round in 1..=rounds {
-        for (target, pid) in targets {
+        let (servers, targets) = start_targets(args)?;
+        for (target, pid) in &targets {
             let mut result = bench::broadcast(target, sizes, *pid).await;
             if let Ok(v) = &mut result {
                 let p = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
@@ -484,12 +487,13 @@ async fn broadcast_rounds(args: &BenchArgs, targets: &[(Target, Option<u32>)], r
             }
             line(result, "broadcast", target);
         }
+        drop(servers);
     }
     if rounds < 2 {
-        return;
+        return Ok(());
     }
     let Some((_, base)) = seen.iter().find(|(n, _)| *n == "roomcast-in-process") else {
-        return;
+        return Ok(());
     };
     for (name, results) in seen.iter().filter(|(n, _)| *n != "roomcast-in-process") {
         if results.len() != base.len() {
@@ -512,6 +516,7 @@ async fn broadcast_rounds(args: &BenchArgs, targets: &[(Target, Option<u32>)], r
         })
         .to_string());
     }
+    Ok(())
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -566,4 +571,16 @@ pub(crate) async fn reference(port: u16) -> Result<(), String> {
     out(&format!("reference broadcast server listening on {addr}"));
     reference::serve(listener).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn medians_of_odd_even_and_empty_rounds() {
+        assert_eq!(median(&[2.0, 1.0, 3.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
 }
