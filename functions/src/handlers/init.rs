@@ -142,7 +142,7 @@ impl AppBuilder {
             leeway_secs: leeway,
         };
         if let Some(url) = self.get("ROOMCAST_JWKS_URL") {
-            let cache = JwksCache::new(url, reqwest::Client::new(), Duration::from_secs(600));
+            let cache = JwksCache::new(url, Duration::from_secs(600));
             return Ok(Arc::new(TokenVerifier::jwks(cache, options)));
         }
         if let Some(name) = self.get("ROOMCAST_JWT_SECRET_PARAM") {

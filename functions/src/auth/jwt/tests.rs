@@ -259,8 +259,8 @@ async fn jwks_server(body: &'static str) -> (String, Arc<AtomicUsize>) {
 }
 
 fn jwks_verifier(url: &str) -> TokenVerifier {
-    let cache = JwksCache::new(url, reqwest::Client::new(), Duration::from_secs(600))
-        .with_min_refetch(Duration::from_secs(3600));
+    let cache =
+        JwksCache::new(url, Duration::from_secs(600)).with_min_refetch(Duration::from_secs(3600));
     TokenVerifier::jwks(
         cache,
         VerifierOptions {
