@@ -87,13 +87,7 @@ async fn redirects_are_followed_by_path_and_by_url() {
 #[tokio::test]
 async fn endless_redirects_error_answers_and_junk_are_unavailable() {
     let (addr, seen) = scripted(|_, _| moved(307, "/again")).await;
-    let denied = cache(&format!("http://{addr}/jwks"))
-        .key_for(Some("rsa-1"))
-        .await;
-    assert!(
-        matches!(denied, Err(AuthError::KeysUnavailable(_))),
-        "{denied:?}"
-    );
+    assert_unavailable(addr).await;
     assert_eq!(
         seen.lock().unwrap().len(),
         6,
@@ -109,14 +103,19 @@ async fn endless_redirects_error_answers_and_junk_are_unavailable() {
         ok(&format!("{JWKS}{}", " ".repeat(1024 * 1024))),
     ] {
         let (addr, _) = scripted(move |_, _| reply.clone()).await;
-        let denied = cache(&format!("http://{addr}/jwks"))
-            .key_for(Some("rsa-1"))
-            .await;
-        assert!(
-            matches!(denied, Err(AuthError::KeysUnavailable(_))),
-            "{denied:?}"
-        );
+        assert_unavailable(addr).await;
     }
+}
+
+/// Asking the server at `addr` for a key is refused as `KeysUnavailable`.
+async fn assert_unavailable(addr: SocketAddr) {
+    let denied = cache(&format!("http://{addr}/jwks"))
+        .key_for(Some("rsa-1"))
+        .await;
+    assert!(
+        matches!(denied, Err(AuthError::KeysUnavailable(_))),
+        "{denied:?}"
+    );
 }
 
 #[tokio::test]
