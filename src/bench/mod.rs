@@ -431,13 +431,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                     "connect" => out(&bench::connect(target, args.clients, args.in_flight)
                         .await
                         .to_string()),
-                    "broadcast" => {} // below: in rounds over the targets
                     "fanout" => line(
                         bench::fanout(target, run, args.fanout_messages).await,
                         scenario,
                         target,
                     ),
-                    _ => {
+                    "memory" => {
                         if let Some(pid) = pid {
                             line(
                                 bench::memory(target, *pid, &list(&args.memory_counts)).await,
@@ -446,6 +445,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                             );
                         }
                     }
+                    _ => {} // broadcast ran in rounds above, on servers of its own
                 }
             }
             drop(servers);

@@ -237,14 +237,16 @@ impl LeanPost {
 
     /// The payload's SHA-256, from `last_payload` when it is the same one.
     fn payload_hash(&self, payload: &[u8]) -> String {
-        let mut last = self.last_payload.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((bytes, hash)) = last.as_ref()
+        let lock = || self.last_payload.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((bytes, hash)) = lock().as_ref()
             && bytes.as_slice() == payload
         {
             return hash.clone();
         }
+        // Hashed outside the lock: concurrent posts of other payloads do
+        // not wait for it.
         let hash = sha256_hex(payload);
-        *last = Some((payload.to_vec(), hash.clone()));
+        *lock() = Some((payload.to_vec(), hash.clone()));
         hash
     }
 

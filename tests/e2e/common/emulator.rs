@@ -581,13 +581,7 @@ pub(crate) async fn invoke(
     function: &str,
     event: &Value,
 ) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
-    lambda
-        .invoke()
-        .function_name(function)
-        .payload(payload(event))
-        .send()
-        .await
-        .unwrap()
+    invoke_as(lambda, function, event, None).await
 }
 
 /// The same as an `Event` invocation (queued; answered 202).
@@ -596,10 +590,20 @@ pub(crate) async fn invoke_event(
     function: &str,
     event: &Value,
 ) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
+    let kind = aws_sdk_lambda::types::InvocationType::Event;
+    invoke_as(lambda, function, event, Some(kind)).await
+}
+
+async fn invoke_as(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    event: &Value,
+    kind: Option<aws_sdk_lambda::types::InvocationType>,
+) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
     lambda
         .invoke()
         .function_name(function)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .set_invocation_type(kind)
         .payload(payload(event))
         .send()
         .await
