@@ -115,6 +115,8 @@ pub struct Template {
     /// Every declared parameter, with a default or not.
     declared: Vec<String>,
     resources: serde_yaml_ng::Mapping,
+    /// The `Conditions` section (`conditions`).
+    conditions: serde_yaml_ng::Mapping,
     globals: Value,
     /// What `!Ref` of Roomcast's table evaluates to (`--table`); other
     /// tables keep their own names (`dynamodb_tables`).
@@ -157,6 +159,11 @@ impl Template {
             parameters,
             declared,
             resources,
+            conditions: doc
+                .get("Conditions")
+                .and_then(Value::as_mapping)
+                .cloned()
+                .unwrap_or_default(),
             globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
             table_name: "roomcast".into(),
             region: "us-east-1".into(),
@@ -195,20 +202,29 @@ impl Template {
         Ok(self)
     }
 
-    /// Resources of a type, as (logical id, resource).
-    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+    /// Resources of a type that the stack creates (their `Condition`, if
+    /// any, holds), as (logical id, resource).
+    pub(crate) fn of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
         self.resources.iter().filter_map(move |(id, r)| {
-            (r.get("Type").and_then(Value::as_str) == Some(kind))
+            (r.get("Type").and_then(Value::as_str) == Some(kind) && self.created(r))
                 .then(|| id.as_str().map(|id| (id, r)))?
         })
     }
 
-    fn resource(&self, id: &str) -> Option<&Value> {
+    pub(crate) fn resource(&self, id: &str) -> Option<&Value> {
         self.resources.get(id)
     }
 
-    fn prop<'a>(&self, resource: &'a Value, name: &str) -> Option<&'a Value> {
+    pub(crate) fn prop<'a>(&self, resource: &'a Value, name: &str) -> Option<&'a Value> {
         resource.get("Properties").and_then(|p| p.get(name))
+    }
+
+    /// A property of `Globals.Function`.
+    pub(crate) fn global_function(&self, name: &str) -> Option<&Value> {
+        self.globals.get("Function").and_then(|g| g.get(name))
     }
 
     /// Evaluates an intrinsic-bearing value to a string, if it can be
@@ -276,13 +292,8 @@ impl Template {
         }
     }
 
-    fn condition(&self, _name: &str) -> bool {
-        // Every condition in Roomcast's template depends on parameters whose
-        // defaults are empty; evaluating them as false matches those defaults.
-        false
-    }
-
-    fn reference(&self, name: &str) -> Option<String> {
+    /// What `!Ref name` evaluates to.
+    pub(crate) fn reference(&self, name: &str) -> Option<String> {
         if let Some(p) = self.parameters.get(name) {
             return Some(p.clone());
         }
@@ -296,26 +307,10 @@ impl Template {
             _ => {}
         }
         let r = self.resource(name)?;
-        match r.get("Type").and_then(Value::as_str) {
-            Some("AWS::DynamoDB::Table") => return Some(self.table_name_of(name, r)),
-            Some("AWS::ApiGatewayV2::Api" | "AWS::Serverless::WebSocketApi") => {
-                return Some(api_id_of(name));
-            }
-            // A bus's `Ref` is its name.
-            Some("AWS::Events::EventBus") => {
-                return Some(
-                    self.prop(r, "Name")
-                        .and_then(|v| self.eval(v))
-                        .unwrap_or_else(|| name.to_owned()),
-                );
-            }
-            _ => {}
-        }
-        Some(name.to_owned())
-    }
-
-    fn attribute(&self, id: &str, attr: &str) -> String {
-        format!("arn:roomcast-local:{id}:{attr}")
+        Some(
+            self.physical_ref(name, r)
+                .unwrap_or_else(|| name.to_owned()),
+        )
     }
 
     fn substitute(&self, text: &str, vars: Option<&serde_yaml_ng::Mapping>) -> Option<String> {
@@ -340,12 +335,19 @@ impl Template {
         Some(out)
     }
 
-    /// The function named by an integration or authorizer URI.
+    /// The function named by an integration or authorizer URI
+    /// (`arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations`)
+    /// or by its ARN alone.
     fn function_in_uri(&self, uri: &str) -> Result<FunctionSpec, TemplateError> {
+        let names = |arn: &str| {
+            uri.match_indices(arn).any(|(at, _)| {
+                matches!(uri[at + arn.len()..].chars().next(), None | Some('/' | ':'))
+            })
+        };
         let id = self
             .of_type("AWS::Serverless::Function")
             .map(|(id, _)| id)
-            .find(|id| uri.contains(&format!("arn:roomcast-local:{id}:Arn")))
+            .find(|id| names(&self.attribute(id, "Arn")))
             .ok_or_else(|| invalid(format!("no AWS::Serverless::Function matches URI {uri}")))?;
         self.function(id)
     }
@@ -614,9 +616,14 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
+mod conditions;
 mod dynamodb_tables;
 mod event_rules;
+mod json;
+mod physical;
 mod sam_websocket;
+
+pub(crate) use json::Resolved;
 
 pub use dynamodb_tables::TableSpec;
 pub use event_rules::{DEFAULT_BUS, RuleSpec, TargetSpec, bus_name};

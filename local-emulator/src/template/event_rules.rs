@@ -153,19 +153,7 @@ impl Template {
 
     fn target(&self, t: &Value) -> TargetSpec {
         let arn = t.get("Arn").and_then(|a| self.eval(a)).unwrap_or_default();
-        let is_function = |id: &str| {
-            self.resource(id)
-                .and_then(|r| r.get("Type"))
-                .and_then(Value::as_str)
-                .is_some_and(|t| matches!(t, "AWS::Serverless::Function" | "AWS::Lambda::Function"))
-        };
-        let function = match arn
-            .strip_prefix("arn:roomcast-local:")
-            .and_then(|rest| rest.strip_suffix(":Arn"))
-        {
-            Some(id) => is_function(id).then(|| id.to_owned()),
-            None => arn.rsplit_once(":function:").map(|(_, n)| n.to_owned()),
-        };
+        let function = arn.rsplit_once(":function:").map(|(_, n)| n.to_owned());
         match function {
             Some(function) => TargetSpec::Function {
                 function,
@@ -177,36 +165,6 @@ impl Template {
             },
             None => TargetSpec::Other { arn },
         }
-    }
-
-    /// YAML to JSON, evaluating intrinsics in strings (`!Ref EventSource`).
-    fn to_json(&self, v: &Value) -> Json {
-        match v {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Number(n) => n
-                .as_i64()
-                .map(Json::from)
-                .or_else(|| n.as_f64().map(Json::from))
-                .unwrap_or(Json::Null),
-            Value::String(s) => Json::String(s.clone()),
-            Value::Sequence(items) => Json::Array(items.iter().map(|i| self.to_json(i)).collect()),
-            Value::Mapping(m) if m.len() == 1 && self.is_intrinsic(m) => {
-                self.eval(v).map_or(Json::Null, Json::String)
-            }
-            Value::Mapping(m) => Json::Object(
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), self.to_json(v))))
-                    .collect(),
-            ),
-            Value::Tagged(_) => self.eval(v).map_or(Json::Null, Json::String),
-        }
-    }
-
-    fn is_intrinsic(&self, m: &serde_yaml_ng::Mapping) -> bool {
-        m.keys()
-            .filter_map(Value::as_str)
-            .any(|k| k == "Ref" || k.starts_with("Fn::"))
     }
 }
 

@@ -421,3 +421,105 @@ fn a_pattern_eventbridge_would_refuse_stops_the_start_naming_the_rule() {
     assert!(text.contains("rule Messages"), "{text}");
     assert!(text.contains("unrecognized match type contains"), "{text}");
 }
+
+/// CloudFormation "Condition functions": conditions over parameters, and a
+/// resource whose `Condition` is false is not created.
+#[test]
+fn conditions_are_evaluated_and_decide_which_resources_exist() {
+    let text = r#"
+Parameters:
+  Mode: {Type: String, Default: dev}
+  Bus: {Type: String, Default: ""}
+Conditions:
+  IsProd: !Equals [!Ref Mode, prod]
+  HasBus: !Not [!Equals [!Ref Bus, ""]]
+  ProdWithBus: !And [!Condition IsProd, !Condition HasBus]
+  Either: {"Fn::Or": [{"Condition": "IsProd"}, {"Condition": "HasBus"}]}
+  Loop: !Condition Loop
+Resources:
+  Always:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: a.b
+      CodeUri: x/
+      Environment:
+        Variables:
+          PICK: !If [ProdWithBus, both, !If [Either, one, none]]
+  ProdOnly:
+    Type: AWS::Serverless::Function
+    Condition: IsProd
+    Properties: {Runtime: python3.12, Handler: a.b, CodeUri: x/}
+"#;
+    let with = |pairs: &[(&str, &str)]| {
+        let overrides = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Template::parse(text)
+            .unwrap()
+            .with_parameters(&overrides)
+            .unwrap()
+    };
+    let pick = |t: &Template| t.function("Always").unwrap().environment["PICK"].clone();
+    let dev = with(&[]);
+    assert_eq!(pick(&dev), "none");
+    assert_eq!(dev.functions().unwrap().len(), 1, "ProdOnly is not created");
+    assert!(!dev.condition("Loop"), "a loop is no condition");
+    let prod = with(&[("Mode", "prod")]);
+    assert_eq!(pick(&prod), "one");
+    assert_eq!(prod.functions().unwrap().len(), 2);
+    assert_eq!(pick(&with(&[("Mode", "prod"), ("Bus", "b")])), "both");
+}
+
+/// Each resource type's "Return values" (CloudFormation resource
+/// reference): `Ref` of a function is its name, `Fn::GetAtt … Arn` its ARN.
+#[test]
+fn refs_and_arns_are_what_cloudformation_returns() {
+    let text = r#"
+Resources:
+  T:
+    Type: AWS::DynamoDB::Table
+    Properties: {TableName: chat}
+  Q:
+    Type: AWS::SQS::Queue
+  R:
+    Type: AWS::IAM::Role
+    Properties: {RoleName: exec}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: fn-name
+      Runtime: python3.12
+      Handler: a.b
+      CodeUri: x/
+      Environment:
+        Variables:
+          FN: !Ref F
+          FN_ARN: !GetAtt F.Arn
+          TABLE_ARN: !GetAtt T.Arn
+          QUEUE_ARN: !GetAtt Q.Arn
+          QUEUE_URL: !Ref Q
+          ROLE_ARN: !GetAtt R.Arn
+"#;
+    let t = Template::parse(text).unwrap().with_region("eu-west-1");
+    let env = t.function("F").unwrap().environment;
+    assert_eq!(env["FN"], "fn-name");
+    assert_eq!(
+        env["FN_ARN"],
+        "arn:aws:lambda:eu-west-1:000000000000:function:fn-name"
+    );
+    assert_eq!(
+        env["TABLE_ARN"],
+        "arn:aws:dynamodb:eu-west-1:000000000000:table/chat"
+    );
+    assert_eq!(
+        env["QUEUE_ARN"],
+        "arn:aws:sqs:eu-west-1:000000000000:roomcast-local-Q"
+    );
+    assert_eq!(
+        env["QUEUE_URL"],
+        "https://sqs.eu-west-1.amazonaws.com/000000000000/roomcast-local-Q"
+    );
+    assert_eq!(env["ROLE_ARN"], "arn:aws:iam::000000000000:role/exec");
+}
