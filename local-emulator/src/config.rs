@@ -89,6 +89,12 @@ pub struct EmulatorConfig {
     /// against these credentials (`--verify-sigv4`). Default `None`:
     /// signatures are accepted unchecked.
     pub verify_sigv4: Option<crate::sigv4::Verifier>,
+    /// Check every AWS call a process function makes through the emulator
+    /// against its execution role from the template, as IAM would
+    /// (`crate::iam`), and give each function its own credentials.
+    /// Default true; `--no-iam` turns it off (functions then get the
+    /// emulator's own credentials).
+    pub iam: bool,
     /// Serve TLS on the same port as plain HTTP (told apart by the first
     /// byte), with a certificate from a local CA kept in `cache_dir/tls`,
     /// so that `https://{domainName}/{stage}` callbacks work as written.
@@ -174,6 +180,7 @@ impl Default for EmulatorConfig {
             python: PathBuf::from("python3"),
             cache_dir: crate::lambda::runtime_sdk::default_cache_dir(),
             tls: true,
+            iam: true,
             verify_sigv4: None,
             async_retry_base: Duration::from_secs(60),
             timeline_size: crate::inspector::DEFAULT_TIMELINE,
@@ -313,6 +320,13 @@ impl EmulatorConfig {
     /// `verifier` (`None`: unchecked, the default).
     pub fn verify_sigv4(mut self, verifier: Option<crate::sigv4::Verifier>) -> Self {
         self.verify_sigv4 = verifier;
+        self
+    }
+
+    /// Checks process functions' calls against their roles (true, the
+    /// default) or not.
+    pub fn iam(mut self, on: bool) -> Self {
+        self.iam = on;
         self
     }
 

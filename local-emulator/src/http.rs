@@ -37,6 +37,12 @@ pub(crate) enum HttpError {
         /// Details for humans.
         message: String,
     },
+    /// IAM refused a function's call to a REST service (API Gateway's
+    /// `@connections`, Lambda's Invoke API): 403 with
+    /// `x-amzn-ErrorType: AccessDeniedException` and IAM's message under
+    /// `Message`. The function's role lacks the right: fix the template.
+    #[error("AccessDeniedException: {0}")]
+    AccessDenied(String),
     /// Nothing here (static files, unknown paths): a plain-text 404.
     #[error("not found: {0}")]
     NotFound(String),
@@ -109,6 +115,14 @@ impl IntoResponse for HttpError {
                 status,
                 &json!({"errorMessage": message, "errorType": error_type}),
             ),
+            Self::AccessDenied(message) => {
+                let mut r = json(StatusCode::FORBIDDEN, &json!({"Message": message}));
+                r.headers_mut().insert(
+                    "x-amzn-ErrorType",
+                    HeaderValue::from_static("AccessDeniedException"),
+                );
+                r
+            }
             Self::NotFound(text) => respond(StatusCode::NOT_FOUND, "text/plain", text),
             Self::BadRequest(message) => {
                 json(StatusCode::BAD_REQUEST, &json!({"message": message}))

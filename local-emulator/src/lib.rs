@@ -26,6 +26,7 @@ pub mod eventbridge;
 pub mod faults;
 mod header_case;
 mod http;
+mod iam;
 mod inspector;
 pub mod lambda;
 mod metrics;
@@ -159,15 +160,44 @@ impl Emulator {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let addr = self.local_addr();
         let urls = self.urls();
+        let denials = AccessDenials(self.state.iam.clone());
         let task = tokio::spawn(self.run_until(async {
             let _ = rx.await;
         }));
         RunningEmulator {
             addr,
             urls,
+            denials,
             stop: Some(tx),
             task: Some(task),
         }
+    }
+}
+
+/// The AWS calls of process functions that their roles refused (the
+/// emulator checks them as IAM would, `--no-iam` aside): for tests that
+/// assert a scenario needs no right its template does not grant. It
+/// outlives the emulator.
+#[derive(Clone)]
+pub struct AccessDenials(Option<Arc<iam::Iam>>);
+
+impl AccessDenials {
+    /// How many calls were refused.
+    pub fn count(&self) -> u64 {
+        self.0.as_ref().map_or(0, |i| i.denials())
+    }
+
+    /// The latest refusals (at most 32), each `function: message`.
+    pub fn recent(&self) -> Vec<String> {
+        self.0.as_ref().map(|i| i.recent()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for AccessDenials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessDenials")
+            .field("count", &self.count())
+            .finish()
     }
 }
 
@@ -177,11 +207,17 @@ pub struct RunningEmulator {
     pub addr: SocketAddr,
     /// Its URLs.
     pub urls: Urls,
+    denials: AccessDenials,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningEmulator {
+    /// The calls its process functions' roles refused.
+    pub fn access_denials(&self) -> AccessDenials {
+        self.denials.clone()
+    }
+
     /// Shuts down gracefully and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

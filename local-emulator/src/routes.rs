@@ -110,6 +110,11 @@ async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
         "text/plain; version=0.0.4",
         state.metrics.render(state.connections.len())
             + &state.faults.render_metrics()
+            + &state
+                .iam
+                .as_ref()
+                .map(|iam| iam.render_metrics())
+                .unwrap_or_default()
             + &format!(
                 "# HELP roomcast_timeline_entries Entries the inspector's timeline keeps now.\n# TYPE roomcast_timeline_entries gauge\nroomcast_timeline_entries {}\n",
                 state.timeline.len()

@@ -63,12 +63,15 @@ impl Verifier {
         )
     }
 
-    /// Verifies the request's signature over `body`.
+    /// Verifies the request's signature over `body`. Besides this pair,
+    /// `functions` gives the secret of an access key the emulator handed a
+    /// function (its role's credentials, `crate::iam`).
     pub(crate) fn verify(
         &self,
         parts: &Parts,
         body: &[u8],
         now: SystemTime,
+        functions: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), HttpError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let auth = header("authorization")
@@ -99,12 +102,16 @@ impl Verifier {
         let (access_key, scope) = credential
             .split_once('/')
             .ok_or_else(|| refuse("IncompleteSignatureException", "malformed Credential"))?;
-        if access_key != self.access_key {
-            return Err(refuse(
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            ));
-        }
+        let secret = if access_key == self.access_key {
+            self.secret.clone()
+        } else {
+            functions(access_key).ok_or_else(|| {
+                refuse(
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                )
+            })?
+        };
         let mut scope_parts = scope.split('/');
         let (Some(date), Some(region), Some(service), Some("aws4_request"), None) = (
             scope_parts.next(),
@@ -142,8 +149,7 @@ impl Verifier {
             "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
             sha256_hex(canonical.as_bytes())
         );
-        let key =
-            aws_sigv4::sign::v4::generate_signing_key(&self.secret, signed_at, region, service);
+        let key = aws_sigv4::sign::v4::generate_signing_key(&secret, signed_at, region, service);
         let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
         if expected != signature {
             tracing::info!(service, region, "SigV4 signature mismatch");
@@ -194,7 +200,8 @@ pub(crate) async fn verified(state: &State, req: Request) -> Result<Request, Res
             .into_response());
         }
     };
-    if let Err(e) = verifier.verify(&parts, &bytes, SystemTime::now()) {
+    let functions = |key: &str| state.iam.as_ref().and_then(|iam| iam.secret(key));
+    if let Err(e) = verifier.verify(&parts, &bytes, SystemTime::now(), &functions) {
         tracing::info!(path = %parts.uri.path(), error = %e, "request refused: SigV4");
         return Err(e.into_response());
     }

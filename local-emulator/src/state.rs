@@ -83,6 +83,9 @@ pub(crate) struct State {
     /// The store in-process functions share, read by the inspector's rooms
     /// (unwrapped: an injected store fault does not blind the inspector).
     pub(crate) store: Arc<dyn Store>,
+    /// Process functions' roles, checked on the AWS calls they make
+    /// (`None` with `--no-iam`).
+    pub(crate) iam: Option<Arc<crate::iam::Iam>>,
     /// Process functions' way to DynamoDB, kept running while the state
     /// lives.
     _dynamodb_proxy: Option<crate::dynamodb::proxy::Proxy>,
@@ -169,14 +172,30 @@ impl State {
             faults.clone(),
             timeline.clone(),
         ));
+        let iam = config.iam.then(|| {
+            Arc::new(crate::iam::Iam::new(
+                &template,
+                &region,
+                &template.functions().unwrap_or_default(),
+                timeline.clone(),
+            ))
+        });
         let dynamodb_proxy = match &config.dynamodb_endpoint {
             Some(upstream) => Some(
-                crate::dynamodb::proxy::start(upstream, faults.clone(), timeline.clone())
-                    .await
-                    .map_err(|source| EmulatorError::Bind {
-                        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                        source,
-                    })?,
+                crate::dynamodb::proxy::start(
+                    upstream,
+                    crate::dynamodb::proxy::Checks {
+                        faults: faults.clone(),
+                        timeline: timeline.clone(),
+                        iam: iam.clone(),
+                        region: region.clone(),
+                    },
+                )
+                .await
+                .map_err(|source| EmulatorError::Bind {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    source,
+                })?,
             ),
             None => None,
         };
@@ -225,6 +244,7 @@ impl State {
                     trust: tls
                         .as_ref()
                         .map(|t| (t.ca_pem.clone(), t.bundle_pem.clone())),
+                    iam: iam.clone(),
                 },
                 metrics: metrics.clone(),
                 faults: faults.clone(),
@@ -267,6 +287,7 @@ impl State {
             faults,
             timeline,
             store: shared_store,
+            iam,
             _dynamodb_proxy: dynamodb_proxy,
             handshakes: Arc::new(tokio::sync::Semaphore::new(
                 config.max_pending_handshakes.max(1),

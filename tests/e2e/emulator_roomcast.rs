@@ -57,7 +57,9 @@ macro_rules! both_modes {
 
             #[tokio::test]
             async fn as_processes() {
-                super::$body(super::processes().await).await;
+                let emu = super::processes().await;
+                let _iam = crate::common::emulator::no_access_denied(&emu);
+                super::$body(emu).await;
             }
         }
     };
@@ -202,7 +204,9 @@ async fn the_same_scenario_runs_on_dynamodb() {
 /// binaries are checked to be newer than their sources first.
 #[tokio::test]
 async fn the_same_scenario_runs_with_every_function_as_its_real_binary() {
-    chat_scenario(&processes().await).await;
+    let emu = processes().await;
+    let _iam = no_access_denied(&emu);
+    chat_scenario(&emu).await;
 }
 
 #[tokio::test]
@@ -579,6 +583,7 @@ async fn large_rooms_are_delivered_by_shards_in_process() {
 #[tokio::test]
 async fn large_rooms_are_delivered_by_shards_as_processes_on_dynamodb() {
     let emu = sharded(as_processes).await;
+    let _iam = no_access_denied(&emu);
     large_rooms_are_delivered_by_shards_on(emu).await;
 }
 

@@ -126,6 +126,7 @@ async fn put_events_and_test_event_pattern_answer_as_eventbridge_does() {
 async fn events_reach_rule_targets_on(tune: fn(EmulatorConfig) -> EmulatorConfig) {
     let mut sink = Sink::start().await;
     let emu = start(tune(events_config(&sink))).await;
+    let _iam = no_access_denied(&emu);
     let token = dev_token(&emu, "alice").await;
     let (mut ws, connection_id) = join_as(&emu, &token, "lobby").await;
     send(

@@ -14,6 +14,7 @@ mod emulator_echo;
 mod emulator_faults;
 mod emulator_gateway;
 mod emulator_hostile;
+mod emulator_iam;
 mod emulator_inspector;
 mod emulator_lambda;
 mod emulator_management;

@@ -23,6 +23,7 @@ async fn join_as(emu: &RunningEmulator, user: &str, room: &str) -> Ws {
 }
 
 async fn server_api_on(emu: RunningEmulator) {
+    let _iam = no_access_denied(&emu);
     let api = ServerApi::new(lambda_client(&emu).await, "PublishFunction");
     let mut a1 = join_as(&emu, "alice", "lobby").await;
     let mut a2 = join_as(&emu, "alice", "lobby").await;

@@ -3,25 +3,29 @@
 /// Which browser origins may connect.
 ///
 /// Exact, case-sensitive match on the full origin (`https://app.example.com`).
-/// An empty list allows every origin: fine for development, not for
-/// production, where any web page could otherwise open a socket with a user's
-/// token. Requests without an `Origin` header (non-browser clients, which can
-/// set any header they like) are not affected by the list.
+/// `*` (the template's default) or an empty list allows every origin: fine
+/// for development, not for production, where any web page holding a
+/// user's token could open a socket with it. Requests without an `Origin`
+/// header (non-browser clients, which can set any header they like) are
+/// not affected by the list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OriginPolicy {
     allowed: Vec<String>,
 }
 
 impl OriginPolicy {
-    /// Parses a comma-separated list (`ROOMCAST_ALLOWED_ORIGINS`).
+    /// Parses a comma-separated list (`ROOMCAST_ALLOWED_ORIGINS`); `*`
+    /// anywhere in it allows every origin.
     pub fn parse(list: &str) -> Self {
-        Self {
-            allowed: list
-                .split(',')
-                .map(|s| s.trim().trim_end_matches('/').to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
+        let allowed: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if allowed.iter().any(|a| a == "*") {
+            return Self::default();
         }
+        Self { allowed }
     }
 
     /// Whether a request with this `Origin` header may connect.
@@ -48,6 +52,14 @@ mod tests {
         let p = OriginPolicy::parse(" , ");
         assert!(p.allows_all());
         assert!(p.allows(Some("https://evil.example")));
+    }
+
+    #[test]
+    fn a_star_allows_everything() {
+        let p = OriginPolicy::parse("*");
+        assert!(p.allows_all());
+        assert!(p.allows(Some("https://any.example")));
+        assert!(OriginPolicy::parse("https://a.example, *").allows_all());
     }
 
     #[test]

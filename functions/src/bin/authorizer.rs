@@ -10,6 +10,11 @@ async fn main() -> Result<(), Error> {
     let builder = AppBuilder::from_env().await;
     let verifier = builder.verifier().await?;
     let origins = builder.origins();
+    if origins.allows_all() {
+        tracing::warn!(
+            "every browser origin may connect (ROOMCAST_ALLOWED_ORIGINS is * or empty): list your origins in the AllowedOrigins parameter for production"
+        );
+    }
     let events = builder.events(builder.emf());
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {

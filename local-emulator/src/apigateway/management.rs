@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::apigateway::connections::{CloseReason, PostError};
 use crate::apigateway::timefmt::iso8601;
 use crate::http::{HttpError, json, respond};
+use crate::iam::Principal;
 use crate::state::State;
 
 /// Connection ids are short base64 strings; anything else is malformed.
@@ -33,9 +34,10 @@ pub(crate) async fn by_id(
     method: Method,
     Path(id): Path<String>,
     Trace(trace): Trace,
+    Signer(caller): Signer,
     body: Body,
 ) -> Response {
-    handle(&state, method, &id, trace, body).await
+    handle(&state, method, &id, Call { trace, caller }, body).await
 }
 
 /// `/{stage}/@connections/{id}`: the same, if the stage is this one.
@@ -44,12 +46,13 @@ pub(crate) async fn by_stage_and_id(
     method: Method,
     Path((stage, id)): Path<(String, String)>,
     Trace(trace): Trace,
+    Signer(caller): Signer,
     body: Body,
 ) -> Response {
     if stage != state.stage {
         return HttpError::NotFound("not found\n".into()).into_response();
     }
-    handle(&state, method, &id, trace, body).await
+    handle(&state, method, &id, Call { trace, caller }, body).await
 }
 
 /// The connection id of a `POST /@connections/{id}` (or
@@ -120,13 +123,46 @@ pub(crate) async fn post_without_router(
         Ok(req) => req,
         Err(refused) => return Ok(refused),
     };
-    let trace = trace_root(req.headers());
-    Ok(handle(&state, Method::POST, &id, trace, req.into_body()).await)
+    let call = Call {
+        trace: trace_root(req.headers()),
+        caller: state.iam.as_ref().and_then(|iam| iam.caller(req.headers())),
+    };
+    Ok(handle(&state, Method::POST, &id, call, req.into_body()).await)
 }
 
 /// `/@connections/` with no id: always malformed.
 pub(crate) async fn without_id(Shared(state): Shared<Arc<State>>, method: Method) -> Response {
-    handle(&state, method, "", None, Body::empty()).await
+    let call = Call {
+        trace: None,
+        caller: None,
+    };
+    handle(&state, method, "", call, Body::empty()).await
+}
+
+/// Who made a call: the invocation's trace root (when the caller runs in
+/// one) and the function whose role signed it (when IAM is checked).
+pub(crate) struct Call {
+    trace: Option<String>,
+    caller: Option<Arc<Principal>>,
+}
+
+/// The function a request was signed by (`crate::iam`), if any.
+pub(crate) struct Signer(Option<Arc<Principal>>);
+
+impl FromRequestParts<Arc<State>> for Signer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<State>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            state
+                .iam
+                .as_ref()
+                .and_then(|iam| iam.caller(&parts.headers)),
+        ))
+    }
 }
 
 /// The caller's trace root, when it runs in a Lambda invocation: the SDKs
@@ -151,14 +187,12 @@ fn trace_root(headers: &http::HeaderMap) -> Option<String> {
         .and_then(crate::lambda::invoke::trace_root)
 }
 
-async fn handle(
-    state: &State,
-    method: Method,
-    id: &str,
-    trace: Option<String>,
-    body: Body,
-) -> Response {
-    let outcome = answer(state, &method, id, body).await;
+async fn handle(state: &State, method: Method, id: &str, call: Call, body: Body) -> Response {
+    let trace = call.trace;
+    let outcome = match authorized(state, &method, id, call.caller.as_deref()) {
+        Ok(()) => answer(state, &method, id, body).await,
+        Err(denied) => Err(denied),
+    };
     let result = match &outcome {
         Ok(_) => "ok",
         Err(HttpError::Api { status, .. }) => match status.as_u16() {
@@ -168,6 +202,7 @@ async fn handle(
             405 => "method_not_allowed",
             _ => "bad_request",
         },
+        Err(HttpError::AccessDenied { .. }) => "denied",
         Err(_) => "bad_request",
     };
     state.metrics.api_call(method.as_str(), result);
@@ -188,6 +223,36 @@ async fn handle(
             e.into_response()
         }
     }
+}
+
+/// IAM's check of a function's call (API Gateway Developer Guide, "Use
+/// @connections commands in your backend service": the caller needs
+/// `execute-api:ManageConnections` on
+/// `arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{METHOD}/@connections/{id}`).
+fn authorized(
+    state: &State,
+    method: &Method,
+    id: &str,
+    caller: Option<&Principal>,
+) -> Result<(), HttpError> {
+    let (Some(iam), Some(caller)) = (&state.iam, caller) else {
+        return Ok(());
+    };
+    let resource = format!(
+        "arn:aws:execute-api:{}:{}:{}/{}/{method}/@connections/{id}",
+        state.region,
+        crate::template::ACCOUNT,
+        state.api_id,
+        state.stage
+    );
+    iam.authorize(
+        caller,
+        &[crate::iam::Request::new(
+            "execute-api:ManageConnections",
+            resource,
+        )],
+    )
+    .map_err(|d| HttpError::AccessDenied(d.message))
 }
 
 async fn answer(

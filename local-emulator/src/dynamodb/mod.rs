@@ -2,4 +2,5 @@
 //! emulator (`proxy`), so that `store-error` faults strike their calls as
 //! they strike the in-process store's.
 
+pub(crate) mod actions;
 pub(crate) mod proxy;

@@ -20,6 +20,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use crate::faults::{FaultKind, Faults, Point, StoreFault, Subject};
+use crate::iam::Iam;
 use crate::inspector::Timeline;
 
 /// DynamoDB's largest request is 16 MB (BatchWriteItem); anything larger
@@ -44,14 +45,22 @@ struct Upstream {
     client: reqwest::Client,
     faults: Arc<Faults>,
     timeline: Arc<Timeline>,
+    /// Process functions' roles, checked on each call they sign.
+    iam: Option<Arc<Iam>>,
+    region: String,
+}
+
+/// What else the proxy checks and strikes with.
+pub(crate) struct Checks {
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) timeline: Arc<Timeline>,
+    pub(crate) iam: Option<Arc<Iam>>,
+    /// The region in the tables' ARNs.
+    pub(crate) region: String,
 }
 
 /// Starts a proxy to `upstream` on a free 127.0.0.1 port.
-pub(crate) async fn start(
-    upstream: &str,
-    faults: Arc<Faults>,
-    timeline: Arc<Timeline>,
-) -> std::io::Result<Proxy> {
+pub(crate) async fn start(upstream: &str, checks: Checks) -> std::io::Result<Proxy> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let client = reqwest::Client::builder()
@@ -60,8 +69,10 @@ pub(crate) async fn start(
     let state = Arc::new(Upstream {
         base: upstream.trim_end_matches('/').to_owned(),
         client,
-        faults,
-        timeline,
+        faults: checks.faults,
+        timeline: checks.timeline,
+        iam: checks.iam,
+        region: checks.region,
     });
     let app = Router::new().fallback(forward).with_state(state);
     let task = tokio::spawn(async move {
@@ -83,11 +94,6 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or("unknown")
         .to_owned();
-    if let Some(FaultKind::StoreError { error }) = up.faults.take(Point::Store, Subject::default())
-    {
-        record(&up.timeline, &operation, error);
-        return injected(error);
-    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
         return dynamodb_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,6 +101,21 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
             "the request is larger than DynamoDB accepts",
         );
     };
+    // IAM first, as in AWS: a call the role does not allow is refused
+    // before it could be throttled.
+    if let Some(iam) = &up.iam
+        && let Some(caller) = iam.caller(&parts.headers)
+    {
+        let requests = super::actions::requests(&operation, &bytes, &up.region);
+        if let Err(denied) = iam.authorize(&caller, &requests) {
+            return access_denied(&denied.message);
+        }
+    }
+    if let Some(FaultKind::StoreError { error }) = up.faults.take(Point::Store, Subject::default())
+    {
+        record(&up.timeline, &operation, error);
+        return injected(error);
+    }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut outgoing = up
         .client
@@ -166,6 +187,22 @@ fn injected(error: StoreFault) -> Response {
             "Internal server error",
         ),
     }
+}
+
+/// DynamoDB's answer to a call IAM refuses: 400 with the coral service's
+/// `AccessDeniedException` and IAM's message under `Message` (the SDKs
+/// read the code from `__type`'s part after `#`).
+fn access_denied(message: &str) -> Response {
+    let body = json!({
+        "__type": "com.amazon.coral.service#AccessDeniedException",
+        "Message": message,
+    });
+    let mut r = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    r
 }
 
 /// An awsJson1_0 error as DynamoDB sends it.

@@ -48,6 +48,54 @@ pub(crate) async fn serve(state: Arc<State>, req: Request) -> Response {
     handle(&state, &parts.headers, &body).unwrap_or_else(IntoResponse::into_response)
 }
 
+/// IAM's check of a function's call (EventBridge User Guide, "Using
+/// identity-based policies for Amazon EventBridge": `events:PutEvents` on
+/// each entry's event bus, `default` when an entry names none).
+fn authorized(
+    state: &State,
+    headers: &HeaderMap,
+    target: &str,
+    request: &Value,
+) -> Result<(), HttpError> {
+    let (Some(iam), Some(caller)) = (
+        &state.iam,
+        state.iam.as_ref().and_then(|iam| iam.caller(headers)),
+    ) else {
+        return Ok(());
+    };
+    let operation = target.strip_prefix("AWSEvents.").unwrap_or(target);
+    let bus = |named: &str| {
+        if named.starts_with("arn:") {
+            named.to_owned()
+        } else {
+            format!(
+                "arn:aws:events:{}:{}:event-bus/{}",
+                state.region,
+                crate::template::ACCOUNT,
+                crate::template::bus_name(named)
+            )
+        }
+    };
+    let requests: Vec<crate::iam::Request> = match operation {
+        "PutEvents" => request["Entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let named = e["EventBusName"].as_str().unwrap_or_default();
+                crate::iam::Request::new("events:PutEvents", bus(named))
+            })
+            .collect(),
+        other => vec![crate::iam::Request::new(format!("events:{other}"), "*")],
+    };
+    iam.authorize(&caller, &requests)
+        .map_err(|d| HttpError::Json11 {
+            status: StatusCode::BAD_REQUEST,
+            kind: "AccessDeniedException",
+            message: d.message,
+        })
+}
+
 /// One EventBridge operation.
 fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Response, HttpError> {
     let target = headers
@@ -67,6 +115,7 @@ fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Respo
         "AWSEvents.TestEventPattern" => "TestEventPattern",
         _ => "other",
     });
+    authorized(state, headers, target, &request)?;
     match target {
         "AWSEvents.PutEvents" => put(state, &request),
         "AWSEvents.TestEventPattern" => test_pattern(&request),

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     /// Settings the emulator injects unless the template sets them
     /// (`ROOMCAST_CALLBACK_URL`, the dev secret…).
     pub(crate) injected: BTreeMap<String, String>,
+    /// Each function's role credentials, when IAM is checked.
+    pub(crate) iam: Option<std::sync::Arc<crate::iam::Iam>>,
 }
 
 /// `arn:aws:lambda:<region>:<account>:function:<name>`.
@@ -73,16 +75,7 @@ pub(crate) fn for_function(
             shared.emulator_url.clone(),
         );
     }
-    let credentials = [
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-    ];
-    for (k, fallback) in credentials {
-        env.insert(k.into(), host(k).unwrap_or_else(|| fallback.into()));
-    }
-    if let Some(token) = host("AWS_SESSION_TOKEN") {
-        env.insert("AWS_SESSION_TOKEN".into(), token);
-    }
+    credentials(spec, shared, host, &mut env);
     let passed: &[&str] = if ours {
         &["PATH", "LANG", "RUST_LOG", "RUST_BACKTRACE"]
     } else {
@@ -111,6 +104,37 @@ pub(crate) fn for_function(
     }
     reserved(spec, task_root, shared, &mut env);
     env
+}
+
+/// The function's credentials: its role's session, as Lambda gives them
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`),
+/// when IAM is checked; else the emulator's own (or `local`).
+fn credentials(
+    spec: &FunctionSpec,
+    shared: &Shared,
+    host: &dyn Fn(&str) -> Option<String>,
+    env: &mut BTreeMap<String, String>,
+) {
+    if let Some(c) = shared
+        .iam
+        .as_ref()
+        .and_then(|i| i.credentials(&spec.logical_id))
+    {
+        env.insert("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone());
+        env.insert("AWS_SESSION_TOKEN".into(), c.session_token.clone());
+        return;
+    }
+    let fallback = [
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ];
+    for (k, default) in fallback {
+        env.insert(k.into(), host(k).unwrap_or_else(|| default.into()));
+    }
+    if let Some(token) = host("AWS_SESSION_TOKEN") {
+        env.insert("AWS_SESSION_TOKEN".into(), token);
+    }
 }
 
 /// Lambda's reserved variables: they win over anything else, as in Lambda.
@@ -182,6 +206,7 @@ mod tests {
             dynamodb_endpoint: Some("http://127.0.0.1:2".into()),
             trust: None,
             injected: BTreeMap::from([("_HANDLER".into(), "sneaky".into())]),
+            iam: None,
         };
         let host = |k: &str| (k == "B").then(|| "from-host".to_owned());
         let env = for_function(&spec(), Path::new("/code"), &shared, &host);
@@ -219,6 +244,7 @@ mod tests {
             emulator_url: "http://127.0.0.1:1".into(),
             dynamodb_endpoint: Some("http://127.0.0.1:2".into()),
             trust: None,
+            iam: None,
             injected: BTreeMap::from([
                 ("ROOMCAST_JWT_SECRET".into(), "dev-secret".into()),
                 (

@@ -49,7 +49,10 @@ pub(crate) enum InvokeFailure {
 /// One function, initialised once like a warm Lambda container (in
 /// process), or a pool of processes behind the Runtime API.
 pub(crate) struct Function {
+    /// The logical id.
     pub(crate) name: String,
+    /// `FunctionName`, else the logical id: the name in its ARN.
+    pub(crate) function_name: String,
     runs: Runs,
     timeout: Duration,
     /// Lambda's concurrency limit: invocations beyond it wait their turn
@@ -364,6 +367,7 @@ pub(crate) async fn build_function(
     let concurrency = spec.reserved_concurrency.unwrap_or(fenv.max_concurrency);
     Ok(Arc::new(Function {
         name: spec.logical_id.clone(),
+        function_name: spec.function_name.clone(),
         runs,
         timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
         concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
@@ -494,6 +498,7 @@ mod tests {
         });
         let f = Arc::new(Function {
             name: "limited".into(),
+            function_name: "limited".into(),
             runs: Runs::InProcess(handler),
             timeout: Duration::from_secs(10),
             concurrency: Arc::new(tokio::sync::Semaphore::new(2)),

@@ -48,6 +48,7 @@ pub(crate) async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    authorized(&state, &headers, &name, q.qualifier.as_deref())?;
     let (function, _) = find(&state, &name, q.qualifier.as_deref())?;
     let kind = kind(&headers)?;
     let limit = if kind == Kind::Event {
@@ -210,6 +211,47 @@ fn find(
         .lambda_function(bare)
         .map(|f| (f, bare.to_owned()))
         .ok_or_else(not_found)
+}
+
+/// IAM's check of a function's call (Lambda Developer Guide, "Identity-based
+/// IAM policies for Lambda": `lambda:InvokeFunction` on the function's ARN,
+/// with `:{qualifier}` when one is given). A function named here by its
+/// logical id (which only the emulator accepts) is checked by its ARN.
+fn authorized(
+    state: &State,
+    headers: &HeaderMap,
+    name: &str,
+    qualifier: Option<&str>,
+) -> Result<(), HttpError> {
+    let (Some(iam), Some(caller)) = (
+        &state.iam,
+        state.iam.as_ref().and_then(|iam| iam.caller(headers)),
+    ) else {
+        return Ok(());
+    };
+    let mut resource = if name.starts_with("arn:") {
+        name.to_owned()
+    } else {
+        let (bare, inline) = name
+            .split_once(':')
+            .map_or((name, None), |(n, q)| (n, Some(q)));
+        let real = state
+            .lambda_function(bare)
+            .map_or_else(|| bare.to_owned(), |f| f.function_name.clone());
+        let mut arn = state.function_arn(&real);
+        if let Some(q) = inline {
+            arn = format!("{arn}:{q}");
+        }
+        arn
+    };
+    if let Some(q) = qualifier {
+        resource = format!("{resource}:{q}");
+    }
+    iam.authorize(
+        &caller,
+        &[crate::iam::Request::new("lambda:InvokeFunction", resource)],
+    )
+    .map_err(|d| HttpError::AccessDenied(d.message))
 }
 
 /// `X-Amz-Client-Context` is base64 JSON on the wire; the runtime gets the

@@ -78,6 +78,7 @@ async fn function(mode: &str, timeout_secs: u64) -> (Arc<ProcessFunction>, Arc<M
         dynamodb_endpoint: None,
         trust: None,
         injected: BTreeMap::new(),
+        iam: None,
     };
     let env = environment::for_function(&spec, &launch.task_root, &shared, &|k: &str| {
         std::env::var(k).ok()

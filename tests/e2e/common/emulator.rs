@@ -182,6 +182,41 @@ pub(crate) fn cache_dir() -> std::path::PathBuf {
     )
 }
 
+/// Fails the test if any AWS call of a process function was refused by
+/// its role: Roomcast's scenarios must need no right their template does
+/// not grant (the emulator checks the roles as IAM does in AWS).
+pub(crate) fn assert_no_access_denied(denials: &roomcast_emulator::AccessDenials) {
+    assert_eq!(
+        denials.count(),
+        0,
+        "calls refused by the functions' roles (template.yaml lacks these rights):\n{}",
+        denials.recent().join("\n")
+    );
+}
+
+/// Checks, when dropped at the end of a test, that no call of `emu`'s
+/// process functions was refused by its role; when the test fails for
+/// another reason, prints the refusals (often the cause) instead.
+pub(crate) fn no_access_denied(emu: &RunningEmulator) -> NoAccessDenied {
+    NoAccessDenied(emu.access_denials())
+}
+
+/// See [`no_access_denied`].
+pub(crate) struct NoAccessDenied(roomcast_emulator::AccessDenials);
+
+impl Drop for NoAccessDenied {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_no_access_denied(&self.0);
+        } else if self.0.count() > 0 {
+            eprintln!(
+                "calls refused by the functions' roles:\n{}",
+                self.0.recent().join("\n")
+            );
+        }
+    }
+}
+
 pub(crate) async fn start(config: EmulatorConfig) -> RunningEmulator {
     Emulator::bind(config)
         .await

@@ -34,9 +34,17 @@ async fn bad_cases_are_answered_as_dynamodb_would_and_the_proxy_keeps_serving() 
     let faults = Arc::new(Faults::default());
     let timeline = Arc::new(Timeline::new(10));
     let upstream = format!("http://127.0.0.1:{}", dead_port().await);
-    let proxy = start(&upstream, faults.clone(), timeline.clone())
-        .await
-        .unwrap();
+    let proxy = start(
+        &upstream,
+        super::Checks {
+            faults: faults.clone(),
+            timeline: timeline.clone(),
+            iam: None,
+            region: "us-east-1".into(),
+        },
+    )
+    .await
+    .unwrap();
     // DynamoDB behind it is unreachable: a server error the SDKs retry.
     let (status, body) = call(&proxy.url, b"{}".to_vec()).await;
     assert_eq!(status, 502);
