@@ -416,6 +416,12 @@ struct DevArgs {
     /// work as written.
     #[arg(long)]
     no_tls: bool,
+    /// Do not check process functions' AWS calls against their execution
+    /// roles. By default each function gets credentials of its own, and a
+    /// call its role in the template does not allow is refused with
+    /// AccessDeniedException, as IAM refuses it in AWS.
+    #[arg(long)]
+    no_iam: bool,
     /// Where the AWS SDK that Lambda's Node.js and Python runtimes include
     /// is installed for functions that import it, and the local CA is kept.
     #[arg(long, env = "ROOMCAST_CACHE_DIR", default_value_os_t = roomcast_emulator::lambda::runtime_sdk::default_cache_dir())]
@@ -570,6 +576,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         })
         .python(args.python)
         .tls(!args.no_tls)
+        .iam(!args.no_iam)
         .verify_sigv4(
             args.verify_sigv4
                 .then(roomcast_emulator::sigv4::Verifier::from_environment),

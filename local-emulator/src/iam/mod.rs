@@ -21,6 +21,9 @@ mod policy;
 mod roles;
 mod sam_templates;
 
+#[cfg(test)]
+mod sam_conformance;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -75,6 +75,7 @@ impl Template {
             .and_then(|f| f.get("Environment"));
         variable(global).or_else(|| {
             self.of_type("AWS::Serverless::Function")
+                .chain(self.of_type("AWS::Lambda::Function"))
                 .find_map(|(_, f)| variable(self.prop(f, "Environment")))
         })
     }
