@@ -63,6 +63,12 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, String>,
     /// `Timeout`, seconds (function, else Globals, else 3).
     pub timeout_secs: u64,
+    /// `Architectures` (function, else Globals): `x86_64` (Lambda's
+    /// default) or `arm64`.
+    pub architecture: String,
+    /// The log group it logs to: `LoggingConfig.LogGroup`, else Lambda's
+    /// `/aws/lambda/{function name}` (`AWS_LAMBDA_LOG_GROUP_NAME`).
+    pub log_group: String,
 }
 
 /// The REQUEST authorizer on `$connect`.
@@ -429,10 +435,16 @@ impl Template {
             }
         }
         let timeout = setting("Timeout").and_then(Value::as_u64).unwrap_or(3);
+        let function_name = text("FunctionName").unwrap_or_else(|| id.to_owned());
+        let log_group = setting("LoggingConfig")
+            .and_then(|c| c.get("LogGroup"))
+            .and_then(|g| self.eval(g))
+            .unwrap_or_else(|| format!("/aws/lambda/{function_name}"));
         Ok(FunctionSpec {
             logical_id: id.to_owned(),
+            log_group,
             binary: binary.to_owned(),
-            function_name: text("FunctionName").unwrap_or_else(|| id.to_owned()),
+            function_name,
             handler: text("Handler").unwrap_or_default(),
             code_uri: text("CodeUri").unwrap_or_else(|| ".".into()),
             memory_mb: setting("MemorySize").and_then(Value::as_u64).unwrap_or(128),
@@ -442,6 +454,11 @@ impl Template {
             runtime,
             environment,
             timeout_secs: timeout,
+            architecture: setting("Architectures")
+                .and_then(Value::as_sequence)
+                .and_then(|a| a.first())
+                .and_then(|a| self.eval(a))
+                .unwrap_or_else(|| "x86_64".into()),
         })
     }
 

@@ -157,7 +157,7 @@ fn reserved(
             spec.memory_mb.to_string(),
         ),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone()),
         (
             "AWS_LAMBDA_LOG_STREAM_NAME",
             format!("{day}/[$LATEST]{}", uuid::Uuid::new_v4().simple()),
@@ -195,6 +195,8 @@ mod tests {
                 ("B".into(), "from-template".into()),
             ]),
             timeout_secs: 3,
+            architecture: "x86_64".into(),
+            log_group: "/aws/lambda/fixture".into(),
         }
     }
 
@@ -215,7 +217,7 @@ mod tests {
         assert_eq!(env["_HANDLER"], "app.handler");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "vote");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
-        assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/vote");
+        assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/fixture");
         assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].contains("/[$LATEST]"));
         assert_eq!(env["AWS_REGION"], "eu-west-1");
         assert_eq!(env["AWS_DEFAULT_REGION"], "eu-west-1");

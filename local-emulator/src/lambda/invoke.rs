@@ -360,6 +360,12 @@ pub(crate) async fn build_function(
     fenv: &FunctionEnv,
 ) -> Result<Arc<Function>, EmulatorError> {
     let runs = if runs_in_process(spec, fenv) {
+        let built = fenv.tools.project.join(&spec.code_uri).join("bootstrap");
+        if built.is_file() {
+            // A template `sam build` wrote: its artifacts are what a
+            // rehearsal is for, and they run only as processes.
+            tracing::warn!(function = %spec.logical_id, bootstrap = %built.display(), "runs in the emulator's process, not as this built bootstrap: pass --functions process (with --dynamodb-endpoint) to run the artifacts");
+        }
         Runs::InProcess(in_process_handler(spec, fenv).await?)
     } else {
         Runs::Processes(process_function(spec, fenv).await?)

@@ -78,6 +78,35 @@ pub enum LaunchError {
         /// What to do.
         hint: &'static str,
     },
+    /// The `bootstrap` is built for another architecture than the
+    /// template's `Architectures`: Lambda would fail to start it. Build it
+    /// for the architecture the template names, or change `Architectures`.
+    #[error(
+        "function {function}: {path} is built for {built_for}, but its Architectures is {architecture}: Lambda could not start it"
+    )]
+    Architecture {
+        /// The logical id.
+        function: String,
+        /// The program's path.
+        path: String,
+        /// The machine it is built for, as Lambda names it.
+        built_for: &'static str,
+        /// The template's `Architectures`.
+        architecture: String,
+    },
+    /// The `bootstrap` is built for another machine than this one, and the
+    /// emulator to run it is not installed: install what `hint` says.
+    #[error(
+        "function {function}: its bootstrap is built for {built_for}, not this machine; {hint}"
+    )]
+    Emulator {
+        /// The logical id.
+        function: String,
+        /// The machine it is built for, as Lambda names it.
+        built_for: &'static str,
+        /// What to install.
+        hint: String,
+    },
     /// The program is missing or not executable.
     #[error("function {function}: {path} {problem}")]
     Program {
@@ -95,7 +124,7 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
     let task_root = tools.project.join(&spec.code_uri);
     let task_root = task_root.canonicalize().unwrap_or(task_root);
     let (program, args) = if spec.runtime.starts_with("provided") {
-        (provided_program(spec, tools, &task_root).await?, Vec::new())
+        super::architecture::runner(spec, provided_program(spec, tools, &task_root).await?)?
     } else if spec.runtime.starts_with("python3") {
         let bootstrap = runtime_file(spec, "python-bootstrap", "py", PYTHON_BOOTSTRAP)?;
         let python = interpreter(spec, &tools.python, "pass --python or install python3")?;

@@ -4,7 +4,8 @@
 //! backends call with the real SDKs.
 //!
 //! - `launch`: which program runs a function (cargo binary, bootstrap,
-//!   Python or Node runtime interface client);
+//!   Python or Node runtime interface client); `architecture`: a
+//!   bootstrap built for another machine, run under QEMU;
 //! - `environment`: Lambda's reserved variables and endpoint settings;
 //! - `process`: spawning, output lines prefixed with function and request
 //!   id, exit and kill;
@@ -12,6 +13,7 @@
 //! - `instance`: a process with its Runtime API; `pool`: a function's warm
 //!   instances.
 
+pub(crate) mod architecture;
 pub(crate) mod environment;
 pub(crate) mod instance;
 pub(crate) mod invoke;

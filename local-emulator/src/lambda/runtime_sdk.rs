@@ -383,6 +383,8 @@ const notAnImport = "@aws-sdk/";
             reserved_concurrency: None,
             environment: BTreeMap::new(),
             timeout_secs: 3,
+            architecture: "x86_64".into(),
+            log_group: "/aws/lambda/fixture".into(),
         };
         let dir = std::env::temp_dir().join(format!("roomcast-sdk-{}", uuid::Uuid::new_v4()));
         let mut npm = Command::new("npm");

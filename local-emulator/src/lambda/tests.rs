@@ -50,6 +50,8 @@ fn spec(mode: &str, timeout_secs: u64) -> FunctionSpec {
         reserved_concurrency: None,
         environment: BTreeMap::from([("FIXTURE_MODE".into(), mode.into())]),
         timeout_secs,
+        architecture: "x86_64".into(),
+        log_group: "/aws/lambda/fixture".into(),
     }
 }
 

@@ -27,6 +27,7 @@ impl Template {
                 self.queue_name_of(id, r)
             ),
             "AWS::SNS::Topic" => self.arn("sns", &self.generated(r, "TopicName", id)),
+            "AWS::Logs::LogGroup" => self.generated(r, "LogGroupName", id),
             "AWS::IAM::ManagedPolicy" => format!(
                 "arn:aws:iam::{ACCOUNT}:policy/{}",
                 self.generated(r, "ManagedPolicyName", id)

@@ -522,4 +522,12 @@ Resources:
         "https://sqs.eu-west-1.amazonaws.com/000000000000/roomcast-local-Q"
     );
     assert_eq!(env["ROLE_ARN"], "arn:aws:iam::000000000000:role/exec");
+    // Lambda's AWS_LAMBDA_LOG_GROUP_NAME: the LoggingConfig's group, else
+    // /aws/lambda/{name}.
+    assert_eq!(t.function("F").unwrap().log_group, "/aws/lambda/fn-name");
+    let roomcast = Template::parse(ROOMCAST).unwrap();
+    assert_eq!(
+        roomcast.function("AuthorizerFunction").unwrap().log_group,
+        "/roomcast/roomcast-local/authorizer"
+    );
 }
