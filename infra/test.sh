@@ -3,8 +3,10 @@
 # (Python venv with moto, cfn-lint and SAM CLI), lints the template, starts
 # moto's DynamoDB server on a free 127.0.0.1 port, runs clippy, builds
 # everything once (the Lambda binaries included, which tests run as
-# processes), runs every test with cargo-nextest, prints the ten slowest
-# tests and how long each phase took, and stops what it started.
+# processes), runs every test with cargo-nextest, then the deploy build
+# (`sam build` as the README gives it, its artifacts checked) and its
+# rehearsal on the emulator, prints the ten slowest tests and how long
+# each phase took, and stops what it started.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -95,6 +97,13 @@ fi
 
 bash infra/browser-test.sh
 phase "browser tests"
+
+# What ships: `sam build` from this checkout, and the built artifacts run
+# by the emulator with their roles checked.
+bash infra/sam-build.sh
+phase "deploy build (sam build)"
+bash infra/rehearse.sh
+phase "deploy rehearsal"
 
 slowest
 log "phase times"

@@ -82,7 +82,11 @@ async fn a_deployed_stack_connects_joins_sends_receives_and_cleans_up_gone_conne
     // Close the receiver through the Management API: a send to the room
     // still succeeds (its cleanup is $disconnect's or the fan-out's Gone
     // handling), and the connection is gone for good.
-    let endpoint = url.replacen("wss://", "https://", 1);
+    // The stage's endpoint: wss:// in AWS, ws:// for a rehearsal on
+    // `roomcast dev` (infra/rehearse.sh).
+    let endpoint = url
+        .replacen("wss://", "https://", 1)
+        .replacen("ws://", "http://", 1);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let api = aws_sdk_apigatewaymanagement::Client::from_conf(
         aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
