@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 
 pub(crate) use evaluate::Role;
+pub(crate) use policy::{action_matches, arn_matches};
 
 use crate::inspector::Timeline;
 use crate::template::{ACCOUNT, FunctionSpec, Template};
