@@ -103,11 +103,9 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
     };
     // IAM first, as in AWS: a call the role does not allow is refused
     // before it could be throttled.
-    if let Some(iam) = &up.iam
-        && let Some(caller) = iam.caller(&parts.headers)
-    {
-        let requests = super::actions::requests(&operation, &bytes, &up.region);
-        if let Err(denied) = iam.authorize(&caller, &requests) {
+    if let Some(iam) = &up.iam {
+        let requests = || super::actions::requests(&operation, &bytes, &up.region);
+        if let Err(denied) = iam.check_signed(&parts.headers, requests) {
             return access_denied(&denied.message);
         }
     }

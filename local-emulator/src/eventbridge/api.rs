@@ -57,10 +57,7 @@ fn authorized(
     target: &str,
     request: &Value,
 ) -> Result<(), HttpError> {
-    let (Some(iam), Some(caller)) = (
-        &state.iam,
-        state.iam.as_ref().and_then(|iam| iam.caller(headers)),
-    ) else {
+    let Some(iam) = &state.iam else {
         return Ok(());
     };
     let operation = target.strip_prefix("AWSEvents.").unwrap_or(target);
@@ -76,7 +73,7 @@ fn authorized(
             )
         }
     };
-    let requests: Vec<crate::iam::Request> = match operation {
+    let requests = || match operation {
         "PutEvents" => request["Entries"]
             .as_array()
             .into_iter()
@@ -88,7 +85,7 @@ fn authorized(
             .collect(),
         other => vec![crate::iam::Request::new(format!("events:{other}"), "*")],
     };
-    iam.authorize(&caller, &requests)
+    iam.check_signed(headers, requests)
         .map_err(|d| HttpError::Json11 {
             status: StatusCode::BAD_REQUEST,
             kind: "AccessDeniedException",

@@ -164,6 +164,19 @@ impl Iam {
         self.by_key.get(access_key).map(|p| p.secret.clone())
     }
 
+    /// Checks a request signed by a function: `requests` (built only then)
+    /// against its role. Requests signed otherwise pass.
+    pub(crate) fn check_signed(
+        &self,
+        headers: &http::HeaderMap,
+        requests: impl FnOnce() -> Vec<Request>,
+    ) -> Result<(), Denied> {
+        match self.caller(headers) {
+            Some(caller) => self.authorize(&caller, &requests()),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `caller` may make every one of `requests`; the first refusal
     /// is logged, kept on the timeline, counted and returned.
     pub(crate) fn authorize(&self, caller: &Principal, requests: &[Request]) -> Result<(), Denied> {

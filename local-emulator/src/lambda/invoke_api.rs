@@ -223,35 +223,29 @@ fn authorized(
     name: &str,
     qualifier: Option<&str>,
 ) -> Result<(), HttpError> {
-    let (Some(iam), Some(caller)) = (
-        &state.iam,
-        state.iam.as_ref().and_then(|iam| iam.caller(headers)),
-    ) else {
+    let Some(iam) = &state.iam else {
         return Ok(());
     };
-    let mut resource = if name.starts_with("arn:") {
-        name.to_owned()
-    } else {
-        let (bare, inline) = name
-            .split_once(':')
-            .map_or((name, None), |(n, q)| (n, Some(q)));
-        let real = state
-            .lambda_function(bare)
-            .map_or_else(|| bare.to_owned(), |f| f.function_name.clone());
-        let mut arn = state.function_arn(&real);
-        if let Some(q) = inline {
+    let resource = || {
+        let mut arn = if name.starts_with("arn:") {
+            name.to_owned()
+        } else {
+            let (bare, inline) = name
+                .split_once(':')
+                .map_or((name, None), |(n, q)| (n, Some(q)));
+            let real = state
+                .lambda_function(bare)
+                .map_or_else(|| bare.to_owned(), |f| f.function_name.clone());
+            let unqualified = state.function_arn(&real);
+            inline.map_or(unqualified.clone(), |q| format!("{unqualified}:{q}"))
+        };
+        if let Some(q) = qualifier {
             arn = format!("{arn}:{q}");
         }
-        arn
+        vec![crate::iam::Request::new("lambda:InvokeFunction", arn)]
     };
-    if let Some(q) = qualifier {
-        resource = format!("{resource}:{q}");
-    }
-    iam.authorize(
-        &caller,
-        &[crate::iam::Request::new("lambda:InvokeFunction", resource)],
-    )
-    .map_err(|d| HttpError::AccessDenied(d.message))
+    iam.check_signed(headers, resource)
+        .map_err(|d| HttpError::AccessDenied(d.message))
 }
 
 /// `X-Amz-Client-Context` is base64 JSON on the wire; the runtime gets the

@@ -124,7 +124,7 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
     let task_root = tools.project.join(&spec.code_uri);
     let task_root = task_root.canonicalize().unwrap_or(task_root);
     let (program, args) = if spec.runtime.starts_with("provided") {
-        super::architecture::runner(spec, provided_program(spec, tools, &task_root).await?)?
+        provided_program(spec, tools, &task_root).await?
     } else if spec.runtime.starts_with("python3") {
         let bootstrap = runtime_file(spec, "python-bootstrap", "py", PYTHON_BOOTSTRAP)?;
         let python = interpreter(spec, &tools.python, "pass --python or install python3")?;
@@ -194,20 +194,23 @@ fn runtime_file(
     Ok(path)
 }
 
+/// A `bootstrap` in the `CodeUri` (what `sam build` writes, for the
+/// template's architecture: run under QEMU when that is not this
+/// machine's), else the cargo binary, built here for this machine.
 async fn provided_program(
     spec: &FunctionSpec,
     tools: &Toolchain,
     task_root: &Path,
-) -> Result<PathBuf, LaunchError> {
+) -> Result<(PathBuf, Vec<String>), LaunchError> {
     let bootstrap = task_root.join("bootstrap");
     if spec.binary.is_empty() || bootstrap.is_file() {
-        return executable(spec, bootstrap);
+        return super::architecture::runner(spec, executable(spec, bootstrap)?);
     }
     let built = cargo_output(spec, tools);
     if !built.is_file() {
         cargo_build(&[spec], tools).await?;
     }
-    executable(spec, built)
+    Ok((executable(spec, built)?, Vec::new()))
 }
 
 /// Where cargo puts `spec`'s binary in the chosen profile (the `dev`
