@@ -47,14 +47,16 @@ curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || die "roomcast dev did n
 token="$(curl -fsS "http://127.0.0.1:$port/dev/token?user=smoke" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 ROOMCAST_DEPLOYED_URL="ws://127.0.0.1:$port/prod" ROOMCAST_DEPLOYED_TOKEN="$token" \
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
-  cargo nextest run --test deployed --run-ignored only --profile ci \
+  cargo nextest run --workspace --test deployed --run-ignored only --profile ci \
   || { tail -40 "$log" >&2; die "the smoke test failed against the built artifacts"; }
 
 metrics="$(curl -fsS "http://127.0.0.1:$port/metrics")"
-denied="$(printf '%s\n' "$metrics" | awk '$1 == "roomcast_iam_denied_total" {print $2}')"
+# Here-strings, not pipes: grep -q stops reading at its first match, and
+# under pipefail the writer's SIGPIPE would fail the check.
+denied="$(awk '$1 == "roomcast_iam_denied_total" {print $2}' <<<"$metrics")"
 [ "$denied" = 0 ] || { grep AccessDeniedException "$log" | head -5 >&2; die "$denied calls were refused by the functions' roles (template.yaml lacks these rights)"; }
 for route in authorizer '$connect' '$default' '$disconnect'; do
-  printf '%s\n' "$metrics" | grep -q "roomcast_handler_duration_seconds_count{route=\"$route\"} [1-9]" \
+  grep -q "roomcast_handler_duration_seconds_count{route=\"$route\"} [1-9]" <<<"$metrics" \
     || die "the rehearsal never ran $route (log: $log)"
 done
 log "rehearsal passed: the built artifacts served the smoke test with every call within their roles"

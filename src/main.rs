@@ -232,6 +232,11 @@ struct BenchArgs {
     /// Runtime API (`cargo build --release -p roomcast-aws --bins` first).
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
+    /// With `--dynamodb-endpoint`: also bench the process functions with
+    /// their roles unchecked (`--no-iam`), beside the default, where every
+    /// AWS call they make is checked against their role.
+    #[arg(long)]
+    no_iam_too: bool,
     /// Invocations per mode for `lambda`.
     #[arg(long, default_value_t = 500)]
     invocations: usize,

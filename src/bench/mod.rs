@@ -319,33 +319,38 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                 servers.push(server);
             }
             if let Some(endpoint) = &args.dynamodb_endpoint {
-                for (name, functions) in [
+                let unchecked = args
+                    .no_iam_too
+                    .then_some(("roomcast-process-moto-no-iam", "process"));
+                let moto = [
                     ("roomcast-moto", "in-process"),
                     ("roomcast-process-moto", "process"),
-                ] {
+                ];
+                for (name, functions) in moto.into_iter().chain(unchecked) {
                     let nanos = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_nanos());
                     let table = format!("bench-{name}-{nanos}");
-                    let server = spawn(
-                        &[
-                            "dev",
-                            "--port",
-                            "0",
-                            "--outbound-queue",
-                            "4096",
-                            "--dynamodb-endpoint",
-                            endpoint,
-                            "--table",
-                            &table,
-                            "--create-table",
-                            "--functions",
-                            functions,
-                            "--cargo-profile",
-                            "release",
-                        ],
-                        &NO_LIMITS,
-                    )?;
+                    let mut argv = vec![
+                        "dev",
+                        "--port",
+                        "0",
+                        "--outbound-queue",
+                        "4096",
+                        "--dynamodb-endpoint",
+                        endpoint,
+                        "--table",
+                        &table,
+                        "--create-table",
+                        "--functions",
+                        functions,
+                        "--cargo-profile",
+                        "release",
+                    ];
+                    if name.ends_with("-no-iam") {
+                        argv.push("--no-iam");
+                    }
+                    let server = spawn(&argv, &NO_LIMITS)?;
                     targets.push((
                         Target::Roomcast {
                             name,
