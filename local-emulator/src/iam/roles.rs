@@ -289,7 +289,14 @@ impl Reader<'_> {
 
     fn inline(&self, role: &mut Role, name: &str, doc: &Json) {
         match Policy::parse(name, doc) {
-            Ok(p) => role.policies.push(p),
+            Ok(p) => {
+                if p.statements.iter().any(|s| s.conditional) {
+                    role.gaps.push(format!(
+                        "{name} has a statement with a Condition, which the emulator does not evaluate: an Allow with one allows nothing here, a Deny with one denies"
+                    ));
+                }
+                role.policies.push(p);
+            }
             Err(e) => role.gaps.push(format!("{name}: {e}")),
         }
     }

@@ -193,9 +193,15 @@ Resources:
         - arn:aws:iam::aws:policy/SomeManagedPolicyTheEmulatorDoesNotKnow
         - DynamoDBCrudPolicy: {}
         - Statement: [{Effect: Maybe, Action: "*", Resource: "*"}]
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:GetItem
+              Resource: "*"
+              Condition: {Bool: {aws:SecureTransport: "true"}}
 "#;
     let r = &roles(text, &[])["F"];
-    assert_eq!(r.gaps.len(), 4, "{:?}", r.gaps);
+    assert_eq!(r.gaps.len(), 5, "{:?}", r.gaps);
+    assert!(r.gaps[4].contains("Condition"), "{:?}", r.gaps);
     assert!(r.gaps[0].contains("NoSuchPolicyTemplate"));
     assert!(r.gaps[1].contains("SomeManagedPolicyTheEmulatorDoesNotKnow"));
     assert!(r.gaps[2].contains("TableName"));
