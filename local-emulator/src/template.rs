@@ -434,7 +434,9 @@ impl Template {
                 }
             }
         }
-        let timeout = setting("Timeout").and_then(Value::as_u64).unwrap_or(3);
+        // Numbers may be parameters (`!Ref`) or conditional (`!If`).
+        let number = |name: &str| text(name).and_then(|v| v.trim().parse::<u64>().ok());
+        let timeout = number("Timeout").unwrap_or(3);
         let function_name = text("FunctionName").unwrap_or_else(|| id.to_owned());
         let log_group = setting("LoggingConfig")
             .and_then(|c| c.get("LogGroup"))
@@ -447,9 +449,8 @@ impl Template {
             function_name,
             handler: text("Handler").unwrap_or_default(),
             code_uri: text("CodeUri").unwrap_or_else(|| ".".into()),
-            memory_mb: setting("MemorySize").and_then(Value::as_u64).unwrap_or(128),
-            reserved_concurrency: setting("ReservedConcurrentExecutions")
-                .and_then(Value::as_u64)
+            memory_mb: number("MemorySize").unwrap_or(128),
+            reserved_concurrency: number("ReservedConcurrentExecutions")
                 .and_then(|n| usize::try_from(n).ok()),
             runtime,
             environment,

@@ -1,7 +1,8 @@
 //! Roomcast's own handlers behind the emulator, from the real template.yaml,
 //! over real sockets: chat, presence, typing, a forced disconnect and a
-//! resume with exactly the missed messages, on the memory store and on
-//! DynamoDB (moto).
+//! resume with exactly the missed messages, direct and ephemeral messages,
+//! history and a leave, on the memory store and on DynamoDB (moto), and
+//! with every function as its real binary, its role checked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
@@ -183,6 +184,51 @@ async fn chat_scenario(emu: &RunningEmulator) {
         recv_type(&mut alice, "message").await["seq"],
         5,
         "no duplicate of seq 2 came first"
+    );
+
+    // A direct message reaches every connection of its user, unstored.
+    send(
+        &mut alice,
+        json!({"action": "direct", "to": "bob", "id": "d1", "data": {"text": "psst"}}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut alice, "ack").await["delivered"], 1);
+    let direct = recv_type(&mut bob, "direct").await;
+    assert_eq!(
+        (
+            direct["from"]["user"].clone(),
+            direct["data"]["text"].clone()
+        ),
+        (json!("alice"), json!("psst"))
+    );
+    // Ephemeral data: fanned out, no seq.
+    send(
+        &mut alice,
+        json!({"action": "send", "room": "lobby", "id": "e1", "data": {"x": 1}, "ephemeral": true}),
+    )
+    .await;
+    let e = recv_type(&mut bob, "ephemeral").await;
+    assert!(e.get("seq").is_none(), "{e}");
+    // History, newest first.
+    send(
+        &mut bob,
+        json!({"action": "history", "room": "lobby", "limit": 2, "ref": "h"}),
+    )
+    .await;
+    let history = recv_type(&mut bob, "history").await;
+    assert_eq!(seqs(&history["messages"]), vec![5, 4]);
+    assert_eq!(history["more"], true);
+    // Bob leaves: the room says so to alice.
+    send(
+        &mut bob,
+        json!({"action": "leave", "room": "lobby", "ref": "l"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut bob, "left").await["room"], "lobby");
+    let gone = recv_type(&mut alice, "presence").await;
+    assert_eq!(
+        (gone["user"].clone(), gone["event"].clone()),
+        (json!("bob"), json!("left"))
     );
 }
 

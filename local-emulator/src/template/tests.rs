@@ -531,3 +531,17 @@ Resources:
         "/roomcast/roomcast-local/authorizer"
     );
 }
+
+/// `ReservedConcurrentExecutions: !If [HasFanoutReservation, …, NoValue]`:
+/// no reservation by default, the parameter's value when one is given.
+#[test]
+fn the_fanout_reservation_follows_its_parameter() {
+    let fanout = |t: Template| t.function("FanoutFunction").unwrap().reserved_concurrency;
+    assert_eq!(fanout(Template::parse(ROOMCAST).unwrap()), None);
+    let overrides = [("FanoutConcurrency".to_owned(), "10".to_owned())].into();
+    let reserved = Template::parse(ROOMCAST)
+        .unwrap()
+        .with_parameters(&overrides)
+        .unwrap();
+    assert_eq!(fanout(reserved), Some(10));
+}
