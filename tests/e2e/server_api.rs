@@ -185,3 +185,54 @@ async fn the_server_api_with_every_function_a_process_on_dynamodb() {
         .functions(FunctionsMode::Process);
     server_api_on(start(c).await).await;
 }
+
+/// On DynamoDB (moto), every function as its real binary: a revocation
+/// names one user byte for byte. `Mallory` revoked leaves `mallory`
+/// connected and free to reconnect; `" mallory"` is refused as no id a
+/// token can carry, not trimmed into `mallory`.
+#[tokio::test]
+async fn revoking_one_user_never_touches_another_that_differs_in_case_or_whitespace() {
+    assert_lambda_binaries_fresh();
+    let table = format!("roomcast-e2e-{}", uuid::Uuid::new_v4().simple());
+    let emu = start(
+        config("template.yaml")
+            .dynamodb(common::dynamodb_endpoint(), table, true)
+            .functions(FunctionsMode::Process),
+    )
+    .await;
+    let _iam = no_access_denied(&emu);
+    let api = ServerApi::new(lambda_client(&emu).await, "PublishFunction");
+    let mut lower = join_as(&emu, "mallory", "lobby").await;
+    let mut upper = join_as(&emu, "Mallory", "lobby").await;
+    for near in [" mallory", "mallory ", "mallory\n"] {
+        assert!(
+            matches!(
+                api.revoke(near, 4_000_000_000, 4003, "banned").await,
+                Err(ServerApiError::InvalidRequest(ref m)) if m.contains("whitespace")
+            ),
+            "{near:?}"
+        );
+    }
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 60_000;
+    let revoked = api.revoke("Mallory", until, 4003, "banned").await.unwrap();
+    assert_eq!(revoked.disconnected, 1);
+    assert_eq!(recv_type(&mut upper, "closing").await["code"], 4003);
+    // mallory is still connected and answered...
+    send(&mut lower, json!({"action": "heartbeat", "ref": "still"})).await;
+    assert_eq!(recv_type(&mut lower, "pong").await["ref"], "still");
+    // ...and may connect again; Mallory may not.
+    join_as(&emu, "mallory", "lobby").await;
+    let token = dev_token(&emu, "Mallory").await;
+    assert_eq!(
+        try_connect(&format!("{}?token={token}", emu.urls.websocket), None)
+            .await
+            .err(),
+        Some(403)
+    );
+    let info = api.room_info("lobby").await.unwrap();
+    assert_eq!(info.member_count, 2, "both of mallory's connections");
+}

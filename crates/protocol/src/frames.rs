@@ -475,10 +475,13 @@ impl Fields<'_> {
 
     fn user(&self, name: &str) -> Result<String, FrameError> {
         let user = self.string(name)?;
-        if user.is_empty() || user.len() > MAX_USER_ID_LEN {
+        if !crate::limits::valid_user_id(&user) {
             return Err(field_error(
                 name,
-                &format!("a user id of 1 to {} characters", MAX_USER_ID_LEN),
+                &format!(
+                    "a user id of 1 to {} bytes, without control characters or surrounding whitespace",
+                    MAX_USER_ID_LEN
+                ),
             ));
         }
         Ok(user)

@@ -17,5 +17,5 @@ pub mod scan;
 
 pub use depth::{MAX_DATA_DEPTH, nesting_depth};
 pub use frames::*;
-pub use limits::{Limits, MAX_USER_ID_LEN};
+pub use limits::{Limits, MAX_USER_ID_LEN, valid_user_id};
 pub use scan::{TopLevel, top_level};

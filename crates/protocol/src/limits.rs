@@ -4,6 +4,20 @@
 /// Longest user id (`sub`), in bytes.
 pub const MAX_USER_ID_LEN: usize = 128;
 
+/// Whether `id` may be a user id: 1 to [`MAX_USER_ID_LEN`] bytes, no
+/// control character, no whitespace at either end. User ids are compared
+/// byte for byte everywhere (revocations, kicks, direct messages, the
+/// server API): one that differs from another only in surrounding
+/// whitespace would look like it in every log and UI while being another
+/// user, so such ids are refused where they enter, never trimmed.
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_USER_ID_LEN
+        && !id.chars().any(char::is_control)
+        && !id.starts_with(char::is_whitespace)
+        && !id.ends_with(char::is_whitespace)
+}
+
 /// Limits that the protocol validates on every client frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -36,6 +50,38 @@ impl Default for Limits {
             history_page_default: 50,
             resume_max: 500,
             max_token_len: 8 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod user_id_tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_taken_as_they_are_or_refused() {
+        for ok in [
+            "mallory",
+            "Mallory",
+            "a b",
+            "ünïcode",
+            "auth0|123",
+            &"x".repeat(128),
+        ] {
+            assert!(valid_user_id(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " mallory",
+            "mallory ",
+            "\tmallory",
+            "mallory\n",
+            "mal\u{0}lory",
+            "mal\u{7f}lory",
+            "\u{a0}mallory",
+            &"x".repeat(129),
+        ] {
+            assert!(!valid_user_id(bad), "{bad:?}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! A JWKS fetched over HTTPS and cached with a TTL.
+//! A JWKS fetched over HTTPS and cached with a TTL, refreshed without
+//! making a connect wait.
 //!
 //! Fetched with the AWS SDK's own HTTP connector (hyper and rustls, the
 //! platform's roots), so a function links one HTTP stack, not a second
@@ -8,12 +9,24 @@
 //! client does.
 //!
 //! Keys are pinned to RS256 (RSA) and ES256 (P-256): the algorithm comes from
-//! the JWK, and a token whose header says otherwise is refused. An unknown
-//! `kid` triggers one refetch (key rotation), at most once per
-//! `min_refetch`, so random key ids cannot turn the authorizer into a
-//! request amplifier against the identity provider.
+//! the JWK, and a token whose header says otherwise is refused.
+//!
+//! How a slow or failing identity provider is kept off the connect path:
+//! - **stale while revalidate**: past its TTL the key set is still served,
+//!   at once, while one background task refetches it; for at most
+//!   `max_stale` beyond the TTL (default 1 h), after which a token waits
+//!   for a fresh set (or fails if there is none);
+//! - **one fetch at a time, rate-limited**: a fetch happens at most once
+//!   per `min_refetch` (default 30 s), whatever triggered it (the TTL, an
+//!   unknown key id, a cold start), so random key ids cannot turn the
+//!   authorizer into a request amplifier against the identity provider;
+//! - **no lock across a fetch that verifications wait on**: the key set is
+//!   read under a lock held for a copy of an `Arc`; only a caller that
+//!   cannot verify without new keys (an unknown key id, no keys yet) waits
+//!   for the fetch in flight.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_smithy_http_client::proxy::ProxyConfig;
@@ -25,7 +38,6 @@ use aws_smithy_types::byte_stream::ByteStream;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 
 use roomcast_core::auth::AuthError;
 
@@ -42,15 +54,24 @@ struct Key {
     alg: Algorithm,
 }
 
-#[derive(Default)]
-struct State {
-    keys: Vec<Key>,
+/// What is known: the keys (shared, never copied), when they were fetched
+/// and when a fetch was last tried.
+#[derive(Clone, Default)]
+struct Known {
+    keys: Arc<Vec<Key>>,
     fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
 }
 
+/// The time, replaceable in tests.
+type Now = Arc<dyn Fn() -> Instant + Send + Sync>;
+
 /// The key cache. Build once at init and share.
 pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     url: String,
     /// Boxed: the config is large, and read once.
     proxy: Box<ProxyConfig>,
@@ -58,8 +79,16 @@ pub struct JwksCache {
     /// would otherwise cost every cold start a few milliseconds.
     connector: OnceLock<SharedHttpConnector>,
     ttl: Duration,
+    max_stale: Duration,
     min_refetch: Duration,
-    state: Mutex<State>,
+    now: Now,
+    /// Held for a copy of the `Arc`, never across an await.
+    known: RwLock<Known>,
+    /// Held by the one fetch in flight; waited on only by callers that
+    /// need its result.
+    fetching: tokio::sync::Mutex<()>,
+    /// A background refresh is under way.
+    refreshing: AtomicBool,
 }
 
 impl JwksCache {
@@ -67,26 +96,48 @@ impl JwksCache {
     /// through the proxy the environment names, if any.
     pub fn new(url: impl Into<String>, ttl: Duration) -> Self {
         Self {
-            url: url.into(),
-            proxy: Box::new(ProxyConfig::from_env()),
-            connector: OnceLock::new(),
-            ttl,
-            min_refetch: Duration::from_secs(30),
-            state: Mutex::new(State::default()),
+            inner: Arc::new(Inner {
+                url: url.into(),
+                proxy: Box::new(ProxyConfig::from_env()),
+                connector: OnceLock::new(),
+                ttl,
+                max_stale: Duration::from_secs(3600),
+                min_refetch: Duration::from_secs(30),
+                now: Arc::new(Instant::now),
+                known: RwLock::new(Known::default()),
+                fetching: tokio::sync::Mutex::new(()),
+                refreshing: AtomicBool::new(false),
+            }),
         }
     }
 
-    /// Fetches through `proxy` instead of the one the environment names.
-    pub fn with_proxy(mut self, proxy: ProxyConfig) -> Self {
-        self.proxy = Box::new(proxy);
+    fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            f(inner);
+        }
         self
     }
 
-    /// Sets the shortest interval between two fetches triggered by unknown
-    /// key ids. Default 30 s.
-    pub fn with_min_refetch(mut self, interval: Duration) -> Self {
-        self.min_refetch = interval;
-        self
+    /// Fetches through `proxy` instead of the one the environment names.
+    pub fn with_proxy(self, proxy: ProxyConfig) -> Self {
+        self.configure(|i| i.proxy = Box::new(proxy))
+    }
+
+    /// Sets the shortest interval between two fetches, whatever triggers
+    /// them. Default 30 s.
+    pub fn with_min_refetch(self, interval: Duration) -> Self {
+        self.configure(|i| i.min_refetch = interval)
+    }
+
+    /// Sets how long past its TTL a key set is still served while it
+    /// cannot be refreshed. Default 1 h.
+    pub fn with_max_stale(self, stale: Duration) -> Self {
+        self.configure(|i| i.max_stale = stale)
+    }
+
+    /// Reads the time from `now` (tests).
+    pub fn with_clock(self, now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        self.configure(|i| i.now = Arc::new(now))
     }
 
     /// The key and pinned algorithm for a token's `kid`. Without a `kid`, the
@@ -95,37 +146,106 @@ impl JwksCache {
         &self,
         kid: Option<&str>,
     ) -> Result<(DecodingKey, Algorithm), AuthError> {
-        // Holding this async mutex across the fetch is deliberate: concurrent
-        // verifications wait for one fetch instead of each starting their own.
-        let mut state = self.state.lock().await;
-        let now = Instant::now();
-        let stale = state
-            .fetched_at
-            .is_none_or(|t| now.duration_since(t) >= self.ttl);
-        let missing = find(&state.keys, kid).is_none();
-        let may_refetch = state
-            .attempted_at
-            .is_none_or(|t| now.duration_since(t) >= self.min_refetch);
-        if stale || (missing && may_refetch) {
-            state.attempted_at = Some(now);
-            match self.fetch().await {
-                Ok(keys) => {
-                    state.keys = keys;
-                    state.fetched_at = Some(now);
-                }
-                // Keep serving the keys we have: an identity provider blip
-                // should not log everybody out.
-                Err(e) if !state.keys.is_empty() => {
-                    tracing::warn!(error = %e, url = %self.url, "JWKS refresh failed; using cached keys");
-                }
-                Err(e) => return Err(e),
+        let inner = &self.inner;
+        let now = (inner.now)();
+        let known = inner.snapshot();
+        let age = known.fetched_at.map(|t| now.saturating_duration_since(t));
+        let servable = age.is_some_and(|a| a < inner.ttl + inner.max_stale);
+        if let Some(k) = find(&known.keys, kid).filter(|_| servable) {
+            if age.is_some_and(|a| a >= inner.ttl) {
+                self.refresh_in_background(now);
             }
+            return Ok((k.key.clone(), k.alg));
         }
-        find(&state.keys, kid)
+        // No key for this token yet: an unknown key id (a rotation), no
+        // keys at all, or keys too stale to serve. Wait for a fetch, unless
+        // one was tried within `min_refetch`.
+        let known = inner.fetch_if_due(&known).await?;
+        let usable = known.fetched_at.is_some_and(|t| {
+            (inner.now)().saturating_duration_since(t) < inner.ttl + inner.max_stale
+        });
+        find(&known.keys, kid)
+            .filter(|_| usable)
             .map(|k| (k.key.clone(), k.alg))
             .ok_or_else(|| {
-                AuthError::UnknownKey(kid.unwrap_or_default().chars().take(64).collect())
+                if known.keys.is_empty() || !usable {
+                    AuthError::KeysUnavailable("no key set could be fetched yet".into())
+                } else {
+                    AuthError::UnknownKey(kid.unwrap_or_default().chars().take(64).collect())
+                }
             })
+    }
+
+    /// Starts one background refresh, if none is running and one is due.
+    fn refresh_in_background(&self, now: Instant) {
+        let inner = &self.inner;
+        let attempted = inner.snapshot().attempted_at;
+        if attempted.is_some_and(|t| now.saturating_duration_since(t) < inner.min_refetch) {
+            return;
+        }
+        if inner.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let known = inner.snapshot();
+            if let Err(e) = inner.fetch_if_due(&known).await {
+                tracing::warn!(error = %e, url = %inner.url, "JWKS refresh failed; serving the cached keys");
+            }
+            inner.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Inner {
+    fn snapshot(&self) -> Known {
+        self.known
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Fetches the key set unless another fetch replaced `seen` meanwhile
+    /// or one was tried within `min_refetch`; returns what is known after.
+    /// One fetch at a time: concurrent callers wait for it, then use it.
+    async fn fetch_if_due(&self, seen: &Known) -> Result<Known, AuthError> {
+        let _one = self.fetching.lock().await;
+        let known = self.snapshot();
+        if known.fetched_at != seen.fetched_at {
+            return Ok(known);
+        }
+        let now = (self.now)();
+        if known
+            .attempted_at
+            .is_some_and(|t| now.saturating_duration_since(t) < self.min_refetch)
+        {
+            return Ok(known);
+        }
+        self.update(|k| k.attempted_at = Some(now));
+        match self.fetch().await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                self.update(|k| {
+                    k.keys = keys;
+                    k.fetched_at = Some(now);
+                });
+                Ok(self.snapshot())
+            }
+            // Keep serving the keys we have: an identity provider blip
+            // should not log everybody out.
+            Err(e) if !known.keys.is_empty() => {
+                tracing::warn!(error = %e, url = %self.url, "JWKS fetch failed; keeping the cached keys");
+                Ok(self.snapshot())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Known)) {
+        match self.known.write() {
+            Ok(mut k) => f(&mut k),
+            Err(p) => f(&mut p.into_inner()),
+        }
     }
 
     async fn fetch(&self) -> Result<Vec<Key>, AuthError> {
@@ -158,7 +278,7 @@ impl JwksCache {
     }
 }
 
-impl JwksCache {
+impl Inner {
     fn connector(&self) -> &SharedHttpConnector {
         self.connector.get_or_init(|| {
             let crypto = tls::rustls_provider::CryptoMode::AwsLc;
@@ -267,5 +387,7 @@ impl std::fmt::Debug for JwksCache {
     }
 }
 
+#[cfg(test)]
+mod refresh_tests;
 #[cfg(test)]
 mod tests;

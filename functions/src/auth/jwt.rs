@@ -128,10 +128,10 @@ impl Verify for TokenVerifier {
 fn identity(c: RawClaims) -> Result<Identity, AuthError> {
     let sub = c.sub.ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
     let exp = c.exp.ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
-    if sub.is_empty() || sub.len() > MAX_USER_ID_LEN {
-        return Err(AuthError::InvalidClaims(format!(
-            "sub must be 1 to {MAX_USER_ID_LEN} characters"
-        )));
+    if !roomcast_core::auth::valid_user_id(&sub) {
+        // Bounded and escaped for the log line it ends up in.
+        let shown: String = sub.chars().take(MAX_USER_ID_LEN).collect();
+        return Err(AuthError::MalformedSubject(shown));
     }
     let name = c
         .name

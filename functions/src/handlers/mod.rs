@@ -46,6 +46,13 @@ pub enum HandlerError {
     /// authorizer to the `$connect` route.
     #[error("no authorizer context on $connect: {0}")]
     Unauthenticated(AuthError),
+    /// The authorizer refuses the connect with API Gateway's 401: its
+    /// message must be exactly `Unauthorized` (API Gateway, "Lambda
+    /// authorizer": "To return a 401 Unauthorized response … the
+    /// authorizer must fail with the error message Unauthorized"). The why
+    /// is in the log line beside it.
+    #[error("Unauthorized")]
+    Unauthorized(AuthError),
     /// The Management API endpoint cannot be derived from the event. Set
     /// `ROOMCAST_CALLBACK_URL`.
     #[error("no Management API endpoint: set ROOMCAST_CALLBACK_URL")]
@@ -85,6 +92,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match &e {
             HandlerError::MissingConnectionId => "MissingConnectionId",
             HandlerError::Unauthenticated(_) => "Unauthenticated",
+            HandlerError::Unauthorized(_) => "Unauthorized",
             HandlerError::NoEndpoint => "NoEndpoint",
             HandlerError::Route(_) => "RouteFailed",
             HandlerError::Publish(PublishError::Invalid(_)) => "InvalidPublish",
@@ -213,7 +221,10 @@ pub async fn authorizer(
     event: ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<ApiGatewayCustomAuthorizerResponse, HandlerError> {
     let (response, refused) = auth::authorize_with_reason(verifier, origins, &event).await;
-    if let (Some(reason), Some(events)) = (refused, events) {
+    let Some(reason) = refused else {
+        return Ok(response);
+    };
+    if let Some(events) = events {
         let outbox = Outbox::new(Some(events.clone()), true);
         let code = match reason {
             AuthError::OriginNotAllowed(_) => crate::protocol::ErrorCode::Forbidden,
@@ -230,6 +241,11 @@ pub async fn authorizer(
             })
         });
         outbox.flush().await;
+    }
+    // A token whose subject no user can be told apart by is refused with
+    // 401, not a Deny's 403 (logged with its request id by the check).
+    if let AuthError::MalformedSubject(_) = reason {
+        return Err(HandlerError::Unauthorized(reason));
     }
     Ok(response)
 }

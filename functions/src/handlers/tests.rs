@@ -184,6 +184,33 @@ async fn authorizer_denies_bad_tokens_foreign_origins_and_missing_tokens() {
     );
 }
 
+/// A valid token whose `sub` differs from a real user only by surrounding
+/// whitespace (or holds a control character) is refused with API
+/// Gateway's 401: the authorizer fails with the message `Unauthorized`
+/// ("Lambda authorizer" in API Gateway's guide), not a Deny's 403.
+#[tokio::test]
+async fn authorizer_refuses_subjects_with_whitespace_or_control_characters_with_401() {
+    let f = fixture();
+    for sub in [" mallory", "mallory ", "mal\u{1b}lory"] {
+        let err = authorizer(
+            &f.verifier,
+            &f.app.origins,
+            None,
+            event("authorizer", &token(sub), &Value::Null, ""),
+        )
+        .await
+        .expect_err(sub);
+        assert!(
+            matches!(err, HandlerError::Unauthorized(_)),
+            "{sub:?}: {err:?}"
+        );
+        let d: lambda_runtime::Diagnostic = err.into();
+        assert_eq!(d.error_message, "Unauthorized", "{sub:?}");
+    }
+    // The same id without the whitespace is a user like any other.
+    authorize_ok(&f, "mallory").await;
+}
+
 #[tokio::test]
 async fn authorizer_reads_the_token_from_the_subprotocol_header() {
     let f = fixture();

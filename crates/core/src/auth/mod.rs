@@ -12,4 +12,5 @@ pub use claims::{
 };
 #[cfg(any(test, feature = "test-util"))]
 pub use fake::{FakeVerifier, fake_token};
+pub use roomcast_protocol::valid_user_id;
 pub use verify::{AuthError, Verify};

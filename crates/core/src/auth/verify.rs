@@ -39,6 +39,12 @@ pub enum AuthError {
     /// A claim has the wrong shape (for example a malformed `rooms`). Deny.
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
+    /// The token's `sub` is not a user id Roomcast takes as it is (empty,
+    /// too long, control characters, whitespace at either end: ids are
+    /// compared byte for byte, never trimmed). Refuse with 401: the
+    /// identity provider issues ids no user can be told apart by.
+    #[error("sub is not a usable user id: {0:?}")]
+    MalformedSubject(String),
     /// The token names a key id the JWKS does not have. Deny.
     #[error("unknown key id {0:?}")]
     UnknownKey(String),

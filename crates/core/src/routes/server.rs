@@ -273,10 +273,16 @@ pub async fn revoke_user(
     })
 }
 
+/// The user as the backend names it, byte for byte: never trimmed or
+/// folded, so `" mallory"` can never revoke or kick `mallory`. An id no
+/// token could carry (the authorizer refuses it) is refused here too,
+/// saying why, rather than matching nobody.
 fn checked_user(user: &str) -> Result<&str, ServerError> {
-    let user = user.trim();
-    if user.is_empty() || user.len() > 256 {
-        return Err(invalid("user must be 1 to 256 bytes"));
+    if !crate::auth::valid_user_id(user) {
+        return Err(invalid(format!(
+            "user must be 1 to {} bytes, without control characters or surrounding whitespace (ids are compared exactly)",
+            crate::auth::MAX_USER_ID_LEN
+        )));
     }
     Ok(user)
 }

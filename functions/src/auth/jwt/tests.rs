@@ -114,8 +114,26 @@ async fn bad_tokens_are_denied_with_a_reason() {
             |e| matches!(e, AuthError::MissingClaim(c) if c == "sub"),
         ),
         ("empty sub", hs(&claims(json!({"sub": ""}))), |e| {
-            matches!(e, AuthError::InvalidClaims(_))
+            matches!(e, AuthError::MalformedSubject(_))
         }),
+        // Ids are compared byte for byte, never trimmed: an id that differs
+        // from another only in whitespace or by a control character is
+        // refused rather than becoming a user who looks like another.
+        (
+            "sub with a leading space",
+            hs(&claims(json!({"sub": " mallory"}))),
+            |e| matches!(e, AuthError::MalformedSubject(s) if s == " mallory"),
+        ),
+        (
+            "sub with a trailing newline",
+            hs(&claims(json!({"sub": "mallory\n"}))),
+            |e| matches!(e, AuthError::MalformedSubject(_)),
+        ),
+        (
+            "sub with a control character",
+            hs(&claims(json!({"sub": "mal\u{0}lory"}))),
+            |e| matches!(e, AuthError::MalformedSubject(_)),
+        ),
         (
             "bad rooms",
             hs(&claims(json!({"rooms": {"*": ["admin"]}}))),

@@ -204,3 +204,43 @@ async fn a_revoked_user_is_closed_now_and_refused_until_the_time() {
         Err(ServerError::Invalid(_))
     ));
 }
+
+/// User ids are matched byte for byte: a revocation or a kick names one
+/// user and never another that differs from it in case or surrounding
+/// whitespace; an id no token can carry is refused, not trimmed.
+#[tokio::test]
+async fn revocations_and_kicks_name_one_user_exactly() {
+    let w = World::new();
+    w.connect("m1", "mallory").await;
+    w.connect("m2", "Mallory").await;
+    for near in [" mallory", "mallory ", "\tmallory", "mallory\n"] {
+        assert!(
+            matches!(
+                server::revoke_user(&w.ctx(), near, T0 + 60_000, &kick()).await,
+                Err(ServerError::Invalid(_))
+            ),
+            "{near:?}"
+        );
+        assert!(
+            matches!(
+                server::disconnect_user(&w.ctx(), near, &kick(), false).await,
+                Err(ServerError::Invalid(_))
+            ),
+            "{near:?}"
+        );
+    }
+    let done = server::revoke_user(&w.ctx(), "Mallory", T0 + 60_000, &kick())
+        .await
+        .unwrap();
+    assert_eq!(done.disconnected, 1);
+    assert!(w.store.get_connection("m2", T0).await.unwrap().is_none());
+    assert!(
+        w.store.get_connection("m1", T0).await.unwrap().is_some(),
+        "mallory is not Mallory"
+    );
+    assert!(w.frames("m1").is_empty());
+    let identity = w.identity("mallory", RoomRights::all());
+    connect(&*w.store, &w.clock, &w.config, "m3", &identity, &w.outbox)
+        .await
+        .expect("mallory is not revoked");
+}
