@@ -46,7 +46,10 @@ pub(crate) async fn run(url: &str, command: FaultCommand) -> Result<(), String> 
             http.post(format!("{base}/_roomcast/connections/{connection}/cut"))
         }
     };
+    // The emulator's API takes JSON only (a web page cannot send it
+    // without the emulator's consent: docs/security.md).
     let response = request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await
         .map_err(|e| format!("cannot reach the emulator at {base}: {e}"))?;

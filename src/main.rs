@@ -421,6 +421,17 @@ struct DevArgs {
     /// work as written.
     #[arg(long)]
     no_tls: bool,
+    /// Serve requests that name this host too (repeatable). By default the
+    /// emulator answers localhost, *.localhost, IP addresses and the API's
+    /// execute-api host only, so that a web page cannot reach it through
+    /// a name it re-resolves to this machine (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+    /// With a --host beyond loopback, serve the inspector, replay, faults,
+    /// /dev/token and the Invoke API to other machines too (by default
+    /// they answer this machine only).
+    #[arg(long)]
+    expose_dev_apis: bool,
     /// Do not check process functions' AWS calls against their execution
     /// roles. By default each function gets credentials of its own, and a
     /// call its role in the template does not allow is refused with
@@ -582,6 +593,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .python(args.python)
         .tls(!args.no_tls)
         .iam(!args.no_iam)
+        .expose_dev_apis(args.expose_dev_apis)
         .verify_sigv4(
             args.verify_sigv4
                 .then(roomcast_emulator::sigv4::Verifier::from_environment),
@@ -592,6 +604,9 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .cargo_profile(args.cargo_profile);
     for (name, value) in args.parameter_overrides {
         config = config.parameter(name, value);
+    }
+    for host in args.allowed_hosts {
+        config = config.allowed_host(host);
     }
     if let Some(endpoint) = args.dynamodb_endpoint {
         config = config.dynamodb(endpoint, args.table, args.create_table);

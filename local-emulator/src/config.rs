@@ -89,6 +89,15 @@ pub struct EmulatorConfig {
     /// against these credentials (`--verify-sigv4`). Default `None`:
     /// signatures are accepted unchecked.
     pub verify_sigv4: Option<crate::sigv4::Verifier>,
+    /// Host names served besides localhost, `*.localhost`, IP addresses and
+    /// the API's execute-api host (`--allowed-host`, repeatable). Any
+    /// other `Host` is refused (DNS rebinding protection, `crate::guard`).
+    /// Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Serve the developer APIs (inspector, replay, faults, `/dev/token`,
+    /// the Invoke API) to other machines when listening beyond loopback
+    /// (`--expose-dev-apis`). Default false: loopback peers only.
+    pub expose_dev_apis: bool,
     /// Check every AWS call a process function makes through the emulator
     /// against its execution role from the template, as IAM would
     /// (`crate::iam`), and give each function its own credentials.
@@ -181,6 +190,8 @@ impl Default for EmulatorConfig {
             cache_dir: crate::lambda::runtime_sdk::default_cache_dir(),
             tls: true,
             iam: true,
+            allowed_hosts: Vec::new(),
+            expose_dev_apis: false,
             verify_sigv4: None,
             async_retry_base: Duration::from_secs(60),
             timeline_size: crate::inspector::DEFAULT_TIMELINE,
@@ -320,6 +331,18 @@ impl EmulatorConfig {
     /// `verifier` (`None`: unchecked, the default).
     pub fn verify_sigv4(mut self, verifier: Option<crate::sigv4::Verifier>) -> Self {
         self.verify_sigv4 = verifier;
+        self
+    }
+
+    /// Serves requests naming `host` too (`--allowed-host`).
+    pub fn allowed_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Serves the developer APIs to other machines too (`--expose-dev-apis`).
+    pub fn expose_dev_apis(mut self, on: bool) -> Self {
+        self.expose_dev_apis = on;
         self
     }
 

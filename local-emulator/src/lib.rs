@@ -24,6 +24,7 @@ pub mod config;
 mod dynamodb;
 pub mod eventbridge;
 pub mod faults;
+mod guard;
 mod header_case;
 mod http;
 mod iam;

@@ -116,15 +116,22 @@ async fn serve_http<S>(
             // hyper calls us once the head is read: it is all recorded.
             req.extensions_mut().insert(recorded.original_names());
         }
+        if let Err(refused) = state
+            .door
+            .check(req.method(), req.uri().path(), req.headers(), peer)
+        {
+            tracing::info!(%peer, method = %req.method(), path = %req.uri().path(), error = %refused, "request refused at the door");
+            return Either::Left(std::future::ready(Ok(refused.into_response())));
+        }
         let post = management::post_id(&state.stage, req.method(), req.uri().path())
             .map(std::borrow::Cow::into_owned);
-        match post {
+        Either::Right(match post {
             Some(id) => Either::Left(management::post_without_router(state.clone(), req, id)),
             None => {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 Either::Right(router.clone().oneshot(req))
             }
-        }
+        })
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -83,6 +83,8 @@ pub(crate) struct State {
     /// The store in-process functions share, read by the inspector's rooms
     /// (unwrapped: an injected store fault does not blind the inspector).
     pub(crate) store: Arc<dyn Store>,
+    /// The checks every request passes first (`crate::guard`).
+    pub(crate) door: crate::guard::FrontDoor,
     /// Process functions' roles, checked on the AWS calls they make
     /// (`None` with `--no-iam`).
     pub(crate) iam: Option<Arc<crate::iam::Iam>>,
@@ -201,6 +203,19 @@ impl State {
         };
         let execute_api_host = format!("{}.execute-api.{region}.amazonaws.com", api.id);
         let tls = local_tls(&config, addr, &execute_api_host);
+        let door = crate::guard::FrontDoor::new(
+            &execute_api_host,
+            &config.allowed_hosts,
+            addr,
+            config.expose_dev_apis,
+        );
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                expose_dev_apis = config.expose_dev_apis,
+                "listening beyond this machine: other machines can reach the WebSocket API and @connections; the inspector, replay, faults, /dev/token and the Invoke API answer this machine only unless --expose-dev-apis"
+            );
+        }
 
         check_modes(&config)?;
         let injected = injected_env(&config, addr, &api.stage);
@@ -287,6 +302,7 @@ impl State {
             faults,
             timeline,
             store: shared_store,
+            door,
             iam,
             _dynamodb_proxy: dynamodb_proxy,
             handshakes: Arc::new(tokio::sync::Semaphore::new(

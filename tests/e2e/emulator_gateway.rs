@@ -677,8 +677,8 @@ async fn garbage_upgrade_requests_are_refused_and_the_emulator_keeps_serving() {
     let (emu, _) = probe(|c| c).await;
     for garbage in [
         &b"GARBAGE\r\n\r\n"[..],
-        b"GET /test HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        b"GET /test HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 8\r\n\r\n",
+        b"GET /test HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"GET /test HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 8\r\n\r\n",
         b"\x00\x01\x02\xff\r\n\r\n",
     ] {
         let mut s = tokio::net::TcpStream::connect(emu.addr).await.unwrap();

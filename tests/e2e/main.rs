@@ -19,6 +19,7 @@ mod emulator_inspector;
 mod emulator_lambda;
 mod emulator_management;
 mod emulator_roomcast;
+mod emulator_security;
 mod emulator_sigv4;
 mod emulator_tls;
 mod events;

@@ -225,7 +225,7 @@ async fn revoking_one_user_never_touches_another_that_differs_in_case_or_whitesp
     send(&mut lower, json!({"action": "heartbeat", "ref": "still"})).await;
     assert_eq!(recv_type(&mut lower, "pong").await["ref"], "still");
     // ...and may connect again; Mallory may not.
-    join_as(&emu, "mallory", "lobby").await;
+    let _again = join_as(&emu, "mallory", "lobby").await;
     let token = dev_token(&emu, "Mallory").await;
     assert_eq!(
         try_connect(&format!("{}?token={token}", emu.urls.websocket), None)

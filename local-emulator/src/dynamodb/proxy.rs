@@ -74,7 +74,10 @@ pub(crate) async fn start(upstream: &str, checks: Checks) -> std::io::Result<Pro
         iam: checks.iam,
         region: checks.region,
     });
-    let app = Router::new().fallback(forward).with_state(state);
+    let app = Router::new()
+        .fallback(forward)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::guard::local_only));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the DynamoDB proxy stopped");

@@ -41,6 +41,9 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .fallback(|| async { HttpError::NotFound("no such Runtime API path".into()) })
         .with_state(sandbox)
+        // Only the runtime this instance started calls it, at the
+        // 127.0.0.1 address it was given: a rebound name is refused.
+        .layer(axum::middleware::from_fn(crate::guard::local_only))
 }
 
 async fn next(State(sandbox): State<Arc<Sandbox>>) -> Response {

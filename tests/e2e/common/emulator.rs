@@ -667,7 +667,9 @@ pub(crate) fn dev_api(
     method: reqwest::Method,
     path: &str,
 ) -> reqwest::RequestBuilder {
-    reqwest::Client::new().request(method, format!("http://{}/_roomcast/{path}", emu.addr))
+    reqwest::Client::new()
+        .request(method, format!("http://{}/_roomcast/{path}", emu.addr))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
 }
 
 /// The status of a bodiless call to `/_roomcast/{path}`.
