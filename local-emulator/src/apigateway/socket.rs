@@ -516,7 +516,7 @@ fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String) {
                 "user": conn.authorizer["principalId"],
                 "requestId": rid,
                 "bytes": body.len(),
-                "text": crate::inspector::excerpt(&body, 1024),
+                "text": crate::inspector::excerpt(&crate::inspector::redact::redact_frame(&body), 1024),
             }),
         );
     }

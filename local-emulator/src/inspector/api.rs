@@ -74,10 +74,13 @@ pub(crate) async fn replay(
     let name = v["function"]
         .as_str()
         .ok_or_else(|| HttpError::BadRequest("give \"function\" (a name) and \"event\"".into()))?;
-    let event = v
+    let mut event = v
         .get("event")
         .cloned()
         .ok_or_else(|| HttpError::BadRequest("give \"event\" (the event to replay)".into()))?;
+    // The timeline shows events with their credentials redacted; a replay
+    // of one gets them back.
+    state.timeline.restore_secrets(&mut event);
     let function = state
         .lambda_function(name)
         .ok_or_else(|| HttpError::NotFound(format!("no function {name}\n")))?;

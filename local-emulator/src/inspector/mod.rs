@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 pub(crate) mod api;
+pub(crate) mod redact;
 
 /// Entries the ring keeps by default.
 pub(crate) const DEFAULT_TIMELINE: usize = 2000;
@@ -28,6 +29,9 @@ pub(crate) struct Timeline {
     next: AtomicU64,
     ring: Mutex<VecDeque<Arc<str>>>,
     live: broadcast::Sender<Arc<str>>,
+    /// The secrets taken out of kept events, by request id, for replay:
+    /// in memory only, never served (`redact`).
+    secrets: Mutex<VecDeque<(String, Vec<redact::Secret>)>>,
 }
 
 impl Timeline {
@@ -39,6 +43,37 @@ impl Timeline {
             next: AtomicU64::new(1),
             ring: Mutex::new(VecDeque::with_capacity(cap.clamp(1, 4096))),
             live,
+            secrets: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Keeps what was taken out of request `request_id`'s event.
+    pub(crate) fn keep_secrets(&self, request_id: &str, secrets: Vec<redact::Secret>) {
+        let mut kept = self
+            .secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() >= self.cap {
+            kept.pop_front();
+        }
+        kept.push_back((request_id.to_owned(), secrets));
+    }
+
+    /// Puts back the secrets of the event whose request id `event` carries,
+    /// where it still holds the marker (a replay of a kept event).
+    pub(crate) fn restore_secrets(&self, event: &mut Value) {
+        let Some(id) = event["requestContext"]["requestId"]
+            .as_str()
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let kept = self
+            .secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, secrets)) = kept.iter().rev().find(|(r, _)| *r == id) {
+            redact::restore(event, secrets);
         }
     }
 

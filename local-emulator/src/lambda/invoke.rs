@@ -167,8 +167,18 @@ impl Function {
         event: Option<Value>,
         served: &Served,
     ) {
-        // Events too large to show are not kept (the ring stays small).
-        let event = event.filter(|e| e.to_string().len() <= MAX_KEPT_EVENT);
+        // Events too large to show are not kept (the ring stays small), and
+        // no credential is kept in them (`inspector::redact`).
+        let event = event
+            .filter(|e| e.to_string().len() <= MAX_KEPT_EVENT)
+            .map(|mut e| {
+                let secrets = crate::inspector::redact::redact_event(&mut e);
+                if !secrets.is_empty() {
+                    self.timeline
+                        .keep_secrets(ids.request_id.as_deref().unwrap_or_default(), secrets);
+                }
+                e
+            });
         self.timeline.record_now(
             "invoke",
             serde_json::json!({
