@@ -90,7 +90,7 @@ impl FrontDoor {
     /// Whether requests with this `Host` are served.
     pub(crate) fn allows_host(&self, host: &str) -> bool {
         let name = strip_port(host).to_ascii_lowercase();
-        local_name(&name) || name == self.execute_api || self.extra.iter().any(|h| *h == name)
+        local_name(&name) || name == self.execute_api || self.extra.contains(&name)
     }
 
     /// The checks every request on the emulator's port passes.

@@ -120,7 +120,7 @@ impl JwksCache {
 
     /// Fetches through `proxy` instead of the one the environment names.
     pub fn with_proxy(self, proxy: ProxyConfig) -> Self {
-        self.configure(|i| i.proxy = Box::new(proxy))
+        self.configure(|i| *i.proxy = proxy)
     }
 
     /// Sets the shortest interval between two fetches, whatever triggers
