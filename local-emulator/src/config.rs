@@ -51,9 +51,10 @@ pub struct EmulatorConfig {
     /// that secret for the authorizer unless the environment sets another.
     /// Default true for `roomcast dev`.
     pub dev: bool,
-    /// The HS256 secret for dev tokens. Default a fixed, public string:
-    /// never use it outside development.
-    pub dev_secret: String,
+    /// The HS256 secret for dev tokens. Default `None`: the installation's
+    /// own, random, kept in `cache_dir/dev-secret` (mode 0600,
+    /// `crate::dev_secret`). Never use a development secret in production.
+    pub dev_secret: Option<String>,
     /// Static files served at `/` (the demo). Default `./web`.
     pub static_dir: Option<PathBuf>,
     /// What `!Ref` of the table resource means and which table DynamoDB
@@ -175,7 +176,7 @@ impl Default for EmulatorConfig {
             header_read_timeout: Duration::from_secs(10),
             max_pending_handshakes: 512,
             dev: true,
-            dev_secret: "roomcast-dev-secret-not-for-production".into(),
+            dev_secret: None,
             static_dir: Some(PathBuf::from("web")),
             table: "roomcast".into(),
             dynamodb_endpoint: None,
@@ -331,6 +332,12 @@ impl EmulatorConfig {
     /// `verifier` (`None`: unchecked, the default).
     pub fn verify_sigv4(mut self, verifier: Option<crate::sigv4::Verifier>) -> Self {
         self.verify_sigv4 = verifier;
+        self
+    }
+
+    /// Signs dev tokens with `secret` instead of the installation's own.
+    pub fn dev_secret(mut self, secret: impl Into<String>) -> Self {
+        self.dev_secret = Some(secret.into());
         self
     }
 

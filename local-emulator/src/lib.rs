@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 mod activity;
 pub mod apigateway;
 pub mod config;
+pub mod dev_secret;
 mod dynamodb;
 pub mod eventbridge;
 pub mod faults;
@@ -31,6 +32,7 @@ mod iam;
 mod inspector;
 pub mod lambda;
 mod metrics;
+pub mod private_dir;
 mod routes;
 mod server;
 pub mod sigv4;
@@ -90,6 +92,13 @@ pub enum EmulatorError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The cache directory is not the developer's alone: the message says
+    /// how to fix it.
+    #[error("the cache directory: {0}")]
+    CacheDir(#[from] private_dir::PrivateDirError),
+    /// The development signing secret could not be had.
+    #[error("the development signing secret: {0}")]
+    DevSecret(#[from] dev_secret::DevSecretError),
     /// DynamoDB mode: the table could not be created.
     #[error("cannot prepare table {table}: {reason}")]
     Table {

@@ -180,7 +180,7 @@ async fn dev_token(
         iss: None,
         aud: None,
     };
-    let token = mint_hs256(&claims, state.config.dev_secret.as_bytes())
+    let token = mint_hs256(&claims, state.dev_secret.as_bytes())
         .map_err(|e| HttpError::Internal(e.to_string()))?;
     Ok(json(
         StatusCode::OK,

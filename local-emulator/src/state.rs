@@ -83,6 +83,8 @@ pub(crate) struct State {
     /// The store in-process functions share, read by the inspector's rooms
     /// (unwrapped: an injected store fault does not blind the inspector).
     pub(crate) store: Arc<dyn Store>,
+    /// The HS256 secret of dev tokens (empty without `dev`).
+    pub(crate) dev_secret: String,
     /// The checks every request passes first (`crate::guard`).
     pub(crate) door: crate::guard::FrontDoor,
     /// Process functions' roles, checked on the AWS calls they make
@@ -146,6 +148,12 @@ impl State {
         config: EmulatorConfig,
         addr: SocketAddr,
     ) -> Result<Arc<Self>, EmulatorError> {
+        crate::private_dir::ensure(&config.cache_dir)?;
+        let dev_secret = match &config.dev_secret {
+            Some(secret) => secret.clone(),
+            None if config.dev => crate::dev_secret::load_or_create(&config.cache_dir)?,
+            None => String::new(),
+        };
         let sdk = local_sdk_config().await;
         // One stack, one region: `AWS::Region`, the ARNs in events and the
         // functions' `AWS_REGION` all say the same.
@@ -218,7 +226,7 @@ impl State {
         }
 
         check_modes(&config)?;
-        let injected = injected_env(&config, addr, &api.stage);
+        let injected = injected_env(&config, addr, &api.stage, &dev_secret);
         let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::default());
         let gateway: Option<Arc<dyn Gateway>> = if config.in_process_gateway {
@@ -302,6 +310,7 @@ impl State {
             faults,
             timeline,
             store: shared_store,
+            dev_secret,
             door,
             iam,
             _dynamodb_proxy: dynamodb_proxy,
@@ -429,6 +438,7 @@ fn injected_env(
     config: &EmulatorConfig,
     addr: SocketAddr,
     stage: &str,
+    dev_secret: &str,
 ) -> BTreeMap<String, String> {
     let mut injected = BTreeMap::new();
     injected.insert(
@@ -450,7 +460,7 @@ fn injected_env(
         config.idle_timeout.as_secs().max(1).to_string(),
     );
     if config.dev {
-        injected.insert("ROOMCAST_JWT_SECRET".to_owned(), config.dev_secret.clone());
+        injected.insert("ROOMCAST_JWT_SECRET".to_owned(), dev_secret.to_owned());
     }
     injected
 }

@@ -10,13 +10,24 @@
 //! trusts it keeps trusting it across runs. Process functions are given it
 //! through the variables their runtimes read (`lambda::environment`); a
 //! browser or another tool can be pointed at `ca.pem` by hand.
+//!
+//! Whatever trusts the CA trusts every certificate its key signs, so the
+//! CA is made to sign little (docs/security.md): its key is readable by
+//! the developer only (a key others can read is refused), in a directory
+//! only the developer can write; it carries name constraints (RFC 5280,
+//! 4.2.1.10: the names and addresses the emulator serves, `localhost`,
+//! loopback, the region's execute-api hosts, the bound address) so that
+//! even its key could not vouch for another site; and it is valid for two
+//! years, made anew when 30 days are left or when it must cover a name its
+//! constraints do not.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints,
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -32,6 +43,11 @@ const SYSTEM_BUNDLES: [&str; 4] = [
     "/etc/ssl/cert.pem",
     "/etc/ssl/ca-bundle.pem",
 ];
+
+/// How long a new CA is valid.
+const CA_VALIDITY: time::Duration = time::Duration::days(730);
+/// A CA with less left than this is made anew.
+const RENEW_BEFORE: time::Duration = time::Duration::days(30);
 
 /// Why TLS could not be set up. The emulator says which file, and that
 /// removing the directory makes it start over.
@@ -88,8 +104,8 @@ impl LocalTls {
             dir: dir.display().to_string(),
             reason,
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let (ca_pem, ca_key) = ca(dir).map_err(|e| bad(e.to_string()))?;
+        crate::private_dir::ensure(dir).map_err(|e| bad(e.to_string()))?;
+        let (ca_pem, ca_key) = ca(dir, names).map_err(|e| bad(e.to_string()))?;
         let ca_key = KeyPair::from_pem(&ca_key).map_err(|e| bad(e.to_string()))?;
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| bad(e.to_string()))?;
         let mut params = CertificateParams::new(names.to_vec()).map_err(|e| bad(e.to_string()))?;
@@ -101,6 +117,9 @@ impl LocalTls {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(397);
         let key = KeyPair::generate().map_err(|e| bad(e.to_string()))?;
         let cert = params
             .signed_by(&key, &issuer)
@@ -133,26 +152,40 @@ impl LocalTls {
     }
 }
 
-/// The CA's certificate and key (PEM), created on first use.
-fn ca(dir: &Path) -> Result<(String, String), Box<dyn std::error::Error>> {
+/// The CA's certificate and key (PEM): the one kept, if its key is
+/// private, it covers `names` and it is not near its end; else a new one.
+fn ca(dir: &Path, names: &[String]) -> Result<(String, String), Box<dyn std::error::Error>> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca-key.pem");
-    let read = || {
-        Some((
-            std::fs::read_to_string(&cert_path).ok()?,
-            std::fs::read_to_string(&key_path).ok()?,
-        ))
+    let read = || -> Result<Option<(String, String)>, Box<dyn std::error::Error>> {
+        let (Ok(cert), Ok(meta)) = (
+            std::fs::read_to_string(&cert_path),
+            std::fs::symlink_metadata(&key_path),
+        ) else {
+            return Ok(None);
+        };
+        if !meta.file_type().is_file() || !crate::private_dir::private_file(&meta) {
+            return Err(format!(
+                "{} is readable by other users: delete {} (a new CA is made) or chmod 600 it",
+                key_path.display(),
+                dir.display()
+            )
+            .into());
+        }
+        let key = std::fs::read_to_string(&key_path)?;
+        Ok(still_good(dir, names).then_some((cert, key)))
     };
-    if let Some(pair) = read() {
+    if let Some(pair) = read()? {
         return Ok(pair);
     }
     // Emulators (or tests) starting at once must agree on one CA: the
-    // first to take the lock creates it, the others then read it.
+    // first to take the lock makes it, the others then read it.
     let lock = std::fs::File::create(dir.join("ca.lock"))?;
     lock.lock()?;
-    if let Some(pair) = read() {
+    if let Some(pair) = read()? {
         return Ok(pair);
     }
+    let kept = kept_meta(dir);
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
@@ -168,26 +201,107 @@ fn ca(dir: &Path) -> Result<(String, String), Box<dyn std::error::Error>> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + CA_VALIDITY;
+    // What the old CA covered stays covered: a second template (another
+    // region) does not take the first one's names away.
+    let mut permitted = kept_meta(dir).map(|m| m.permitted).unwrap_or_default();
+    for subtree in subtrees(names) {
+        if !permitted.contains(&subtree) {
+            permitted.push(subtree);
+        }
+    }
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: permitted.iter().filter_map(|s| general(s)).collect(),
+        excluded_subtrees: Vec::new(),
+    });
     let cert = params.self_signed(&key)?;
     // The key first, readable by its owner only: a CA key that others can
-    // read lets them impersonate any host to whatever trusts this CA.
-    write_private(&key_path, &key.serialize_pem())?;
+    // read lets them impersonate the emulator to whatever trusts this CA.
+    replace_private(&key_path, &key.serialize_pem())?;
     write_if_changed(&cert_path, &cert.pem())?;
-    tracing::info!(ca = %cert_path.display(), "created a local certificate authority for the emulator's TLS");
+    let meta = CaMeta {
+        not_after: params.not_after.unix_timestamp(),
+        permitted,
+    };
+    write_if_changed(&dir.join(META), &serde_json::to_string(&meta)?)?;
+    tracing::info!(ca = %cert_path.display(), renewed = kept.is_some(), "made a local certificate authority for the emulator's TLS (valid two years, constrained to the emulator's names)");
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
+/// Beside the CA (in the developer's own directory): when it ends and
+/// what its name constraints permit, as `dns:NAME` and `ip:ADDR/PREFIX`.
+const META: &str = "ca.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CaMeta {
+    not_after: i64,
+    permitted: Vec<String>,
 }
+
+fn kept_meta(dir: &Path) -> Option<CaMeta> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(META)).ok()?).ok()
+}
+
+/// The subtrees that permit `names`: each execute-api host's region
+/// (any API id there), other names themselves; loopback's whole range,
+/// and each other address alone.
+fn subtrees(names: &[String]) -> Vec<String> {
+    let mut out = vec![
+        "dns:localhost".to_owned(),
+        "ip:127.0.0.0/8".to_owned(),
+        "ip:::1/128".to_owned(),
+    ];
+    for name in names {
+        let subtree = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_loopback() => continue,
+            Ok(ip @ std::net::IpAddr::V4(_)) => format!("ip:{ip}/32"),
+            Ok(ip @ std::net::IpAddr::V6(_)) => format!("ip:{ip}/128"),
+            Err(_) => match name.split_once(".execute-api.") {
+                Some((_, region)) => format!("dns:execute-api.{region}"),
+                None => format!("dns:{name}"),
+            },
+        };
+        if !out.contains(&subtree) {
+            out.push(subtree);
+        }
+    }
+    out
+}
+
+/// One subtree spelled as `subtrees` spells it.
+fn general(spec: &str) -> Option<GeneralSubtree> {
+    if let Some(name) = spec.strip_prefix("dns:") {
+        return Some(GeneralSubtree::DnsName(name.to_owned()));
+    }
+    let (addr, prefix) = spec.strip_prefix("ip:")?.rsplit_once('/')?;
+    Some(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+        addr.parse().ok()?,
+        prefix.parse().ok()?,
+    )))
+}
+
+/// Whether the kept CA may go on: constrained, covering `names`, and with
+/// more than `RENEW_BEFORE` left.
+fn still_good(dir: &Path, names: &[String]) -> bool {
+    let Some(meta) = kept_meta(dir) else {
+        return false;
+    };
+    let left = meta.not_after - time::OffsetDateTime::now_utc().unix_timestamp();
+    left > RENEW_BEFORE.whole_seconds()
+        && subtrees(names).iter().all(|s| meta.permitted.contains(s))
+}
+
+/// Replaces `path` with a new file readable by its owner only.
+fn replace_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+use crate::private_dir::write_private;
 
 fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
@@ -216,28 +330,4 @@ fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ca_is_kept_and_reused() {
-        let dir = std::env::temp_dir().join(format!("roomcast-tls-{}", uuid::Uuid::new_v4()));
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let first = LocalTls::load_or_create(&dir, &names).unwrap();
-        let ca = std::fs::read_to_string(&first.ca_pem).unwrap();
-        let second = LocalTls::load_or_create(&dir, &names).unwrap();
-        assert_eq!(std::fs::read_to_string(&second.ca_pem).unwrap(), ca);
-        let bundle = std::fs::read_to_string(&second.bundle_pem).unwrap();
-        assert!(bundle.ends_with(&ca), "the bundle ends with the local CA");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("ca-key.pem"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "the CA key is private: {mode:o}");
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+mod tests;

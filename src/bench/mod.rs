@@ -87,7 +87,12 @@ fn dev_tokens() -> bench::Tokens {
 
 /// Tokens with these rights on every room.
 fn tokens(rights: Vec<Right>) -> bench::Tokens {
-    let secret = roomcast_emulator::EmulatorConfig::default().dev_secret;
+    // The emulators the bench starts sign with the installation's secret,
+    // kept in the cache directory they share with the bench.
+    let secret = roomcast_emulator::dev_secret::load_or_create(
+        &roomcast_emulator::lambda::runtime_sdk::default_cache_dir(),
+    )
+    .unwrap_or_default();
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64 + 3600)

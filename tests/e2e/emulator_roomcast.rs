@@ -332,9 +332,7 @@ async fn tokens_are_checked_at_the_door_on(emu: RunningEmulator) {
             iss: None,
             aud: None,
         },
-        roomcast_emulator::EmulatorConfig::default()
-            .dev_secret
-            .as_bytes(),
+        installation_secret().as_bytes(),
     )
     .unwrap();
     assert_eq!(

@@ -220,7 +220,7 @@ async fn a_failing_rule_target_is_retried_twice_by_lambda_then_dropped() {
         iss: None,
         aud: None,
     };
-    let secret = EmulatorConfig::default().dev_secret;
+    let secret = installation_secret();
     let token = roomcast_aws::auth::mint_hs256(&claims, secret.as_bytes()).unwrap();
     let (mut ws, connection_id) = join_as(&emu, &token, "public.lobby").await;
     send(

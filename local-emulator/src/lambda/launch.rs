@@ -126,14 +126,14 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
     let (program, args) = if spec.runtime.starts_with("provided") {
         provided_program(spec, tools, &task_root).await?
     } else if spec.runtime.starts_with("python3") {
-        let bootstrap = runtime_file(spec, "python-bootstrap", "py", PYTHON_BOOTSTRAP)?;
+        let bootstrap = runtime_file(spec, tools, "python-bootstrap", "py", PYTHON_BOOTSTRAP)?;
         let python = interpreter(spec, &tools.python, "pass --python or install python3")?;
         let mut args = vec![bootstrap.display().to_string()];
         args.extend(callback_args(tools.callback.as_ref()));
         args.push(spec.handler.clone());
         (python, args)
     } else if spec.runtime.starts_with("nodejs") {
-        let runtime = runtime_file(spec, "node-runtime", "mjs", NODE_RUNTIME)?;
+        let runtime = runtime_file(spec, tools, "node-runtime", "mjs", NODE_RUNTIME)?;
         let node = interpreter(spec, Path::new("node"), "install Node.js 18 or later")?;
         let mut args = vec![runtime.display().to_string()];
         args.extend(callback_args(tools.callback.as_ref()));
@@ -164,33 +164,38 @@ fn callback_args(callback: Option<&Callback>) -> Vec<String> {
     })
 }
 
-/// One of the emulator's runtime files, written once to the temporary
-/// directory so that `node` or `python` can run it.
+/// One of the emulator's runtime files, in the cache directory's
+/// `runtimes/` (the developer's own: `crate::private_dir`), so that `node`
+/// or `python` can run it. Named by content, and its content checked
+/// before each use: a file is never trusted because it is there.
 fn runtime_file(
     spec: &FunctionSpec,
+    tools: &Toolchain,
     name: &str,
     ext: &str,
     source: &str,
 ) -> Result<PathBuf, LaunchError> {
-    let dir = std::env::temp_dir().join("roomcast-runtimes");
-    // Named by content, so an upgraded emulator never runs a stale copy.
+    let dir = tools.cache.join("runtimes");
     let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let path = dir.join(format!("{name}-{hash:016x}.{ext}"));
-    if !path.is_file() {
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            // Write then rename: emulators starting at once never see half a file.
-            let tmp = dir.join(format!("{name}-{hash:016x}.{}.tmp", std::process::id()));
-            std::fs::write(&tmp, source)?;
-            std::fs::rename(&tmp, &path)
-        });
-        written.map_err(|_| LaunchError::Program {
-            function: spec.logical_id.clone(),
-            path: path.display().to_string(),
-            problem: "could not be written (the emulator's runtime)",
-        })?;
+    let fail = |problem| LaunchError::Program {
+        function: spec.logical_id.clone(),
+        path: path.display().to_string(),
+        problem,
+    };
+    crate::private_dir::ensure(&dir).map_err(|_| {
+        fail("is in a directory that is not the developer's alone (the emulator's runtime)")
+    })?;
+    if std::fs::read(&path).is_ok_and(|held| held == source.as_bytes()) {
+        return Ok(path);
     }
+    // Write then rename: emulators starting at once never see half a file.
+    let tmp = dir.join(format!("{name}-{hash:016x}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, source)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|_| fail("could not be written (the emulator's runtime)"))?;
     Ok(path)
 }
 

@@ -68,7 +68,12 @@ pub fn default_cache_dir() -> PathBuf {
     }
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".cache").join("roomcast"),
-        None => std::env::temp_dir().join("roomcast-cache"),
+        // No home: a directory of this user's in the shared temporary
+        // directory, which the emulator checks is its own (another user
+        // could have made it first: `crate::private_dir`).
+        None => {
+            std::env::temp_dir().join(format!("roomcast-cache-{}", crate::private_dir::user_id()))
+        }
     }
 }
 

@@ -171,6 +171,12 @@ pub(crate) fn config(template: &str) -> EmulatorConfig {
         .cache_dir(cache_dir())
 }
 
+/// The development signing secret of the emulators the tests start (they
+/// share `cache_dir`): for tokens the tests mint themselves.
+pub(crate) fn installation_secret() -> String {
+    roomcast_emulator::dev_secret::load_or_create(&cache_dir()).expect("the dev secret")
+}
+
 pub(crate) fn cache_dir() -> std::path::PathBuf {
     std::env::var_os("ROOMCAST_CACHE_DIR").map_or_else(
         || {
