@@ -136,7 +136,7 @@ async fn fallback(
     // also where WebSocket clients of a root-path API connect, so it is
     // told apart here rather than routed.
     if crate::eventbridge::api::is_eventbridge(&req) {
-        let req = match crate::sigv4::verified(&state, req).await {
+        let req = match crate::sigv4::verified(&state, req, crate::sigv4::EVENTS).await {
             Ok(req) => req,
             Err(refused) => return refused,
         };

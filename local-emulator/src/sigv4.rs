@@ -13,8 +13,16 @@
 //! signing key derived from the date, region and service of the
 //! credential scope. Refusals are AWS's: 403 `MissingAuthenticationTokenException`
 //! without a signature, `UnrecognizedClientException` for another access
-//! key, `InvalidSignatureException` for a signature that does not match or
-//! a date more than 15 minutes off.
+//! key, `IncompleteSignatureException` when `host` is not signed,
+//! `InvalidSignatureException` for a signature that does not match, a
+//! date more than 15 minutes off, a scope naming another service or
+//! region than the endpoint's, or an `x-amz-content-sha256` that is not
+//! the body's hash.
+//!
+//! The payload's hash in the canonical request is always the body's own
+//! (the SigV4 guide: "HashedPayload … Hex(SHA256Hash(payload))"): these
+//! services take no `UNSIGNED-PAYLOAD` (S3's alone), so a captured request
+//! replayed with another body never verifies, whatever header it carries.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -63,14 +71,16 @@ impl Verifier {
         )
     }
 
-    /// Verifies the request's signature over `body`. Besides this pair,
-    /// `functions` gives the secret of an access key the emulator handed a
-    /// function (its role's credentials, `crate::iam`).
+    /// Verifies the request's signature over `body`, for `endpoint`'s
+    /// service and region. Besides this pair, `functions` gives the secret
+    /// of an access key the emulator handed a function (its role's
+    /// credentials, `crate::iam`).
     pub(crate) fn verify(
         &self,
         parts: &Parts,
         body: &[u8],
         now: SystemTime,
+        endpoint: Endpoint<'_>,
         functions: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), HttpError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -99,6 +109,12 @@ impl Verifier {
         let credential = field("Credential=")?;
         let signed_headers = field("SignedHeaders=")?;
         let signature = field("Signature=")?;
+        if !signed_headers.split(';').any(|h| h == "host") {
+            return Err(refuse(
+                "IncompleteSignatureException",
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+            ));
+        }
         let (access_key, scope) = credential
             .split_once('/')
             .ok_or_else(|| refuse("IncompleteSignatureException", "malformed Credential"))?;
@@ -125,6 +141,33 @@ impl Verifier {
                 "malformed credential scope",
             ));
         };
+        if service != endpoint.service {
+            return Err(refuse(
+                "InvalidSignatureException",
+                &format!(
+                    "Credential should be scoped to correct service: '{}'. ",
+                    endpoint.service
+                ),
+            ));
+        }
+        if region != endpoint.region {
+            return Err(refuse(
+                "InvalidSignatureException",
+                &format!(
+                    "Credential should be scoped to a valid region, not '{}'. ",
+                    region.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        let body_hash = sha256_hex(body);
+        if let Some(claimed) = header("x-amz-content-sha256")
+            && claimed != body_hash
+        {
+            return Err(refuse(
+                "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
         let amz_date = header("x-amz-date")
             .ok_or_else(|| refuse("IncompleteSignatureException", "X-Amz-Date is required"))?;
         let signed_at = parse_amz_date(amz_date)
@@ -144,7 +187,7 @@ impl Verifier {
                 "Signature expired: the request's date is more than 15 minutes from the server's",
             ));
         }
-        let canonical = canonical_request(parts, signed_headers, body);
+        let canonical = canonical_request(parts, signed_headers, &body_hash);
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
             sha256_hex(canonical.as_bytes())
@@ -170,21 +213,44 @@ fn refuse(kind: &'static str, message: &str) -> HttpError {
     }
 }
 
+/// The service and region a request is for: a signature scoped to another
+/// is refused.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Endpoint<'a> {
+    pub(crate) service: &'static str,
+    pub(crate) region: &'a str,
+}
+
+/// The signing names of the APIs the emulator serves (each service model's
+/// `signingName`).
+pub(crate) const EXECUTE_API: &str = "execute-api";
+pub(crate) const LAMBDA: &str = "lambda";
+pub(crate) const EVENTS: &str = "events";
+
 /// Verifies a request before its route runs, when verification is on.
 pub(crate) async fn middleware(
     Shared(state): Shared<Arc<State>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match verified(&state, req).await {
+    let service = if req.uri().path().starts_with("/2015-03-31/functions/") {
+        LAMBDA
+    } else {
+        EXECUTE_API
+    };
+    match verified(&state, req, service).await {
         Ok(req) => next.run(req).await,
         Err(refused) => refused,
     }
 }
 
 /// The request, its signature checked when verification is on; else the
-/// refusal to send back.
-pub(crate) async fn verified(state: &State, req: Request) -> Result<Request, Response> {
+/// refusal to send back. `service` is the API's signing name.
+pub(crate) async fn verified(
+    state: &State,
+    req: Request,
+    service: &'static str,
+) -> Result<Request, Response> {
     let Some(verifier) = &state.config.verify_sigv4 else {
         return Ok(req);
     };
@@ -201,7 +267,11 @@ pub(crate) async fn verified(state: &State, req: Request) -> Result<Request, Res
         }
     };
     let functions = |key: &str| state.iam.as_ref().and_then(|iam| iam.secret(key));
-    if let Err(e) = verifier.verify(&parts, &bytes, SystemTime::now(), &functions) {
+    let endpoint = Endpoint {
+        service,
+        region: &state.region,
+    };
+    if let Err(e) = verifier.verify(&parts, &bytes, SystemTime::now(), endpoint, &functions) {
         tracing::info!(path = %parts.uri.path(), error = %e, "request refused: SigV4");
         return Err(e.into_response());
     }
@@ -227,7 +297,7 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     SystemTime::try_from(t).ok()
 }
 
-fn canonical_request(parts: &Parts, signed_headers: &str, body: &[u8]) -> String {
+fn canonical_request(parts: &Parts, signed_headers: &str, body_hash: &str) -> String {
     let path = parts.uri.path();
     let segments: Vec<String> = path.split('/').map(encode).collect();
     let mut query: Vec<(String, String)> = parts
@@ -265,12 +335,7 @@ fn canonical_request(parts: &Parts, signed_headers: &str, body: &[u8]) -> String
     out.push('\n');
     out.push_str(signed_headers);
     out.push('\n');
-    let payload = parts
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| sha256_hex(body), str::to_owned);
-    out.push_str(&payload);
+    out.push_str(body_hash);
     out
 }
 

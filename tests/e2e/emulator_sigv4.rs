@@ -136,3 +136,169 @@ async fn signed_calls_pass_and_bad_signatures_get_awss_403() {
     // Nothing that was refused reached the client.
     silent(&mut ws, 200).await;
 }
+
+/// How a hand-made signature is made (AWS General Reference, "Create a
+/// signed AWS API request"), with the knobs an attacker or a broken
+/// client would turn.
+struct Signing {
+    service: &'static str,
+    region: &'static str,
+    /// What the canonical request's payload line says.
+    payload_hash: String,
+    /// `x-amz-content-sha256`, sent and signed when given.
+    content_sha: Option<String>,
+    sign_host: bool,
+}
+
+impl Signing {
+    fn honest(body: &[u8]) -> Self {
+        Self {
+            service: "execute-api",
+            region: "us-east-1",
+            payload_hash: roomcast_aws::sigv4::sha256_hex(body),
+            content_sha: None,
+            sign_host: true,
+        }
+    }
+}
+
+/// `YYYYMMDD'T'HHMMSS'Z'` for now (civil date from days since the epoch).
+fn amz_date() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A POST of `body` to `path` on the emulator, signed as `s` says with
+/// `local`/`local`; the status and `x-amzn-ErrorType`.
+async fn signed_post(
+    emu: &roomcast_emulator::RunningEmulator,
+    path: &str,
+    body: &'static [u8],
+    s: &Signing,
+) -> (u16, String) {
+    use roomcast_aws::sigv4::{sha256_hex, uri_encode};
+    let host = emu.addr.to_string();
+    let date = amz_date();
+    let canonical_path: Vec<String> = path.split('/').map(uri_encode).collect();
+    let mut headers = Vec::new();
+    if s.sign_host {
+        headers.push(("host", host.clone()));
+    }
+    if let Some(sha) = &s.content_sha {
+        headers.push(("x-amz-content-sha256", sha.clone()));
+    }
+    headers.push(("x-amz-date", date.clone()));
+    let signed: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
+    let signed = signed.join(";");
+    let mut canonical = format!("POST\n{}\n\n", canonical_path.join("/"));
+    for (k, v) in &headers {
+        canonical.push_str(&format!("{k}:{v}\n"));
+    }
+    canonical.push_str(&format!("\n{signed}\n{}", s.payload_hash));
+    let scope = format!("{}/{}/{}/aws4_request", &date[..8], s.region, s.service);
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    let key = aws_sigv4::sign::v4::generate_signing_key(
+        "local",
+        std::time::SystemTime::now(),
+        s.region,
+        s.service,
+    );
+    let signature = aws_sigv4::sign::v4::calculate_signature(key, to_sign.as_bytes());
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{host}{path}"))
+        .header("x-amz-date", &date)
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=local/{scope}, SignedHeaders={signed}, Signature={signature}"),
+        )
+        .body(body);
+    if let Some(sha) = &s.content_sha {
+        request = request.header("x-amz-content-sha256", sha);
+    }
+    let r = request.send().await.unwrap();
+    let kind = r
+        .headers()
+        .get("x-amzn-ErrorType")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (r.status().as_u16(), kind)
+}
+
+/// SigV4 as AWS checks it for these services: the payload's hash is the
+/// body's ("HashedPayload = Lowercase(HexEncode(Hash(requestPayload)))"),
+/// so neither a captured request replayed with another body under its old
+/// `x-amz-content-sha256`, nor `UNSIGNED-PAYLOAD` (S3's alone), verifies;
+/// `host` must be signed; the scope must name the endpoint's service and
+/// region. Each of these verified before.
+#[tokio::test]
+async fn signatures_bind_the_body_the_host_the_service_and_the_region() {
+    let (emu, _) = probe(|c| c.verify_sigv4(Some(Verifier::new("local", "local")))).await;
+    let (mut ws, id) = connected_echo(&emu, "sig").await;
+    let path = format!("/test/@connections/{}", id.replace('=', "%3D"));
+    let path: &'static str = Box::leak(path.into_boxed_str());
+    // The hand-made signer is right: an honest request passes.
+    let (status, _) = signed_post(&emu, path, b"honest", &Signing::honest(b"honest")).await;
+    assert_eq!(status, 200);
+    assert_eq!(next(&mut ws).await, Message::text("honest"));
+    // Captured with the hash of "honest", replayed with another body.
+    let mut captured = Signing::honest(b"honest");
+    captured.content_sha = Some(roomcast_aws::sigv4::sha256_hex(b"honest"));
+    let (status, kind) = signed_post(&emu, path, b"forged", &captured).await;
+    assert_eq!((status, kind.as_str()), (403, "InvalidSignatureException"));
+    let unsigned = Signing {
+        payload_hash: "UNSIGNED-PAYLOAD".into(),
+        content_sha: Some("UNSIGNED-PAYLOAD".into()),
+        ..Signing::honest(b"")
+    };
+    let (status, kind) = signed_post(&emu, path, b"anything", &unsigned).await;
+    assert_eq!((status, kind.as_str()), (403, "InvalidSignatureException"));
+    let hostless = Signing {
+        sign_host: false,
+        ..Signing::honest(b"x")
+    };
+    let (status, kind) = signed_post(&emu, path, b"x", &hostless).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (403, "IncompleteSignatureException")
+    );
+    for (service, region) in [
+        ("s3", "us-east-1"),
+        ("lambda", "us-east-1"),
+        ("execute-api", "eu-west-1"),
+    ] {
+        let scoped = Signing {
+            service,
+            region,
+            ..Signing::honest(b"x")
+        };
+        let (status, kind) = signed_post(&emu, path, b"x", &scoped).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (403, "InvalidSignatureException"),
+            "{service} {region}"
+        );
+    }
+    // None of the refused posts reached the client.
+    silent(&mut ws, 200).await;
+}

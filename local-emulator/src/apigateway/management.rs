@@ -119,10 +119,11 @@ pub(crate) async fn post_without_router(
     req: http::Request<hyper::body::Incoming>,
     id: String,
 ) -> Result<Response, std::convert::Infallible> {
-    let req = match crate::sigv4::verified(&state, req.map(Body::new)).await {
-        Ok(req) => req,
-        Err(refused) => return Ok(refused),
-    };
+    let req =
+        match crate::sigv4::verified(&state, req.map(Body::new), crate::sigv4::EXECUTE_API).await {
+            Ok(req) => req,
+            Err(refused) => return Ok(refused),
+        };
     let call = Call {
         trace: trace_root(req.headers()),
         caller: state.iam.as_ref().and_then(|iam| iam.caller(req.headers())),
