@@ -199,6 +199,7 @@ impl State {
                         timeline: timeline.clone(),
                         iam: iam.clone(),
                         region: region.clone(),
+                        upstream_timeout: None,
                     },
                 )
                 .await

@@ -26,6 +26,14 @@ use crate::inspector::Timeline;
 /// DynamoDB's largest request is 16 MB (BatchWriteItem); anything larger
 /// is refused before it is read.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// The largest answer relayed: a Query or Scan page is at most 1 MB and a
+/// BatchGetItem 16 MB, so an endpoint answering more is not DynamoDB, and
+/// its answer is not held in memory.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// How long DynamoDB may take to answer one call through the proxy: far
+/// beyond any call's (the SDKs' own timeouts are shorter), short enough
+/// that a hung endpoint holds no function forever.
+const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A running proxy; it stops when dropped.
 pub(crate) struct Proxy {
@@ -57,6 +65,8 @@ pub(crate) struct Checks {
     pub(crate) iam: Option<Arc<Iam>>,
     /// The region in the tables' ARNs.
     pub(crate) region: String,
+    /// `UPSTREAM_TIMEOUT` unless set (tests).
+    pub(crate) upstream_timeout: Option<std::time::Duration>,
 }
 
 /// Starts a proxy to `upstream` on a free 127.0.0.1 port.
@@ -64,6 +74,8 @@ pub(crate) async fn start(upstream: &str, checks: Checks) -> std::io::Result<Pro
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(checks.upstream_timeout.unwrap_or(UPSTREAM_TIMEOUT))
         .build()
         .map_err(std::io::Error::other)?;
     let state = Arc::new(Upstream {
@@ -140,20 +152,30 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
     }
 }
 
-async fn relay(answer: reqwest::Response) -> Response {
+async fn relay(mut answer: reqwest::Response) -> Response {
     let status = answer.status();
     let headers = answer.headers().clone();
-    let body = match answer.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "DynamoDB's answer broke off");
-            return dynamodb_error(
-                StatusCode::BAD_GATEWAY,
-                "InternalServerError",
-                "DynamoDB's answer broke off",
-            );
-        }
+    let broke = |why: &str| {
+        tracing::warn!(reason = why, "DynamoDB's answer was not relayed");
+        dynamodb_error(StatusCode::BAD_GATEWAY, "InternalServerError", why)
     };
+    if answer
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return broke("the endpoint's answer is larger than DynamoDB's largest");
+    }
+    let mut body = Vec::new();
+    loop {
+        match answer.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                return broke("the endpoint's answer is larger than DynamoDB's largest");
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(_) => return broke("DynamoDB's answer broke off or took too long"),
+        }
+    }
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     for (name, value) in &headers {

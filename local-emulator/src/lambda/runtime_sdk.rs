@@ -95,54 +95,145 @@ pub async fn provide(
     }
 }
 
+/// The SDK packages the emulator installs from its own lock file (every
+/// package of the tree pinned with its integrity hash, `npm ci`), the
+/// clients Lambda functions use most.
+const NODE_LOCKED_MANIFEST: &str = include_str!("../../runtimes/node/sdk/package.json");
+const NODE_LOCK: &str = include_str!("../../runtimes/node/sdk/package-lock.json");
+/// boto3 and its tree, each wheel pinned by hash.
+const BOTO3_REQUIREMENTS: &str = include_str!("../../runtimes/python/boto3-requirements.txt");
+
+/// The packages the shipped lock installs.
+fn locked_packages() -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(NODE_LOCKED_MANIFEST)
+        .ok()
+        .and_then(|m| {
+            m["dependencies"]
+                .as_object()
+                .map(|d| d.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+/// A short name for embedded text (FNV-1a), so a new lock installs into a
+/// new directory.
+fn fingerprint(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{:08x}", hash >> 32)
+}
+
 async fn node(
     spec: &FunctionSpec,
     task_root: &Path,
     cache: &Path,
 ) -> Result<BTreeMap<String, String>, RuntimeSdkError> {
-    let dir = cache
+    let locked_dir = cache.join("nodejs").join(format!(
+        "aws-sdk-{NODE_SDK_VERSION}-{}",
+        fingerprint(NODE_LOCK)
+    ));
+    let extra_dir = cache
         .join("nodejs")
         .join(format!("aws-sdk-{NODE_SDK_VERSION}"));
-    let modules = dir.join("node_modules");
     let wanted = imports(task_root, &["js", "mjs", "cjs"], node_packages);
-    let missing = || -> Vec<String> {
-        wanted
-            .iter()
-            .filter(|p| !bundled(task_root, p) && !modules.join(p).join("package.json").is_file())
-            .cloned()
-            .collect()
+    let locked = locked_packages();
+    let present = |p: &String| {
+        bundled(task_root, p)
+            || [&locked_dir, &extra_dir].iter().any(|d| {
+                d.join("node_modules")
+                    .join(p)
+                    .join("package.json")
+                    .is_file()
+            })
     };
-    let _lock = if missing().is_empty() {
-        None
-    } else {
-        Some(lock(spec, &dir).await?)
-    };
-    // Another emulator may have installed them while this one waited.
-    let missing = missing();
-    if !missing.is_empty() {
-        let specs: Vec<String> = missing
-            .iter()
-            .map(|p| format!("{p}@{NODE_SDK_VERSION}"))
-            .collect();
-        tracing::info!(function = %spec.logical_id, packages = %missing.join(" "), cache = %dir.display(), "installing the AWS SDK packages Lambda's Node.js runtime provides (once; kept in the cache)");
-        let mut npm = Command::new("npm");
-        npm.arg("install")
-            .arg("--prefix")
-            .arg(&dir)
-            .args([
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--save-exact",
-            ])
-            .args(&specs);
-        install(spec, &dir, &missing, npm).await?;
+    let missing = || -> Vec<String> { wanted.iter().filter(|p| !present(p)).cloned().collect() };
+    if !missing().is_empty() {
+        crate::private_dir::ensure(&cache.join("nodejs")).map_err(|e| {
+            RuntimeSdkError::Install {
+                function: spec.logical_id.clone(),
+                runtime: spec.runtime.clone(),
+                packages: missing().join(" "),
+                cache: cache.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
     }
-    Ok(if modules.is_dir() {
-        BTreeMap::from([("NODE_PATH".into(), modules.display().to_string())])
-    } else {
+    let (from_lock, others): (Vec<String>, Vec<String>) =
+        missing().into_iter().partition(|p| locked.contains(p));
+    if !from_lock.is_empty() {
+        let _lock = lock(spec, &locked_dir).await?;
+        if missing().iter().any(|p| locked.contains(p)) {
+            install_locked(spec, &locked_dir, &from_lock).await?;
+        }
+    }
+    if !others.is_empty() {
+        let _lock = lock(spec, &extra_dir).await?;
+        let others: Vec<String> = missing()
+            .into_iter()
+            .filter(|p| !locked.contains(p))
+            .collect();
+        if !others.is_empty() {
+            tracing::warn!(function = %spec.logical_id, packages = %others.join(" "), "not in the emulator's locked SDK set: installed at the pinned version with install scripts off, its dependencies resolved at install time; bundle it with the function to pin it yourself");
+            let specs: Vec<String> = others
+                .iter()
+                .map(|p| format!("{p}@{NODE_SDK_VERSION}"))
+                .collect();
+            let mut npm = Command::new("npm");
+            npm.arg("install")
+                .arg("--prefix")
+                .arg(&extra_dir)
+                .args([
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    "--save-exact",
+                ])
+                .args(&specs);
+            install(spec, &extra_dir, &others, npm).await?;
+        }
+    }
+    let paths: Vec<String> = [&locked_dir, &extra_dir]
+        .iter()
+        .map(|d| d.join("node_modules"))
+        .filter(|m| m.is_dir())
+        .map(|m| m.display().to_string())
+        .collect();
+    Ok(if paths.is_empty() {
         BTreeMap::new()
+    } else {
+        BTreeMap::from([("NODE_PATH".into(), paths.join(":"))])
     })
+}
+
+/// `npm ci` of the shipped lock into `dir`: every package of the tree at
+/// the version and integrity hash the lock names, install scripts off.
+async fn install_locked(
+    spec: &FunctionSpec,
+    dir: &Path,
+    packages: &[String],
+) -> Result<(), RuntimeSdkError> {
+    tracing::info!(function = %spec.logical_id, packages = %packages.join(" "), cache = %dir.display(), "installing the AWS SDK packages Lambda's Node.js runtime provides, from the emulator's lock (once; kept in the cache)");
+    let failed = |reason: String| RuntimeSdkError::Install {
+        function: spec.logical_id.clone(),
+        runtime: spec.runtime.clone(),
+        packages: packages.join(" "),
+        cache: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    std::fs::write(dir.join("package.json"), NODE_LOCKED_MANIFEST)
+        .map_err(|e| failed(e.to_string()))?;
+    std::fs::write(dir.join("package-lock.json"), NODE_LOCK).map_err(|e| failed(e.to_string()))?;
+    let mut npm = Command::new("npm");
+    npm.arg("ci").arg("--prefix").arg(dir).args([
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+    ]);
+    install(spec, dir, packages, npm).await
 }
 
 async fn boto3(
@@ -173,6 +264,18 @@ async fn boto3(
     };
     if !dir.join("boto3").is_dir() {
         tracing::info!(function = %spec.logical_id, cache = %dir.display(), "installing boto3, which Lambda's Python runtime provides (once; kept in the cache)");
+        // Every wheel of the tree by hash, no source builds, nothing
+        // resolved at install time.
+        let requirements = beside(&dir, "requirements.txt");
+        std::fs::write(&requirements, BOTO3_REQUIREMENTS).map_err(|e| {
+            RuntimeSdkError::Install {
+                function: spec.logical_id.clone(),
+                runtime: spec.runtime.clone(),
+                packages: "boto3".into(),
+                cache: dir.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         let mut pip = Command::new(python);
         pip.args([
             "-m",
@@ -180,10 +283,14 @@ async fn boto3(
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--require-hashes",
             "--target",
         ])
         .arg(&dir)
-        .arg(format!("boto3=={BOTO3_VERSION}"));
+        .arg("-r")
+        .arg(&requirements);
         install(spec, &dir, &["boto3".into()], pip).await?;
     }
     Ok(BTreeMap::from([(
@@ -192,10 +299,18 @@ async fn boto3(
     )]))
 }
 
+/// `dir` with `.suffix` added to its name (not replacing what follows
+/// its last dot: these names end in versions).
+fn beside(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
 /// Holds `dir`'s install lock (a file lock, so two emulators, or two
 /// tests, never install into one directory at once) until dropped.
 async fn lock(spec: &FunctionSpec, dir: &Path) -> Result<std::fs::File, RuntimeSdkError> {
-    let path = dir.with_extension("lock");
+    let path = beside(dir, "lock");
     let failed = |reason: String| RuntimeSdkError::Install {
         function: spec.logical_id.clone(),
         runtime: spec.runtime.clone(),

@@ -41,6 +41,7 @@ async fn bad_cases_are_answered_as_dynamodb_would_and_the_proxy_keeps_serving() 
             timeline: timeline.clone(),
             iam: None,
             region: "us-east-1".into(),
+            upstream_timeout: None,
         },
     )
     .await
@@ -77,4 +78,90 @@ async fn bad_cases_are_answered_as_dynamodb_would_and_the_proxy_keeps_serving() 
     );
     // Used up: the next call goes through (to the unreachable upstream).
     assert_eq!(call(&proxy.url, b"{}".to_vec()).await.0, 502);
+}
+
+/// An upstream that answers `reply` to every request, or holds the
+/// connection silent (`None`). Stops with the test.
+async fn upstream(reply: Option<Vec<u8>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let _ = sock.read(&mut buf).await;
+            match &reply {
+                Some(bytes) => {
+                    let reply = bytes.clone();
+                    tokio::spawn(async move {
+                        let _ = sock.write_all(&reply).await;
+                    });
+                }
+                None => held.push(sock),
+            }
+        }
+    });
+    url
+}
+
+fn checks(timeout: Option<std::time::Duration>) -> super::Checks {
+    super::Checks {
+        faults: Arc::new(Faults::default()),
+        timeline: Arc::new(Timeline::new(10)),
+        iam: None,
+        region: "us-east-1".into(),
+        upstream_timeout: timeout,
+    }
+}
+
+/// An endpoint that is not DynamoDB (or is misbehaving) costs the emulator
+/// neither memory nor a stuck function: an answer over DynamoDB's largest
+/// (16 MB) is refused, announced or streamed, and a silent endpoint times
+/// out; each as a server error the SDKs retry.
+#[tokio::test]
+async fn oversize_and_silent_upstreams_are_cut_short() {
+    let huge = 64 * 1024 * 1024;
+    for announced in [true, false] {
+        let mut head =
+            String::from("HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n");
+        if announced {
+            head.push_str(&format!("content-length: {huge}\r\n\r\n"));
+        } else {
+            head.push_str("transfer-encoding: chunked\r\n\r\n");
+        }
+        let mut reply = head.into_bytes();
+        if announced {
+            reply.resize(reply.len() + huge, b' ');
+        } else {
+            let chunk = vec![b' '; 1024 * 1024];
+            for _ in 0..64 {
+                reply.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                reply.extend_from_slice(&chunk);
+                reply.extend_from_slice(b"\r\n");
+            }
+            reply.extend_from_slice(b"0\r\n\r\n");
+        }
+        let up = upstream(Some(reply)).await;
+        let proxy = start(&up, checks(None)).await.unwrap();
+        let (status, body) = call(&proxy.url, b"{}".to_vec()).await;
+        assert_eq!(status, 502, "announced: {announced}");
+        assert_eq!(
+            body["__type"],
+            "com.amazonaws.dynamodb.v20120810#InternalServerError"
+        );
+    }
+    let silent = upstream(None).await;
+    let proxy = start(&silent, checks(Some(std::time::Duration::from_millis(300))))
+        .await
+        .unwrap();
+    let (status, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        call(&proxy.url, b"{}".to_vec()),
+    )
+    .await
+    .expect("the proxy answers once the upstream timeout has passed");
+    assert_eq!(status, 502);
 }
