@@ -368,3 +368,46 @@ fn executable(spec: &FunctionSpec, path: PathBuf) -> Result<PathBuf, LaunchError
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime file found in place is never trusted for being there: a
+    /// planted one is replaced by the emulator's own before it runs, and
+    /// it lives in the developer's own cache, not a shared directory.
+    #[test]
+    fn a_planted_runtime_is_replaced_by_the_emulators_own() {
+        let cache =
+            std::env::temp_dir().join(format!("roomcast-shim-{}", uuid::Uuid::new_v4().simple()));
+        let tools = Toolchain {
+            project: PathBuf::from("."),
+            target_dir: PathBuf::from("target"),
+            rebuild: false,
+            profile: "debug".into(),
+            python: "python3".into(),
+            cache: cache.clone(),
+            callback: None,
+        };
+        let spec = FunctionSpec {
+            logical_id: "F".into(),
+            binary: String::new(),
+            function_name: "F".into(),
+            runtime: "nodejs22.x".into(),
+            handler: "index.handler".into(),
+            code_uri: ".".into(),
+            memory_mb: 128,
+            reserved_concurrency: None,
+            environment: BTreeMap::new(),
+            timeout_secs: 3,
+            architecture: "x86_64".into(),
+            log_group: "/aws/lambda/F".into(),
+        };
+        let path = runtime_file(&spec, &tools, "node-runtime", "mjs", NODE_RUNTIME).unwrap();
+        assert!(path.starts_with(cache.join("runtimes")), "{path:?}");
+        std::fs::write(&path, "process.exit(7) // planted").unwrap();
+        let again = runtime_file(&spec, &tools, "node-runtime", "mjs", NODE_RUNTIME).unwrap();
+        assert_eq!(std::fs::read_to_string(again).unwrap(), NODE_RUNTIME);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+}

@@ -60,13 +60,18 @@ pub enum RuntimeSdkError {
 /// Where installed SDKs are kept: `ROOMCAST_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/roomcast`, else `~/.cache/roomcast`.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ROOMCAST_CACHE_DIR") {
+    cache_dir_from(&|k| std::env::var_os(k))
+}
+
+/// `default_cache_dir` from these variables.
+fn cache_dir_from(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    if let Some(dir) = var("ROOMCAST_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+    if let Some(dir) = var("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("roomcast");
     }
-    match std::env::var_os("HOME") {
+    match var("HOME") {
         Some(home) => PathBuf::from(home).join(".cache").join("roomcast"),
         // No home: a directory of this user's in the shared temporary
         // directory, which the emulator checks is its own (another user
@@ -455,6 +460,25 @@ fn python_packages(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without a home, the cache is this user's own directory in the
+    /// shared temporary directory, never one name for every user (where
+    /// another user could plant a CA or a runtime first).
+    #[test]
+    fn without_a_home_the_cache_is_per_user() {
+        let none = |_: &str| None;
+        let dir = cache_dir_from(&none);
+        assert!(dir.starts_with(std::env::temp_dir()));
+        assert_eq!(
+            dir.file_name().unwrap().to_string_lossy(),
+            format!("roomcast-cache-{}", crate::private_dir::user_id())
+        );
+        let home = |k: &str| (k == "HOME").then(|| std::ffi::OsString::from("/home/dev"));
+        assert_eq!(
+            cache_dir_from(&home),
+            PathBuf::from("/home/dev/.cache/roomcast")
+        );
+    }
 
     #[test]
     fn node_imports_are_found_in_every_form() {
