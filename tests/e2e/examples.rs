@@ -50,20 +50,9 @@ fn bare_python() -> String {
 fn assert_sdk_cached(dir: &str) {
     let cache = cache_dir();
     let installed = match dir {
-        "node-chat" => cache
-            .join("nodejs")
-            .join(format!(
-                "aws-sdk-{}",
-                roomcast_emulator::lambda::runtime_sdk::NODE_SDK_VERSION
-            ))
+        "node-chat" => roomcast_emulator::lambda::runtime_sdk::node_sdk_dir(&cache)
             .join("node_modules/@aws-sdk/lib-dynamodb/package.json"),
-        _ => cache
-            .join("python")
-            .join(format!(
-                "boto3-{}",
-                roomcast_emulator::lambda::runtime_sdk::BOTO3_VERSION
-            ))
-            .join("boto3"),
+        _ => roomcast_emulator::lambda::runtime_sdk::boto3_dir(&cache).join("boto3"),
     };
     assert!(
         installed.exists(),

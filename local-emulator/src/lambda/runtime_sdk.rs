@@ -129,28 +129,45 @@ fn fingerprint(text: &str) -> String {
     format!("{:08x}", hash >> 32)
 }
 
+/// Where the Node SDK packages of the emulator's lock are installed in
+/// `cache` (named by the lock's content: a new lock installs anew).
+pub fn node_sdk_dir(cache: &Path) -> PathBuf {
+    cache.join("nodejs").join(format!(
+        "aws-sdk-{NODE_SDK_VERSION}-{}",
+        fingerprint(NODE_LOCK)
+    ))
+}
+
+/// Where boto3 is installed in `cache`.
+pub fn boto3_dir(cache: &Path) -> PathBuf {
+    cache.join("python").join(format!("boto3-{BOTO3_VERSION}"))
+}
+
 async fn node(
     spec: &FunctionSpec,
     task_root: &Path,
     cache: &Path,
 ) -> Result<BTreeMap<String, String>, RuntimeSdkError> {
-    let locked_dir = cache.join("nodejs").join(format!(
-        "aws-sdk-{NODE_SDK_VERSION}-{}",
-        fingerprint(NODE_LOCK)
-    ));
+    let locked_dir = node_sdk_dir(cache);
     let extra_dir = cache
         .join("nodejs")
         .join(format!("aws-sdk-{NODE_SDK_VERSION}"));
     let wanted = imports(task_root, &["js", "mjs", "cjs"], node_packages);
     let locked = locked_packages();
+    // A package of the lock counts only when installed from it: a copy in
+    // the other directory (resolved at install time) is not the pinned one.
     let present = |p: &String| {
+        let dir = if locked.contains(p) {
+            &locked_dir
+        } else {
+            &extra_dir
+        };
         bundled(task_root, p)
-            || [&locked_dir, &extra_dir].iter().any(|d| {
-                d.join("node_modules")
-                    .join(p)
-                    .join("package.json")
-                    .is_file()
-            })
+            || dir
+                .join("node_modules")
+                .join(p)
+                .join("package.json")
+                .is_file()
     };
     let missing = || -> Vec<String> { wanted.iter().filter(|p| !present(p)).cloned().collect() };
     if !missing().is_empty() {
@@ -261,7 +278,7 @@ async fn boto3(
     if has_own {
         return Ok(BTreeMap::new());
     }
-    let dir = cache.join("python").join(format!("boto3-{BOTO3_VERSION}"));
+    let dir = boto3_dir(cache);
     let _lock = if dir.join("boto3").is_dir() {
         None
     } else {
