@@ -4,6 +4,8 @@
 
 use roomcast_emulator::eventbridge::pattern::Pattern;
 
+use crate::client_cli::Failure;
+
 /// What to do with each event.
 pub(crate) struct Tail {
     /// The emulator's base URL (`http://127.0.0.1:3001`).
@@ -15,32 +17,33 @@ pub(crate) struct Tail {
 }
 
 /// Reads the feed until the emulator goes away.
-pub(crate) async fn run(tail: Tail) -> Result<(), String> {
+pub(crate) async fn run(tail: Tail) -> Result<(), Failure> {
     let filter = tail
         .filter
         .as_deref()
         .map(Pattern::parse_str)
         .transpose()
-        .map_err(|e| format!("--filter: {e}"))?;
+        .map_err(|e| Failure::Other(format!("--filter: {e}")))?;
     let base = tail.url.trim_end_matches('/');
     let http = reqwest::Client::new();
+    events_on(&http, base).await?;
     let mut response = http
         .get(format!("{base}/_roomcast/events"))
         .send()
         .await
-        .map_err(|e| format!("cannot reach the emulator at {base}: {e}"))?;
+        .map_err(|e| unreachable(base, &e))?;
     if !response.status().is_success() {
-        return Err(format!(
+        return Err(Failure::Other(format!(
             "{base}/_roomcast/events answered {}: is this roomcast dev?",
             response.status()
-        ));
+        )));
     }
     tracing::info!(url = %base, "reading events");
     let mut pending = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("the feed broke: {e}"))?
+        .map_err(|e| Failure::Other(format!("the feed broke: {e}")))?
     {
         pending.extend_from_slice(&chunk);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
@@ -49,6 +52,35 @@ pub(crate) async fn run(tail: Tail) -> Result<(), String> {
         }
     }
     tracing::info!("the emulator closed the feed");
+    Ok(())
+}
+
+fn unreachable(base: &str, e: &reqwest::Error) -> Failure {
+    Failure::Unreachable(format!(
+        "cannot reach the emulator at {base} ({}): start it with `cargo run --release`, or pass --url",
+        crate::endpoint::why(e)
+    ))
+}
+
+/// Refuses to wait on Roomcast's own template with its events off: no
+/// event would ever come.
+async fn events_on(http: &reqwest::Client, base: &str) -> Result<(), Failure> {
+    let info: serde_json::Value = http
+        .get(format!("{base}/_roomcast/info"))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| unreachable(base, &e))?
+        .json()
+        .await
+        .map_err(|e| {
+            Failure::Other(format!("{base}/_roomcast/info: {e}: is this roomcast dev?"))
+        })?;
+    if info["template"] == "roomcast" && info["roomcastEvents"] == false {
+        return Err(Failure::Other(format!(
+            "Roomcast's events are off in the emulator at {base}: restart it with --parameter-overrides EventBusName=default"
+        )));
+    }
     Ok(())
 }
 

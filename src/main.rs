@@ -104,9 +104,9 @@ enum Command {
     /// Print every event a running emulator's EventBridge accepts, one
     /// JSON object per line (runs until the emulator stops).
     Events {
-        /// The emulator's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:3001")]
-        url: String,
+        /// The emulator (its WebSocket or HTTP URL).
+        #[arg(long, env = "ROOMCAST_URL", default_value = endpoint::DEFAULT)]
+        url: endpoint::Endpoint,
         /// Only events this EventBridge event pattern (JSON) matches.
         #[arg(long)]
         filter: Option<String>,
@@ -118,9 +118,9 @@ enum Command {
     /// and stalls, dropped `$disconnect`s, cut connections, failing or
     /// timing-out invocations (docs/faults.md).
     Fault {
-        /// The emulator's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:3001", global = true)]
-        url: String,
+        /// The emulator (its WebSocket or HTTP URL).
+        #[arg(long, env = "ROOMCAST_URL", default_value = endpoint::DEFAULT, global = true)]
+        url: endpoint::Endpoint,
         #[command(subcommand)]
         command: fault_cli::FaultCommand,
     },
@@ -132,9 +132,10 @@ enum Command {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
-        /// The emulator's WebSocket URL (its host serves /dev/token).
-        #[arg(long, default_value = "ws://127.0.0.1:3001/prod")]
-        url: String,
+        /// The emulator (its WebSocket or HTTP URL; its host serves
+        /// /dev/token).
+        #[arg(long, env = "ROOMCAST_URL", default_value = endpoint::DEFAULT)]
+        url: endpoint::Endpoint,
     },
 }
 
@@ -269,15 +270,31 @@ struct BenchArgs {
 
 #[derive(Args, Clone)]
 struct ConnArgs {
-    /// WebSocket URL.
-    #[arg(long, default_value = "ws://127.0.0.1:3001/prod")]
-    url: String,
+    /// Where Roomcast is: a WebSocket URL with the stage
+    /// (ws://127.0.0.1:3001/prod), or an http:// one.
+    #[arg(long, env = "ROOMCAST_URL", default_value = endpoint::DEFAULT)]
+    url: endpoint::Endpoint,
     /// JWT; without it a dev token is fetched from the emulator.
     #[arg(long, env = "ROOMCAST_TOKEN")]
     token: Option<String>,
     /// User for the dev token.
     #[arg(long, default_value = "cli")]
     user: String,
+    /// How long to wait for the server (500ms, 10s, 1m): then the command
+    /// gives up, with exit status 3.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+impl ConnArgs {
+    fn conn(self) -> client_cli::Conn {
+        client_cli::Conn {
+            endpoint: self.url,
+            token: self.token,
+            user: self.user,
+            deadline: self.timeout,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -524,33 +541,41 @@ async fn main() -> ExitCode {
             init_tracing(LogFormat::Human);
             install_runtimes(&template, &python, &cache_dir).await
         }
-        Some(Command::Token { user, name, url }) => dev_token(&url, &user, name.as_deref())
-            .await
-            .map(|t| out(&t)),
+        Some(Command::Token { user, name, url }) => {
+            return finish(
+                client_cli::dev_token(&url, &user, name.as_deref(), Duration::from_secs(10))
+                    .await
+                    .map(|t| out(&t)),
+            );
+        }
         Some(Command::Listen { room, conn }) => {
             init_tracing(LogFormat::Human);
-            listen(&room, conn).await
+            return finish(client_cli::listen(&room, conn.conn()).await);
         }
         Some(Command::Send {
             room,
             data,
             id,
             conn,
-        }) => send(&room, &data, id, conn).await,
+        }) => return finish(client_cli::send(&room, &data, id, conn.conn()).await),
         Some(Command::Events {
             url,
             filter,
             forward,
         }) => {
             init_tracing(LogFormat::Human);
-            events_cli::run(events_cli::Tail {
-                url,
-                filter,
-                forward,
-            })
-            .await
+            return finish(
+                events_cli::run(events_cli::Tail {
+                    url: url.http_base(),
+                    filter,
+                    forward,
+                })
+                .await,
+            );
         }
-        Some(Command::Fault { url, command }) => fault_cli::run(&url, command).await,
+        Some(Command::Fault { url, command }) => {
+            return finish(fault_cli::run(&url.http_base(), command).await);
+        }
         Some(Command::Bench(args)) => bench::run(args).await,
         Some(Command::BenchReference { port }) => bench::reference(port).await,
         Some(Command::LatencyProxy {
@@ -559,11 +584,16 @@ async fn main() -> ExitCode {
             port,
         }) => latency_proxy(&upstream, latency_ms, port).await,
     };
+    finish(result.map_err(client_cli::Failure::Other))
+}
+
+/// The exit status, and the one line that says why on failure.
+fn finish(result: Result<(), client_cli::Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("roomcast: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.status())
         }
     }
 }
@@ -614,17 +644,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     let emulator = Emulator::bind(config).await.map_err(|e| e.to_string())?;
     let urls = emulator.urls();
     // The banner is for the person at the terminal, so it goes to stdout.
-    let mut banner = format!(
-        "\nRoomcast emulator listening on {}\n  WebSocket:       {}?token=JWT\n  Management API:  {}  (endpoint_url for aws-sdk-apigatewaymanagement)\n  Demo:            {}\n",
-        emulator.local_addr(),
-        urls.websocket,
-        urls.management,
-        urls.demo
-    );
-    if let Some(token) = &urls.dev_token {
-        banner.push_str(&format!("  Dev token:       curl -s '{token}'\n"));
-    }
-    out(&banner);
+    out(&banner::banner(emulator.local_addr(), &urls));
     emulator.run_until(shutdown_signal()).await;
     Ok(())
 }
@@ -652,7 +672,10 @@ async fn shutdown_signal() {
     }
 }
 
+mod banner;
 mod bench;
+mod client_cli;
+mod endpoint;
 mod events_cli;
 mod fault_cli;
 mod latency_proxy;
@@ -689,90 +712,6 @@ fn out(line: &str) {
     let _ = stdout.flush();
 }
 
-/// GET /dev/token on the emulator behind `ws_url`.
-async fn dev_token(ws_url: &str, user: &str, name: Option<&str>) -> Result<String, String> {
-    let http = ws_url
-        .replacen("ws://", "http://", 1)
-        .replacen("wss://", "https://", 1);
-    let base = http.split('/').take(3).collect::<Vec<_>>().join("/");
-    let mut url = reqwest::Url::parse(&format!("{base}/dev/token"))
-        .map_err(|e| format!("bad URL {base}: {e}"))?;
-    url.query_pairs_mut()
-        .append_pair("user", user)
-        .append_pair("name", name.unwrap_or(user));
-    let response = reqwest::Client::new()
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the emulator at {base}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "{base}/dev/token answered {} (is it running with --dev?)",
-            response.status()
-        ));
-    }
-    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-    body["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| "no token in the answer".into())
-}
-
-async fn client_for(
-    conn: &ConnArgs,
-) -> Result<
-    (
-        roomcast_client::Client,
-        tokio::sync::mpsc::Receiver<roomcast_client::Event>,
-    ),
-    String,
-> {
-    let token = match &conn.token {
-        Some(t) => t.clone(),
-        None => dev_token(&conn.url, &conn.user, None).await?,
-    };
-    Ok(roomcast_client::Client::spawn(
-        roomcast_client::ClientConfig::new(conn.url.clone(), token),
-    ))
-}
-
-async fn listen(room: &str, conn: ConnArgs) -> Result<(), String> {
-    use roomcast_client::{Event, State};
-    let (client, mut events) = client_for(&conn).await?;
-    client.join(room).await.map_err(|e| e.to_string())?;
-    loop {
-        tokio::select! {
-            () = shutdown_signal() => {
-                client.close().await;
-                return Ok(());
-            }
-            event = events.recv() => match event {
-                Some(Event::Message(m)) => out(&m.to_string()),
-                Some(Event::State(State::Closed { reason })) => return Err(reason),
-                Some(Event::State(state)) => tracing::info!(?state, "connection"),
-                Some(Event::Joined { room, missed, truncated }) => tracing::info!(%room, missed, truncated, "joined"),
-                Some(Event::Error(e)) => tracing::warn!(error = %e, "client error"),
-                Some(Event::Frame(_)) => {}
-                None => return Ok(()),
-            },
-        }
-    }
-}
-
-async fn send(room: &str, data: &str, id: Option<String>, conn: ConnArgs) -> Result<(), String> {
-    let data: serde_json::Value =
-        serde_json::from_str(data).map_err(|e| format!("--data is not JSON: {e}"))?;
-    let (client, _events) = client_for(&conn).await?;
-    let ack = match id {
-        Some(id) => client.send_with_id(room, &id, data).await,
-        None => client.send(room, data).await,
-    }
-    .map_err(|e| e.to_string())?;
-    out(&serde_json::json!({"id": ack.id, "seq": ack.seq, "duplicate": ack.duplicate}).to_string());
-    client.close().await;
-    Ok(())
-}
-
 /// `roomcast runtimes install`.
 async fn install_runtimes(
     template: &std::path::Path,
@@ -805,14 +744,14 @@ async fn create_table(
         .map(|t| t.with_table_name(table))
         .and_then(|t| t.tables())
         .map_err(|e| e.to_string())?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    // A local endpoint takes any credentials: default them (and the
+    // region) as `dev` does, rather than asking IMDS.
+    let sdk = roomcast_emulator::local_sdk_config().await;
     let client = roomcast_aws::dynamodb::client(&sdk, Some(endpoint));
     for t in tables {
         let created = roomcast_aws::dynamodb::create_table(&client, &t.name, &t.definition)
             .await
-            .map_err(|e| format!("table {}: {e}", t.name))?;
+            .map_err(|e| format!("cannot create table {} at {endpoint}: {e}", t.name))?;
         tracing::info!(table = %t.name, logical_id = %t.logical_id, endpoint, created, "table ready");
     }
     Ok(())

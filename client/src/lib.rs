@@ -117,6 +117,15 @@ pub enum Event {
         /// Some messages were past retention.
         truncated: bool,
     },
+    /// The room's stream started again (a new epoch: the server lost the
+    /// room's stream, or it was restored): drop what is shown of the room;
+    /// its messages follow again from seq 1.
+    Restarted {
+        /// The room.
+        room: String,
+        /// The new stream's epoch (empty while it has no message).
+        epoch: String,
+    },
     /// A problem that did not stop the client.
     Error(ClientError),
 }

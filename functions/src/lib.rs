@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod dispatch;
 pub mod dynamodb;
+pub mod error_chain;
 pub mod eventbridge;
 pub mod handlers;
 pub mod management;

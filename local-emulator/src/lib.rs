@@ -99,7 +99,18 @@ pub enum EmulatorError {
     /// The development signing secret could not be had.
     #[error("the development signing secret: {0}")]
     DevSecret(#[from] dev_secret::DevSecretError),
-    /// DynamoDB mode: the table could not be created.
+    /// `--dynamodb-endpoint` did not answer: start DynamoDB there, or
+    /// leave the flag out to use the memory store.
+    #[error(
+        "cannot reach DynamoDB at {endpoint} ({reason}): start it (e.g. `bash infra/moto-start.sh`), or leave out --dynamodb-endpoint to use the memory store"
+    )]
+    DynamoDb {
+        /// The endpoint.
+        endpoint: String,
+        /// What happened, on one line.
+        reason: String,
+    },
+    /// DynamoDB mode: the table is missing or could not be created.
     #[error("cannot prepare table {table}: {reason}")]
     Table {
         /// The table name.
@@ -116,10 +127,15 @@ pub struct Urls {
     pub websocket: String,
     /// The Management API endpoint for SDK clients (`endpoint_url`).
     pub management: String,
-    /// The demo page.
-    pub demo: String,
-    /// Dev tokens (`None` without `--dev`).
+    /// The inspector's page.
+    pub inspector: String,
+    /// The demo page (Roomcast's own template only: it speaks Roomcast's
+    /// protocol).
+    pub demo: Option<String>,
+    /// Dev tokens (Roomcast's own template, with `dev`).
     pub dev_token: Option<String>,
+    /// Roomcast's own template (with its events' bus) or a team's.
+    pub profile: template::Profile,
 }
 
 /// A bound, initialised emulator.

@@ -85,6 +85,8 @@ pub(crate) struct State {
     pub(crate) store: Arc<dyn Store>,
     /// The HS256 secret of dev tokens (empty without `dev`).
     pub(crate) dev_secret: String,
+    /// Roomcast's own template or a team's (the banner, `/_roomcast/info`).
+    pub(crate) profile: crate::template::Profile,
     /// The checks every request passes first (`crate::guard`).
     pub(crate) door: crate::guard::FrontDoor,
     /// Process functions' roles, checked on the AWS calls they make
@@ -165,6 +167,7 @@ impl State {
             .with_region(region.clone())
             .with_parameters(&config.parameter_overrides)?;
         let api = template.websocket_api()?;
+        let profile = template.profile(crate::lambda::registry::BINARIES)?;
         let eventbridge = EventBridge::from_template(&template)?;
         let selection_path = api
             .route_selection
@@ -312,6 +315,7 @@ impl State {
             timeline,
             store: shared_store,
             dev_secret,
+            profile,
             door,
             iam,
             _dynamodb_proxy: dynamodb_proxy,
@@ -325,14 +329,15 @@ impl State {
 
     pub(crate) fn urls(&self) -> Urls {
         let base = format!("http://{}", self.addr);
+        let own = matches!(self.profile, crate::template::Profile::Roomcast { .. });
         Urls {
             websocket: format!("ws://{}/{}", self.addr, self.stage),
             management: format!("{base}/{}", self.stage),
-            demo: format!("{base}/"),
-            dev_token: self
-                .config
-                .dev
+            inspector: format!("{base}/_roomcast/"),
+            demo: own.then(|| format!("{base}/")),
+            dev_token: (own && self.config.dev)
                 .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
+            profile: self.profile.clone(),
         }
     }
 }
@@ -597,8 +602,12 @@ async fn store(
         return Ok(Arc::new(MemoryStore::new()));
     };
     let client = dynamodb::client(sdk, Some(endpoint));
+    crate::dynamodb::reach::reachable(&client, endpoint).await?;
     if config.create_table {
         create_tables(&client, template).await?;
+    } else {
+        let names: Vec<String> = template.tables()?.into_iter().map(|t| t.name).collect();
+        crate::dynamodb::reach::tables_exist(&client, endpoint, &names).await?;
     }
     Ok(Arc::new(DynamoStore::new(
         client,

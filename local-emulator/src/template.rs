@@ -639,12 +639,14 @@ mod dynamodb_tables;
 mod event_rules;
 mod json;
 mod physical;
+mod profile;
 mod sam_websocket;
 
 pub(crate) use json::Resolved;
 
 pub use dynamodb_tables::TableSpec;
 pub use event_rules::{DEFAULT_BUS, RuleSpec, TargetSpec, bus_name};
+pub use profile::Profile;
 
 #[cfg(test)]
 mod tests;

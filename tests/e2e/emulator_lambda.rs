@@ -457,6 +457,9 @@ async fn failures_and_error_statuses_are_logged_with_function_route_and_connecti
         repo_path("tests/fixtures/lambda/template.yaml").into(),
         "--static-dir".into(),
         repo_path("tests/fixtures").into(),
+        // Its python3.12 function needs awslambdaric, checked at start-up.
+        "--python".into(),
+        python().into(),
     ]);
     let port = dev.port;
     let mut ws = connect(&format!("ws://127.0.0.1:{port}/test")).await;

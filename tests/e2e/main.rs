@@ -9,6 +9,7 @@
 
 mod common;
 
+mod cli;
 mod client;
 mod emulator_echo;
 mod emulator_faults;

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::auth::Identity;
 use crate::clock::Millis;
@@ -102,11 +101,11 @@ pub struct DynamoStore {
 fn unavailable<E, R>(operation: &'static str) -> impl Fn(SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     move |e| StoreError::Unavailable {
         operation,
-        reason: DisplayErrorContext(&e).to_string(),
+        reason: crate::error_chain::one_line(&e),
     }
 }
 

@@ -7,7 +7,6 @@ use aws_sdk_dynamodb::types::{
     LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
     StreamViewType, TimeToLiveSpecification,
 };
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// What a table looks like, as `AWS::DynamoDB::Table` declares it: keys,
 /// secondary indexes, TTL and stream. Capacity is not kept: tables are
@@ -122,7 +121,7 @@ pub async fn create_table(
         {
             return Ok(false);
         }
-        Err(e) => return Err(TableError::Service(DisplayErrorContext(&e).to_string())),
+        Err(e) => return Err(TableError::Service(crate::error_chain::one_line(&e))),
     }
     if let Some(attr) = &def.ttl_attribute {
         client
@@ -137,7 +136,7 @@ pub async fn create_table(
             )
             .send()
             .await
-            .map_err(|e| TableError::Service(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| TableError::Service(crate::error_chain::one_line(&e)))?;
     }
     Ok(true)
 }

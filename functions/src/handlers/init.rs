@@ -71,8 +71,21 @@ pub fn init_tracing(format: LogFormat) {
             .without_time()
             .with_ansi(false)
             .try_init(),
-        LogFormat::Human => builder.try_init(),
+        // Colour only for a person at a terminal: a log redirected to a
+        // file or read by a test has no escape codes (and NO_COLOR wins).
+        LogFormat::Human => builder
+            .with_ansi(colour(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            ))
+            .try_init(),
     };
+}
+
+/// Whether human logs are coloured: on a terminal, unless `NO_COLOR` is
+/// set to anything (no-color.org).
+fn colour(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
 }
 
 type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;

@@ -4,3 +4,4 @@
 
 pub(crate) mod actions;
 pub(crate) mod proxy;
+pub(crate) mod reach;

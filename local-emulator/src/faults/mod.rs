@@ -449,6 +449,19 @@ impl Faults {
     }
 }
 
+/// Every fault's name, as the API takes it in `fault` (for help texts).
+pub const KINDS: &[&str] = &[
+    "post-status",
+    "post-stall",
+    "drop-disconnect",
+    "invoke-error",
+    "invoke-timeout",
+    "invoke-throttle",
+    "invoke-crash",
+    "store-error",
+    "fast-clock",
+];
+
 fn name(kind: &FaultKind) -> &'static str {
     match kind {
         FaultKind::PostStatus { .. } => "post-status",

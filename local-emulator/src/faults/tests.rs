@@ -86,3 +86,37 @@ async fn a_timed_fault_ends_at_its_time_and_faults_can_be_removed() {
     assert!(faults.remove(id));
     assert_eq!(faults.clear(), 0);
 }
+
+/// `roomcast fault add --help` lists `KINDS`: each is a fault the API
+/// takes, under that name.
+#[test]
+fn every_listed_kind_is_one_the_api_takes() {
+    let samples = [
+        json!({"fault": "post-status", "status": 410}),
+        json!({"fault": "post-stall", "ms": 10}),
+        json!({"fault": "drop-disconnect"}),
+        json!({"fault": "invoke-error"}),
+        json!({"fault": "invoke-timeout"}),
+        json!({"fault": "invoke-throttle"}),
+        json!({"fault": "invoke-crash"}),
+        json!({"fault": "store-error", "error": "throttling"}),
+        json!({"fault": "fast-clock", "factor": 2}),
+    ];
+    assert_eq!(samples.len(), KINDS.len());
+    for (sample, listed) in samples.into_iter().zip(KINDS) {
+        let kind: FaultKind = serde_json::from_value(sample).unwrap();
+        assert_eq!(name(&kind), *listed);
+    }
+}
+
+/// The inspector's fault form offers every kind the API takes.
+#[test]
+fn the_inspector_offers_every_kind() {
+    let page = include_str!("../../inspector/index.html");
+    for kind in KINDS {
+        assert!(
+            page.contains(&format!(r#"<option value="{kind}">"#)),
+            "{kind} is not in the inspector's fault form"
+        );
+    }
+}

@@ -139,9 +139,23 @@ pub(crate) async fn rooms(Shared(state): Shared<Arc<State>>) -> Response {
 /// `GET /_roomcast/info`: what the page needs to open its console: the
 /// stage path and whether dev tokens are served.
 pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
+    // `roomcast events` reads `roomcastEvents` to say why nothing comes.
+    let (template, events, bus) = match &state.profile {
+        crate::template::Profile::Roomcast { event_bus } => {
+            ("roomcast", event_bus.is_some(), event_bus.clone())
+        }
+        crate::template::Profile::Foreign => ("foreign", false, None),
+    };
     json(
         StatusCode::OK,
-        &json!({"stage": state.stage, "apiId": state.api_id, "devTokens": state.config.dev}),
+        &json!({
+            "stage": state.stage,
+            "apiId": state.api_id,
+            "devTokens": state.config.dev,
+            "template": template,
+            "roomcastEvents": events,
+            "eventBus": bus,
+        }),
     )
 }
 

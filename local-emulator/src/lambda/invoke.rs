@@ -456,7 +456,7 @@ async fn process_function(
         &fenv.tools.python,
     )
     .await?;
-    for (k, v) in sdk {
+    for (k, v) in sdk.into_iter().chain(launch.env.iter().cloned()) {
         // The function's own setting wins, as a template variable would.
         env.entry(k).or_insert(v);
     }

@@ -107,6 +107,30 @@ pub enum LaunchError {
         /// What to install.
         hint: String,
     },
+    /// The function's `CodeUri` is not a directory: fix the path (it is
+    /// relative to the template's directory) or build the code there.
+    #[error(
+        "function {function}: its CodeUri {path} is not a directory (CodeUri is relative to the template's directory)"
+    )]
+    CodeUri {
+        /// The logical id.
+        function: String,
+        /// The path looked for.
+        path: String,
+    },
+    /// The Python interpreter cannot import Lambda's runtime interface
+    /// client: install it into that interpreter, or pass another.
+    #[error(
+        "function {function}: {python} cannot import awslambdaric ({reason}); install it with `{python} -m pip install awslambdaric`, or pass --python with one that has it"
+    )]
+    RuntimeClient {
+        /// The logical id.
+        function: String,
+        /// The interpreter.
+        python: String,
+        /// What the probe saw.
+        reason: String,
+    },
     /// The program is missing or not executable.
     #[error("function {function}: {path} {problem}")]
     Program {
@@ -122,12 +146,23 @@ pub enum LaunchError {
 /// The program, arguments and task root for `spec`.
 pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<Launch, LaunchError> {
     let task_root = tools.project.join(&spec.code_uri);
-    let task_root = task_root.canonicalize().unwrap_or(task_root);
+    // Checked now: a function process runs there, and a missing one would
+    // otherwise fail at the first invocation, blaming the interpreter.
+    let task_root = task_root
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| LaunchError::CodeUri {
+            function: spec.logical_id.clone(),
+            path: task_root.display().to_string(),
+        })?;
+    let mut env = Vec::new();
     let (program, args) = if spec.runtime.starts_with("provided") {
         provided_program(spec, tools, &task_root).await?
     } else if spec.runtime.starts_with("python3") {
         let bootstrap = runtime_file(spec, tools, "python-bootstrap", "py", PYTHON_BOOTSTRAP)?;
         let python = interpreter(spec, &tools.python, "pass --python or install python3")?;
+        probe_runtime_client(spec, &python).await?;
         let mut args = vec![bootstrap.display().to_string()];
         args.extend(callback_args(tools.callback.as_ref()));
         args.push(spec.handler.clone());
@@ -135,6 +170,7 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
     } else if spec.runtime.starts_with("nodejs") {
         let runtime = runtime_file(spec, tools, "node-runtime", "mjs", NODE_RUNTIME)?;
         let node = interpreter(spec, Path::new("node"), "install Node.js 18 or later")?;
+        env.extend(super::node_version::check(spec, &node).await);
         let mut args = vec![runtime.display().to_string()];
         args.extend(callback_args(tools.callback.as_ref()));
         (node, args)
@@ -148,6 +184,7 @@ pub(crate) async fn resolve(spec: &FunctionSpec, tools: &Toolchain) -> Result<La
         program,
         args,
         task_root,
+        env,
     })
 }
 
@@ -324,14 +361,18 @@ pub(crate) async fn cargo_build(
     Ok(())
 }
 
-/// The interpreter `program` (a path, or a name looked up on `PATH`).
+/// The interpreter `program` (a path, or a name looked up on `PATH`),
+/// as an absolute path: the function's process runs in its `CodeUri`, so a
+/// path relative to where the emulator started would not be found there.
+/// Made absolute, not canonical: a virtualenv's `python` is a symlink
+/// whose own location is what selects the virtualenv.
 fn interpreter(
     spec: &FunctionSpec,
     program: &Path,
     hint: &'static str,
 ) -> Result<PathBuf, LaunchError> {
     let found = if program.components().count() > 1 {
-        Some(program.to_path_buf())
+        Some(std::path::absolute(program).unwrap_or_else(|_| program.to_path_buf()))
     } else {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
@@ -347,6 +388,36 @@ fn interpreter(
         });
     };
     executable(spec, path)
+}
+
+/// Runs `python -c "import awslambdaric"` once, at start-up: without it
+/// every invocation would fail with a bare `ImportError`.
+async fn probe_runtime_client(spec: &FunctionSpec, python: &Path) -> Result<(), LaunchError> {
+    let fail = |reason: String| LaunchError::RuntimeClient {
+        function: spec.logical_id.clone(),
+        python: python.display().to_string(),
+        reason,
+    };
+    let probe = tokio::process::Command::new(python)
+        .args(["-c", "import awslambdaric"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    // A deadlock detector: an import takes well under a second.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), probe)
+        .await
+        .map_err(|_| fail("the probe did not finish in 30 s".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+    Err(fail(
+        last.unwrap_or("it exited with an error").trim().to_owned(),
+    ))
 }
 
 fn executable(spec: &FunctionSpec, path: PathBuf) -> Result<PathBuf, LaunchError> {

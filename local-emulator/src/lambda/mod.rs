@@ -19,6 +19,7 @@ pub(crate) mod instance;
 pub(crate) mod invoke;
 pub(crate) mod invoke_api;
 pub(crate) mod launch;
+pub(crate) mod node_version;
 pub(crate) mod pool;
 pub(crate) mod process;
 pub mod registry;

@@ -24,6 +24,8 @@ pub(crate) struct Launch {
     pub(crate) args: Vec<String>,
     /// `LAMBDA_TASK_ROOT`, and the working directory.
     pub(crate) task_root: PathBuf,
+    /// Variables the emulator's runtime adds (the template's win).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// Why a process could not start. The emulator names the function and

@@ -352,8 +352,26 @@ async fn a_runtime_that_never_asks_for_work_times_out() {
 #[tokio::test]
 async fn missing_or_non_executable_programs_are_named_at_start_up() {
     let mut s = spec("serve", 3);
-    s.code_uri = fixtures().join("nowhere").display().to_string();
-    match launch::resolve(&s, &tools()).await {
+    // A CodeUri that is not there is the error, not the program in it
+    // (nor, for Node or Python, the interpreter the process would run).
+    for runtime in ["provided.al2023", "nodejs22.x", "python3.12"] {
+        s.runtime = runtime.into();
+        s.code_uri = fixtures().join("nowhere").display().to_string();
+        match launch::resolve(&s, &tools()).await {
+            Err(LaunchError::CodeUri { function, path }) => {
+                assert_eq!(function, "FixtureFunction");
+                assert!(path.ends_with("nowhere"), "{path}");
+            }
+            other => panic!("{runtime}: {other:?}"),
+        }
+    }
+    s.runtime = "provided.al2023".into();
+    let empty = std::env::temp_dir().join(format!("roomcast-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    s.code_uri = empty.display().to_string();
+    let r = launch::resolve(&s, &tools()).await;
+    let _ = std::fs::remove_dir_all(&empty);
+    match r {
         Err(LaunchError::Program {
             function, problem, ..
         }) => {
@@ -371,6 +389,7 @@ async fn missing_or_non_executable_programs_are_named_at_start_up() {
     assert!(
         matches!(r, Err(LaunchError::Program { problem, .. }) if problem.contains("not executable")),
     );
+    s.code_uri = fixtures().display().to_string();
     s.runtime = "python3.12".into();
     let no_python = Toolchain {
         python: "no-such-python-here".into(),
@@ -385,6 +404,40 @@ async fn missing_or_non_executable_programs_are_named_at_start_up() {
         launch::resolve(&s, &tools()).await,
         Err(LaunchError::Runtime { .. })
     ));
+}
+
+/// `--python` as the README writes it (relative to where the emulator
+/// starts) is made absolute, since the function's process runs in its
+/// CodeUri; and an interpreter that cannot import awslambdaric is a
+/// start-up error naming it, not a bare ImportError at the first connect.
+#[tokio::test]
+async fn python_is_resolved_absolute_and_probed_for_its_runtime_client() {
+    require_python();
+    let mut s = spec("serve", 3);
+    s.runtime = "python3.12".into();
+    // Tests run in the crate's directory.
+    let relative = PathBuf::from("../tests/fixtures/lambda/python-without-site");
+    assert!(relative.is_file(), "the fixture is at {relative:?}");
+    let tools = Toolchain {
+        python: relative,
+        ..tools()
+    };
+    match launch::resolve(&s, &tools).await {
+        Err(LaunchError::RuntimeClient {
+            function,
+            python,
+            reason,
+        }) => {
+            assert_eq!(function, "FixtureFunction");
+            assert!(python.starts_with('/'), "made absolute: {python}");
+            assert!(python.ends_with("python-without-site"), "{python}");
+            assert!(
+                reason.contains("awslambdaric"),
+                "the probe's own words: {reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Cargo functions are built together; when that build fails, each is

@@ -414,15 +414,20 @@ impl DevProcess {
             .spawn()
             .expect("roomcast dev (cargo build --workspace --bins --tests)");
         let stdout = child.stdout.take().unwrap();
-        let port: u16 = BufReader::new(stdout)
+        let port: Option<u16> = BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
             .find_map(|l| {
                 l.split("listening on 127.0.0.1:")
                     .nth(1)
                     .and_then(|r| r.split_whitespace().next()?.parse().ok())
-            })
-            .expect("a listening line");
+            });
+        let Some(port) = port else {
+            // It exited: its last words say why.
+            let mut why = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut why);
+            panic!("roomcast dev did not start: {why}");
+        };
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
