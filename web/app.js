@@ -39,6 +39,17 @@ function addMessage(m) {
   return true;
 }
 
+// The room's stream started again (the server lost it: an emulator that
+// restarted on its memory store, a restored table). What is shown is from
+// a stream that no longer exists, and its seqs would hide the new one's.
+function restartRoom(room) {
+  const r = roomState(room);
+  r.seen.clear();
+  r.messages = [];
+  if (room === current) renderMessages();
+  notice(`#${room} started again on the server: showing it from the start`);
+}
+
 function renderRooms() {
   const list = $('rooms');
   list.replaceChildren(...[...rooms.keys()].map((room) => {
@@ -150,6 +161,7 @@ function start(name) {
     $('who').textContent = `Signed in as ${w.user.name}`;
   });
   client.on('message', (m) => addMessage(m));
+  client.on('restart', ({ room }) => restartRoom(room));
   client.on('presence', (e) => { if (e.room === current) renderMembers(); });
   client.on('typing', (t) => {
     if (!typingUsers.has(t.room)) typingUsers.set(t.room, new Map());

@@ -10,6 +10,8 @@ export interface Sender {
 export interface RoomMessage {
   room: string;
   seq: number;
+  /** The room's stream epoch (absent on messages stored before epochs). */
+  epoch?: string;
   id: string;
   from: Sender;
   data: unknown;
@@ -28,6 +30,8 @@ export interface Ack {
   type: 'ack';
   id: string;
   seq?: number;
+  /** The room's stream epoch `seq` counts in (absent for duplicates, direct and ephemeral sends). */
+  epoch?: string;
   duplicate?: boolean;
   delivered?: number;
 }
@@ -106,10 +110,10 @@ export interface ClientLimits {
 }
 
 export interface WelcomeFrame { type: 'welcome'; connectionId: string; user: Sender; exp: number; limits: ClientLimits; ref?: unknown; }
-export interface JoinedFrame { type: 'joined'; room: string; seq: number; members?: Member[]; memberCount?: number; rosterTruncated?: boolean; missed?: RoomMessage[]; truncated?: boolean; more?: boolean; ref?: unknown; }
+export interface JoinedFrame { type: 'joined'; room: string; seq: number; epoch?: string; members?: Member[]; memberCount?: number; rosterTruncated?: boolean; missed?: RoomMessage[]; truncated?: boolean; more?: boolean; ref?: unknown; }
 export interface LeftFrame { type: 'left'; room: string; ref?: unknown; }
-export interface MessageFrame { type: 'message'; room: string; seq: number; id: string; from: Sender; data: unknown; ts: number; }
-export interface AckFrame { type: 'ack'; id: string; seq?: number; duplicate?: boolean; delivered?: number; ref?: unknown; }
+export interface MessageFrame { type: 'message'; room: string; seq: number; epoch?: string; id: string; from: Sender; data: unknown; ts: number; }
+export interface AckFrame { type: 'ack'; id: string; seq?: number; epoch?: string; duplicate?: boolean; delivered?: number; ref?: unknown; }
 export interface PresenceFrame { type: 'presence'; room: string; user: string; name: string; event: 'joined' | 'left'; }
 export interface RosterFrame { type: 'roster'; room: string; memberCount: number; truncated: boolean; }
 export interface TypingFrame { type: 'typing'; room: string; user: string; name: string; active: boolean; }
@@ -201,6 +205,8 @@ export declare class Roomcast {
   on(event: 'direct', fn: (m: DirectMessage) => void): () => void;
   on(event: 'ephemeral', fn: (m: EphemeralFrame) => void): () => void;
   on(event: 'joined', fn: (e: JoinedEvent) => void): () => void;
+  /** The room's stream started again (a new epoch: the server lost it, or it was restored): drop what is shown of the room; its messages follow again from seq 1. */
+  on(event: 'restart', fn: (e: { room: string; epoch: string }) => void): () => void;
   on(event: 'welcome', fn: (w: { connectionId: string; user: Sender; exp: number }) => void): () => void;
   on(event: 'outbox', fn: (e: { size: number }) => void): () => void;
   on(event: 'error', fn: (e: RoomcastError) => void): () => void;

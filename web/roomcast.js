@@ -9,6 +9,9 @@
 // - re-joins rooms after a reconnect with `since` = the last seq seen, so
 //   missed messages arrive in order with none lost;
 // - delivers room messages in seq order, each (room, seq) once;
+// - tells a room whose stream started again (a new `epoch`) from one it
+//   has seen: drops its place there, follows the new stream from seq 1 and
+//   says 'restart', where seqs it had seen would otherwise hide new ones;
 // - keeps unacknowledged sends in an outbox and resends them with the same
 //   id after a reconnect (the server's idempotency makes that exactly-once);
 // - heartbeats only when idle, refreshes the token before `exp`;
@@ -417,7 +420,9 @@ export class Roomcast {
 
   room(name) {
     if (!this.rooms.has(name)) {
-      this.rooms.set(name, { lastSeq: null, joined: false, wanted: false, members: new Map(), buffer: new Map(), gapTimer: undefined });
+      // `epoch`: the stream `lastSeq` counts in ('' while not known);
+      // `left`: epochs the room's stream has left (a late frame is stale).
+      this.rooms.set(name, { lastSeq: null, epoch: '', left: [], joined: false, wanted: false, members: new Map(), buffer: new Map(), gapTimer: undefined });
     }
     return this.rooms.get(name);
   }
@@ -433,7 +438,12 @@ export class Roomcast {
   joinNow(name) {
     const room = this.room(name);
     const frame = { action: 'join', room: name };
-    if (room.lastSeq !== null) frame.since = room.lastSeq;
+    if (room.lastSeq !== null) {
+      frame.since = room.lastSeq;
+      // `since` counts in this epoch: if the room's stream started again,
+      // the server replays the new one from its start.
+      if (room.epoch) frame.epoch = room.epoch;
+    }
     return this.request(frame).then((joined) => this.onJoined(name, joined));
   }
 
@@ -446,6 +456,7 @@ export class Roomcast {
       this.emit('presence', { room: name, members: [...room.members.values()], truncated: room.rosterTruncated, memberCount: joined.memberCount });
     }
     const missed = joined.missed ?? [];
+    this.checkEpoch(name, joined.epoch ?? '');
     if (room.lastSeq === null) {
       // First join: start after the room's settled seq; anything buffered
       // while the join was in flight and newer than that is kept. Messages
@@ -504,9 +515,39 @@ export class Roomcast {
 
   // ---- ordered, deduplicated delivery -------------------------------------------------
 
+  /**
+   * Checks an epoch from the server against the room's: adopts it if the
+   * room knew none; on a new one the stream started again (the server
+   * lost the room's stream, or it was restored), so the room's place and
+   * buffer are dropped, it counts from 0 in the new epoch and 'restart'
+   * tells the app. Returns 'same', 'restarted' or 'stale' (an epoch the
+   * room has left: the frame is from the old stream).
+   */
+  checkEpoch(name, epoch) {
+    const room = this.room(name);
+    if (epoch === room.epoch) return 'same';
+    if (room.left.includes(epoch)) return 'stale';
+    if (room.epoch === '') {
+      room.epoch = epoch;
+      return 'same';
+    }
+    room.left = [...room.left, room.epoch].slice(-4);
+    room.epoch = epoch;
+    room.lastSeq = 0;
+    room.buffer.clear();
+    if (room.gapTimer !== undefined) {
+      this.clock.clearTimeout(room.gapTimer);
+      room.gapTimer = undefined;
+    }
+    this.emit('restart', { room: name, epoch });
+    return 'restarted';
+  }
+
   offerMessage(m) {
     const room = this.room(m.room);
     if (!room.wanted) return; // not a room we are in
+    // Messages stored before epochs carry none: no evidence either way.
+    if (typeof m.epoch === 'string' && m.epoch !== '' && this.checkEpoch(m.room, m.epoch) === 'stale') return;
     if ((room.lastSeq !== null && m.seq <= room.lastSeq) || room.buffer.has(m.seq)) return; // duplicate
     room.buffer.set(m.seq, m);
     if (room.lastSeq === null) return; // the join reply will place it
@@ -585,7 +626,7 @@ export class Roomcast {
         this.outbox = this.outbox.filter((o) => o !== item);
         this.emit('outbox', { size: this.outbox.length });
         // The sender's own message, delivered in order like anyone else's.
-        this.offerMessage({ room: item.room, seq: ack.seq, id: item.id, from: this.user, data: item.data, ts: this.clock.now(), own: true });
+        this.offerMessage({ room: item.room, seq: ack.seq, epoch: ack.epoch, id: item.id, from: this.user, data: item.data, ts: this.clock.now(), own: true });
         item.resolve(ack);
         this.pump();
       })

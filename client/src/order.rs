@@ -33,6 +33,25 @@ struct Room {
     buffer: BTreeMap<u64, Item>,
     /// Since when messages have waited behind a missing seq.
     gap_since: Option<Instant>,
+    /// The stream epoch `last_seq` counts in (empty: not known yet).
+    epoch: String,
+    /// Epochs this room's stream has left: a late frame of one is stale.
+    left: Vec<String>,
+}
+
+/// How many left epochs a room remembers.
+const LEFT_EPOCHS: usize = 4;
+
+/// What an epoch on a frame means for a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Epoch {
+    /// The room's (or the frame has none, or the room knew none yet).
+    Same,
+    /// A new one: the stream started again. The room's place and buffer
+    /// are dropped; it now counts from 0 in the new epoch.
+    Restarted,
+    /// One the room left: the frame is from the old stream; drop it.
+    Stale,
 }
 
 /// The rooms the app joined, each with its place in the stream.
@@ -58,6 +77,43 @@ impl Rooms {
     /// The last seq delivered in `room`, the `since` of a re-join.
     pub(crate) fn last_seq(&self, room: &str) -> Option<u64> {
         self.0.get(room).and_then(|r| r.last_seq)
+    }
+
+    /// The epoch the room counts in, for a re-join (`None` if not known).
+    pub(crate) fn epoch(&self, room: &str) -> Option<&str> {
+        self.0
+            .get(room)
+            .map(|r| r.epoch.as_str())
+            .filter(|e| !e.is_empty())
+    }
+
+    /// Checks a frame's `epoch` against the room's, adopting it if the
+    /// room knew none and starting over if it is new.
+    pub(crate) fn check_epoch(&mut self, room_name: &str, epoch: &str) -> Epoch {
+        let Some(room) = self.0.get_mut(room_name) else {
+            return Epoch::Same;
+        };
+        if epoch == room.epoch {
+            return Epoch::Same;
+        }
+        if room.left.iter().any(|e| e == epoch) {
+            return Epoch::Stale;
+        }
+        if room.epoch.is_empty() && !epoch.is_empty() {
+            room.epoch = epoch.to_owned();
+            return Epoch::Same;
+        }
+        let old = std::mem::replace(&mut room.epoch, epoch.to_owned());
+        if !old.is_empty() {
+            room.left.push(old);
+            if room.left.len() > LEFT_EPOCHS {
+                room.left.remove(0);
+            }
+        }
+        room.last_seq = Some(0);
+        room.buffer.clear();
+        room.gap_since = None;
+        Epoch::Restarted
     }
 
     /// Takes `item` at `seq`; returns what can now be delivered, in order.
@@ -176,6 +232,38 @@ mod tests {
         );
         assert_eq!(rooms.last_seq("r"), Some(4));
         assert!(rooms.offer("other", 1, m(1)).is_empty(), "not followed");
+    }
+
+    /// A stream that started again (a new epoch) counts from 0: its seqs
+    /// 1, 2, … are delivered although the old stream's were; a late frame
+    /// of the old stream is stale, and does not flip the room back.
+    #[test]
+    fn a_new_epoch_starts_the_room_over_and_the_old_one_is_stale() {
+        let mut rooms = Rooms::default();
+        rooms.add("r");
+        assert_eq!(rooms.epoch("r"), None);
+        assert_eq!(rooms.check_epoch("r", "aaaa"), Epoch::Same, "adopted");
+        assert_eq!(rooms.epoch("r"), Some("aaaa"));
+        rooms.joined("r", 0, true);
+        assert_eq!(rooms.offer("r", 1, m(1)), vec![m(1)]);
+        assert_eq!(rooms.offer("r", 2, m(2)), vec![m(2)]);
+        rooms.offer("r", 4, m(4));
+        assert_eq!(rooms.check_epoch("r", "bbbb"), Epoch::Restarted);
+        assert_eq!(rooms.last_seq("r"), Some(0));
+        assert_eq!(rooms.offer("r", 1, m(1)), vec![m(1)], "seq 1 again");
+        assert_eq!(rooms.check_epoch("r", "aaaa"), Epoch::Stale);
+        assert_eq!(rooms.epoch("r"), Some("bbbb"));
+        assert_eq!(
+            rooms.check_epoch("r", ""),
+            Epoch::Restarted,
+            "no stream any more"
+        );
+        assert_eq!(rooms.epoch("r"), None);
+        assert_eq!(
+            rooms.check_epoch("other", "cccc"),
+            Epoch::Same,
+            "not followed"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backoff::{backoff_delay, unit};
-use crate::order::{Item, Rooms};
+use crate::order::{Epoch, Item, Rooms};
 use crate::{Ack, ClientConfig, ClientError, Command, Event, State};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -236,7 +236,13 @@ impl Client {
                 },
                 cmd = commands.recv() => match cmd {
                     None | Some(Command::Close) => {
-                        let _ = ws.close(None).await;
+                        // 1000, not a bare close frame (which the server
+                        // reports as 1005, "no status").
+                        let normal = tungstenite::protocol::CloseFrame {
+                            code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+                            reason: "".into(),
+                        };
+                        let _ = ws.close(Some(normal)).await;
                         return End::Closed;
                     }
                     Some(Command::Join(room, reply)) => {
@@ -330,6 +336,11 @@ impl Client {
         let mut join = json!({"action": "join", "room": room});
         if let Some(since) = self.rooms.last_seq(room) {
             join["since"] = json!(since);
+            // `since` counts in this epoch: if the room's stream started
+            // again, the server replays the new one from its start.
+            if let Some(epoch) = self.rooms.epoch(room) {
+                join["epoch"] = json!(epoch);
+            }
         }
         let frame = self.frame(join);
         ws.send(frame).await
@@ -364,6 +375,14 @@ impl Client {
         match frame {
             ServerFrame::Message(m) => {
                 let (room, seq) = (m.room.clone(), m.seq);
+                // Messages stored before epochs carry none: no evidence.
+                if !m.epoch.is_empty() {
+                    match self.rooms.check_epoch(&room, &m.epoch) {
+                        Epoch::Same => {}
+                        Epoch::Stale => return Ok(()),
+                        Epoch::Restarted => self.restarted(&room, &m.epoch).await,
+                    }
+                }
                 let item = message_item(m);
                 let ready = self.rooms.offer(&room, seq, item);
                 self.deliver(ready).await;
@@ -371,22 +390,29 @@ impl Client {
             ServerFrame::Joined {
                 room,
                 seq,
+                epoch,
                 missed,
                 truncated,
                 more,
                 ..
             } => {
+                // A reply in another epoch replays the new stream from its
+                // start (the join said which epoch `since` counted in).
+                if self.rooms.check_epoch(&room, &epoch) == Epoch::Restarted {
+                    self.restarted(&room, &epoch).await;
+                }
                 self.on_joined(room, seq, missed.unwrap_or_default(), more, truncated, ws)
                     .await?;
             }
             ServerFrame::Ack {
                 id,
                 seq,
+                epoch,
                 duplicate,
                 reference,
                 ..
             } => {
-                self.on_ack(&id, seq.unwrap_or(0), duplicate, reference)
+                self.on_ack(&id, seq.unwrap_or(0), &epoch, duplicate, reference)
                     .await;
                 self.flush(ws, false).await.map_err(|e| e.to_string())?;
             }
@@ -473,6 +499,18 @@ impl Client {
         Ok(())
     }
 
+    /// Tells the app that `room`'s stream started again: what it shows of
+    /// the room is from a stream that no longer exists, and the new one
+    /// follows from its seq 1.
+    async fn restarted(&self, room: &str, epoch: &str) {
+        tracing::info!(%room, %epoch, "the room's stream started again; following the new one from its start");
+        self.emit(Event::Restarted {
+            room: room.to_owned(),
+            epoch: epoch.to_owned(),
+        })
+        .await;
+    }
+
     /// Emits messages in order; an unreadable one is reported instead.
     async fn deliver(&self, ready: Vec<Item>) {
         for item in ready {
@@ -486,7 +524,14 @@ impl Client {
         }
     }
 
-    async fn on_ack(&mut self, id: &str, seq: u64, duplicate: bool, reference: Option<Value>) {
+    async fn on_ack(
+        &mut self,
+        id: &str,
+        seq: u64,
+        epoch: &str,
+        duplicate: bool,
+        reference: Option<Value>,
+    ) {
         if let Some(r) = reference.as_ref().and_then(Value::as_u64) {
             self.refs.remove(&r);
         }
@@ -502,7 +547,15 @@ impl Client {
         if let Some(reply) = o.reply {
             let _ = reply.send(Ok(ack));
         }
-        // The sender's own message, delivered in order like anyone else's.
+        // The sender's own message, delivered in order like anyone else's,
+        // in the stream its ack names (a duplicate's names none).
+        if !epoch.is_empty() {
+            match self.rooms.check_epoch(&o.room, epoch) {
+                Epoch::Same => {}
+                Epoch::Stale => return,
+                Epoch::Restarted => self.restarted(&o.room, epoch).await,
+            }
+        }
         let own = json!({"type": "message", "room": o.room, "seq": seq, "id": o.id, "from": self.me, "data": o.data, "own": true});
         let ready = self.rooms.offer(&o.room, seq, Item::Message(own));
         self.deliver(ready).await;

@@ -18,12 +18,12 @@ let emulator;
 let base;
 let browser;
 
-async function startEmulator() {
+async function startEmulator(fixedPort = 0) {
   // cargo's output: CARGO_TARGET_DIR when set (relative to the repository), else target/.
   const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
   const bin = path.join(targetDir, 'debug', 'roomcast');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo build first (bash infra/test.sh does)`);
-  const child = spawn(bin, ['--port', '0', '--static-dir', path.join(root, 'web'), '--template', path.join(root, 'template.yaml')], {
+  const child = spawn(bin, ['--port', String(fixedPort), '--static-dir', path.join(root, 'web'), '--template', path.join(root, 'template.yaml')], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: 'warn' },
@@ -159,6 +159,9 @@ test('the inspector shows two clients chatting live, and a 410 fault set from it
   const page = await inspector.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
+  // Nothing the page asks for is missing (a favicon included).
+  const missing = [];
+  page.on('response', (r) => { if (r.status() === 404) missing.push(r.url()); });
   await page.goto(`${base}/_roomcast/`);
   await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: WAIT });
   const dana = await openChat('Dana', 'inspect');
@@ -216,7 +219,31 @@ test('the inspector shows two clients chatting live, and a 410 fault set from it
   await page.locator('#console-log', { hasText: 'connected as fay' }).waitFor({ timeout: WAIT });
   await page.click('#console-send');
   await page.locator('#console-log', { hasText: '"type":"welcome"' }).waitFor({ timeout: WAIT });
+  // A long frame, with Replay open: it wraps inside its panel, every
+  // panel shows all it holds (the column scrolls instead), and each
+  // connection's cut button is inside its panel.
+  await dana.page.evaluate(() => window.roomcastDemo.client.send('inspect', { text: 'x'.repeat(600) }));
+  await page.waitForFunction(() => window.inspector.entries.some((x) => x.kind === 'frame-out' && x.text.includes('x'.repeat(600))), null, { timeout: WAIT });
+  const layout = await page.evaluate(() => {
+    const over = (el) => el.scrollWidth - el.clientWidth;
+    const sections = [...document.querySelectorAll('.left > section:not([hidden])')];
+    const cut = (el) => el.scrollHeight - el.clientHeight;
+    const inside = [...document.querySelectorAll('#connections button')].every((b) => {
+      const box = b.getBoundingClientRect();
+      const panel = b.closest('section').getBoundingClientRect();
+      return box.right <= panel.right && box.left >= panel.left;
+    });
+    return {
+      replayOpen: !document.getElementById('replay').hidden,
+      entriesOverflow: over(document.getElementById('entries')),
+      sectionsCut: sections.map((el) => [el.querySelector('h2').textContent, cut(el)]).filter(([, n]) => n > 1),
+      sectionsOverflow: sections.map((el) => [el.querySelector('h2').textContent, over(el)]).filter(([, n]) => n > 1),
+      buttonsInside: inside,
+    };
+  });
+  assert.deepEqual(layout, { replayOpen: true, entriesOverflow: 0, sectionsCut: [], sectionsOverflow: [], buttonsInside: true });
   await page.screenshot({ path: path.join(shots, 'inspector.png') });
+  assert.deepEqual(missing, []);
   assert.deepEqual(errors, []);
   await dana.context.close();
   await eli.context.close();
@@ -266,4 +293,42 @@ test('ephemeral data reaches the other browser at once, takes no seq and leaves 
   assert.deepEqual(await texts(bob.page), [], 'not shown as chat messages');
   await alice.context.close();
   await bob.context.close();
+});
+
+// Last: it restarts the emulator. On its memory store a restart loses
+// every room's stream, and the new one reuses seqs 1, 2, 3 the open tabs
+// have seen; the epoch tells them apart, so nothing new is hidden.
+test('after the emulator restarts, an open tab shows the room started again and its new messages', async () => {
+  const alice = await openChat('Alice', 'epoch');
+  const bob = await openChat('Bob', 'epoch');
+  const before = ['before 1', 'before 2', 'before 3'];
+  for (const text of before) {
+    await alice.page.fill('#message-input', text);
+    await alice.page.press('#message-input', 'Enter');
+  }
+  await waitForTexts(bob.page, (t) => before.every((b) => t.includes(b)), 'the first stream at bob');
+  const port = Number(new URL(base).port);
+  const stopped = new Promise((resolve) => emulator.once('exit', resolve));
+  emulator.kill('SIGTERM');
+  await stopped;
+  ({ child: emulator } = await startEmulator(port));
+  for (const p of [alice, bob]) {
+    await p.page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: WAIT });
+    await p.page.locator('#notice', { hasText: '#epoch started again' }).waitFor({ timeout: WAIT });
+  }
+  const after = ['after 1', 'after 2', 'after 3'];
+  for (const text of after) {
+    await alice.page.fill('#message-input', text);
+    await alice.page.press('#message-input', 'Enter');
+  }
+  const seen = await waitForTexts(bob.page, (t) => after.every((a) => t.includes(a)), 'the new stream at bob');
+  assert.deepEqual(seen, after, 'the old stream is gone from the view, the new one shown in order');
+  await waitForTexts(alice.page, (t) => after.every((a) => t.includes(a)), "alice's own new messages");
+  const seqs = await bob.page.$$eval('#messages li', (els) => els.map((e) => Number(e.dataset.seq)));
+  assert.deepEqual(seqs, [1, 2, 3], 'the new stream reuses the seqs the tab had seen');
+  await bob.page.screenshot({ path: path.join(shots, 'restarted.png') });
+  for (const p of [alice, bob]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
 });

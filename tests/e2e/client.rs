@@ -381,3 +381,67 @@ async fn an_ephemeral_send_while_reconnecting_fails_at_once_instead_of_queueing(
     );
     client.close().await;
 }
+
+/// An emulator restarted on its memory store loses every room's stream;
+/// the new one reuses seqs the client has delivered. The epoch tells the
+/// client: it says `Restarted` and delivers the new stream from seq 1
+/// (without epochs it dropped seqs 1–3 as already seen).
+#[tokio::test]
+async fn the_client_follows_a_room_whose_stream_started_again() {
+    let first = start(config("template.yaml")).await;
+    let addr = first.addr;
+    let url = first.urls.websocket.clone();
+    let quick = |token: String| {
+        let mut c = ClientConfig::new(url.clone(), token);
+        c.backoff_base = Duration::from_millis(20);
+        c.backoff_cap = Duration::from_millis(200);
+        c
+    };
+    let (reader, mut events) = Client::spawn(quick(dev_token(&first, "reader").await));
+    let (writer, mut writer_events) = Client::spawn(quick(dev_token(&first, "writer").await));
+    open_id(&mut events).await;
+    open_id(&mut writer_events).await;
+    reader.join("r").await.unwrap();
+    next_event(&mut events, "joined", |e| matches!(e, Event::Joined { .. })).await;
+    for n in 1..=3 {
+        writer.send("r", json!({"before": n})).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        if let Event::Message(m) = next_event(&mut events, "the first stream", |e| {
+            matches!(e, Event::Message(_))
+        })
+        .await
+        {
+            seen.push(m);
+        }
+    }
+    let old_epoch = seen[0]["epoch"].as_str().unwrap().to_owned();
+    first.shutdown().await;
+    let second = start(config("template.yaml").addr(addr)).await;
+    for n in 1..=3 {
+        let ack = writer.send("r", json!({"after": n})).await.unwrap();
+        assert_eq!(ack.seq, n, "the new stream starts at 1");
+    }
+    let restarted = next_event(&mut events, "the restart", |e| {
+        matches!(e, Event::Restarted { .. })
+    })
+    .await;
+    let Event::Restarted { room, epoch } = restarted else {
+        unreachable!()
+    };
+    assert_eq!(room, "r");
+    assert_ne!(epoch, old_epoch);
+    let mut after = Vec::new();
+    while after.len() < 3 {
+        if let Event::Message(m) = next_event(&mut events, "the new stream", |e| {
+            matches!(e, Event::Message(_))
+        })
+        .await
+        {
+            after.push((m["seq"].as_u64().unwrap(), m["data"]["after"].as_u64()));
+        }
+    }
+    assert_eq!(after, vec![(1, Some(1)), (2, Some(2)), (3, Some(3))]);
+    drop(second);
+}

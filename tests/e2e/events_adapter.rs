@@ -96,6 +96,7 @@ fn message(seq: u64, data: Value) -> Event {
     Event::MessageStored(MessageStored {
         room: "r".into(),
         seq,
+        epoch: String::new(),
         id: format!("m{seq}"),
         from: Sender {
             user: "u".into(),

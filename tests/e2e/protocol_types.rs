@@ -20,6 +20,7 @@ fn message() -> Message {
     Message {
         room: "r".into(),
         seq: 1,
+        epoch: "e".into(),
         id: "i".into(),
         from: sender(),
         data: json!({}),
@@ -51,6 +52,7 @@ fn every_frame() -> Vec<ServerFrame> {
         ServerFrame::Joined {
             room: "r".into(),
             seq: 1,
+            epoch: "e".into(),
             members: Some(vec![Member {
                 user: "u".into(),
                 name: "n".into(),
@@ -71,6 +73,7 @@ fn every_frame() -> Vec<ServerFrame> {
         ServerFrame::Ack {
             id: "i".into(),
             seq: Some(1),
+            epoch: "e".into(),
             duplicate: true,
             delivered: Some(1),
             reference: r.clone(),

@@ -17,7 +17,7 @@ function client(overrides = {}) {
     random: () => 0.5,
     ...overrides,
   });
-  for (const e of ['state', 'message', 'error', 'joined', 'presence', 'typing', 'direct', 'closing']) c.on(e, (p) => events.push([e, p]));
+  for (const e of ['state', 'message', 'error', 'joined', 'presence', 'typing', 'direct', 'closing', 'restart']) c.on(e, (p) => events.push([e, p]));
   return { c, clock, events, of: (kind) => events.filter(([e]) => e === kind).map(([, p]) => p) };
 }
 
@@ -122,6 +122,88 @@ test('after a reconnect rooms are re-joined with since and missed messages arriv
   await flush();
   assert.deepEqual(t.of('message').map((m) => m.seq), [11, 12, 13, 14]);
   assert.deepEqual(t.of('joined').at(-1), { room: 'r', seq: 13, missed: 2, truncated: false });
+});
+
+// A room whose stream started again (the emulator restarted on its memory
+// store, a restored table) reuses seqs the client has seen: the epoch
+// tells the streams apart, so seqs 1–3 of the new one are not dropped.
+test('a resume into a room whose stream started again replays the new stream from seq 1', async () => {
+  const t = client();
+  let ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 3, { epoch: 'aaaa' });
+  ws.receive({ ...msg('r', 4), epoch: 'aaaa' });
+  await flush();
+  ws.drop(1006, '');
+  await flush();
+  await t.clock.advance(t.of('state').at(-1).retryInMs);
+  ws = FakeWebSocket.last();
+  ws.accept();
+  ws.welcome('c2');
+  await flush();
+  const join = ws.lastSent('join');
+  assert.deepEqual([join.since, join.epoch], [4, 'aaaa'], 'the epoch since counts in');
+  const fresh = [1, 2, 3].map((n) => ({ ...msg('r', n, `new ${n}`), epoch: 'bbbb' }));
+  ws.receive({ type: 'joined', room: 'r', seq: 3, epoch: 'bbbb', missed: fresh, ref: join.ref });
+  await flush();
+  assert.deepEqual(t.of('restart'), [{ room: 'r', epoch: 'bbbb' }]);
+  assert.deepEqual(t.of('message').map((m) => m.data.text), ['m4', 'new 1', 'new 2', 'new 3']);
+  ws.receive({ ...msg('r', 5, 'late, old stream'), epoch: 'aaaa' });
+  ws.receive({ ...msg('r', 4, 'new 4'), epoch: 'bbbb' });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.data.text).slice(4), ['new 4'], 'the old stream is stale');
+  assert.equal(t.of('restart').length, 1);
+});
+
+test('a live message in a new epoch starts the room over, and the gap before it is fetched', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 7, { epoch: 'aaaa' });
+  ws.receive({ ...msg('r', 2, 'new 2'), epoch: 'cccc' });
+  await flush();
+  assert.deepEqual(t.of('restart'), [{ room: 'r', epoch: 'cccc' }]);
+  assert.equal(t.of('message').length, 0, 'seq 2 waits for seq 1');
+  await t.clock.advance(1000);
+  const ask = ws.lastSent('join');
+  assert.deepEqual([ask.since, ask.epoch], [0, 'cccc']);
+  ws.receive({ type: 'joined', room: 'r', seq: 2, epoch: 'cccc', missed: [{ ...msg('r', 1, 'new 1'), epoch: 'cccc' }, { ...msg('r', 2, 'new 2'), epoch: 'cccc' }], ref: ask.ref });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.data.text), ['new 1', 'new 2']);
+});
+
+// The sender's own messages come back as acks: their epoch places them
+// too, so a sender whose room started again sees its new seqs 1, 2, …
+test("the sender's own messages after a restart are shown, by the ack's epoch", async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 0);
+  for (const [seq, epoch] of [[1, 'aaaa'], [2, 'aaaa'], [1, 'bbbb']]) {
+    const sent = t.c.send('r', { text: `${epoch} ${seq}` });
+    await flush();
+    const s = ws.lastSent('send');
+    ws.receive({ type: 'ack', id: s.id, seq, epoch, ref: s.ref });
+    await sent;
+  }
+  assert.deepEqual(t.of('message').map((m) => m.data.text), ['aaaa 1', 'aaaa 2', 'bbbb 1']);
+  assert.deepEqual(t.of('restart'), [{ room: 'r', epoch: 'bbbb' }]);
+});
+
+test('epochs are adopted when first seen, and messages without one are no evidence', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 0); // a room with no stream yet: no epoch
+  ws.receive({ ...msg('r', 1), epoch: 'dddd' });
+  ws.receive(msg('r', 2)); // stored before epochs
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [1, 2]);
+  assert.equal(t.of('restart').length, 0);
 });
 
 test('a gap that stays open is filled by asking the server', async () => {

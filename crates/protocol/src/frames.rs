@@ -201,6 +201,11 @@ pub enum Action {
         room: RoomName,
         /// Last seq the client saw, if resuming.
         since: Option<u64>,
+        /// The stream epoch `since` counts in (the last `epoch` the client
+        /// saw for the room). When the room's stream has started again
+        /// since, `since` means nothing there: the reply replays the new
+        /// stream from its start.
+        epoch: Option<String>,
     },
     /// Leave a room.
     Leave {
@@ -373,6 +378,7 @@ fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action,
         "join" => Action::Join {
             room: f.room()?,
             since: f.opt_u64("since")?,
+            epoch: f.opt_epoch()?,
         },
         "leave" => Action::Leave { room: f.room()? },
         "send" => Action::Send {
@@ -465,6 +471,23 @@ impl Fields<'_> {
         }
     }
 
+    /// An epoch the server sent; an empty one is the same as none (a room
+    /// whose stream has not started has no epoch).
+    fn opt_epoch(&self) -> Result<Option<String>, FrameError> {
+        match self.obj.get("epoch") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(e)) if e.is_empty() => Ok(None),
+            Some(Value::String(e)) if crate::limits::valid_epoch(e) => Ok(Some(e.clone())),
+            Some(_) => Err(field_error(
+                "epoch",
+                &format!(
+                    "an epoch as the server sent it: up to {} letters, digits, - or _",
+                    crate::limits::MAX_EPOCH_LEN
+                ),
+            )),
+        }
+    }
+
     fn room(&self) -> Result<RoomName, FrameError> {
         RoomName::parse(&self.string("room")?, self.limits)
     }
@@ -524,6 +547,11 @@ pub struct Message {
     pub room: String,
     /// The room's sequence number: strictly increasing, one per message.
     pub seq: u64,
+    /// The room's stream epoch: the same for every seq of one stream, and
+    /// new when the stream starts again at seq 1 (a store that lost the
+    /// room, a restored table). Empty on messages stored before epochs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     /// The sender's client message id.
     pub id: String,
     /// The sender.
@@ -600,6 +628,12 @@ pub enum ServerFrame {
         room: String,
         /// The room's current seq.
         seq: u64,
+        /// The room's stream epoch (empty while the room has no stream).
+        /// A client that knew another drops what it kept for the room:
+        /// the stream started again, and `missed` replays it from its
+        /// start.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        epoch: String,
         /// Present users; absent without the `presence` right. At most
         /// the server's presence cap of connections.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -650,6 +684,11 @@ pub enum ServerFrame {
         /// The room seq (absent for `direct`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+        /// The room's stream epoch `seq` counts in (a new send's; absent
+        /// for a duplicate, `direct` and ephemeral sends): the sender's
+        /// own message takes its place in the stream by it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        epoch: String,
         /// This id was seen before; the original seq is returned and nothing
         /// was delivered again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -18,6 +18,20 @@ pub fn valid_user_id(id: &str) -> bool {
         && !id.ends_with(char::is_whitespace)
 }
 
+/// Longest stream epoch a client may send back, in bytes. The server's are
+/// 16 hex digits.
+pub const MAX_EPOCH_LEN: usize = 64;
+
+/// Whether `epoch` may be a stream epoch: 1 to [`MAX_EPOCH_LEN`] ASCII
+/// letters, digits, `-` or `_`. Compared byte for byte.
+pub fn valid_epoch(epoch: &str) -> bool {
+    !epoch.is_empty()
+        && epoch.len() <= MAX_EPOCH_LEN
+        && epoch
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Limits that the protocol validates on every client frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -150,6 +150,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string attribute that items written before it existed lack.
+    pub(crate) fn string_or_empty(&self, name: &str) -> Result<String, StoreError> {
+        if self.item.contains_key(name) {
+            self.string(name)
+        } else {
+            Ok(String::new())
+        }
+    }
+
     pub(crate) fn boolean(&self, name: &str) -> Result<bool, StoreError> {
         match self.item.get(name) {
             Some(AttributeValue::Bool(b)) => Ok(*b),
@@ -270,6 +279,9 @@ pub(crate) fn message_item(m: &Message, expires_at: Millis) -> Item {
         ("ts".to_owned(), n(m.ts)),
         (EXPIRES.to_owned(), n(ttl_secs(expires_at))),
     ]);
+    if !m.epoch.is_empty() {
+        item.insert("epoch".to_owned(), s(&m.epoch));
+    }
     item
 }
 
@@ -278,6 +290,8 @@ pub(crate) fn message_from(item: &Item) -> Result<Message, StoreError> {
     Ok(Message {
         room: r.string("room")?,
         seq: r.number("seq")?,
+        // Messages stored before epochs have none.
+        epoch: r.string_or_empty("epoch")?,
         id: r.string("id")?,
         from: Sender {
             user: r.string("user")?,
@@ -341,9 +355,10 @@ mod tests {
             9_000,
         );
         assert_eq!(connection_from(&connection_item(&c)).unwrap(), c);
-        let m = Message {
+        let mut m = Message {
             room: "r".into(),
             seq: 7,
+            epoch: "9f2c41d07a3b5e68".into(),
             id: "i".into(),
             from: Sender {
                 user: "u".into(),
@@ -353,6 +368,11 @@ mod tests {
             ts: 3,
         };
         assert_eq!(message_from(&message_item(&m, 10_000)).unwrap(), m);
+        // Messages stored before epochs have none.
+        m.epoch = String::new();
+        let item = message_item(&m, 10_000);
+        assert!(!item.contains_key("epoch"));
+        assert_eq!(message_from(&item).unwrap(), m);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! writer and a tombstone exactly one wins.
 //!
 //! The counter item holds `seq` (the top seq taken), `takenAt` (when, by
-//! the taker's clock) and `settled` (the watermark readers raise).
+//! the taker's clock), `settled` (the watermark readers raise) and `epoch`
+//! (the stream's, set once by the write that creates the counter).
 
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
 
@@ -23,25 +24,42 @@ use crate::store::{Committed, Reserved, SeqState, Slot, StoreError};
 const CLOSED: &str = "closed";
 /// When a tombstone's seq had been taken at the latest.
 const TAKEN_AT: &str = "takenAt";
+/// The counter's stream epoch.
+const EPOCH: &str = "epoch";
 
 impl DynamoStore {
     pub(super) async fn reserve(&self, room: &str, now: Millis) -> Result<Reserved, StoreError> {
+        // The epoch is set by the write that creates the counter (or the
+        // first one on a counter from before epochs), in the same item
+        // write: no extra request, no extra unit.
+        let fresh = crate::store::new_epoch();
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(room_pk(room), SEQ)))
-            .update_expression("ADD seq :one SET takenAt = :now")
+            .update_expression(
+                "ADD seq :one SET takenAt = :now, epoch = if_not_exists(epoch, :epoch)",
+            )
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":epoch", s(&fresh))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(unavailable("reserve seq"))?;
         let Some(old) = out.attributes() else {
-            return Ok(Reserved { seq: 1, settled: 0 });
+            return Ok(Reserved {
+                seq: 1,
+                settled: 0,
+                epoch: fresh,
+            });
         };
         let r = Reader::new(old);
+        let epoch = match r.string_or_empty(EPOCH)? {
+            held if held.is_empty() => fresh,
+            held => held,
+        };
         let before = r.number_or("seq", 0)?;
         let mut settled = r.number_or("settled", 0)?;
         // A counter from before this sequencer (no `takenAt`) only ever
@@ -54,6 +72,7 @@ impl DynamoStore {
         Ok(Reserved {
             seq: before + 1,
             settled,
+            epoch,
         })
     }
 
@@ -174,6 +193,8 @@ impl DynamoStore {
                 r.number_or("settled", 0)?
             },
             taken_at: r.number_or(TAKEN_AT, 0)?,
+            // Counters from before epochs have none until their next seq.
+            epoch: r.string_or_empty(EPOCH)?,
         })
     }
 

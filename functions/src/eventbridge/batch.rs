@@ -98,6 +98,7 @@ mod tests {
         Event::MessageStored(MessageStored {
             room: "r".into(),
             seq: 1,
+            epoch: String::new(),
             id: "m".into(),
             from: Sender {
                 user: "u".into(),

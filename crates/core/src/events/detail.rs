@@ -143,6 +143,10 @@ pub struct MessageStored {
     pub room: String,
     /// Its seq in the room.
     pub seq: u64,
+    /// The room's stream epoch: (room, epoch, seq) names the message even
+    /// across a stream that started again.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     /// The sender's id for it (idempotency key).
     pub id: String,
     /// The sender.

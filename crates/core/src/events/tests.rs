@@ -9,6 +9,7 @@ fn stored(data: Option<Value>) -> Event {
     Event::MessageStored(MessageStored {
         room: "r".into(),
         seq: 7,
+        epoch: String::new(),
         id: "m".into(),
         from: Sender {
             user: "u".into(),

@@ -341,8 +341,9 @@ async fn dispatch(
         Action::Hello => welcome(ctx, conn, reference),
         Action::Heartbeat => ServerFrame::Pong { ts: now, reference },
         Action::Auth { token } => reauth(ctx, verifier, conn, &token, reference).await?,
-        Action::Join { room, since } => {
-            rooms::join(ctx, conn, &room, since, reference, now).await?
+        Action::Join { room, since, epoch } => {
+            let resume = rooms::Resume { since, epoch };
+            rooms::join(ctx, conn, &room, resume, reference, now).await?
         }
         Action::Leave { room } => rooms::leave(ctx, conn, &room, reference, now).await?,
         Action::History {

@@ -29,14 +29,25 @@ pub(super) fn require(
     ))
 }
 
+/// Where a joiner left off: the last seq it saw, in which stream epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Resume {
+    /// The last seq seen.
+    pub(crate) since: Option<u64>,
+    /// The epoch `since` counts in.
+    pub(crate) epoch: Option<String>,
+}
+
 /// `join`: becomes a member, announces the user if this is their first
-/// device in the room, and replies with the room's seq, its members (with
-/// the presence right) and, with `since`, every message after it.
+/// device in the room, and replies with the room's seq and epoch, its
+/// members (with the presence right) and, with `since`, every message after
+/// it: from the stream's start when the stream is not the one `since`
+/// counts in.
 pub(super) async fn join(
     ctx: &Context<'_>,
     conn: &ConnectionRecord,
     room: &RoomName,
-    since: Option<u64>,
+    resume: Resume,
     reference: Option<Ref>,
     now: Millis,
 ) -> Result<ServerFrame, RouteError> {
@@ -82,6 +93,15 @@ pub(super) async fn join(
     // `above`. Clients dedupe what comes both ways by seq.
     let settled = sequencer::settle(ctx.store, room.as_str(), now, ctx.settle_options()).await?;
     let seq = settled.seq;
+    let epoch = settled.epoch;
+    // Seqs of another stream say nothing about this one: a client that
+    // counted in an epoch the room no longer has (its stream started
+    // again) gets this stream from its start.
+    let restarted = resume.epoch.as_deref().is_some_and(|known| known != epoch);
+    let since = if restarted { Some(0) } else { resume.since };
+    if restarted {
+        tracing::info!(connection_id = %conn.connection_id, %room, known = ?resume.epoch, %epoch, "the room's stream started again since the client's epoch: replaying it from its start");
+    }
     let (missed, truncated, more) = match since {
         None if settled.above.is_empty() => (None, false, false),
         None => (Some(settled.above), false, false),
@@ -110,6 +130,7 @@ pub(super) async fn join(
     Ok(ServerFrame::Joined {
         room: room.to_string(),
         seq,
+        epoch,
         members: roster.as_ref().map(|(m, _)| group_by_user(m)),
         member_count: roster.is_some().then_some(count),
         roster_truncated,

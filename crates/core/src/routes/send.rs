@@ -27,9 +27,10 @@ pub(super) async fn send(
     now: Millis,
 ) -> Result<Option<ServerFrame>, RouteError> {
     require(conn, room, Right::Send)?;
-    let ack = |seq, duplicate| ServerFrame::Ack {
+    let ack = |seq, epoch: &str, duplicate| ServerFrame::Ack {
         id: id.as_str().to_owned(),
         seq: Some(seq),
+        epoch: epoch.to_owned(),
         duplicate,
         delivered: None,
         reference: reference.clone(),
@@ -47,7 +48,7 @@ pub(super) async fn send(
     {
         Appended::Duplicate { seq } => {
             tracing::info!(%room, id = id.as_str(), seq, "duplicate send acked with the original seq");
-            return Ok(Some(ack(seq, true)));
+            return Ok(Some(ack(seq, "", true)));
         }
         Appended::New {
             message,
@@ -55,7 +56,7 @@ pub(super) async fn send(
         } => (message, follows_settled),
     };
     let seq = stored.seq;
-    let early = ack(seq, false);
+    let early = ack(seq, &stored.epoch, false);
     let acked = match ctx
         .gateway
         .post(&conn.connection_id, early.to_json().as_bytes())
@@ -82,6 +83,7 @@ fn record_stored(ctx: &Context<'_>, stored: &Message, origin: Origin, connection
         Event::MessageStored(events::MessageStored {
             room: stored.room.clone(),
             seq: stored.seq,
+            epoch: stored.epoch.clone(),
             id: stored.id.clone(),
             from: stored.from.clone(),
             origin,
@@ -142,6 +144,7 @@ pub(super) async fn ephemeral(
     Ok(ServerFrame::Ack {
         id: id.as_str().to_owned(),
         seq: None,
+        epoch: String::new(),
         duplicate: false,
         delivered: None,
         reference,
@@ -236,6 +239,7 @@ pub(super) async fn direct(
     let ack = |duplicate, delivered| ServerFrame::Ack {
         id: id.as_str().to_owned(),
         seq: None,
+        epoch: String::new(),
         duplicate,
         delivered,
         reference: reference.clone(),

@@ -407,10 +407,17 @@ async fn send_assigns_seq_fans_out_and_acks() {
             json!({"action": "send", "room": "r", "id": "m1", "data": {"t": "hi"}, "ref": 5}),
         )
         .await;
-    assert_eq!(ack, json!({"type": "ack", "id": "m1", "seq": 1, "ref": 5}));
-    let want = json!({"type": "message", "room": "r", "seq": 1, "id": "m1",
+    // The stream's epoch, made with the room's first seq.
+    let epoch = w.store.seq_state("r").await.unwrap().epoch;
+    assert_eq!(epoch.len(), 16);
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "id": "m1", "seq": 1, "epoch": epoch, "ref": 5})
+    );
+    let at_bob = w.frames("b1");
+    let want = json!({"type": "message", "room": "r", "seq": 1, "epoch": epoch, "id": "m1",
         "from": {"user": "alice", "name": "alice!"}, "data": {"t": "hi"}, "ts": T0});
-    assert_eq!(w.frames("b1"), vec![want.clone()]);
+    assert_eq!(at_bob, vec![want.clone()]);
     assert_eq!(
         w.frames("a2"),
         vec![want],
@@ -575,6 +582,68 @@ async fn join_with_since_returns_every_missed_message_in_order() {
     assert_eq!(up_to_date["missed"], json!([]));
     let fresh = w.join("b1", "r").await;
     assert!(fresh.get("missed").is_none(), "no since, no missed list");
+}
+
+/// A resume names the epoch its `since` counts in; a room whose stream
+/// started again since (another epoch) is replayed from its start, so the
+/// client that had seen seqs 1–3 of the old stream gets 1–3 of this one.
+#[tokio::test]
+async fn a_resume_in_another_epoch_replays_the_stream_from_its_start() {
+    let w = World::new();
+    fill(&w, "r", 5).await;
+    w.connect("b1", "bob").await;
+    let fresh = w.join("b1", "r").await;
+    let epoch = fresh["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(epoch.len(), 16, "{fresh}");
+    let same = w
+        .reply(
+            "b1",
+            json!({"action": "join", "room": "r", "since": 3, "epoch": epoch}),
+        )
+        .await;
+    assert_eq!(seqs(&same["missed"]), vec![4, 5]);
+    assert_eq!(same["epoch"], epoch.as_str());
+    assert!(
+        same["missed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["epoch"] == epoch.as_str()),
+        "{same}"
+    );
+    let other = w
+        .reply(
+            "b1",
+            json!({"action": "join", "room": "r", "since": 3, "epoch": "0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(seqs(&other["missed"]), vec![1, 2, 3, 4, 5], "{other}");
+    assert_eq!(other["epoch"], epoch.as_str());
+    assert!(other.get("truncated").is_none(), "{other}");
+    // A room with no stream any more (a store that lost it) has no epoch:
+    // the client's seqs are void there too.
+    let gone = w
+        .reply(
+            "b1",
+            json!({"action": "join", "room": "q", "since": 3, "epoch": epoch}),
+        )
+        .await;
+    assert_eq!(gone["seq"], 0);
+    assert_eq!(gone["missed"], json!([]));
+    assert!(gone.get("epoch").is_none(), "{gone}");
+    // Bad epochs are refused with the field named.
+    let bad = w
+        .reply(
+            "b1",
+            json!({"action": "join", "room": "r", "since": 3, "epoch": "a b", "ref": 9}),
+        )
+        .await;
+    assert_eq!(
+        (bad["type"].as_str(), bad["ref"].as_i64()),
+        (Some("error"), Some(9)),
+        "{bad}"
+    );
+    assert!(bad["message"].as_str().unwrap().contains("epoch"), "{bad}");
 }
 
 #[tokio::test]
@@ -1701,9 +1770,10 @@ async fn the_ack_is_posted_before_the_fan_out() {
         "the sender's ack is the first post: {order:?}"
     );
     let ack = w.frames_of(&ids[0], "ack");
+    let epoch = w.store.seq_state("r").await.unwrap().epoch;
     assert_eq!(
         ack,
-        vec![json!({"type": "ack", "id": "x", "seq": 1, "ref": 9})]
+        vec![json!({"type": "ack", "id": "x", "seq": 1, "epoch": epoch, "ref": 9})]
     );
 }
 
@@ -1725,7 +1795,11 @@ async fn an_ack_that_cannot_be_posted_comes_back_as_the_reply() {
     )
     .await
     .map(|f| serde_json::to_value(&f).unwrap());
-    assert_eq!(reply, Some(json!({"type": "ack", "id": "x", "seq": 1})));
+    let epoch = w.store.seq_state("r").await.unwrap().epoch;
+    assert_eq!(
+        reply,
+        Some(json!({"type": "ack", "id": "x", "seq": 1, "epoch": epoch}))
+    );
     assert_eq!(w.messages_of(&ids[1]).len(), 1);
 }
 

@@ -55,6 +55,8 @@ macro_rules! store_conformance_tests {
             membership_is_one_connections_live_membership,
             user_memberships_are_all_devices_of_one_user,
             append_assigns_gap_free_seqs,
+            a_rooms_epoch_is_made_with_its_stream_and_kept,
+            concurrent_first_sends_share_one_epoch,
             a_dead_writers_hole_is_closed_after_the_timeout_and_a_late_writer_takes_a_new_seq,
             a_commit_whose_answer_was_lost_is_reported_stored,
             tombstones_racing_late_writers_each_slot_has_one_winner,
@@ -163,6 +165,7 @@ fn at_seq(msg: &NewMessage, seq: u64) -> Message {
     Message {
         room: msg.room.clone(),
         seq,
+        epoch: String::new(),
         id: msg.id.clone(),
         from: msg.from.clone(),
         data: msg.data.clone(),
@@ -820,6 +823,36 @@ pub async fn append_assigns_gap_free_seqs(store: Arc<dyn Store>) {
     );
 }
 
+/// A room's epoch is born with its counter, is the same on every seq of
+/// the stream (as sent, stored and read back), and differs between
+/// streams.
+pub async fn a_rooms_epoch_is_made_with_its_stream_and_kept(store: Arc<dyn Store>) {
+    let (room, other) = (unique("room"), unique("room"));
+    assert_eq!(
+        store.seq_state(&room).await.unwrap().epoch,
+        "",
+        "no stream yet"
+    );
+    assert_eq!(settle(&*store, &room, NOW).await.epoch, "");
+    let first = match append(&*store, message(&room, "alice", "m1")).await {
+        Appended::New { message, .. } => message,
+        other => panic!("{other:?}"),
+    };
+    let epoch = first.epoch.clone();
+    assert!(crate::protocol::limits::valid_epoch(&epoch), "{epoch:?}");
+    new_seq(&*store, message(&room, "alice", "m2")).await;
+    assert_eq!(store.seq_state(&room).await.unwrap().epoch, epoch);
+    assert_eq!(settle(&*store, &room, NOW).await.epoch, epoch);
+    let page = store.history_after(&room, 0, 10, NOW).await.unwrap();
+    assert_eq!(page.messages.len(), 2);
+    assert!(
+        page.messages.iter().all(|m| m.epoch == epoch),
+        "stored with it"
+    );
+    new_seq(&*store, message(&other, "alice", "m1")).await;
+    assert_ne!(store.seq_state(&other).await.unwrap().epoch, epoch);
+}
+
 /// The same sender and id in the same room is a duplicate with the
 /// original seq.
 pub async fn append_is_idempotent_per_sender_and_room(store: Arc<dyn Store>) {
@@ -970,6 +1003,31 @@ pub async fn racing_joins_each_see_their_own_count(store: Arc<dyn Store>) {
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=8).collect::<Vec<u64>>());
+}
+
+/// Senders racing to start a room's stream all get the one epoch that
+/// the counter was created with (DynamoDB: `if_not_exists` in the same
+/// atomic update that takes the seq).
+pub async fn concurrent_first_sends_share_one_epoch(store: Arc<dyn Store>) {
+    let room = unique("room");
+    let mut tasks = Vec::new();
+    for sender in 0..8 {
+        let store = store.clone();
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            match append(&*store, message(&room, &format!("user{sender}"), "first")).await {
+                Appended::New { message, .. } => message.epoch,
+                other => panic!("{other:?}"),
+            }
+        }));
+    }
+    let mut epochs = std::collections::BTreeSet::new();
+    for t in tasks {
+        epochs.insert(t.await.unwrap());
+    }
+    let held = store.seq_state(&room).await.unwrap().epoch;
+    assert_eq!(epochs, std::collections::BTreeSet::from([held.clone()]));
+    assert!(!held.is_empty());
 }
 
 /// Many concurrent senders get distinct seqs, and once they are done the

@@ -358,9 +358,13 @@ impl Store for MemoryStore {
         let state = g.seqs.entry(room.to_owned()).or_default();
         state.top += 1;
         state.taken_at = now;
+        if state.epoch.is_empty() {
+            state.epoch = super::new_epoch();
+        }
         Ok(Reserved {
             seq: state.top,
             settled: state.settled,
+            epoch: state.epoch.clone(),
         })
     }
 
@@ -430,7 +434,7 @@ impl Store for MemoryStore {
     }
 
     async fn seq_state(&self, room: &str) -> Result<SeqState, StoreError> {
-        Ok(self.lock().seqs.get(room).copied().unwrap_or_default())
+        Ok(self.lock().seqs.get(room).cloned().unwrap_or_default())
     }
 
     async fn slots(

@@ -206,16 +206,20 @@ pub enum Committed {
 }
 
 /// A seq taken by [`Store::reserve_seq`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reserved {
     /// The seq: its slot is the taker's to fill.
     pub seq: u64,
     /// The settled watermark as it was when the seq was taken.
     pub settled: u64,
+    /// The room's stream epoch: set (by [`new_epoch`]) when the counter is
+    /// created, or by the first reservation on a counter that has none,
+    /// and never changed while the counter lives.
+    pub epoch: String,
 }
 
 /// A room's counter, as [`Store::seq_state`] reads it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeqState {
     /// The highest seq taken; 0 for a new room.
     pub top: u64,
@@ -224,6 +228,18 @@ pub struct SeqState {
     pub settled: u64,
     /// When `top` was taken, by its taker's clock.
     pub taken_at: Millis,
+    /// The room's stream epoch; empty for a room without a counter (no
+    /// stream yet), or one no seq has been taken from since epochs began.
+    pub epoch: String,
+}
+
+/// A new stream epoch: 16 hex digits, 64 random bits. A room whose
+/// counter is lost (a store that restarted, a restored table) starts a
+/// stream with another, by which clients tell that its seqs started again.
+pub fn new_epoch() -> String {
+    let mut id = uuid::Uuid::new_v4().simple().to_string();
+    id.truncate(16);
+    id
 }
 
 /// One slot of a room's history.
@@ -422,7 +438,8 @@ pub trait Store: Send + Sync {
 
     /// Takes the room's next seq: an atomic increment with no condition,
     /// so concurrent senders never conflict. Records `now` as when the top
-    /// seq was taken. The seq's slot is a hole until [`Store::commit`]
+    /// seq was taken, and gives the room's epoch (creating it with the
+    /// counter, or on a counter that has none). The seq's slot is a hole until [`Store::commit`]
     /// fills it or [`Store::close_slot`] closes it.
     async fn reserve_seq(&self, room: &str, now: Millis) -> Result<Reserved, StoreError>;
 

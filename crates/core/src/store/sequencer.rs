@@ -67,6 +67,7 @@ pub async fn append(
         let stored = Message {
             room: msg.room.clone(),
             seq,
+            epoch: reserved.epoch.clone(),
             id: msg.id.clone(),
             from: msg.from.clone(),
             data: msg.data.clone(),
@@ -129,6 +130,8 @@ pub struct Settled {
     /// first: a joiner gets them in its reply, since their fan-out may
     /// have run before it was a member.
     pub above: Vec<Message>,
+    /// The room's stream epoch (empty without a stream).
+    pub epoch: String,
 }
 
 /// How [`settle`] treats holes.
@@ -154,6 +157,7 @@ pub async fn settle(
         return Ok(Settled {
             seq: from,
             above: Vec::new(),
+            epoch: state.epoch,
         });
     }
     let upto = state.top.min(from.saturating_add(SETTLE_WINDOW));
@@ -194,7 +198,11 @@ pub async fn settle(
             _ => None,
         })
         .collect();
-    Ok(Settled { seq, above })
+    Ok(Settled {
+        seq,
+        above,
+        epoch: state.epoch,
+    })
 }
 
 /// Holes in `(from, upto]` that are older than `timeout`, each with the

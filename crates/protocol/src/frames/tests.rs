@@ -26,6 +26,24 @@ fn every_action_parses() {
             Action::Join {
                 room: RoomName("lobby".into()),
                 since: Some(7),
+                epoch: None,
+            },
+        ),
+        (
+            json!({"action":"join","room":"lobby","since":7,"epoch":"9f2c41d07a3b5e68"}),
+            Action::Join {
+                room: RoomName("lobby".into()),
+                since: Some(7),
+                epoch: Some("9f2c41d07a3b5e68".into()),
+            },
+        ),
+        (
+            // A room without a stream has no epoch: "" is the same as none.
+            json!({"action":"join","room":"lobby","since":0,"epoch":""}),
+            Action::Join {
+                room: RoomName("lobby".into()),
+                since: Some(0),
+                epoch: None,
             },
         ),
         (
@@ -33,6 +51,7 @@ fn every_action_parses() {
             Action::Join {
                 room: RoomName("a.b:c-d_e@f".into()),
                 since: None,
+                epoch: None,
             },
         ),
         (
@@ -169,6 +188,26 @@ fn bad_frames_get_specific_codes() {
             r#"{"action":"join","room":"x","since":1.5}"#,
             ErrorCode::InvalidField,
             "since",
+        ),
+        (
+            r#"{"action":"join","room":"x","since":1,"epoch":7}"#,
+            ErrorCode::InvalidField,
+            "epoch must be an epoch as the server sent it",
+        ),
+        (
+            r#"{"action":"join","room":"x","since":1,"epoch":"a b"}"#,
+            ErrorCode::InvalidField,
+            "epoch",
+        ),
+        (
+            r#"{"action":"join","room":"x","since":1,"epoch":"ab\u0000"}"#,
+            ErrorCode::InvalidField,
+            "epoch",
+        ),
+        (
+            r#"{"action":"join","room":"x","since":1,"epoch":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
+            ErrorCode::InvalidField,
+            "up to 64",
         ),
         (
             r#"{"action":"send","room":"x","data":1}"#,
@@ -356,6 +395,7 @@ fn server_frames_serialise_with_type_tags_and_camel_case() {
     let joined = ServerFrame::Joined {
         room: "x".into(),
         seq: 3,
+        epoch: String::new(),
         members: None,
         member_count: None,
         roster_truncated: false,
@@ -368,6 +408,7 @@ fn server_frames_serialise_with_type_tags_and_camel_case() {
     let capped = ServerFrame::Joined {
         room: "x".into(),
         seq: 3,
+        epoch: "9f2c41d07a3b5e68".into(),
         members: Some(Vec::new()),
         member_count: Some(250),
         roster_truncated: true,
@@ -378,7 +419,7 @@ fn server_frames_serialise_with_type_tags_and_camel_case() {
     };
     assert_eq!(
         capped.to_json(),
-        r#"{"type":"joined","room":"x","seq":3,"members":[],"memberCount":250,"rosterTruncated":true}"#
+        r#"{"type":"joined","room":"x","seq":3,"epoch":"9f2c41d07a3b5e68","members":[],"memberCount":250,"rosterTruncated":true}"#
     );
 
     let e = ServerFrame::error(ErrorCode::RateLimited, "slow down", Some(json!(1)));

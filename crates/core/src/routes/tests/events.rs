@@ -165,12 +165,13 @@ async fn a_stored_message_carries_room_seq_id_sender_and_data() {
         json!({"action": "send", "room": "r", "id": "m1", "data": {"text": "hi"}}),
     )
     .await;
+    let epoch = w.store.seq_state("r").await.unwrap().epoch;
     assert_eq!(
         w.events.take(),
         vec![(
             "Message Stored",
             json!({
-                "version": 1, "room": "r", "seq": 1, "id": "m1",
+                "version": 1, "room": "r", "seq": 1, "epoch": epoch, "id": "m1",
                 "from": {"user": "alice", "name": "alice!"}, "origin": "client",
                 "connectionId": "a1", "data": {"text": "hi"}, "ts": T0
             })
