@@ -35,6 +35,7 @@ export ROOMCAST_TEST_DYNAMODB_ENDPOINT="$endpoint"
 
 log "building every binary and test once"
 cargo build --workspace --bins --tests --quiet
+ensure_example_runtimes
 
 out="$STATE_DIR/flake"
 rm -rf "$out" && mkdir -p "$out"

@@ -53,25 +53,8 @@ log "building every binary and test"
 cargo build --workspace --bins --tests --quiet
 phase "build"
 
-# Lambda's Node.js and Python runtimes include the AWS SDK. The emulator
-# installs what a function imports into its cache at start-up; here that
-# is done ahead, with the documented command, so that no test reaches past
-# 127.0.0.1. The Python example runs on a Python with awslambdaric and no
-# boto3 (as Lambda's runtime without its bundled SDK), so boto3 comes from
-# the emulator's cache, as a user's would.
-export ROOMCAST_CACHE_DIR="${ROOMCAST_CACHE_DIR:-$REPO_ROOT/target/roomcast-cache}"
-bare="$STATE_DIR/venv-bare"
-if [ ! -x "$bare/bin/python" ] || ! "$bare/bin/python" -c 'import awslambdaric' 2>/dev/null; then
-  log "creating a Python venv with awslambdaric only at $bare"
-  python3 -m venv "$bare" || die "python3 -m venv failed"
-  "$bare/bin/pip" install --quiet --disable-pip-version-check awslambdaric || die "pip install awslambdaric (bare venv) failed"
-fi
-export ROOMCAST_TEST_PYTHON_BARE="$bare/bin/python"
-for t in examples/*/template.yaml; do
-  log "runtime SDKs for $t (cache: $ROOMCAST_CACHE_DIR)"
-  "${CARGO_TARGET_DIR:-target}/debug/roomcast" runtimes install --template "$t" --python "$bare/bin/python" >/dev/null \
-    || die "roomcast runtimes install --template $t failed (needs npm and pip with the registries reachable)"
-done
+# The AWS SDKs the examples import, installed ahead (infra/lib.sh).
+ensure_example_runtimes
 phase "runtime SDKs for the examples"
 
 log "tests (DynamoDB tests against moto at $endpoint)"

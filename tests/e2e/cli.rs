@@ -710,3 +710,96 @@ async fn table_create_needs_no_aws_configuration() {
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// An emulator whose store fails every call refuses every handshake
+/// (500): `send` keeps trying until its deadline, then exits 3 saying
+/// what it last saw, instead of trying forever in silence.
+#[tokio::test]
+async fn send_against_a_failing_store_gives_up_at_its_deadline() {
+    let emu = emulator().await;
+    let token = dev_token(&emu, "sam").await;
+    let added = dev_api(&emu, reqwest::Method::POST, "faults")
+        .json(&json!({"fault": "store-error", "error": "unavailable"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let ran = roomcast(&[
+        "send",
+        "--room",
+        "r",
+        "--data",
+        "{}",
+        "--url",
+        &emu.urls.websocket,
+        "--token",
+        &token,
+        "--timeout",
+        "1s",
+    ])
+    .await;
+    assert_eq!(ran.status, Some(3), "{ran:?}");
+    let line = ran.one_line();
+    assert!(
+        line.contains("within 1s (last:"),
+        "says what it last saw: {line}"
+    );
+}
+
+/// `listen` stops on SIGTERM whenever it comes (its handler is armed once,
+/// not between events), closing with 1000.
+#[tokio::test]
+async fn listen_stops_on_sigterm_with_a_normal_close() {
+    let emu = emulator().await;
+    let child = command(&[
+        "listen",
+        "--room",
+        "r",
+        "--url",
+        &emu.urls.websocket,
+        "--user",
+        "lee",
+    ])
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    eventually("lee connected", || async {
+        dev_api_json(&emu, "connections").await["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["user"] == "lee")
+    })
+    .await;
+    // The room's traffic keeps the loop busy while the signal arrives.
+    let token = dev_token(&emu, "sue").await;
+    let (mut ws, _) = connect_with_token(&emu, &token).await;
+    send(&mut ws, json!({"action": "join", "room": "r"})).await;
+    recv_type(&mut ws, "joined").await;
+    for i in 0..20 {
+        send(
+            &mut ws,
+            json!({"action": "send", "room": "r", "id": format!("m{i}"), "data": i}),
+        )
+        .await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(
+        BOUND,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("listen stops")
+    .unwrap()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    eventually("lee's close", || async {
+        !closes(&emu, "lee").await.is_empty()
+    })
+    .await;
+    assert_eq!(closes(&emu, "lee").await, vec![1000]);
+}
