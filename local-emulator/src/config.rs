@@ -195,7 +195,7 @@ impl Default for EmulatorConfig {
             expose_dev_apis: false,
             verify_sigv4: None,
             async_retry_base: Duration::from_secs(60),
-            timeline_size: crate::inspector::DEFAULT_TIMELINE,
+            timeline_size: crate::timeline::DEFAULT_TIMELINE,
             watch: false,
             cargo_profile: "debug".into(),
             parameter_overrides: BTreeMap::new(),

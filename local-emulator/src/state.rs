@@ -20,14 +20,14 @@ use crate::apigateway::events::EventContext;
 use crate::config::{EmulatorConfig, FunctionsMode};
 use crate::eventbridge::EventBridge;
 use crate::faults::Faults;
-use crate::inspector::Timeline;
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::launch::{Callback, Toolchain};
 use crate::metrics::Metrics;
 use crate::template::Template;
+use crate::timeline::Timeline;
 use crate::tls::LocalTls;
-use crate::{EmulatorError, Urls};
+use crate::{Urls, error::EmulatorError};
 
 /// A route, ready to invoke.
 #[derive(Clone)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::apigateway::connections::Peer;
-use crate::apigateway::timefmt::request_time;
 use crate::template::ACCOUNT;
+use crate::timefmt::request_time;
 
 /// What every event of one connection shares.
 pub(crate) struct EventContext<'a> {

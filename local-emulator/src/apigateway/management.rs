@@ -14,10 +14,10 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
 use crate::apigateway::connections::{CloseReason, PostError};
-use crate::apigateway::timefmt::iso8601;
 use crate::http::{HttpError, json, respond};
 use crate::iam::Principal;
 use crate::state::State;
+use crate::timefmt::iso8601;
 
 /// Connection ids are short base64 strings; anything else is malformed.
 fn valid_id(id: &str) -> bool {

@@ -12,5 +12,4 @@ pub(crate) mod inprocess_gateway;
 pub(crate) mod management;
 pub(crate) mod query;
 pub(crate) mod socket;
-pub(crate) mod timefmt;
 pub(crate) mod upgrade;

@@ -375,7 +375,7 @@ where
                 let deadline = Instant::now() + limits.write_timeout;
                 // Only what the inspector shows; nothing when nobody watches.
                 let sent = if state.timeline.watching() {
-                    message.to_text().map(|t| crate::inspector::excerpt(t, 1024).to_owned()).unwrap_or_default()
+                    message.to_text().map(|t| crate::timeline::excerpt(t, 1024).to_owned()).unwrap_or_default()
                 } else {
                     String::new()
                 };
@@ -516,7 +516,7 @@ fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String) {
                 "user": conn.authorizer["principalId"],
                 "requestId": rid,
                 "bytes": body.len(),
-                "text": crate::inspector::excerpt(&crate::inspector::redact::redact_frame(&body), 1024),
+                "text": crate::timeline::excerpt(&crate::timeline::redact::redact_frame(&body), 1024),
             }),
         );
     }

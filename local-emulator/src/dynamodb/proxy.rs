@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::faults::{FaultKind, Faults, Point, StoreFault, Subject};
 use crate::iam::Iam;
-use crate::inspector::Timeline;
+use crate::timeline::Timeline;
 
 /// DynamoDB's largest request is 16 MB (BatchWriteItem); anything larger
 /// is refused before it is read.

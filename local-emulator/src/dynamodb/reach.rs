@@ -7,7 +7,7 @@ use std::time::Duration;
 use roomcast_aws::dynamodb::Client;
 use roomcast_aws::error_chain::one_line;
 
-use crate::EmulatorError;
+use crate::error::EmulatorError;
 
 /// How long the first answer may take: DynamoDB Local on a JVM answers
 /// its first request in about a second; this only catches silence.

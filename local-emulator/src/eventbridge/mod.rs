@@ -9,9 +9,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::apigateway::timefmt::iso8601_seconds;
 use crate::state::State;
 use crate::template::{RuleSpec, TargetSpec, Template, TemplateError, invalid};
+use crate::timefmt::iso8601_seconds;
 
 pub(crate) mod api;
 pub mod pattern;

@@ -17,7 +17,7 @@ use roomcast_core::store::{
 };
 
 use super::{FaultKind, Faults, Point, StoreFault, Subject};
-use crate::inspector::Timeline;
+use crate::timeline::Timeline;
 
 /// A store that consults the faults before each call.
 pub(crate) struct FaultyStore {

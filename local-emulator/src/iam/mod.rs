@@ -33,8 +33,8 @@ use serde_json::json;
 pub(crate) use evaluate::Role;
 pub(crate) use policy::{action_matches, arn_matches};
 
-use crate::inspector::Timeline;
 use crate::template::{ACCOUNT, FunctionSpec, Template};
+use crate::timeline::Timeline;
 
 /// The session credentials a function's processes get
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).

@@ -10,9 +10,9 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::apigateway::timefmt::iso8601;
 use crate::http::{HttpError, json, respond};
 use crate::state::State;
+use crate::timefmt::iso8601;
 
 /// The page: one file, no build step.
 const PAGE: &str = include_str!("../../inspector/index.html");

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::launch::LaunchError;
+use super::launch_error::LaunchError;
 use crate::template::FunctionSpec;
 
 /// The ELF machines Lambda offers.

@@ -149,7 +149,7 @@ fn reserved(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
         .unwrap_or(0);
-    let day = crate::apigateway::timefmt::date_slashed(now_ms);
+    let day = crate::timefmt::date_slashed(now_ms);
     let pairs = [
         ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
         (

@@ -10,10 +10,9 @@ use roomcast_core::gateway::Gateway;
 use roomcast_core::store::Store;
 use serde_json::Value;
 
-use crate::EmulatorError;
 use crate::config::FunctionsMode;
+use crate::error::EmulatorError;
 use crate::faults::{FaultKind, Faults, Point, Subject};
-use crate::inspector::Timeline;
 use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
@@ -21,6 +20,7 @@ use crate::lambda::registry::{self, Handler, InvokeError};
 use crate::lambda::runtime_sdk;
 use crate::metrics::Metrics;
 use crate::template::FunctionSpec;
+use crate::timeline::Timeline;
 
 /// Why an invocation produced no response. API Gateway answers each the
 /// same way (500 on the handshake, an error frame on a message), except
@@ -168,11 +168,11 @@ impl Function {
         served: &Served,
     ) {
         // Events too large to show are not kept (the ring stays small), and
-        // no credential is kept in them (`inspector::redact`).
+        // no credential is kept in them (`timeline::redact`).
         let event = event
             .filter(|e| e.to_string().len() <= MAX_KEPT_EVENT)
             .map(|mut e| {
-                let secrets = crate::inspector::redact::redact_event(&mut e);
+                let secrets = crate::timeline::redact::redact_event(&mut e);
                 if !secrets.is_empty() {
                     self.timeline
                         .keep_secrets(ids.request_id.as_deref().unwrap_or_default(), secrets);
@@ -357,7 +357,7 @@ pub(crate) struct FunctionEnv {
     /// The inspector's timeline, shared with the state.
     pub(crate) timeline: Arc<Timeline>,
     /// Functions whose cargo build failed at start-up, with why.
-    pub(crate) failed_builds: BTreeMap<String, launch::LaunchError>,
+    pub(crate) failed_builds: BTreeMap<String, super::LaunchError>,
     /// Process functions to hot-reload (`--watch`), filled as they are built.
     pub(crate) watched: std::sync::Mutex<Vec<crate::lambda::watch::Watched>>,
 }

@@ -19,6 +19,7 @@ pub(crate) mod instance;
 pub(crate) mod invoke;
 pub(crate) mod invoke_api;
 pub(crate) mod launch;
+pub(crate) mod launch_error;
 pub(crate) mod node_version;
 pub(crate) mod pool;
 pub(crate) mod process;
@@ -28,7 +29,7 @@ pub mod runtime_sdk;
 pub(crate) mod sandbox;
 pub(crate) mod watch;
 
-pub use launch::LaunchError;
+pub use launch_error::LaunchError;
 
 #[cfg(test)]
 mod tests;

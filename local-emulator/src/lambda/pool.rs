@@ -30,7 +30,7 @@ pub(crate) struct ProcessFunction {
     pub(crate) timeout: Duration,
     pub(crate) metrics: Arc<Metrics>,
     /// Where its output lines go while an inspector watches.
-    pub(crate) timeline: Option<Arc<crate::inspector::Timeline>>,
+    pub(crate) timeline: Option<Arc<crate::timeline::Timeline>>,
     idle: Mutex<Vec<(u64, Instance)>>,
     /// Bumped by a reload: instances of an older generation finish what
     /// they run and are not reused.

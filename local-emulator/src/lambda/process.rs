@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
 
-use crate::inspector::Timeline;
+use crate::timeline::Timeline;
 
 /// A line longer than this is shown cut (a handler printing megabytes
 /// without a newline must not grow the emulator's memory).
@@ -197,7 +197,7 @@ fn show(source: &Source, line: &[u8], cut: bool) {
                 "function": &**label,
                 "lambdaRequestId": serving,
                 "pid": source.pid,
-                "line": format!("{}{more}", crate::inspector::excerpt(text, 1024)),
+                "line": format!("{}{more}", crate::timeline::excerpt(text, 1024)),
             }),
         );
     }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::LaunchError;
 use super::environment::{self, Shared};
-use super::launch::{self, LaunchError, Toolchain};
+use super::launch::{self, Toolchain};
 use super::pool::{InvokeContext, ProcessFunction};
 use crate::lambda::registry::InvokeError;
 use crate::metrics::Metrics;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::start;
 use crate::faults::{FaultRequest, Faults};
-use crate::inspector::Timeline;
+use crate::timeline::Timeline;
 
 /// A port nothing listens on (bound, then released).
 async fn dead_port() -> u16 {
