@@ -1,29 +1,21 @@
 //! `roomcast`: the developer CLI. With no subcommand it runs `roomcast dev`,
 //! the local API Gateway emulator with the demo page.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use roomcast_aws::handlers::{LogFormat, init_tracing};
+use roomcast_emulator::cli_values::duration as parse_duration;
 use roomcast_emulator::template::Template;
-use roomcast_emulator::{Emulator, EmulatorConfig, FunctionsMode};
+use roomcast_emulator::{Emulator, EmulatorConfig};
 
 // The emulator's hot path (a signed HTTP round trip per delivery) is
 // allocation-bound; glibc malloc's arena locking and consolidation were a
 // fifth of its CPU in the profile (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The cargo profile this binary was built with, as far as process
-/// functions care: optimised or not.
-const OWN_PROFILE: &str = if cfg!(debug_assertions) {
-    "debug"
-} else {
-    "release"
-};
 
 #[derive(Parser)]
 #[command(
@@ -337,180 +329,15 @@ enum LogFormatArg {
     Json,
 }
 
+/// `roomcast dev`: the emulator's own option groups, flattened, so each
+/// flag is written once, where its service keeps its default.
 #[derive(Args, Clone)]
 struct DevArgs {
-    /// The SAM template to emulate.
-    #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Port; 0 picks a free one.
-    #[arg(long, default_value_t = 3001)]
-    port: u16,
-    /// Idle timeout (API Gateway: 10m), e.g. 2s, 500ms, 10m.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    idle_timeout: Duration,
-    /// Maximum connection duration (API Gateway: 2h).
-    #[arg(long, default_value = "2h", value_parser = parse_duration)]
-    max_duration: Duration,
-    /// Integration timeout (API Gateway: 29s).
-    #[arg(long, default_value = "29s", value_parser = parse_duration)]
-    integration_timeout: Duration,
-    /// Frames queued per connection before @connections POSTs get 429.
-    #[arg(long, default_value_t = 256)]
-    outbound_queue: usize,
-    /// A client that takes no frame for this long is cut (slow consumer).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    write_timeout: Duration,
-    /// How long a server-initiated close waits for the closing handshake.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    close_timeout: Duration,
-    /// Longest a client may take to send its request headers.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    header_timeout: Duration,
-    /// Connections still sending their first headers, at most.
-    #[arg(long, default_value_t = 512)]
-    max_pending_handshakes: usize,
-    /// Disable dev mode: no /dev/token, no dev JWT secret.
-    #[arg(long)]
-    no_dev: bool,
-    /// Directory served at / (the demo).
-    #[arg(long, default_value = "web")]
-    static_dir: PathBuf,
-    /// Use DynamoDB at this endpoint instead of the in-memory store.
-    #[arg(long)]
-    dynamodb_endpoint: Option<String>,
-    /// The name of Roomcast's table (DynamoDB mode): the one its functions
-    /// get as `ROOMCAST_TABLE`. The template's other tables keep their own
-    /// names (`TableName`, else `roomcast-local-{LogicalId}`).
-    #[arg(long, default_value = "roomcast")]
-    table: String,
-    /// Create every table of the template that is missing (DynamoDB mode).
-    #[arg(long)]
-    create_table: bool,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormatArg,
-    /// How handlers reach clients: `sdk` (aws-sdk-apigatewaymanagement
-    /// against the @connections API, as in production) or `in-process`
-    /// (a fast path for load tests).
-    #[arg(long, value_enum, default_value = "sdk")]
-    gateway: GatewayArg,
-    /// Concurrent invocations per function (Lambda's concurrency limit;
-    /// a function's ReservedConcurrentExecutions wins).
-    #[arg(long, default_value_t = 16)]
-    max_concurrency: usize,
-    /// How Roomcast's own functions run: `in-process` (fast, no build, the
-    /// memory store works) or `process` (each as its real binary behind the
-    /// Lambda Runtime API; needs --dynamodb-endpoint). Other functions of
-    /// the template always run as processes.
-    #[arg(long, value_enum, default_value = "in-process")]
-    functions: FunctionsArg,
-    /// Run `cargo build` for process functions at start-up, even when
-    /// their binary exists (otherwise built only when missing).
-    #[arg(long)]
-    build: bool,
-    /// Hot reload: when a process function's binary or source changes,
-    /// rebuild it and start new instances; in-flight invocations finish on
-    /// the old ones and WebSocket connections stay open.
-    #[arg(long)]
-    watch: bool,
-    /// The cargo profile whose binaries process functions run (`debug`,
-    /// `release`, or a custom profile). By default the emulator's own: a
-    /// `cargo run --release` emulator builds and runs release binaries,
-    /// reusing the crates its own build compiled.
-    #[arg(long, default_value = OWN_PROFILE)]
-    cargo_profile: String,
-    /// The Python interpreter for python3.x functions (needs PyPI's awslambdaric).
-    #[arg(long, default_value = "python3")]
-    python: PathBuf,
-    /// Verify SigV4 signatures on `@connections` and the Invoke API against
-    /// the credentials the emulator gives its functions (the environment's
-    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else `local`/`local`);
-    /// a bad signature gets AWS's 403 InvalidSignatureException. Off by
-    /// default: signatures are accepted unchecked.
-    #[arg(long)]
-    verify_sigv4: bool,
-    /// Serve plain HTTP only. By default the port also serves TLS
-    /// (https://, wss://) with a certificate from a local CA kept in the
-    /// cache directory, so that `https://{domainName}/{stage}` callbacks
-    /// work as written.
-    #[arg(long)]
-    no_tls: bool,
-    /// Serve requests that name this host too (repeatable). By default the
-    /// emulator answers localhost, *.localhost, IP addresses and the API's
-    /// execute-api host only, so that a web page cannot reach it through
-    /// a name it re-resolves to this machine (DNS rebinding).
-    #[arg(long = "allowed-host", value_name = "NAME")]
-    allowed_hosts: Vec<String>,
-    /// With a --host beyond loopback, serve the inspector, replay, faults,
-    /// /dev/token and the Invoke API to other machines too (by default
-    /// they answer this machine only).
-    #[arg(long)]
-    expose_dev_apis: bool,
-    /// Do not check process functions' AWS calls against their execution
-    /// roles. By default each function gets credentials of its own, and a
-    /// call its role in the template does not allow is refused with
-    /// AccessDeniedException, as IAM refuses it in AWS.
-    #[arg(long)]
-    no_iam: bool,
-    /// Where the AWS SDK that Lambda's Node.js and Python runtimes include
-    /// is installed for functions that import it, and the local CA is kept.
-    #[arg(long, env = "ROOMCAST_CACHE_DIR", default_value_os_t = roomcast_emulator::lambda::runtime_sdk::default_cache_dir())]
-    cache_dir: PathBuf,
-    /// Template parameters in place of their defaults, as SAM's flag:
-    /// `--parameter-overrides FanoutInlineMax=50 PresenceMax=20`.
-    #[arg(long, num_args = 1.., value_parser = parse_override)]
-    parameter_overrides: Vec<(String, String)>,
-}
-
-/// `Name=Value`, or SAM's `ParameterKey=Name,ParameterValue=Value`.
-fn parse_override(raw: &str) -> Result<(String, String), String> {
-    let (name, value) = match raw.strip_prefix("ParameterKey=") {
-        Some(rest) => rest
-            .split_once(",ParameterValue=")
-            .ok_or_else(|| format!("{raw:?}: expected ParameterKey=K,ParameterValue=V"))?,
-        None => raw
-            .split_once('=')
-            .ok_or_else(|| format!("{raw:?}: expected Name=Value"))?,
-    };
-    if name.is_empty() {
-        return Err(format!("{raw:?}: the parameter name is empty"));
-    }
-    Ok((name.to_owned(), value.to_owned()))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum FunctionsArg {
-    InProcess,
-    Process,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum GatewayArg {
-    Sdk,
-    InProcess,
-}
-
-/// Parses `500ms`, `2s`, `10m`, `2h` (a bare number is seconds).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s, 10m or 2h"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        other => return Err(format!("unknown unit {other:?}; use ms, s, m or h")),
-    };
-    if d.is_zero() {
-        return Err("a duration must be positive".into());
-    }
-    Ok(d)
+    #[command(flatten)]
+    config: EmulatorConfig,
 }
 
 #[tokio::main]
@@ -603,44 +430,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,
     });
-    let mut config = EmulatorConfig::default()
-        .addr(SocketAddr::new(args.host, args.port))
-        .template(args.template)
-        .idle_timeout(args.idle_timeout)
-        .max_connection_duration(args.max_duration)
-        .integration_timeout(args.integration_timeout)
-        .outbound_queue(args.outbound_queue)
-        .write_limits(args.write_timeout, args.close_timeout)
-        .handshake_limits(args.header_timeout, args.max_pending_handshakes)
-        .dev(!args.no_dev)
-        .static_dir(Some(args.static_dir))
-        .in_process_gateway(args.gateway == GatewayArg::InProcess)
-        .max_concurrency(args.max_concurrency)
-        .functions(match args.functions {
-            FunctionsArg::InProcess => FunctionsMode::InProcess,
-            FunctionsArg::Process => FunctionsMode::Process,
-        })
-        .python(args.python)
-        .tls(!args.no_tls)
-        .iam(!args.no_iam)
-        .expose_dev_apis(args.expose_dev_apis)
-        .verify_sigv4(
-            args.verify_sigv4
-                .then(roomcast_emulator::sigv4::Verifier::from_environment),
-        )
-        .cache_dir(args.cache_dir)
-        .build(args.build)
-        .watch(args.watch)
-        .cargo_profile(args.cargo_profile);
-    for (name, value) in args.parameter_overrides {
-        config = config.parameter(name, value);
-    }
-    for host in args.allowed_hosts {
-        config = config.allowed_host(host);
-    }
-    if let Some(endpoint) = args.dynamodb_endpoint {
-        config = config.dynamodb(endpoint, args.table, args.create_table);
-    }
+    let config = args.config;
     let emulator = Emulator::bind(config).await.map_err(|e| e.to_string())?;
     let urls = emulator.urls();
     // The banner is for the person at the terminal, so it goes to stdout.

@@ -1,16 +1,16 @@
-//! An API Gateway WebSocket emulator that runs Roomcast's Lambda handlers
-//! in-process, from `template.yaml`, with API Gateway's behaviour
-//! (DESIGN.md §2).
+//! `roomcast dev`: any SAM template's WebSocket API offline, with API
+//! Gateway's, Lambda's and EventBridge's behaviour (DESIGN.md §2, §5).
 //!
-//! Layout, after cargo-lambda's watch crate:
-//! - [`template`]: reads routes, authorizer, stage, functions, table;
-//! - [`config`]: settings with API Gateway's defaults;
-//! - `state`: what the running emulator holds; `invoke`: the handler invoker;
-//! - `server`: the accept loop and HTTP routes (`/healthz`, `/metrics`,
-//!   `/dev/token`, static files); `upgrade`: authorizer + `$connect` before
-//!   the 101; `socket`: one connection's frames, limits and timers;
-//!   `management`: the `@connections` API;
-//! - `connections`, `events`, `metrics`, `util`.
+//! One folder per AWS service, each owning its state and its part of the
+//! template, as moto and LocalStack are laid out: [`apigateway`]
+//! (connections, routes, the authorizer, `@connections`), [`lambda`]
+//! (functions, instances, the Runtime and Invoke APIs, the async queue),
+//! [`eventbridge`] (buses, rules, targets), `dynamodb` (the store, the
+//! pass-through); `faults`, `inspector` and `timeline` are the developer's
+//! tools across them; `server` is the port they share. `compose` builds
+//! them from the [`config`] groups and wires them by small handles
+//! (EventBridge reaches Lambda through `eventbridge::LambdaTarget`).
+//! docs/architecture.md draws the picture.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 
 mod activity;
 pub mod apigateway;
+pub mod cli_values;
+mod compose;
 pub mod config;
 pub mod dev_secret;
 mod dynamodb;
@@ -34,18 +36,20 @@ mod inspector;
 pub mod lambda;
 mod metrics;
 pub mod private_dir;
-mod routes;
+mod sdk;
 mod server;
 pub mod sigv4;
-mod state;
 pub mod template;
 mod timefmt;
 mod timeline;
 pub mod tls;
 
-pub use config::{EmulatorConfig, FunctionsMode};
+pub use config::{
+    DevOptions, DynamoDbOptions, EmulatorConfig, FunctionsMode, GatewayMode, GatewayOptions,
+    LambdaOptions, ServerOptions, TemplateOptions,
+};
 pub use error::EmulatorError;
-pub use state::local_sdk_config;
+pub use sdk::local_sdk_config;
 
 /// URLs of a running emulator.
 #[derive(Clone, Debug)]
@@ -67,44 +71,65 @@ pub struct Urls {
 
 /// A bound, initialised emulator.
 pub struct Emulator {
-    state: Arc<state::State>,
+    built: compose::Built,
+    addr: SocketAddr,
+    dev_tokens: bool,
     listener: TcpListener,
 }
 
 impl Emulator {
     /// Loads the template, binds the address and initialises every function.
     pub async fn bind(config: EmulatorConfig) -> Result<Self, EmulatorError> {
-        let listener =
-            TcpListener::bind(config.addr)
-                .await
-                .map_err(|source| EmulatorError::Bind {
-                    addr: config.addr,
-                    source,
-                })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind {
-                addr: config.addr,
-                source,
-            })?;
-        let state = state::State::build(config, addr).await?;
-        Ok(Self { state, listener })
+        let wanted = config.server.addr();
+        let bind_error = |source| EmulatorError::Bind {
+            addr: wanted,
+            source,
+        };
+        let listener = TcpListener::bind(wanted).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let dev_tokens = config.dev.dev;
+        let built = compose::build(config, addr).await?;
+        Ok(Self {
+            built,
+            addr,
+            dev_tokens,
+            listener,
+        })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.state.addr
+        self.addr
     }
 
     /// The URLs to print.
     pub fn urls(&self) -> Urls {
-        self.state.urls()
+        let base = format!("http://{}", self.addr);
+        let own = matches!(self.built.profile, template::Profile::Roomcast { .. });
+        Urls {
+            websocket: format!("ws://{}/{}", self.addr, self.built.stage),
+            management: format!("{base}/{}", self.built.stage),
+            inspector: format!("{base}/_roomcast/"),
+            demo: own.then(|| format!("{base}/")),
+            dev_token: (own && self.dev_tokens)
+                .then(|| format!("{base}/dev/token?user=alice&name=Alice")),
+            profile: self.built.profile.clone(),
+        }
     }
 
     /// Serves until `shutdown` completes, then closes every socket with
     /// 1001, runs `$disconnect` for each (time-bounded) and returns.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        server::serve(self.state, self.listener, shutdown).await;
+        let Self {
+            built, listener, ..
+        } = self;
+        let compose::Built {
+            server,
+            _dynamodb_proxy: proxy,
+            ..
+        } = built;
+        server::serve(server, listener, shutdown).await;
+        drop(proxy);
     }
 
     /// Runs in the background (tests): dropping or calling
@@ -113,7 +138,7 @@ impl Emulator {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let addr = self.local_addr();
         let urls = self.urls();
-        let denials = AccessDenials(self.state.iam.clone());
+        let denials = AccessDenials(self.built.iam.clone());
         let task = tokio::spawn(self.run_until(async {
             let _ = rx.await;
         }));

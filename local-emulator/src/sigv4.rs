@@ -39,7 +39,7 @@ use http_body_util::{BodyExt, Limited};
 use roomcast_aws::sigv4::{sha256_hex, uri_encode as encode};
 
 use crate::http::HttpError;
-use crate::state::State;
+use crate::iam::Iam;
 
 /// Largest body verified (a synchronous invocation's 6 MB, with room).
 const MAX_BODY: usize = 7 * 1024 * 1024;
@@ -227,9 +227,18 @@ pub(crate) const EXECUTE_API: &str = "execute-api";
 pub(crate) const LAMBDA: &str = "lambda";
 pub(crate) const EVENTS: &str = "events";
 
+/// What verification needs, handed to each service that serves an AWS
+/// API: the key pair (`None`: verification is off), the region of the
+/// credential scope, and the keys the emulator handed functions.
+pub(crate) struct Signatures {
+    pub(crate) verifier: Option<Verifier>,
+    pub(crate) region: String,
+    pub(crate) iam: Option<Arc<Iam>>,
+}
+
 /// Verifies a request before its route runs, when verification is on.
 pub(crate) async fn middleware(
-    Shared(state): Shared<Arc<State>>,
+    Shared(state): Shared<Arc<Signatures>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -247,11 +256,11 @@ pub(crate) async fn middleware(
 /// The request, its signature checked when verification is on; else the
 /// refusal to send back. `service` is the API's signing name.
 pub(crate) async fn verified(
-    state: &State,
+    state: &Signatures,
     req: Request,
     service: &'static str,
 ) -> Result<Request, Response> {
-    let Some(verifier) = &state.config.verify_sigv4 else {
+    let Some(verifier) = &state.verifier else {
         return Ok(req);
     };
     let (parts, body) = req.into_parts();

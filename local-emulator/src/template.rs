@@ -648,5 +648,6 @@ pub use dynamodb_tables::TableSpec;
 pub use event_rules::{DEFAULT_BUS, RuleSpec, TargetSpec, bus_name};
 pub use profile::Profile;
 
+pub(crate) mod options;
 #[cfg(test)]
 mod tests;

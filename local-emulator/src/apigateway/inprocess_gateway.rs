@@ -1,32 +1,34 @@
 //! The optional in-process gateway (`--gateway in-process`): handlers post
-//! straight into the connection registry instead of calling the
-//! `@connections` HTTP API through the AWS SDK. Same outcomes (Gone, payload
-//! too large, throttled), none of the HTTP, signing or serialisation. The
-//! default stays the SDK path, which is what production runs.
+//! through the same PostToConnection as the `@connections` HTTP API
+//! (`post`: IAM, faults, the size limit, Gone, metrics, timeline), without
+//! the HTTP, signing or serialisation around it. The default stays the SDK
+//! path, which is what production runs.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use roomcast_core::gateway::{ConnectionInfo, Gateway, GatewayError};
 
-use crate::apigateway::connections::{CloseReason, Connections, PostError};
+use crate::apigateway::connections::{CloseReason, Connections};
+use crate::apigateway::post::{Call, Payload, PostFailure, PostToConnection};
 
 pub(crate) struct InProcessGateway {
     pub(crate) connections: Arc<Connections>,
-    pub(crate) max_message_bytes: usize,
+    pub(crate) post: Arc<PostToConnection>,
 }
 
 #[async_trait]
 impl Gateway for InProcessGateway {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), GatewayError> {
-        if payload.len() > self.max_message_bytes {
-            return Err(GatewayError::PayloadTooLarge);
-        }
-        self.connections
-            .post(connection_id, payload)
+        self.post
+            .post(connection_id, Payload::Bytes(payload), &Call::default())
+            .await
             .map_err(|e| match e {
-                PostError::Gone => GatewayError::Gone,
-                PostError::Throttled => GatewayError::Throttled,
+                PostFailure::Gone => GatewayError::Gone,
+                PostFailure::TooLarge { .. } => GatewayError::PayloadTooLarge,
+                PostFailure::Throttled { .. } => GatewayError::Throttled,
+                PostFailure::Denied(why) => GatewayError::Forbidden(why),
+                PostFailure::Unreadable => GatewayError::Unavailable("unreadable".into()),
             })
     }
 

@@ -1,23 +1,41 @@
-//! The `@connections` Management API, wire-compatible with
-//! aws-sdk-apigatewaymanagement: POST sends a frame, GET describes, DELETE
-//! closes. SigV4 signatures are accepted without verification.
+//! The `@connections` Management API over HTTP, wire-compatible with
+//! aws-sdk-apigatewaymanagement: POST sends a frame (`post`, the one
+//! PostToConnection), GET describes, DELETE closes.
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, State as Shared};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use http::request::Parts;
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
-use crate::apigateway::connections::{CloseReason, PostError};
+use crate::apigateway::connections::CloseReason;
+use crate::apigateway::post::{Call, Payload};
+use crate::apigateway::service::ApiGateway;
 use crate::http::{HttpError, json, respond};
 use crate::iam::Principal;
-use crate::state::State;
+use crate::sigv4::Signatures;
 use crate::timefmt::iso8601;
+
+/// The API's routes, behind SigV4 verification when it is on.
+pub(crate) fn router(gateway: Arc<ApiGateway>, signatures: Arc<Signatures>) -> Router {
+    Router::new()
+        .route("/@connections", any(without_id))
+        .route("/@connections/", any(without_id))
+        .route("/@connections/{*id}", any(by_id))
+        .route("/{stage}/@connections/", any(without_id))
+        .route("/{stage}/@connections/{*id}", any(by_stage_and_id))
+        .route_layer(axum::middleware::from_fn_with_state(
+            signatures,
+            crate::sigv4::middleware,
+        ))
+        .with_state(gateway)
+}
 
 /// Connection ids are short base64 strings; anything else is malformed.
 fn valid_id(id: &str) -> bool {
@@ -29,30 +47,30 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// `/@connections/{id}`.
-pub(crate) async fn by_id(
-    Shared(state): Shared<Arc<State>>,
+async fn by_id(
+    Shared(gateway): Shared<Arc<ApiGateway>>,
     method: Method,
     Path(id): Path<String>,
     Trace(trace): Trace,
     Signer(caller): Signer,
     body: Body,
 ) -> Response {
-    handle(&state, method, &id, Call { trace, caller }, body).await
+    handle(&gateway, method, &id, Call { trace, caller }, body).await
 }
 
 /// `/{stage}/@connections/{id}`: the same, if the stage is this one.
-pub(crate) async fn by_stage_and_id(
-    Shared(state): Shared<Arc<State>>,
+async fn by_stage_and_id(
+    Shared(gateway): Shared<Arc<ApiGateway>>,
     method: Method,
     Path((stage, id)): Path<(String, String)>,
     Trace(trace): Trace,
     Signer(caller): Signer,
     body: Body,
 ) -> Response {
-    if stage != state.stage {
+    if stage != gateway.api.stage {
         return HttpError::NotFound("not found\n".into()).into_response();
     }
-    handle(&state, method, &id, Call { trace, caller }, body).await
+    handle(&gateway, method, &id, Call { trace, caller }, body).await
 }
 
 /// The connection id of a `POST /@connections/{id}` (or
@@ -112,53 +130,38 @@ fn decode_id(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(std::borrow::Cow::Owned(out))
 }
 
-/// A post `post_id` recognised: SigV4 checked (when on), then handled
-/// exactly as the router's `by_id` handles it.
+/// A post `post_id` recognised: handled exactly as the router's `by_id`
+/// handles it, SigV4 included.
 pub(crate) async fn post_without_router(
-    state: Arc<State>,
+    gateway: Arc<ApiGateway>,
     req: http::Request<hyper::body::Incoming>,
     id: String,
 ) -> Result<Response, std::convert::Infallible> {
-    let req =
-        match crate::sigv4::verified(&state, req.map(Body::new), crate::sigv4::EXECUTE_API).await {
-            Ok(req) => req,
-            Err(refused) => return Ok(refused),
-        };
-    let call = Call {
-        trace: trace_root(req.headers()),
-        caller: state.iam.as_ref().and_then(|iam| iam.caller(req.headers())),
+    let (_, body, call) = match gateway.post.verified_call(req.map(Body::new)).await {
+        Ok(verified) => verified,
+        Err(refused) => return Ok(refused),
     };
-    Ok(handle(&state, Method::POST, &id, call, req.into_body()).await)
+    Ok(handle(&gateway, Method::POST, &id, call, body).await)
 }
 
 /// `/@connections/` with no id: always malformed.
-pub(crate) async fn without_id(Shared(state): Shared<Arc<State>>, method: Method) -> Response {
-    let call = Call {
-        trace: None,
-        caller: None,
-    };
-    handle(&state, method, "", call, Body::empty()).await
-}
-
-/// Who made a call: the invocation's trace root (when the caller runs in
-/// one) and the function whose role signed it (when IAM is checked).
-pub(crate) struct Call {
-    trace: Option<String>,
-    caller: Option<Arc<Principal>>,
+async fn without_id(Shared(gateway): Shared<Arc<ApiGateway>>, method: Method) -> Response {
+    handle(&gateway, method, "", Call::default(), Body::empty()).await
 }
 
 /// The function a request was signed by (`crate::iam`), if any.
-pub(crate) struct Signer(Option<Arc<Principal>>);
+struct Signer(Option<Arc<Principal>>);
 
-impl FromRequestParts<Arc<State>> for Signer {
+impl FromRequestParts<Arc<ApiGateway>> for Signer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<State>,
+        state: &Arc<ApiGateway>,
     ) -> Result<Self, Self::Rejection> {
         Ok(Self(
             state
+                .post
                 .iam
                 .as_ref()
                 .and_then(|iam| iam.caller(&parts.headers)),
@@ -171,7 +174,7 @@ impl FromRequestParts<Arc<State>> for Signer {
 /// detection), which ties the call to the invocation on the timeline. Read
 /// from the request in place (a `HeaderMap` extractor would copy every
 /// header of every post).
-pub(crate) struct Trace(Option<String>);
+struct Trace(Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Trace {
     type Rejection = std::convert::Infallible;
@@ -181,88 +184,68 @@ impl<S: Send + Sync> FromRequestParts<S> for Trace {
     }
 }
 
-fn trace_root(headers: &http::HeaderMap) -> Option<String> {
+pub(crate) fn trace_root(headers: &http::HeaderMap) -> Option<String> {
     headers
         .get("x-amzn-trace-id")
         .and_then(|v| v.to_str().ok())
         .and_then(crate::lambda::invoke::trace_root)
 }
 
-async fn handle(state: &State, method: Method, id: &str, call: Call, body: Body) -> Response {
-    let trace = call.trace;
-    let outcome = match authorized(state, &method, id, call.caller.as_deref()) {
-        Ok(()) => answer(state, &method, id, body).await,
-        Err(denied) => Err(denied),
+async fn handle(
+    gateway: &ApiGateway,
+    method: Method,
+    id: &str,
+    call: Call,
+    body: Body,
+) -> Response {
+    if let Err(e) = well_formed(&method, id) {
+        let result = if method_allowed(&method) {
+            "bad_request"
+        } else {
+            "method_not_allowed"
+        };
+        gateway
+            .post
+            .record(&method, id, result, call.trace.as_deref());
+        tracing::info!(connection_id = %id, %method, error = %e, "@connections call refused");
+        return e.into_response();
+    }
+    if method == Method::POST {
+        return match gateway.post.post(id, Payload::Body(body), &call).await {
+            Ok(()) => respond(StatusCode::OK, "application/json", ""),
+            Err(failure) => failure.into_http(id).into_response(),
+        };
+    }
+    let outcome = match gateway.post.authorize(&method, id, call.caller.as_deref()) {
+        Ok(()) if method == Method::GET => describe(gateway, id),
+        Ok(()) if gateway.connections.close(id, CloseReason::normal()) => {
+            Ok(respond(StatusCode::NO_CONTENT, "application/json", ""))
+        }
+        Ok(()) => Err(HttpError::gone(id)),
+        Err(message) => Err(HttpError::AccessDenied(message)),
     };
     let result = match &outcome {
         Ok(_) => "ok",
-        Err(HttpError::Api { status, .. }) => match status.as_u16() {
-            410 => "gone",
-            413 => "too_large",
-            429 => "throttled",
-            405 => "method_not_allowed",
-            _ => "bad_request",
-        },
-        Err(HttpError::AccessDenied { .. }) => "denied",
-        Err(_) => "bad_request",
+        Err(HttpError::AccessDenied(_)) => "denied",
+        Err(_) => "gone",
     };
-    state.metrics.api_call(method.as_str(), result);
-    // Posts are the high-rate call: kept only while an inspector watches.
-    if method != Method::POST || state.timeline.watching() {
-        state.timeline.record(
-            "connections-api",
-            state.now_ms(),
-            json!({"method": method.as_str(), "connectionId": id, "result": result, "traceId": trace}),
-        );
-    }
-    match outcome {
-        Ok(r) => r,
-        Err(e) => {
-            if !matches!(&e, HttpError::Api { status, .. } if *status == StatusCode::GONE) {
-                tracing::info!(connection_id = %id, %method, error = %e, "@connections call refused");
-            }
-            e.into_response()
+    gateway
+        .post
+        .record(&method, id, result, call.trace.as_deref());
+    outcome.unwrap_or_else(|e| {
+        if result == "denied" {
+            tracing::info!(connection_id = %id, %method, error = %e, "@connections call refused");
         }
-    }
+        e.into_response()
+    })
 }
 
-/// IAM's check of a function's call (API Gateway Developer Guide, "Use
-/// @connections commands in your backend service": the caller needs
-/// `execute-api:ManageConnections` on
-/// `arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{METHOD}/@connections/{id}`).
-fn authorized(
-    state: &State,
-    method: &Method,
-    id: &str,
-    caller: Option<&Principal>,
-) -> Result<(), HttpError> {
-    let (Some(iam), Some(caller)) = (&state.iam, caller) else {
-        return Ok(());
-    };
-    let resource = format!(
-        "arn:aws:execute-api:{}:{}:{}/{}/{method}/@connections/{id}",
-        state.region,
-        crate::template::ACCOUNT,
-        state.api_id,
-        state.stage
-    );
-    iam.authorize(
-        caller,
-        &[crate::iam::Request::new(
-            "execute-api:ManageConnections",
-            resource,
-        )],
-    )
-    .map_err(|d| HttpError::AccessDenied(d.message))
+fn method_allowed(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::GET | Method::DELETE)
 }
 
-async fn answer(
-    state: &State,
-    method: &Method,
-    id: &str,
-    body: Body,
-) -> Result<Response, HttpError> {
-    if !matches!(*method, Method::POST | Method::GET | Method::DELETE) {
+fn well_formed(method: &Method, id: &str) -> Result<(), HttpError> {
+    if !method_allowed(method) {
         return Err(HttpError::Api {
             status: StatusCode::METHOD_NOT_ALLOWED,
             kind: "MethodNotAllowedException",
@@ -276,60 +259,11 @@ async fn answer(
             message: "Invalid connectionId".into(),
         });
     }
-    match *method {
-        Method::POST => post(state, id, body).await,
-        Method::GET => describe(state, id),
-        _ if state.connections.close(id, CloseReason::normal()) => {
-            Ok(respond(StatusCode::NO_CONTENT, "application/json", ""))
-        }
-        _ => Err(HttpError::gone(id)),
-    }
+    Ok(())
 }
 
-/// A fault that strikes this post: the status it answers instead (as
-/// API Gateway answers it), or a stall before it is served.
-async fn injected(state: &State, id: &str) -> Result<(), HttpError> {
-    if state.faults.none_armed() {
-        return Ok(());
-    }
-    let user = state
-        .connections
-        .get(id)
-        .and_then(|c| c.authorizer["principalId"].as_str().map(str::to_owned));
-    let subject = crate::faults::Subject {
-        connection: Some(id),
-        user: user.as_deref(),
-        function: None,
-    };
-    match state.faults.take(crate::faults::Point::Post, subject) {
-        // A 410 says the connection is gone: it is cut too (no close
-        // frame), as the network failure behind a real 410 would have.
-        Some(crate::faults::FaultKind::PostStatus { status: 410 }) => {
-            state
-                .connections
-                .close(id, crate::apigateway::connections::CloseReason::abnormal());
-            Err(HttpError::gone(id))
-        }
-        Some(crate::faults::FaultKind::PostStatus { status: 413 }) => Err(HttpError::Api {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            kind: "PayloadTooLargeException",
-            message: "an injected post-status fault".into(),
-        }),
-        Some(crate::faults::FaultKind::PostStatus { .. }) => Err(HttpError::Api {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            kind: "LimitExceededException",
-            message: "an injected post-status fault".into(),
-        }),
-        Some(crate::faults::FaultKind::PostStall { ms }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn describe(state: &State, id: &str) -> Result<Response, HttpError> {
-    let c = state
+fn describe(gateway: &ApiGateway, id: &str) -> Result<Response, HttpError> {
+    let c = gateway
         .connections
         .get(id)
         .ok_or_else(|| HttpError::gone(id))?;
@@ -343,37 +277,6 @@ fn describe(state: &State, id: &str) -> Result<Response, HttpError> {
             "lastActiveAt": iso8601(c.last_active_ms()),
         }),
     ))
-}
-
-async fn post(state: &State, id: &str, body: Body) -> Result<Response, HttpError> {
-    injected(state, id).await?;
-    let limit = state.config.max_message_bytes;
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(HttpError::Api {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                kind: "PayloadTooLargeException",
-                message: format!("Message is larger than {limit} bytes"),
-            });
-        }
-        Err(_) => {
-            return Err(HttpError::Api {
-                status: StatusCode::BAD_REQUEST,
-                kind: "BadRequestException",
-                message: "could not read the body".into(),
-            });
-        }
-    };
-    match state.connections.post(id, &body) {
-        Ok(()) => Ok(respond(StatusCode::OK, "application/json", "")),
-        Err(PostError::Throttled) => Err(HttpError::Api {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            kind: "LimitExceededException",
-            message: "The client is not reading fast enough; the frame was dropped".into(),
-        }),
-        Err(PostError::Gone) => Err(HttpError::gone(id)),
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use crate::apigateway::connections::Connection;
 use crate::apigateway::events::request_id;
-use crate::state::{Route, State};
+use crate::apigateway::service::{ApiGateway, Route};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -97,30 +97,30 @@ struct WriteLimits {
 }
 
 pub(crate) async fn run(
-    state: Arc<State>,
+    gateway: Arc<ApiGateway>,
     conn: Arc<Connection>,
     ws: Socket,
     rx: mpsc::Receiver<Message>,
 ) {
     let span = tracing::info_span!("socket", connection_id = %conn.peer.id);
     async {
-        let _open = state.sockets.enter();
+        let _open = gateway.sockets.enter();
         // Registered only now: a post before this point is 410, as on AWS.
-        state.connections.insert(conn.clone());
+        gateway.connections.insert(conn.clone());
         let (sink, stream) = ws.split();
-        let (ending, sink, stream) = session(&state, &conn, sink, stream, rx).await;
+        let (ending, sink, stream) = session(&gateway, &conn, sink, stream, rx).await;
         // The connection is over for the API: `$disconnect` runs now, while
         // the TCP connection winds down beside it.
         let wind_down = async {
             if let Some(sink) = sink
                 && let Ok(ws) = sink.reunite(stream)
             {
-                linger(ws, state.config.close_timeout).await;
+                linger(ws, gateway.options.close_timeout).await;
             }
         };
         tokio::join!(
             wind_down,
-            disconnected(&state, &conn, ending.code, &ending.reason)
+            disconnected(&gateway, &conn, ending.code, &ending.reason)
         );
     }
     .instrument(span)
@@ -146,7 +146,7 @@ async fn linger(mut ws: Socket, deadline: Duration) {
 /// Runs the connection until it ends; returns how it ended and, when a
 /// closing handshake was done, the sending half for [`linger`].
 async fn session<Si, St>(
-    state: &Arc<State>,
+    gateway: &Arc<ApiGateway>,
     conn: &Arc<Connection>,
     sink: Si,
     mut stream: St,
@@ -157,9 +157,9 @@ where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     let limits = WriteLimits {
-        max_frame: state.config.max_frame_bytes,
-        write_timeout: state.config.write_timeout,
-        close_timeout: state.config.close_timeout,
+        max_frame: gateway.options.max_frame_bytes,
+        write_timeout: gateway.options.write_timeout,
+        close_timeout: gateway.options.close_timeout,
     };
     let (closing_tx, closing_rx) = watch::channel(None);
     let mut writer = tokio::spawn(write_loop(
@@ -168,11 +168,11 @@ where
         closing_rx,
         limits,
         conn.clone(),
-        state.clone(),
+        gateway.clone(),
     ));
-    let stop = receive(state, conn, &mut stream, &mut writer).await;
+    let stop = receive(gateway, conn, &mut stream, &mut writer).await;
     // Gone for every later `@connections` call from now on, as on AWS.
-    state.connections.remove(&conn.peer.id);
+    gateway.connections.remove(&conn.peer.id);
     let (ending, closing) = match stop {
         // A cut (an injected network failure): no close frame, no linger.
         (Stop::Server(e), _) if e.code == ABNORMAL.0 => (e, None),
@@ -198,7 +198,7 @@ where
 /// Serves frames, timers and close requests until the connection ends. A
 /// `Dead` stop may come with the ending to report.
 async fn receive<Si, St>(
-    state: &Arc<State>,
+    gateway: &Arc<ApiGateway>,
     conn: &Arc<Connection>,
     stream: &mut St,
     writer: &mut JoinHandle<(WriteEnd, Si)>,
@@ -208,14 +208,14 @@ where
 {
     let started = Instant::now();
     // A fast-clock fault divides both timers; a change of it wakes the loop.
-    let mut clock = state.faults.clock_changes();
+    let mut clock = gateway.faults.clock_changes();
     loop {
-        let factor = state.faults.clock_factor();
-        let max = state.config.max_connection_duration / factor;
-        let idle = state.config.idle_timeout / factor;
+        let factor = gateway.faults.clock_factor();
+        let max = gateway.options.max_connection_duration / factor;
+        let idle = gateway.options.idle_timeout / factor;
         let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
         let idle_for = Duration::from_millis(
-            u64::try_from(state.now_ms() - conn.last_active_ms()).unwrap_or(0),
+            u64::try_from(gateway.now_ms() - conn.last_active_ms()).unwrap_or(0),
         );
         let idle_deadline = Instant::now() + idle.saturating_sub(idle_for);
         tokio::select! {
@@ -227,29 +227,29 @@ where
             () = sleep_until(started + max) => {
                 // Checked again at the current factor: a fast clock that
                 // expired meanwhile (by its duration) told nobody.
-                let max_now = state.config.max_connection_duration / state.faults.clock_factor();
+                let max_now = gateway.options.max_connection_duration / gateway.faults.clock_factor();
                 if started.elapsed() >= max_now {
                     tracing::info!(factor, "maximum connection duration reached");
                     return (Stop::Server(Ending::new(GOING_AWAY)), None);
                 }
             }
             () = sleep_until(idle_deadline) => {
-                let idle_now = state.config.idle_timeout / state.faults.clock_factor();
+                let idle_now = gateway.options.idle_timeout / gateway.faults.clock_factor();
                 let idle_ms = idle_ms.max(i64::try_from(idle_now.as_millis()).unwrap_or(i64::MAX));
-                if state.now_ms() - conn.last_active_ms() >= idle_ms {
+                if gateway.now_ms() - conn.last_active_ms() >= idle_ms {
                     tracing::info!(factor, "idle timeout");
                     return (Stop::Server(Ending::new(GOING_AWAY)), None);
                 }
             }
             done = &mut *writer => {
                 if let Ok((WriteEnd::Stalled, _)) = done {
-                    tracing::warn!(write_timeout_ms = state.config.write_timeout.as_millis() as u64, "slow consumer: a frame could not be written in time; connection cut");
-                    state.metrics.error("slow_consumer");
+                    tracing::warn!(write_timeout_ms = gateway.options.write_timeout.as_millis() as u64, "slow consumer: a frame could not be written in time; connection cut");
+                    gateway.metrics.error("slow_consumer");
                 }
                 return (Stop::Dead, Some(Ending::new(ABNORMAL)));
             }
             incoming = stream.next() => {
-                if let Some(stop) = on_incoming(state, conn, incoming) {
+                if let Some(stop) = on_incoming(gateway, conn, incoming) {
                     return (stop, None);
                 }
             }
@@ -260,16 +260,16 @@ where
 /// One item from the socket: dispatches data frames; returns why to stop,
 /// if it should.
 fn on_incoming(
-    state: &Arc<State>,
+    gateway: &Arc<ApiGateway>,
     conn: &Arc<Connection>,
     incoming: Option<Result<Message, WsError>>,
 ) -> Option<Stop> {
     let close = |code: u16, reason: &str| Some(Stop::Server(Ending::new((code, reason))));
     match incoming {
         Some(Ok(Message::Text(text))) => {
-            conn.received(state.now_ms());
-            state.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-            dispatch(state, conn, text.as_str().to_owned());
+            conn.received(gateway.now_ms());
+            gateway.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+            dispatch(gateway, conn, text.as_str().to_owned());
             None
         }
         // AWS, "Binary media types for WebSocket APIs in API Gateway":
@@ -282,7 +282,7 @@ fn on_incoming(
                 bytes = bytes.len(),
                 "binary frame: closing with 1003, as API Gateway does"
             );
-            state.metrics.error("binary_frame");
+            gateway.metrics.error("binary_frame");
             close(1003, "Unsupported data")
         }
         // Pings are answered by tungstenite; control frames are not activity.
@@ -296,11 +296,11 @@ fn on_incoming(
         })),
         Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
             tracing::info!(size, max_size, "frame or message too big");
-            state.metrics.error("message_too_big");
+            gateway.metrics.error("message_too_big");
             close(1009, "Message too big")
         }
         Some(Err(WsError::Utf8(_))) => {
-            state.metrics.error("invalid_utf8");
+            gateway.metrics.error("invalid_utf8");
             close(1007, "Invalid frame payload data")
         }
         // A reset or EOF with no close frame: the client vanished.
@@ -359,7 +359,7 @@ async fn write_loop<Si>(
     mut closing: watch::Receiver<Option<Closing>>,
     limits: WriteLimits,
     conn: Arc<Connection>,
-    state: Arc<State>,
+    gateway: Arc<ApiGateway>,
 ) -> (WriteEnd, Si)
 where
     Si: Sink<Message, Error = WsError> + Unpin,
@@ -374,7 +374,7 @@ where
                 let Some(message) = next else { break };
                 let deadline = Instant::now() + limits.write_timeout;
                 // Only what the inspector shows; nothing when nobody watches.
-                let sent = if state.timeline.watching() {
+                let sent = if gateway.timeline.watching() {
                     message.to_text().map(|t| crate::timeline::excerpt(t, 1024).to_owned()).unwrap_or_default()
                 } else {
                     String::new()
@@ -382,10 +382,10 @@ where
                 if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
                     return (end, sink);
                 }
-                conn.wrote(state.now_ms());
-                state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
-                if state.timeline.watching() {
-                    record_out(&state, &conn, &sent);
+                conn.wrote(gateway.now_ms());
+                gateway.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                if gateway.timeline.watching() {
+                    record_out(&gateway, &conn, &sent);
                 }
             }
         }
@@ -398,7 +398,7 @@ where
                 if let Err(end) = write(&mut sink, message, limits.max_frame, deadline).await {
                     return (end, sink);
                 }
-                state.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                gateway.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
             }
             timeout_at(deadline, sink.send(Message::Close(Some(frame)))).await
         }
@@ -413,10 +413,10 @@ where
 }
 
 /// A frame sent, on the inspector's timeline.
-fn record_out(state: &State, conn: &Connection, text: &str) {
-    state.timeline.record(
+fn record_out(gateway: &ApiGateway, conn: &Connection, text: &str) {
+    gateway.timeline.record(
         "frame-out",
-        state.now_ms(),
+        gateway.now_ms(),
         json!({"connectionId": conn.peer.id, "user": conn.authorizer["principalId"], "text": text}),
     );
 }
@@ -485,12 +485,12 @@ fn fragments(message: &Message, max_frame: usize) -> Option<Vec<Frame>> {
 /// (route key `5` matches `{"action": 5}`). Anything else (not JSON, no
 /// such value, an object, array or null, or no route with that key) goes
 /// to `$default`. (Binary frames never get here: they close the socket.)
-fn select_route<'a>(state: &'a State, body: &str) -> Option<&'a Route> {
+fn select_route<'a>(gateway: &'a ApiGateway, body: &str) -> Option<&'a Route> {
     let selected = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| {
             let mut cur = &v;
-            for part in &state.selection_path {
+            for part in &gateway.api.selection_path {
                 cur = cur.get(part)?;
             }
             match cur {
@@ -501,16 +501,16 @@ fn select_route<'a>(state: &'a State, body: &str) -> Option<&'a Route> {
             }
         })
         .filter(|key| !key.starts_with('$'))
-        .and_then(|key| state.routes.get(&key));
-    selected.or_else(|| state.routes.get("$default"))
+        .and_then(|key| gateway.api.routes.get(&key));
+    selected.or_else(|| gateway.api.routes.get("$default"))
 }
 
-fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String) {
+fn dispatch(gateway: &Arc<ApiGateway>, conn: &Arc<Connection>, body: String) {
     let rid = request_id();
-    if state.timeline.watching() {
-        state.timeline.record(
+    if gateway.timeline.watching() {
+        gateway.timeline.record(
             "frame-in",
-            state.now_ms(),
+            gateway.now_ms(),
             json!({
                 "connectionId": conn.peer.id,
                 "user": conn.authorizer["principalId"],
@@ -520,18 +520,18 @@ fn dispatch(state: &Arc<State>, conn: &Arc<Connection>, body: String) {
             }),
         );
     }
-    let Some(route) = select_route(state, &body).cloned() else {
+    let Some(route) = select_route(gateway, &body).cloned() else {
         let frame = json!({"message": "Forbidden", "connectionId": conn.peer.id, "requestId": rid});
         let _ = conn.tx.try_send(Message::text(frame.to_string()));
         return;
     };
-    let state = state.clone();
+    let gateway = gateway.clone();
     let conn = conn.clone();
     tokio::spawn(
         async move {
-            let ctx = state.events(&conn.peer);
-            let event = ctx.message(&route.key, &body, &conn.authorizer, &rid, state.now_ms());
-            let reply = match route.function.invoke(&route.key, event, &state.metrics).await {
+            let ctx = gateway.events(&conn.peer);
+            let event = ctx.message(&route.key, &body, &conn.authorizer, &rid, gateway.now_ms());
+            let reply = match route.function.invoke(&route.key, event, &gateway.metrics).await {
                 Ok(response) => {
                     log_error_status(&route, &conn.peer.id, &rid, &response);
                     route.returns_response.then(|| route_response(&response)).flatten()
@@ -584,15 +584,20 @@ fn route_response(response: &Value) -> Option<Message> {
 
 /// Invokes `$disconnect` for a closed connection (time-bounded by the
 /// function's timeout), counting it so shutdown can wait for it.
-pub(crate) async fn disconnected(state: &Arc<State>, conn: &Connection, code: u16, reason: &str) {
-    state.metrics.disconnect(code);
-    state.timeline.record(
+pub(crate) async fn disconnected(
+    gateway: &Arc<ApiGateway>,
+    conn: &Connection,
+    code: u16,
+    reason: &str,
+) {
+    gateway.metrics.disconnect(code);
+    gateway.timeline.record(
         "disconnect",
-        state.now_ms(),
+        gateway.now_ms(),
         json!({"connectionId": conn.peer.id, "user": conn.authorizer["principalId"], "code": code, "reason": reason}),
     );
     tracing::info!(code, reason, "disconnected");
-    let Some(route) = state.routes.get("$disconnect") else {
+    let Some(route) = gateway.api.routes.get("$disconnect") else {
         return;
     };
     let subject = crate::faults::Subject {
@@ -600,23 +605,24 @@ pub(crate) async fn disconnected(state: &Arc<State>, conn: &Connection, code: u1
         user: conn.authorizer["principalId"].as_str(),
         function: Some(&route.function.name),
     };
-    if let Some(crate::faults::FaultKind::DropDisconnect) =
-        state.faults.take(crate::faults::Point::Disconnect, subject)
+    if let Some(crate::faults::FaultKind::DropDisconnect) = gateway
+        .faults
+        .take(crate::faults::Point::Disconnect, subject)
     {
         tracing::info!(connection_id = %conn.peer.id, "$disconnect dropped by an injected fault");
         return;
     }
-    let _pending = state.disconnects.enter();
-    let event = state.events(&conn.peer).disconnect(
+    let _pending = gateway.disconnects.enter();
+    let event = gateway.events(&conn.peer).disconnect(
         code,
         reason,
         &conn.authorizer,
         &request_id(),
-        state.now_ms(),
+        gateway.now_ms(),
     );
     let _ = route
         .function
-        .invoke("$disconnect", event, &state.metrics)
+        .invoke("$disconnect", event, &gateway.metrics)
         .await;
 }
 

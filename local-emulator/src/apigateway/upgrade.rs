@@ -25,11 +25,11 @@ use tracing::Instrument;
 use crate::apigateway::connections::{Connection, Peer, new_connection_id};
 use crate::apigateway::events::{EventContext, HttpParts, request_id};
 use crate::apigateway::query::parse_query;
+use crate::apigateway::service::ApiGateway;
 use crate::header_case::OriginalNames;
 use crate::http::HttpError;
 use crate::lambda::invoke::InvokeFailure;
 use crate::lambda::invoke::first_lines;
-use crate::state::State;
 
 /// Whether this request asks for a WebSocket upgrade.
 pub(crate) fn is_websocket<B>(req: &http::Request<B>) -> bool {
@@ -42,21 +42,21 @@ pub(crate) fn is_websocket<B>(req: &http::Request<B>) -> bool {
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
-pub(crate) async fn handle(state: Arc<State>, addr: SocketAddr, req: Request) -> Response {
+pub(crate) async fn handle(gateway: Arc<ApiGateway>, addr: SocketAddr, req: Request) -> Response {
     let connection_id = new_connection_id();
     let span = tracing::info_span!("connect", connection_id = %connection_id);
     let id = connection_id.clone();
-    let response = match handshake(&state, addr, req, connection_id)
+    let response = match handshake(&gateway, addr, req, connection_id)
         .instrument(span)
         .await
     {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    state.metrics.connect(response.status().as_u16());
-    state.timeline.record(
+    gateway.metrics.connect(response.status().as_u16());
+    gateway.timeline.record(
         "connect",
-        state.now_ms(),
+        gateway.now_ms(),
         serde_json::json!({"connectionId": id, "status": response.status().as_u16(), "sourceIp": addr.ip().to_string()}),
     );
     response
@@ -65,38 +65,38 @@ pub(crate) async fn handle(state: Arc<State>, addr: SocketAddr, req: Request) ->
 const UNAUTHORIZED: HttpError = HttpError::Handshake(StatusCode::UNAUTHORIZED, "Unauthorized");
 
 async fn handshake(
-    state: &Arc<State>,
+    gateway: &Arc<ApiGateway>,
     addr: SocketAddr,
     mut req: Request,
     connection_id: String,
 ) -> Result<Response, HttpError> {
-    let accept = check_request(state, &req)?;
+    let accept = check_request(gateway, &req)?;
     let http = HttpParts::of(&req);
     let peer = Peer {
         id: connection_id,
-        connected_at_ms: state.now_ms(),
+        connected_at_ms: gateway.now_ms(),
         source_ip: addr.ip().to_string(),
         user_agent: http.header("user-agent").unwrap_or_default().to_owned(),
         domain: http.header("host").unwrap_or("127.0.0.1").to_owned(),
     };
-    let events = state.events(&peer);
-    let authorizer = authorize(state, &events, &http).await?;
-    let protocol = connect(state, &events, &http, &authorizer).await?;
+    let events = gateway.events(&peer);
+    let authorizer = authorize(gateway, &events, &http).await?;
+    let protocol = connect(gateway, &events, &http, &authorizer).await?;
     let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
         return Err(HttpError::Internal(
             "the connection cannot be upgraded".into(),
         ));
     };
-    open(state, peer, authorizer, on_upgrade);
+    open(gateway, peer, authorizer, on_upgrade);
     tracing::info!("connected");
     Ok(switching_protocols(&accept, protocol))
 }
 
 /// The path, the WebSocket headers and whether we take connections at all;
 /// returns the `Sec-WebSocket-Accept` value.
-fn check_request(state: &State, req: &Request) -> Result<String, HttpError> {
+fn check_request(gateway: &ApiGateway, req: &Request) -> Result<String, HttpError> {
     let path = req.uri().path().trim_end_matches('/');
-    if !(path.is_empty() || path == format!("/{}", state.stage)) {
+    if !(path.is_empty() || path == format!("/{}", gateway.api.stage)) {
         return Err(HttpError::Handshake(StatusCode::NOT_FOUND, "Not Found"));
     }
     let version_ok = req
@@ -111,7 +111,7 @@ fn check_request(state: &State, req: &Request) -> Result<String, HttpError> {
             StatusCode::BAD_REQUEST,
             "Bad WebSocket upgrade request",
         ))?;
-    if state
+    if gateway
         .shutting_down
         .load(std::sync::atomic::Ordering::SeqCst)
     {
@@ -126,11 +126,11 @@ fn check_request(state: &State, req: &Request) -> Result<String, HttpError> {
 /// Identity sources, then the authorizer. Returns what later events carry
 /// as `requestContext.authorizer` (`Null` without an authorizer).
 async fn authorize(
-    state: &State,
+    gateway: &ApiGateway,
     events: &EventContext<'_>,
     http: &HttpParts,
 ) -> Result<Value, HttpError> {
-    let Some(auth) = &state.authorizer else {
+    let Some(auth) = &gateway.api.authorizer else {
         return Ok(Value::Null);
     };
     if let Some(missing) = auth
@@ -141,11 +141,11 @@ async fn authorize(
         tracing::info!(source = %missing, "identity source missing: 401 without invoking the authorizer");
         return Err(UNAUTHORIZED);
     }
-    let event = events.authorizer(http, &request_id(), state.now_ms());
+    let event = events.authorizer(http, &request_id(), gateway.now_ms());
     let method_arn = event["methodArn"].as_str().unwrap_or_default().to_owned();
     match auth
         .function
-        .invoke("authorizer", event, &state.metrics)
+        .invoke("authorizer", event, &gateway.metrics)
         .await
     {
         Ok(policy) => allowed(policy, &method_arn)
@@ -174,20 +174,20 @@ struct ConnectResponse {
 /// Runs `$connect`, when the template has it. Returns the subprotocol to
 /// echo: only one `$connect` chose, as API Gateway does.
 async fn connect(
-    state: &State,
+    gateway: &ApiGateway,
     events: &EventContext<'_>,
     http: &HttpParts,
     authorizer: &Value,
 ) -> Result<Option<HeaderValue>, HttpError> {
-    let Some(route) = state.routes.get("$connect") else {
+    let Some(route) = gateway.api.routes.get("$connect") else {
         return Ok(None);
     };
     let rid = request_id();
-    let event = events.connect(http, authorizer, &rid, state.now_ms());
+    let event = events.connect(http, authorizer, &rid, gateway.now_ms());
     let failed = HttpError::Handshake(StatusCode::BAD_GATEWAY, "Internal server error");
     let response = route
         .function
-        .invoke("$connect", event, &state.metrics)
+        .invoke("$connect", event, &gateway.metrics)
         .await
         .map_err(|_| failed.clone())?;
     let (function, connection_id) = (&route.function.name, &events.peer.id);
@@ -216,13 +216,13 @@ async fn connect(
 }
 
 /// Registers the socket's life in a task of its own, started by the 101.
-fn open(state: &Arc<State>, peer: Peer, authorizer: Value, on_upgrade: OnUpgrade) {
-    let state = state.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(state.config.outbound_queue);
+fn open(gateway: &Arc<ApiGateway>, peer: Peer, authorizer: Value, on_upgrade: OnUpgrade) {
+    let gateway = gateway.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(gateway.options.outbound_queue);
     let connection = Arc::new(Connection::new(peer, tx, authorizer));
     let ws_config = WebSocketConfig::default()
-        .max_frame_size(Some(state.config.max_frame_bytes))
-        .max_message_size(Some(state.config.max_message_bytes))
+        .max_frame_size(Some(gateway.options.max_frame_bytes))
+        .max_message_size(Some(gateway.options.max_message_bytes))
         // tungstenite's default 128 KiB read buffer per socket dominates
         // idle memory; frames larger than this still work (it grows).
         .read_buffer_size(4 * 1024)
@@ -234,12 +234,12 @@ fn open(state: &Arc<State>, peer: Peer, authorizer: Value, on_upgrade: OnUpgrade
                     let io = TokioIo::new(upgraded);
                     let ws =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-                    crate::apigateway::socket::run(state, connection, ws, rx).await;
+                    crate::apigateway::socket::run(gateway, connection, ws, rx).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "upgrade failed after $connect");
                     let reason = "Connection was closed abnormally";
-                    crate::apigateway::socket::disconnected(&state, &connection, 1006, reason)
+                    crate::apigateway::socket::disconnected(&gateway, &connection, 1006, reason)
                         .await;
                 }
             }

@@ -1,7 +1,10 @@
-//! DynamoDB as the functions run as processes reach it: through the
+//! DynamoDB: the store in-process functions share (`store`), and the way
+//! functions run as processes reach DynamoDB: through the
 //! emulator (`proxy`), so that `store-error` faults strike their calls as
 //! they strike the in-process store's.
 
 pub(crate) mod actions;
+pub(crate) mod options;
 pub(crate) mod proxy;
 pub(crate) mod reach;
+pub(crate) mod store;

@@ -3,18 +3,16 @@
 //! boto3 and the AWS CLI speak it with `--endpoint-url`. Errors carry the
 //! exception name in `__type` and `x-amzn-ErrorType`.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::EventBridge;
 use super::pattern::Pattern;
 use super::put_events::{self, EntryError};
 use crate::http::HttpError;
-use crate::state::State;
 
 /// The most a request body may hold (ten entries of 256 KB in all, plus
 /// the JSON around them).
@@ -32,7 +30,7 @@ pub(crate) fn is_eventbridge(req: &Request) -> bool {
 }
 
 /// Serves one EventBridge call.
-pub(crate) async fn serve(state: Arc<State>, req: Request) -> Response {
+pub(crate) async fn serve(state: &EventBridge, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -45,19 +43,19 @@ pub(crate) async fn serve(state: Arc<State>, req: Request) -> Response {
             .into_response();
         }
     };
-    handle(&state, &parts.headers, &body).unwrap_or_else(IntoResponse::into_response)
+    handle(state, &parts.headers, &body).unwrap_or_else(IntoResponse::into_response)
 }
 
 /// IAM's check of a function's call (EventBridge User Guide, "Using
 /// identity-based policies for Amazon EventBridge": `events:PutEvents` on
 /// each entry's event bus, `default` when an entry names none).
 fn authorized(
-    state: &State,
+    state: &EventBridge,
     headers: &HeaderMap,
     target: &str,
     request: &Value,
 ) -> Result<(), HttpError> {
-    let Some(iam) = &state.iam else {
+    let Some(iam) = &state.handles.iam else {
         return Ok(());
     };
     let operation = target.strip_prefix("AWSEvents.").unwrap_or(target);
@@ -67,7 +65,7 @@ fn authorized(
         } else {
             format!(
                 "arn:aws:events:{}:{}:event-bus/{}",
-                state.region,
+                state.handles.region,
                 crate::template::ACCOUNT,
                 crate::template::bus_name(named)
             )
@@ -94,7 +92,7 @@ fn authorized(
 }
 
 /// One EventBridge operation.
-fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Response, HttpError> {
+fn handle(state: &EventBridge, headers: &HeaderMap, body: &Bytes) -> Result<Response, HttpError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -107,7 +105,7 @@ fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Respo
         )
     })?;
     // Known names only: the header is the caller's, labels must stay few.
-    state.metrics.event_call(match target {
+    state.handles.metrics.event_call(match target {
         "AWSEvents.PutEvents" => "PutEvents",
         "AWSEvents.TestEventPattern" => "TestEventPattern",
         _ => "other",
@@ -125,15 +123,15 @@ fn handle(state: &Arc<State>, headers: &HeaderMap, body: &Bytes) -> Result<Respo
     }
 }
 
-fn put(state: &Arc<State>, request: &Value) -> Result<Response, HttpError> {
+fn put(state: &EventBridge, request: &Value) -> Result<Response, HttpError> {
     let checked = put_events::check(request)
         .map_err(|e| json11(StatusCode::BAD_REQUEST, "ValidationException", e.0))?;
-    let now = state.now_ms();
+    let now = state.handles.clock.now_ms();
     let mut failed = 0;
     let mut results = Vec::with_capacity(checked.len());
     for entry in checked {
         let accepted = entry.and_then(|e| {
-            if state.eventbridge.has_bus(&e.bus) {
+            if state.has_bus(&e.bus) {
                 Ok(e)
             } else {
                 // The API reference is silent on the code; this is the
@@ -147,14 +145,20 @@ fn put(state: &Arc<State>, request: &Value) -> Result<Response, HttpError> {
         match accepted {
             Ok(e) => {
                 let id = uuid::Uuid::new_v4().to_string();
-                let event = super::envelope(&id, &e, crate::template::ACCOUNT, &state.region, now);
-                state.metrics.event_put("accepted");
-                state.eventbridge.route(state, &e.bus, &event);
+                let event = super::envelope(
+                    &id,
+                    &e,
+                    crate::template::ACCOUNT,
+                    &state.handles.region,
+                    now,
+                );
+                state.handles.metrics.event_put("accepted");
+                state.route(&e.bus, &event);
                 results.push(json!({"EventId": id}));
             }
             Err(e) => {
                 failed += 1;
-                state.metrics.event_put("failed");
+                state.handles.metrics.event_put("failed");
                 tracing::info!(code = e.code, message = %e.message, "PutEvents entry refused");
                 results.push(json!({"ErrorCode": e.code, "ErrorMessage": e.message}));
             }

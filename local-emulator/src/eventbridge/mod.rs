@@ -9,7 +9,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::state::State;
+use roomcast_core::clock::Clock;
+
+use crate::iam::Iam;
+use crate::metrics::Metrics;
 use crate::template::{RuleSpec, TargetSpec, Template, TemplateError, invalid};
 use crate::timefmt::iso8601_seconds;
 
@@ -17,6 +20,26 @@ pub(crate) mod api;
 pub mod pattern;
 pub(crate) mod put_events;
 pub(crate) mod tail;
+
+/// How EventBridge reaches a rule's function target: asynchronously, as
+/// EventBridge invokes Lambda, through a handle the emulator hands in at
+/// start-up (as LocalStack's EventBridge calls Lambda through its API,
+/// never its internals).
+pub(crate) trait LambdaTarget: Send + Sync {
+    /// Queues an `Event` invocation of `function`; false when there is no
+    /// such function.
+    fn invoke_async(&self, function: &str, event: Value) -> bool;
+}
+
+/// What EventBridge counts, checks and stamps with.
+pub(crate) struct Handles {
+    pub(crate) region: String,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Checks callers' roles (`None` with `--no-iam`).
+    pub(crate) iam: Option<Arc<Iam>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lambda: Arc<dyn LambdaTarget>,
+}
 
 /// How many events the live feed holds for a slow reader before it skips.
 const FEED_CAPACITY: usize = 1024;
@@ -26,12 +49,16 @@ pub(crate) struct EventBridge {
     buses: Vec<String>,
     rules: Vec<RuleSpec>,
     feed: broadcast::Sender<Arc<str>>,
+    pub(crate) handles: Handles,
 }
 
 impl EventBridge {
     /// The buses and rules of `template`. A rule whose function target is
     /// not in the template is an error naming both.
-    pub(crate) fn from_template(template: &Template) -> Result<Self, TemplateError> {
+    pub(crate) fn from_template(
+        template: &Template,
+        handles: Handles,
+    ) -> Result<Self, TemplateError> {
         let rules = template.event_rules()?;
         let functions = template.functions()?;
         for rule in &rules {
@@ -59,6 +86,7 @@ impl EventBridge {
             buses: template.event_buses(),
             rules,
             feed,
+            handles,
         })
     }
 
@@ -79,14 +107,14 @@ impl EventBridge {
 
     /// Routes one accepted event: to the feed, and to the function targets
     /// of every rule on `bus` that matches.
-    pub(crate) fn route(&self, state: &Arc<State>, bus: &str, event: &Value) {
+    pub(crate) fn route(&self, bus: &str, event: &Value) {
         // Nobody listening is fine: the send fails and nothing is kept.
         let _ = self.feed.send(Arc::from(event.to_string()));
         for rule in self.rules.iter().filter(|r| r.bus == bus) {
             if !rule.pattern.matches(event) {
                 continue;
             }
-            state.metrics.event_matched(&rule.name);
+            self.handles.metrics.event_matched(&rule.name);
             for target in &rule.targets {
                 let TargetSpec::Function {
                     function,
@@ -96,16 +124,14 @@ impl EventBridge {
                 else {
                     continue;
                 };
-                let Some(f) = state.lambda_function(function) else {
-                    continue;
-                };
                 let payload = match (input, input_path) {
                     (Some(input), _) => input.clone(),
                     (None, Some(path)) => select(event, path),
                     (None, None) => event.clone(),
                 };
-                tracing::info!(rule = %rule.name, function = %f.name, id = %event["id"], "rule matched; invoking its target");
-                crate::lambda::invoke_api::spawn_async(state.clone(), f, payload);
+                if self.handles.lambda.invoke_async(function, payload) {
+                    tracing::info!(rule = %rule.name, %function, id = %event["id"], "rule matched; its target invoked");
+                }
             }
         }
     }

@@ -11,11 +11,18 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::state::State;
+use super::EventBridge;
 
 /// The feed as a streamed response.
-pub(crate) async fn feed(Shared(state): Shared<Arc<State>>) -> Response {
-    let rx = state.eventbridge.subscribe();
+/// `GET /_roomcast/events`: the live feed, one event per line.
+pub(crate) fn router(eventbridge: Arc<EventBridge>) -> axum::Router {
+    axum::Router::new()
+        .route("/_roomcast/events", axum::routing::get(feed))
+        .with_state(eventbridge)
+}
+
+async fn feed(Shared(state): Shared<Arc<EventBridge>>) -> Response {
+    let rx = state.subscribe();
     let lines = futures::stream::unfold(rx, |mut rx| async move {
         let line = match rx.recv().await {
             Ok(event) => format!("{event}\n"),

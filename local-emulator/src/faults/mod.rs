@@ -14,7 +14,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-pub(crate) mod api;
 pub(crate) mod store;
 
 /// What goes wrong.

@@ -10,8 +10,8 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::Inspector;
 use crate::http::{HttpError, json, respond};
-use crate::state::State;
 use crate::timefmt::iso8601;
 
 /// The page: one file, no build step.
@@ -26,7 +26,7 @@ pub(crate) async fn page() -> Response {
 }
 
 /// `GET /_roomcast/timeline`: the entries kept, oldest first.
-pub(crate) async fn timeline(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn timeline(Shared(state): Shared<Arc<Inspector>>) -> Response {
     respond(
         StatusCode::OK,
         "application/json",
@@ -36,7 +36,7 @@ pub(crate) async fn timeline(Shared(state): Shared<Arc<State>>) -> Response {
 
 /// `GET /_roomcast/timeline/stream`: each new entry as a server-sent event.
 /// A reader that falls behind gets an `event: skipped` with how many.
-pub(crate) async fn stream(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn stream(Shared(state): Shared<Arc<Inspector>>) -> Response {
     let rx = state.timeline.subscribe();
     // The first bytes at once, so the browser's EventSource opens now.
     let hello = futures::stream::once(async {
@@ -66,7 +66,7 @@ pub(crate) async fn stream(Shared(state): Shared<Arc<State>>) -> Response {
 /// answers `{"result": ...}` or `{"error": ...}`. 404 for an unknown
 /// function, 400 for a body that is not that shape.
 pub(crate) async fn replay(
-    Shared(state): Shared<Arc<State>>,
+    Shared(state): Shared<Arc<Inspector>>,
     body: axum::body::Bytes,
 ) -> Result<Response, HttpError> {
     let v: Value = serde_json::from_slice(&body)
@@ -82,7 +82,8 @@ pub(crate) async fn replay(
     // of one gets them back.
     state.timeline.restore_secrets(&mut event);
     let function = state
-        .lambda_function(name)
+        .lambda
+        .function(name)
         .ok_or_else(|| HttpError::NotFound(format!("no function {name}\n")))?;
     tracing::info!(function = name, "replaying an invocation");
     let answer = match function
@@ -90,7 +91,7 @@ pub(crate) async fn replay(
             "replay",
             event,
             crate::lambda::pool::InvokeContext::default(),
-            &state.metrics,
+            &state.lambda.metrics,
         )
         .await
     {
@@ -107,7 +108,7 @@ const MAX_LISTED: usize = 500;
 /// their members, member count, seq and last messages, read from the store
 /// the in-process functions share (Roomcast's; empty for other apps).
 /// O(open connections) store reads, only when the page asks.
-pub(crate) async fn rooms(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn rooms(Shared(state): Shared<Arc<Inspector>>) -> Response {
     use std::collections::BTreeMap;
     let now = state.now_ms();
     let mut rooms: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -138,9 +139,9 @@ pub(crate) async fn rooms(Shared(state): Shared<Arc<State>>) -> Response {
 
 /// `GET /_roomcast/info`: what the page needs to open its console: the
 /// stage path and whether dev tokens are served.
-pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn info(Shared(state): Shared<Arc<Inspector>>) -> Response {
     // `roomcast events` reads `roomcastEvents` to say why nothing comes.
-    let (template, events, bus) = match &state.profile {
+    let (template, events, bus) = match &state.about.profile {
         crate::template::Profile::Roomcast { event_bus } => {
             ("roomcast", event_bus.is_some(), event_bus.clone())
         }
@@ -149,9 +150,9 @@ pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
     json(
         StatusCode::OK,
         &json!({
-            "stage": state.stage,
-            "apiId": state.api_id,
-            "devTokens": state.config.dev,
+            "stage": state.about.stage,
+            "apiId": state.about.api_id,
+            "devTokens": state.about.dev_tokens,
             "template": template,
             "roomcastEvents": events,
             "eventBus": bus,
@@ -162,7 +163,7 @@ pub(crate) async fn info(Shared(state): Shared<Arc<State>>) -> Response {
 /// `GET /_roomcast/connections`: the open connections, with their rooms
 /// (from the store the in-process functions share, when it has them),
 /// frame counts and how many frames wait to be written.
-pub(crate) async fn connections(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn connections(Shared(state): Shared<Arc<Inspector>>) -> Response {
     let now = state.now_ms();
     let all = state.connections.all();
     let mut list = Vec::with_capacity(all.len().min(MAX_LISTED));

@@ -17,14 +17,12 @@ use serde_json::{Value, json};
 use crate::http::{HttpError, json as json_response};
 use crate::lambda::invoke::{Function, InvokeFailure};
 use crate::lambda::pool::InvokeContext;
-use crate::state::State;
+use crate::lambda::service::Lambda;
 
 /// Lambda's limit on a synchronous request payload.
 const MAX_SYNC_BYTES: usize = 6 * 1024 * 1024;
 /// Lambda's limit on an asynchronous (`Event`) payload.
 const MAX_ASYNC_BYTES: usize = 256 * 1024;
-/// Lambda retries a failed asynchronous invocation twice.
-const ASYNC_RETRIES: u32 = 2;
 
 #[derive(Deserialize)]
 pub(crate) struct Qualifier {
@@ -40,16 +38,33 @@ enum Kind {
     DryRun,
 }
 
+/// The Invoke API's route, behind SigV4 verification when it is on.
+pub(crate) fn router(
+    lambda: Arc<Lambda>,
+    signatures: Arc<crate::sigv4::Signatures>,
+) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            axum::routing::post(invoke),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            signatures,
+            crate::sigv4::middleware,
+        ))
+        .with_state(lambda)
+}
+
 /// `POST /2015-03-31/functions/{name}/invocations`.
-pub(crate) async fn invoke(
-    Shared(state): Shared<Arc<State>>,
+async fn invoke(
+    Shared(lambda): Shared<Arc<Lambda>>,
     Path(name): Path<String>,
     Query(q): Query<Qualifier>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authorized(&state, &headers, &name, q.qualifier.as_deref())?;
-    let (function, _) = find(&state, &name, q.qualifier.as_deref())?;
+    authorized(&lambda, &headers, &name, q.qualifier.as_deref())?;
+    let (function, _) = find(&lambda, &name, q.qualifier.as_deref())?;
     let kind = kind(&headers)?;
     let limit = if kind == Kind::Event {
         MAX_ASYNC_BYTES
@@ -82,21 +97,21 @@ pub(crate) async fn invoke(
     match kind {
         Kind::DryRun => Ok(StatusCode::NO_CONTENT.into_response()),
         Kind::Event => {
-            tokio::spawn(run_async(state.clone(), function, event, context));
+            crate::lambda::async_queue::enqueue(lambda.clone(), function, event, context);
             Ok(executed(StatusCode::ACCEPTED, Body::empty()))
         }
-        Kind::RequestResponse => Ok(run_sync(&state, &function, event, context).await),
+        Kind::RequestResponse => Ok(run_sync(&lambda, &function, event, context).await),
     }
 }
 
 async fn run_sync(
-    state: &State,
+    lambda: &Lambda,
     function: &Arc<Function>,
     event: Value,
     context: InvokeContext,
 ) -> Response {
     match function
-        .call("invoke", event, context, &state.metrics)
+        .call("invoke", event, context, &lambda.metrics)
         .await
     {
         Ok(v) => executed(StatusCode::OK, Body::from(v.to_string())),
@@ -114,79 +129,10 @@ async fn run_sync(
     }
 }
 
-/// Queues an asynchronous invocation of `function` with `event`, as
-/// Lambda does for `Event` invocations and for services that invoke
-/// asynchronously (EventBridge rules).
-pub(crate) fn spawn_async(state: Arc<State>, function: Arc<Function>, event: Value) {
-    let context = InvokeContext {
-        client_context: None,
-        cognito_identity: None,
-        crash_after: None,
-    };
-    tokio::spawn(run_async(state, function, event, context));
-}
-
-/// An `Event` invocation: retried twice on error, after 1 and 2 minutes
-/// as Lambda does (scaled by `async_retry_base`), then logged as dropped.
-/// A throttled attempt is no attempt: the event goes back to the queue and
-/// is tried again, 1 s after the first throttle and exponentially longer up
-/// to 5 minutes, for up to 6 hours (AWS, "How Lambda handles errors and
-/// retries with asynchronous invocation"; all scaled alike).
-async fn run_async(
-    state: Arc<State>,
-    function: Arc<Function>,
-    event: Value,
-    context: InvokeContext,
-) {
-    // Names the queued event across its attempts (each attempt has its own
-    // request id, as in Lambda).
-    let event_id = uuid::Uuid::new_v4().to_string();
-    let base = state.config.async_retry_base;
-    let queued = tokio::time::Instant::now();
-    let mut throttled_wait = base / 60;
-    let mut attempt = 0;
-    loop {
-        let outcome = function
-            .call(
-                "invoke-async",
-                event.clone(),
-                context.clone(),
-                &state.metrics,
-            )
-            .await;
-        let delay = match outcome {
-            Ok(_) => return,
-            Err(InvokeFailure::Throttled) => {
-                if queued.elapsed() >= base * 360 {
-                    state.metrics.error("async_invocation_dropped");
-                    tracing::error!(function = %function.name, event_id, "asynchronous event throttled for its whole maximum age; dropped (in AWS: its DLQ or on-failure destination)");
-                    return;
-                }
-                let wait = throttled_wait;
-                throttled_wait = (throttled_wait * 2).min(base * 5);
-                tracing::info!(function = %function.name, event_id, retry_in_ms = wait.as_millis() as u64, "asynchronous invocation throttled; back to the queue");
-                wait
-            }
-            Err(e) if attempt == ASYNC_RETRIES => {
-                state.metrics.error("async_invocation_dropped");
-                tracing::error!(function = %function.name, event_id, error = %e, "asynchronous invocation failed after {ASYNC_RETRIES} retries; dropped (in AWS: its DLQ or on-failure destination)");
-                return;
-            }
-            Err(e) => {
-                attempt += 1;
-                let delay = base * attempt;
-                tracing::warn!(function = %function.name, event_id, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "asynchronous invocation failed; retrying");
-                delay
-            }
-        };
-        tokio::time::sleep(delay).await;
-    }
-}
-
 /// The function a name designates: a logical id, a function name, or an
 /// ARN (full or partial), with `$LATEST` as the only qualifier.
 fn find(
-    state: &State,
+    lambda: &Lambda,
     name: &str,
     qualifier: Option<&str>,
 ) -> Result<(Arc<Function>, String), HttpError> {
@@ -199,7 +145,7 @@ fn find(
         api(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
-            format!("Function not found: {}", state.function_arn(bare)),
+            format!("Function not found: {}", lambda.function_arn(bare)),
         )
     };
     if let Some(q) = qualifier.or(inline)
@@ -207,8 +153,8 @@ fn find(
     {
         return Err(not_found());
     }
-    state
-        .lambda_function(bare)
+    lambda
+        .function(bare)
         .map(|f| (f, bare.to_owned()))
         .ok_or_else(not_found)
 }
@@ -218,12 +164,12 @@ fn find(
 /// with `:{qualifier}` when one is given). A function named here by its
 /// logical id (which only the emulator accepts) is checked by its ARN.
 fn authorized(
-    state: &State,
+    lambda: &Lambda,
     headers: &HeaderMap,
     name: &str,
     qualifier: Option<&str>,
 ) -> Result<(), HttpError> {
-    let Some(iam) = &state.iam else {
+    let Some(iam) = &lambda.iam else {
         return Ok(());
     };
     let resource = || {
@@ -233,10 +179,10 @@ fn authorized(
             let (bare, inline) = name
                 .split_once(':')
                 .map_or((name, None), |(n, q)| (n, Some(q)));
-            let real = state
-                .lambda_function(bare)
+            let real = lambda
+                .function(bare)
                 .map_or_else(|| bare.to_owned(), |f| f.function_name.clone());
-            let unqualified = state.function_arn(&real);
+            let unqualified = lambda.function_arn(&real);
             inline.map_or(unqualified.clone(), |q| format!("{unqualified}:{q}"))
         };
         if let Some(q) = qualifier {

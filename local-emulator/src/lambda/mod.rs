@@ -14,6 +14,8 @@
 //!   instances.
 
 pub(crate) mod architecture;
+pub(crate) mod async_queue;
+pub(crate) mod build;
 pub(crate) mod environment;
 pub(crate) mod instance;
 pub(crate) mod invoke;
@@ -21,12 +23,14 @@ pub(crate) mod invoke_api;
 pub(crate) mod launch;
 pub(crate) mod launch_error;
 pub(crate) mod node_version;
+pub(crate) mod options;
 pub(crate) mod pool;
 pub(crate) mod process;
 pub mod registry;
 pub(crate) mod runtime_api;
 pub mod runtime_sdk;
 pub(crate) mod sandbox;
+pub(crate) mod service;
 pub(crate) mod watch;
 
 pub use launch_error::LaunchError;

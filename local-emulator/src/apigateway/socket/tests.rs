@@ -22,15 +22,15 @@ use crate::config::EmulatorConfig;
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(10);
 
-async fn state(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> Arc<State> {
+async fn state(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> Arc<ApiGateway> {
     let config = tune(
         EmulatorConfig::default()
             .template(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
             .in_process_gateway(true),
     );
     let addr: SocketAddr = ([127, 0, 0, 1], 9).into();
-    match State::build(config, addr).await {
-        Ok(s) => s,
+    match crate::compose::build(config, addr).await {
+        Ok(built) => built.server.gateway.clone(),
         Err(e) => panic!("emulator state from the repository's template: {e}"),
     }
 }
@@ -43,7 +43,10 @@ struct Client {
 
 /// A registered connection whose session runs over channels; returns the
 /// client's ends and the session's outcome.
-fn open(state: &Arc<State>, sink_capacity: usize) -> (Client, Arc<Connection>, JoinHandle<Ending>) {
+fn open(
+    state: &Arc<ApiGateway>,
+    sink_capacity: usize,
+) -> (Client, Arc<Connection>, JoinHandle<Ending>) {
     let (send, stream) = fmpsc::unbounded();
     let (sink, written) = fmpsc::channel::<Message>(sink_capacity);
     let sink = sink.sink_map_err(|_| WsError::ConnectionClosed);

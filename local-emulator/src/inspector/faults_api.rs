@@ -17,19 +17,19 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use super::FaultRequest;
+use super::Inspector;
 use crate::apigateway::connections::CloseReason;
+use crate::faults::FaultRequest;
 use crate::http::{HttpError, json};
-use crate::state::State;
 
 /// `GET /_roomcast/faults`.
-pub(crate) async fn list(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn list(Shared(state): Shared<Arc<Inspector>>) -> Response {
     json(StatusCode::OK, &json!({"faults": state.faults.list()}))
 }
 
 /// `POST /_roomcast/faults`.
 pub(crate) async fn add(
-    Shared(state): Shared<Arc<State>>,
+    Shared(state): Shared<Arc<Inspector>>,
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let v: serde_json::Value = serde_json::from_slice(&body)
@@ -41,7 +41,10 @@ pub(crate) async fn add(
 }
 
 /// `DELETE /_roomcast/faults/{id}`.
-pub(crate) async fn remove(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn remove(
+    Shared(state): Shared<Arc<Inspector>>,
+    Path(id): Path<String>,
+) -> Response {
     match id.parse::<u64>() {
         Ok(id) if state.faults.remove(id) => StatusCode::NO_CONTENT.into_response(),
         _ => HttpError::NotFound(format!("no active fault {id}\n")).into_response(),
@@ -49,14 +52,17 @@ pub(crate) async fn remove(Shared(state): Shared<Arc<State>>, Path(id): Path<Str
 }
 
 /// `DELETE /_roomcast/faults`.
-pub(crate) async fn clear(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn clear(Shared(state): Shared<Arc<Inspector>>) -> Response {
     json(StatusCode::OK, &json!({"removed": state.faults.clear()}))
 }
 
 /// `POST /_roomcast/functions/{name}/cold`: stops a process function's
 /// warm instances, so its next invocation is a cold start.
-pub(crate) async fn cold(Shared(state): Shared<Arc<State>>, Path(name): Path<String>) -> Response {
-    let Some(function) = state.lambda_function(&name) else {
+pub(crate) async fn cold(
+    Shared(state): Shared<Arc<Inspector>>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(function) = state.lambda.function(&name) else {
         return HttpError::NotFound(format!("no function {name}\n")).into_response();
     };
     match function.force_cold() {
@@ -72,7 +78,7 @@ pub(crate) async fn cold(Shared(state): Shared<Arc<State>>, Path(name): Path<Str
 }
 
 /// `POST /_roomcast/connections/{id}/cut`.
-pub(crate) async fn cut(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn cut(Shared(state): Shared<Arc<Inspector>>, Path(id): Path<String>) -> Response {
     let cut = state.connections.close(&id, CloseReason::abnormal());
     if cut {
         tracing::info!(connection_id = %id, "connection cut without a close frame");

@@ -1,6 +1,7 @@
-//! The emulator's HTTP surface as an axum [`Router`]: health, metrics, dev
-//! tokens, `@connections`, and a fallback that takes WebSocket upgrades
-//! and serves static files. The accept loop (`server`) feeds it.
+//! The emulator's HTTP surface as one axum [`Router`]: each service's
+//! routes merged with the front's own (health, metrics, dev tokens, and a
+//! fallback that takes WebSocket upgrades, EventBridge's `POST /` and
+//! static files). The accept loop (`server`) feeds it.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -9,106 +10,66 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State as Shared};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use http::{HeaderValue, Method, StatusCode, header};
 use roomcast_aws::auth::{DevClaims, MAX_USER_ID_LEN, RoomRights, mint_hs256};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::apigateway::query::percent_decode;
+use crate::apigateway::service::ApiGateway;
+use crate::eventbridge::EventBridge;
+use crate::faults::Faults;
 use crate::http::{HttpError, json, respond};
-use crate::state::State;
+use crate::iam::Iam;
+use crate::sigv4::Signatures;
+use crate::timeline::Timeline;
 
-/// Every route. `ConnectInfo<SocketAddr>` must be in each request's
-/// extensions (the accept loop puts it there).
-pub(crate) fn app(state: Arc<State>) -> Router {
-    // The AWS APIs (signed by SDK clients), behind SigV4 verification when
-    // it is on; the emulator's own endpoints and the fallback are not.
-    let aws = Router::new()
-        .route(
-            "/@connections",
-            any(crate::apigateway::management::without_id),
-        )
-        .route(
-            "/@connections/",
-            any(crate::apigateway::management::without_id),
-        )
-        .route(
-            "/@connections/{*id}",
-            any(crate::apigateway::management::by_id),
-        )
-        .route(
-            "/{stage}/@connections/",
-            any(crate::apigateway::management::without_id),
-        )
-        .route(
-            "/{stage}/@connections/{*id}",
-            any(crate::apigateway::management::by_stage_and_id),
-        )
-        .route(
-            "/2015-03-31/functions/{name}/invocations",
-            axum::routing::post(crate::lambda::invoke_api::invoke),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::sigv4::middleware,
-        ));
+/// What the front serves besides the services' own routes: health,
+/// metrics, dev tokens, WebSocket upgrades, EventBridge's `POST /`, and the
+/// demo's files.
+pub(crate) struct Front {
+    pub(crate) gateway: Arc<ApiGateway>,
+    pub(crate) eventbridge: Arc<EventBridge>,
+    /// Checks EventBridge calls' signatures.
+    pub(crate) signatures: Arc<Signatures>,
+    /// Static files served at `/` (the demo), if any.
+    pub(crate) static_dir: Option<PathBuf>,
+    /// The HS256 secret of dev tokens; `None` without dev mode.
+    pub(crate) dev_secret: Option<String>,
+    /// What `/metrics` shows besides the counters.
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) iam: Option<Arc<Iam>>,
+    pub(crate) timeline: Arc<Timeline>,
+}
+
+/// Every route: each service's own, and the front's. `ConnectInfo<SocketAddr>`
+/// must be in each request's extensions (the accept loop puts it there).
+pub(crate) fn app(front: Arc<Front>, services: Router) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
-        .route("/_roomcast/events", get(crate::eventbridge::tail::feed))
-        .route("/_roomcast/", get(crate::inspector::api::page))
-        .route("/_roomcast/timeline", get(crate::inspector::api::timeline))
-        .route(
-            "/_roomcast/timeline/stream",
-            get(crate::inspector::api::stream),
-        )
-        .route(
-            "/_roomcast/connections",
-            get(crate::inspector::api::connections),
-        )
-        .route("/_roomcast/info", get(crate::inspector::api::info))
-        .route("/_roomcast/rooms", get(crate::inspector::api::rooms))
-        .route(
-            "/_roomcast/replay",
-            axum::routing::post(crate::inspector::api::replay),
-        )
-        .route(
-            "/_roomcast/faults",
-            get(crate::faults::api::list)
-                .post(crate::faults::api::add)
-                .delete(crate::faults::api::clear),
-        )
-        .route(
-            "/_roomcast/faults/{id}",
-            axum::routing::delete(crate::faults::api::remove),
-        )
-        .route(
-            "/_roomcast/connections/{id}/cut",
-            axum::routing::post(crate::faults::api::cut),
-        )
-        .route(
-            "/_roomcast/functions/{name}/cold",
-            axum::routing::post(crate::faults::api::cold),
-        )
-        .merge(aws)
         .fallback(fallback)
-        .with_state(state)
+        .with_state(front)
+        .merge(services)
 }
 
-async fn healthz(Shared(state): Shared<Arc<State>>) -> Response {
+async fn healthz(Shared(state): Shared<Arc<Front>>) -> Response {
     json(
         StatusCode::OK,
-        &json!({"status": "ok", "connections": state.connections.len()}),
+        &json!({"status": "ok", "connections": state.gateway.connections.len()}),
     )
 }
 
-async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
+async fn metrics(Shared(state): Shared<Arc<Front>>) -> Response {
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",
-        state.metrics.render(state.connections.len())
+        state
+            .gateway
+            .metrics
+            .render(state.gateway.connections.len())
             + &state.faults.render_metrics()
             + &state
                 .iam
@@ -125,22 +86,22 @@ async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
 /// WebSocket upgrades on any path (the handshake judges the path, as API
 /// Gateway does), else static files.
 async fn fallback(
-    Shared(state): Shared<Arc<State>>,
+    Shared(state): Shared<Arc<Front>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
     if crate::apigateway::upgrade::is_websocket(&req) {
-        return crate::apigateway::upgrade::handle(state, peer, req).await;
+        return crate::apigateway::upgrade::handle(state.gateway.clone(), peer, req).await;
     }
     // EventBridge's API is POST / with `X-Amz-Target: AWSEvents.*`; `/` is
     // also where WebSocket clients of a root-path API connect, so it is
     // told apart here rather than routed.
     if crate::eventbridge::api::is_eventbridge(&req) {
-        let req = match crate::sigv4::verified(&state, req, crate::sigv4::EVENTS).await {
+        let req = match crate::sigv4::verified(&state.signatures, req, crate::sigv4::EVENTS).await {
             Ok(req) => req,
             Err(refused) => return refused,
         };
-        return crate::eventbridge::api::serve(state, req).await;
+        return crate::eventbridge::api::serve(&state.eventbridge, req).await;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return static_file(&state, req.uri().path())
@@ -157,12 +118,12 @@ struct TokenQuery {
 }
 
 async fn dev_token(
-    Shared(state): Shared<Arc<State>>,
+    Shared(state): Shared<Arc<Front>>,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, HttpError> {
-    if !state.config.dev {
+    let Some(secret) = &state.dev_secret else {
         return static_file(&state, "/dev/token").await;
-    }
+    };
     let clean = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let user = clean(q.user)
         .ok_or_else(|| HttpError::BadRequest("give ?user=ID (and optionally &name=NAME)".into()))?;
@@ -170,7 +131,7 @@ async fn dev_token(
         return Err(HttpError::BadRequest("user is too long".into()));
     }
     let name = clean(q.name).unwrap_or_else(|| user.clone());
-    let exp = state.now_ms() / 1000 + 12 * 3600;
+    let exp = state.gateway.now_ms() / 1000 + 12 * 3600;
     let claims = DevClaims {
         sub: user.clone(),
         name: name.clone(),
@@ -180,17 +141,17 @@ async fn dev_token(
         iss: None,
         aud: None,
     };
-    let token = mint_hs256(&claims, state.dev_secret.as_bytes())
-        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let token =
+        mint_hs256(&claims, secret.as_bytes()).map_err(|e| HttpError::Internal(e.to_string()))?;
     Ok(json(
         StatusCode::OK,
         &json!({"token": token, "user": user, "name": name, "exp": exp}),
     ))
 }
 
-async fn static_file(state: &State, path: &str) -> Result<Response, HttpError> {
+async fn static_file(state: &Front, path: &str) -> Result<Response, HttpError> {
     let not_found = || HttpError::NotFound("not found\n".into());
-    let dir = state.config.static_dir.as_ref().ok_or_else(not_found)?;
+    let dir = state.static_dir.as_ref().ok_or_else(not_found)?;
     let relative = if path == "/" {
         "index.html"
     } else {

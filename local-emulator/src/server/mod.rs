@@ -1,11 +1,12 @@
-//! The accept loop: HTTP/1 connections with a header-read timeout and a cap
-//! on half-sent handshakes, each served by the router (`routes::app`);
-//! and graceful shutdown.
+//! The accept loop: HTTP/1 connections, plain or TLS, with a header-read
+//! timeout and a cap on half-sent handshakes, each checked at the front
+//! door (`crate::guard`) and served by the router (`front::app`), or for
+//! a well-formed `@connections` POST by the gateway directly; and graceful
+//! shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -17,18 +18,36 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::apigateway::connections::CloseReason;
 use crate::apigateway::management;
+use crate::apigateway::service::ApiGateway;
+use crate::guard::FrontDoor;
 use crate::header_case::{Head, Recording};
-use crate::state::State;
+use crate::tls::LocalTls;
+
+pub(crate) mod front;
+pub(crate) mod options;
+
+/// The accept loop's own state.
+pub(crate) struct Server {
+    pub(crate) door: FrontDoor,
+    /// TLS on the same port, unless turned off or unavailable.
+    pub(crate) tls: Option<LocalTls>,
+    /// Connections still sending their first request's headers.
+    pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+    /// For the `@connections` POST fast path and shutdown.
+    pub(crate) gateway: Arc<ApiGateway>,
+    pub(crate) router: axum::Router,
+}
 
 pub(crate) async fn serve(
-    state: Arc<State>,
+    state: Arc<Server>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let router = crate::routes::app(state.clone());
+    let router = state.router.clone();
     loop {
         // At the cap of connections still sending their first headers, stop
         // accepting (new ones wait in the kernel's backlog) until one sends
@@ -56,7 +75,7 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    shut_down(&state).await;
+    state.gateway.shut_down(state.shutdown_grace).await;
 }
 
 /// One connection, plain HTTP or TLS (`tls`): told apart by its first
@@ -64,13 +83,13 @@ pub(crate) async fn serve(
 /// first letter. The first byte and the TLS handshake must both arrive
 /// within the header-read timeout, like the request's head.
 async fn serve_connection(
-    state: Arc<State>,
+    state: Arc<Server>,
     router: axum::Router,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let header_timeout = state.config.header_read_timeout;
+    let header_timeout = state.header_read_timeout;
     let Some(tls) = state.tls.clone() else {
         return serve_http(state, router, stream, peer, permit).await;
     };
@@ -98,7 +117,7 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// first request's headers have arrived (or the connection ends); a client
 /// that does not send them within the header-read timeout is disconnected.
 async fn serve_http<S>(
-    state: Arc<State>,
+    state: Arc<Server>,
     router: axum::Router,
     stream: S,
     peer: SocketAddr,
@@ -106,7 +125,7 @@ async fn serve_http<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let header_timeout = state.config.header_read_timeout;
+    let header_timeout = state.header_read_timeout;
     let held = std::sync::Mutex::new(Some(permit));
     let head = Head::default();
     let recorded = head.clone();
@@ -123,10 +142,14 @@ async fn serve_http<S>(
             tracing::info!(%peer, method = %req.method(), path = %req.uri().path(), error = %refused, "request refused at the door");
             return Either::Left(std::future::ready(Ok(refused.into_response())));
         }
-        let post = management::post_id(&state.stage, req.method(), req.uri().path())
+        let post = management::post_id(&state.gateway.api.stage, req.method(), req.uri().path())
             .map(std::borrow::Cow::into_owned);
         Either::Right(match post {
-            Some(id) => Either::Left(management::post_without_router(state.clone(), req, id)),
+            Some(id) => Either::Left(management::post_without_router(
+                state.gateway.clone(),
+                req,
+                id,
+            )),
             None => {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 Either::Right(router.clone().oneshot(req))
@@ -142,27 +165,5 @@ async fn serve_http<S>(
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
-    }
-}
-
-/// Closes every socket with 1001 and waits (bounded) for their `$disconnect`s.
-async fn shut_down(state: &State) {
-    state.shutting_down.store(true, Ordering::SeqCst);
-    let open = state.connections.all();
-    tracing::info!(connections = open.len(), "shutting down");
-    for c in &open {
-        c.request_close(CloseReason::going_away());
-    }
-    let settled = async {
-        state.sockets.idle().await;
-        state.disconnects.idle().await;
-    };
-    let _ = tokio::time::timeout(state.config.shutdown_grace, settled).await;
-    let left = state.disconnects.count();
-    if left > 0 {
-        tracing::warn!(
-            pending = left,
-            "shutdown grace elapsed with $disconnect handlers still running"
-        );
     }
 }

@@ -1,0 +1,468 @@
+//! Start-up: each service built from its part of the template and its own
+//! options, then wired to the others by small handles. Nothing here runs
+//! on a request; this is the only file that knows every service.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use roomcast_core::clock::{Clock, SystemClock};
+use roomcast_core::gateway::Gateway;
+use roomcast_core::store::Store;
+
+use crate::apigateway::connections::Connections;
+use crate::apigateway::options::GatewayMode;
+use crate::apigateway::post::PostToConnection;
+use crate::apigateway::service::ApiGateway;
+use crate::config::EmulatorConfig;
+use crate::error::EmulatorError;
+use crate::eventbridge::EventBridge;
+use crate::faults::Faults;
+use crate::iam::Iam;
+use crate::inspector::Inspector;
+use crate::lambda::build::FunctionBuilder;
+use crate::lambda::environment::Shared;
+use crate::lambda::invoke::FunctionEnv;
+use crate::lambda::launch::Callback;
+use crate::lambda::options::FunctionsMode;
+use crate::lambda::service::Lambda;
+use crate::metrics::Metrics;
+use crate::server::Server;
+use crate::server::front::Front;
+use crate::sigv4::Signatures;
+use crate::template::{ApiSpec, Profile, Template};
+use crate::timeline::Timeline;
+use crate::tls::LocalTls;
+
+/// A built emulator: the accept loop's state and what `Emulator` reports.
+pub(crate) struct Built {
+    pub(crate) server: Arc<Server>,
+    pub(crate) profile: Profile,
+    pub(crate) stage: String,
+    pub(crate) iam: Option<Arc<Iam>>,
+    /// Process functions' way to DynamoDB, kept running while the emulator
+    /// lives.
+    pub(crate) _dynamodb_proxy: Option<crate::dynamodb::proxy::Proxy>,
+}
+
+/// The cross-cutting tools every service records, counts and is struck
+/// through.
+struct Tools {
+    metrics: Arc<Metrics>,
+    faults: Arc<Faults>,
+    timeline: Arc<Timeline>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What the template says, read once.
+struct Loaded {
+    template: Template,
+    api: ApiSpec,
+    profile: Profile,
+    region: String,
+    sdk: aws_config::SdkConfig,
+}
+
+pub(crate) async fn build(
+    config: EmulatorConfig,
+    addr: SocketAddr,
+) -> Result<Built, EmulatorError> {
+    crate::private_dir::ensure(&config.server.cache_dir)?;
+    check_modes(&config)?;
+    let dev_secret = dev_secret(&config)?;
+    let loaded = load(&config).await?;
+    let tools = Tools {
+        metrics: Arc::new(Metrics::default()),
+        faults: Arc::new(Faults::default()),
+        timeline: Arc::new(Timeline::new(config.dev.timeline_size)),
+        clock: Arc::new(SystemClock),
+    };
+    // In-process functions share this store; `store-error` faults strike
+    // through it, and through the proxy that process functions reach
+    // DynamoDB by.
+    let store =
+        crate::dynamodb::store::open(&config.dynamodb, &loaded.template, &loaded.sdk).await?;
+    let iam = config.lambda.iam.then(|| {
+        Arc::new(Iam::new(
+            &loaded.template,
+            &loaded.region,
+            &loaded.template.functions().unwrap_or_default(),
+            tools.timeline.clone(),
+        ))
+    });
+    let proxy = dynamodb_proxy(&config, &tools, &iam, &loaded.region).await?;
+    let execute_api_host = format!(
+        "{}.execute-api.{}.amazonaws.com",
+        loaded.api.id, loaded.region
+    );
+    let tls = local_tls(&config, addr, &execute_api_host);
+    let signatures = Arc::new(Signatures {
+        verifier: config.server.verifier(),
+        region: loaded.region.clone(),
+        iam: iam.clone(),
+    });
+    let connections = Arc::new(Connections::default());
+    let post = Arc::new(PostToConnection {
+        connections: connections.clone(),
+        max_message_bytes: config.gateway.max_message_bytes,
+        api_arn: format!(
+            "arn:aws:execute-api:{}:{}:{}/{}",
+            loaded.region,
+            crate::template::ACCOUNT,
+            loaded.api.id,
+            loaded.api.stage
+        ),
+        signatures: signatures.clone(),
+        iam: iam.clone(),
+        faults: tools.faults.clone(),
+        metrics: tools.metrics.clone(),
+        timeline: tools.timeline.clone(),
+        clock: tools.clock.clone(),
+    });
+    let callback = tls.as_ref().map(|_| Callback {
+        host: execute_api_host.clone(),
+        port: addr.port(),
+    });
+    let env = function_env(
+        &config,
+        &loaded,
+        &tools,
+        &store,
+        &iam,
+        &post,
+        &connections,
+        addr,
+        &dev_secret,
+        &proxy,
+        &tls,
+        callback,
+    );
+    let mut builder = FunctionBuilder::new(loaded.template.clone(), format!("http://{addr}"), env);
+    builder.build_binaries().await?;
+    let api =
+        crate::apigateway::service::Api::build(&loaded.api, &loaded.region, &mut builder).await?;
+    let lambda = Arc::new(Lambda::new(
+        builder.every_function().await?,
+        loaded.region.clone(),
+        config.lambda.async_retry_base,
+        tools.metrics.clone(),
+        iam.clone(),
+    ));
+    if config.lambda.watch {
+        builder.watch();
+    }
+    let gateway = Arc::new(ApiGateway::new(
+        api,
+        config.gateway.clone(),
+        connections.clone(),
+        post,
+        &tools.metrics,
+        &tools.faults,
+        &tools.timeline,
+        &tools.clock,
+    ));
+    let eventbridge = Arc::new(EventBridge::from_template(
+        &loaded.template,
+        crate::eventbridge::Handles {
+            region: loaded.region.clone(),
+            metrics: tools.metrics.clone(),
+            iam: iam.clone(),
+            clock: tools.clock.clone(),
+            lambda: Arc::new(ThroughLambda(lambda.clone())),
+        },
+    )?);
+    tracing::info!(
+        routes = ?gateway.api.routes.keys().collect::<Vec<_>>(),
+        stage = %gateway.api.stage,
+        authorizer = gateway.api.authorizer.is_some(),
+        store = if config.dynamodb.endpoint.is_some() { "dynamodb" } else { "memory" },
+        rules = ?eventbridge.rules().iter().map(|r| &r.name).collect::<Vec<_>>(),
+        "template loaded"
+    );
+    let inspector = Arc::new(Inspector {
+        timeline: tools.timeline.clone(),
+        connections,
+        store,
+        lambda: lambda.clone(),
+        faults: tools.faults.clone(),
+        clock: tools.clock.clone(),
+        about: crate::inspector::About {
+            api_id: loaded.api.id.clone(),
+            stage: loaded.api.stage.clone(),
+            dev_tokens: config.dev.dev,
+            profile: loaded.profile.clone(),
+        },
+    });
+    let services = axum::Router::new()
+        .merge(crate::apigateway::management::router(
+            gateway.clone(),
+            signatures.clone(),
+        ))
+        .merge(crate::lambda::invoke_api::router(
+            lambda,
+            signatures.clone(),
+        ))
+        .merge(crate::eventbridge::tail::router(eventbridge.clone()))
+        .merge(crate::inspector::router(inspector));
+    let front = Arc::new(Front {
+        gateway: gateway.clone(),
+        eventbridge,
+        signatures,
+        static_dir: config.server.static_dir.clone(),
+        dev_secret: config.dev.dev.then_some(dev_secret),
+        faults: tools.faults,
+        iam: iam.clone(),
+        timeline: tools.timeline,
+    });
+    let server = Arc::new(Server {
+        door: front_door(&config, addr, &execute_api_host),
+        tls,
+        handshakes: Arc::new(tokio::sync::Semaphore::new(
+            config.server.max_pending_handshakes.max(1),
+        )),
+        header_read_timeout: config.server.header_read_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+        gateway,
+        router: crate::server::front::app(front, services),
+    });
+    Ok(Built {
+        server,
+        profile: loaded.profile,
+        stage: loaded.api.stage,
+        iam,
+        _dynamodb_proxy: proxy,
+    })
+}
+
+/// EventBridge's way to its function targets: Lambda's asynchronous
+/// queue, through the Lambda service's own handle.
+struct ThroughLambda(Arc<Lambda>);
+
+impl crate::eventbridge::LambdaTarget for ThroughLambda {
+    fn invoke_async(&self, function: &str, event: serde_json::Value) -> bool {
+        self.0.invoke_async(function, event)
+    }
+}
+
+/// The template, with its region, table name and parameters.
+async fn load(config: &EmulatorConfig) -> Result<Loaded, EmulatorError> {
+    let sdk = crate::sdk::local_sdk_config().await;
+    // One stack, one region: `AWS::Region`, the ARNs in events and the
+    // functions' `AWS_REGION` all say the same.
+    let region = sdk
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+    let overrides: BTreeMap<String, String> = config
+        .template
+        .parameter_overrides
+        .iter()
+        .cloned()
+        .collect();
+    let template = Template::load(&config.template.template)?
+        .with_table_name(config.dynamodb.table.clone())
+        .with_region(region.clone())
+        .with_parameters(&overrides)?;
+    let api = template.websocket_api()?;
+    let mut plugged: Vec<&str> = config.lambda.handlers.keys().map(String::as_str).collect();
+    plugged.extend(crate::lambda::registry::BINARIES);
+    let profile = template.profile(&plugged)?;
+    Ok(Loaded {
+        template,
+        api,
+        profile,
+        region,
+        sdk,
+    })
+}
+
+fn dev_secret(config: &EmulatorConfig) -> Result<String, EmulatorError> {
+    Ok(match &config.dev.dev_secret {
+        Some(secret) => secret.clone(),
+        None if config.dev.dev => crate::dev_secret::load_or_create(&config.server.cache_dir)?,
+        None => String::new(),
+    })
+}
+
+async fn dynamodb_proxy(
+    config: &EmulatorConfig,
+    tools: &Tools,
+    iam: &Option<Arc<Iam>>,
+    region: &str,
+) -> Result<Option<crate::dynamodb::proxy::Proxy>, EmulatorError> {
+    let Some(upstream) = &config.dynamodb.endpoint else {
+        return Ok(None);
+    };
+    let checks = crate::dynamodb::proxy::Checks {
+        faults: tools.faults.clone(),
+        timeline: tools.timeline.clone(),
+        iam: iam.clone(),
+        region: region.to_owned(),
+        upstream_timeout: None,
+    };
+    crate::dynamodb::proxy::start(upstream, checks)
+        .await
+        .map(Some)
+        .map_err(|source| EmulatorError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            source,
+        })
+}
+
+fn front_door(
+    config: &EmulatorConfig,
+    addr: SocketAddr,
+    execute_api_host: &str,
+) -> crate::guard::FrontDoor {
+    let expose = config.server.expose_dev_apis;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            expose_dev_apis = expose,
+            "listening beyond this machine: other machines can reach the WebSocket API and @connections; the inspector, replay, faults, /dev/token and the Invoke API answer this machine only unless --expose-dev-apis"
+        );
+    }
+    crate::guard::FrontDoor::new(execute_api_host, &config.server.allowed_hosts, addr, expose)
+}
+
+/// What every function is built with.
+#[allow(clippy::too_many_arguments)]
+fn function_env(
+    config: &EmulatorConfig,
+    loaded: &Loaded,
+    tools: &Tools,
+    store: &Arc<dyn Store>,
+    iam: &Option<Arc<Iam>>,
+    post: &Arc<PostToConnection>,
+    connections: &Arc<Connections>,
+    addr: SocketAddr,
+    dev_secret: &str,
+    proxy: &Option<crate::dynamodb::proxy::Proxy>,
+    tls: &Option<LocalTls>,
+    callback: Option<Callback>,
+) -> FunctionEnv {
+    let faulty: Arc<dyn Store> = Arc::new(crate::faults::store::FaultyStore::new(
+        store.clone(),
+        tools.faults.clone(),
+        tools.timeline.clone(),
+    ));
+    let gateway: Option<Arc<dyn Gateway>> = (config.gateway.gateway == GatewayMode::InProcess)
+        .then(|| {
+            Arc::new(crate::apigateway::inprocess_gateway::InProcessGateway {
+                connections: connections.clone(),
+                post: post.clone(),
+            }) as Arc<dyn Gateway>
+        });
+    FunctionEnv {
+        extra: config.lambda.handlers.clone(),
+        sdk: loaded.sdk.clone(),
+        store: faulty,
+        gateway,
+        integration_timeout: config.gateway.integration_timeout,
+        max_concurrency: config.lambda.max_concurrency,
+        mode: config.lambda.functions,
+        tools: crate::lambda::build::toolchain(
+            &config.lambda,
+            &config.template.template,
+            &config.server.cache_dir,
+            callback,
+        ),
+        shared: Shared {
+            region: loaded.region.clone(),
+            emulator_url: format!("http://{addr}"),
+            dynamodb_endpoint: proxy.as_ref().map(|p| p.url.clone()),
+            injected: injected_env(config, addr, &loaded.api.stage, dev_secret),
+            trust: tls
+                .as_ref()
+                .map(|t| (t.ca_pem.clone(), t.bundle_pem.clone())),
+            iam: iam.clone(),
+        },
+        metrics: tools.metrics.clone(),
+        faults: tools.faults.clone(),
+        timeline: tools.timeline.clone(),
+        failed_builds: BTreeMap::new(),
+        watched: std::sync::Mutex::default(),
+    }
+}
+
+/// The emulator's TLS, with a certificate for every name a callback may
+/// use: `localhost`, the loopback addresses, the bound address, and the
+/// API's execute-api host. Without it (`--no-tls`, or a cache that cannot
+/// be written) the port serves plain HTTP only, and the log says why.
+fn local_tls(
+    config: &EmulatorConfig,
+    addr: SocketAddr,
+    execute_api_host: &str,
+) -> Option<LocalTls> {
+    if !config.server.tls {
+        return None;
+    }
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+        execute_api_host.to_owned(),
+    ];
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        names.push(addr.ip().to_string());
+    }
+    let dir = config.server.cache_dir.join("tls");
+    match LocalTls::load_or_create(&dir, &names) {
+        Ok(tls) => {
+            tracing::info!(ca = %tls.ca_pem.display(), host = execute_api_host, "TLS on the same port as HTTP (https://, wss://), with a certificate from the local CA");
+            Some(tls)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "TLS is off: https:// callbacks will fail; fix the cache directory or pass --no-tls to silence this");
+            None
+        }
+    }
+}
+
+/// `--functions process` needs a store every process reaches, and posts
+/// through `@connections`, not the in-process gateway.
+fn check_modes(config: &EmulatorConfig) -> Result<(), EmulatorError> {
+    if config.lambda.functions == FunctionsMode::Process
+        && (config.dynamodb.endpoint.is_none() || config.gateway.gateway == GatewayMode::InProcess)
+    {
+        return Err(EmulatorError::ProcessNeedsStore {
+            conflict: if config.gateway.gateway == GatewayMode::InProcess {
+                "; and drop --gateway in-process: processes post through @connections"
+            } else {
+                ""
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Settings the emulator gives every function, beside the template's.
+fn injected_env(
+    config: &EmulatorConfig,
+    addr: SocketAddr,
+    stage: &str,
+    dev_secret: &str,
+) -> BTreeMap<String, String> {
+    let mut injected = BTreeMap::new();
+    injected.insert(
+        "ROOMCAST_CALLBACK_URL".to_owned(),
+        format!("http://{addr}/{stage}"),
+    );
+    // In-process functions reach the Invoke API (the fanout function's
+    // shards) as process functions do.
+    injected.insert(
+        "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+        format!("http://{addr}"),
+    );
+    injected.insert(
+        "AWS_ENDPOINT_URL_EVENTBRIDGE".to_owned(),
+        format!("http://{addr}"),
+    );
+    injected.insert(
+        "ROOMCAST_IDLE_TIMEOUT_SECS".to_owned(),
+        config.gateway.idle_timeout.as_secs().max(1).to_string(),
+    );
+    if config.dev.dev {
+        injected.insert("ROOMCAST_JWT_SECRET".to_owned(), dev_secret.to_owned());
+    }
+    injected
+}
