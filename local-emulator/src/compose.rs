@@ -14,6 +14,7 @@ use crate::apigateway::connections::Connections;
 use crate::apigateway::options::GatewayMode;
 use crate::apigateway::post::PostToConnection;
 use crate::apigateway::service::ApiGateway;
+use crate::apigateway::template::ApiSpec;
 use crate::config::EmulatorConfig;
 use crate::error::EmulatorError;
 use crate::eventbridge::EventBridge;
@@ -30,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::server::Server;
 use crate::server::front::Front;
 use crate::sigv4::Signatures;
-use crate::template::{ApiSpec, Profile, Template};
+use crate::template::{Profile, Template};
 use crate::timeline::Timeline;
 use crate::tls::LocalTls;
 

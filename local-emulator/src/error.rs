@@ -11,33 +11,10 @@ pub enum EmulatorError {
     /// The template could not be read or lacks what the emulator needs.
     #[error(transparent)]
     Template(#[from] template::TemplateError),
-    /// A route's function names a binary that `roomcast-aws` does not
-    /// provide. Fix `Metadata.BuildProperties.Binary` in the template.
-    #[error("function {function} has Binary {binary:?}, which has no handler; known: {known}")]
-    UnknownFunction {
-        /// The function's logical id.
-        function: String,
-        /// Its binary name.
-        binary: String,
-        /// The binaries that exist.
-        known: String,
-    },
-    /// A function could not initialise with its environment.
-    #[error("function {function} failed to initialise: {reason}")]
-    FunctionInit {
-        /// The function's logical id.
-        function: String,
-        /// Why.
-        reason: String,
-    },
-    /// A function cannot run as a process (unsupported runtime, a program
-    /// missing or not executable, a failed build): fix what it names.
+    /// A function of the template cannot be made ready: the error names
+    /// it and what to fix.
     #[error(transparent)]
-    Launch(#[from] lambda::LaunchError),
-    /// The AWS SDK a function imports, which Lambda's runtime would
-    /// provide, could not be installed: the error says how to install it.
-    #[error(transparent)]
-    RuntimeSdk(#[from] lambda::runtime_sdk::RuntimeSdkError),
+    Function(#[from] lambda::FunctionError),
     /// `--functions process` without a store every process can reach.
     #[error(
         "--functions process runs every function as its own process, and they share state only through DynamoDB: pass --dynamodb-endpoint (e.g. the moto_server that `bash infra/moto-start.sh` starts){conflict}"

@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::apigateway::connections::CloseReason;
-use crate::apigateway::post::{Call, Payload};
+use crate::apigateway::post::{Call, Payload, trace_root};
 use crate::apigateway::service::ApiGateway;
 use crate::http::{HttpError, json, respond};
 use crate::iam::Principal;
@@ -182,13 +182,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Trace {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(trace_root(&parts.headers)))
     }
-}
-
-pub(crate) fn trace_root(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::lambda::invoke::trace_root)
 }
 
 async fn handle(

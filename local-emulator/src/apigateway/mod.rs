@@ -15,4 +15,5 @@ pub(crate) mod post;
 pub(crate) mod query;
 pub(crate) mod service;
 pub(crate) mod socket;
+pub(crate) mod template;
 pub(crate) mod upgrade;

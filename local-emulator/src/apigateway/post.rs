@@ -248,7 +248,7 @@ impl PostToConnection {
         let req = crate::sigv4::verified(&self.signatures, req, crate::sigv4::EXECUTE_API).await?;
         let (parts, body) = req.into_parts();
         let call = Call {
-            trace: crate::apigateway::management::trace_root(&parts.headers),
+            trace: trace_root(&parts.headers),
             caller: self.iam.as_ref().and_then(|iam| iam.caller(&parts.headers)),
         };
         Ok((parts, body, call))
@@ -270,4 +270,14 @@ impl PostToConnection {
             Err(_) => Err(PostFailure::Unreadable),
         }
     }
+}
+
+/// The caller's trace root, when it runs in a Lambda invocation: the SDKs
+/// send the invocation's trace header with each call (recursion
+/// detection), which ties the call to the invocation on the timeline.
+pub(crate) fn trace_root(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::lambda::invoke::trace_root)
 }

@@ -14,12 +14,12 @@ use crate::apigateway::connections::{CloseReason, Connections, Peer};
 use crate::apigateway::events::EventContext;
 use crate::apigateway::options::GatewayOptions;
 use crate::apigateway::post::PostToConnection;
+use crate::apigateway::template::ApiSpec;
 use crate::error::EmulatorError;
 use crate::faults::Faults;
 use crate::lambda::build::FunctionBuilder;
 use crate::lambda::invoke::Function;
 use crate::metrics::Metrics;
-use crate::template::ApiSpec;
 use crate::timeline::Timeline;
 
 /// A route, ready to invoke.

@@ -67,7 +67,7 @@ fn authorized(
                 "arn:aws:events:{}:{}:event-bus/{}",
                 state.handles.region,
                 crate::template::ACCOUNT,
-                crate::template::bus_name(named)
+                super::rules::bus_name(named)
             )
         }
     };

@@ -13,12 +13,14 @@ use roomcast_core::clock::Clock;
 
 use crate::iam::Iam;
 use crate::metrics::Metrics;
-use crate::template::{RuleSpec, TargetSpec, Template, TemplateError, invalid};
+use crate::template::{Template, TemplateError, invalid};
 use crate::timefmt::iso8601_seconds;
+use rules::{RuleSpec, TargetSpec};
 
 pub(crate) mod api;
 pub mod pattern;
 pub(crate) mod put_events;
+pub mod rules;
 pub(crate) mod tail;
 
 /// How EventBridge reaches a rule's function target: asynchronously, as

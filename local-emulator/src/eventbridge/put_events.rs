@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::template::bus_name;
+use super::rules::bus_name;
 
 /// At most this many entries per call.
 pub(crate) const MAX_ENTRIES: usize = 10;

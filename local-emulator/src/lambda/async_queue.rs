@@ -8,19 +8,24 @@ use serde_json::Value;
 
 use crate::lambda::invoke::{Function, InvokeFailure};
 use crate::lambda::pool::InvokeContext;
-use crate::lambda::service::Lambda;
+use crate::metrics::Metrics;
 
 /// Lambda retries a failed asynchronous invocation twice.
 const ASYNC_RETRIES: u32 = 2;
 
-/// Queues an `Event` invocation of `function` with `event`.
-pub(crate) fn enqueue(
-    lambda: Arc<Lambda>,
-    function: Arc<Function>,
-    event: Value,
-    context: InvokeContext,
-) {
-    tokio::spawn(run_async(lambda, function, event, context));
+/// The queue: how long it waits before a retry, and what it counts.
+#[derive(Clone)]
+pub(crate) struct AsyncQueue {
+    /// The wait before the first retry of a failed invocation.
+    pub(crate) retry_base: std::time::Duration,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl AsyncQueue {
+    /// Queues an `Event` invocation of `function` with `event`.
+    pub(crate) fn enqueue(&self, function: Arc<Function>, event: Value, context: InvokeContext) {
+        tokio::spawn(run_async(self.clone(), function, event, context));
+    }
 }
 
 /// An `Event` invocation: retried twice on error, after 1 and 2 minutes
@@ -30,7 +35,7 @@ pub(crate) fn enqueue(
 /// to 5 minutes, for up to 6 hours (AWS, "How Lambda handles errors and
 /// retries with asynchronous invocation"; all scaled alike).
 async fn run_async(
-    lambda: Arc<Lambda>,
+    queue: AsyncQueue,
     function: Arc<Function>,
     event: Value,
     context: InvokeContext,
@@ -38,7 +43,7 @@ async fn run_async(
     // Names the queued event across its attempts (each attempt has its own
     // request id, as in Lambda).
     let event_id = uuid::Uuid::new_v4().to_string();
-    let base = lambda.async_retry_base;
+    let base = queue.retry_base;
     let queued = tokio::time::Instant::now();
     let mut throttled_wait = base / 60;
     let mut attempt = 0;
@@ -48,14 +53,14 @@ async fn run_async(
                 "invoke-async",
                 event.clone(),
                 context.clone(),
-                &lambda.metrics,
+                &queue.metrics,
             )
             .await;
         let delay = match outcome {
             Ok(_) => return,
             Err(InvokeFailure::Throttled) => {
                 if queued.elapsed() >= base * 360 {
-                    lambda.metrics.error("async_invocation_dropped");
+                    queue.metrics.error("async_invocation_dropped");
                     tracing::error!(function = %function.name, event_id, "asynchronous event throttled for its whole maximum age; dropped (in AWS: its DLQ or on-failure destination)");
                     return;
                 }
@@ -65,7 +70,7 @@ async fn run_async(
                 wait
             }
             Err(e) if attempt == ASYNC_RETRIES => {
-                lambda.metrics.error("async_invocation_dropped");
+                queue.metrics.error("async_invocation_dropped");
                 tracing::error!(function = %function.name, event_id, error = %e, "asynchronous invocation failed after {ASYNC_RETRIES} retries; dropped (in AWS: its DLQ or on-failure destination)");
                 return;
             }

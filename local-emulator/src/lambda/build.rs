@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::EmulatorError;
+use crate::lambda::FunctionError;
 use crate::lambda::invoke::{Function, FunctionEnv, build_function};
 use crate::lambda::launch::{Callback, Toolchain};
 use crate::lambda::options::LambdaOptions;
@@ -49,7 +49,7 @@ impl FunctionBuilder {
 
     /// Builds every cargo binary that runs as processes, in one cargo
     /// invocation, before any function starts.
-    pub(crate) async fn build_binaries(&mut self) -> Result<(), EmulatorError> {
+    pub(crate) async fn build_binaries(&mut self) -> Result<(), FunctionError> {
         let specs = self.template.functions()?;
         let processes: Vec<&FunctionSpec> = specs
             .iter()
@@ -64,7 +64,7 @@ impl FunctionBuilder {
     pub(crate) async fn get(
         &mut self,
         spec: &FunctionSpec,
-    ) -> Result<Arc<Function>, EmulatorError> {
+    ) -> Result<Arc<Function>, FunctionError> {
         if let Some(f) = self.built.get(&spec.logical_id) {
             return Ok(f.clone());
         }
@@ -81,7 +81,7 @@ impl FunctionBuilder {
     /// warning, and the Invoke API says 404.
     pub(crate) async fn every_function(
         &mut self,
-    ) -> Result<HashMap<String, Arc<Function>>, EmulatorError> {
+    ) -> Result<HashMap<String, Arc<Function>>, FunctionError> {
         let mut all = HashMap::new();
         for spec in self.template.functions()? {
             match self.get(&spec).await {

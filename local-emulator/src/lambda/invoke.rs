@@ -10,11 +10,11 @@ use roomcast_core::gateway::Gateway;
 use roomcast_core::store::Store;
 use serde_json::Value;
 
-use crate::config::FunctionsMode;
-use crate::error::EmulatorError;
 use crate::faults::{FaultKind, Faults, Point, Subject};
+use crate::lambda::FunctionError;
 use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
+use crate::lambda::options::FunctionsMode;
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
 use crate::lambda::registry::{self, Handler, InvokeError};
 use crate::lambda::runtime_sdk;
@@ -368,7 +368,7 @@ pub(crate) struct FunctionEnv {
 pub(crate) async fn build_function(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
-) -> Result<Arc<Function>, EmulatorError> {
+) -> Result<Arc<Function>, FunctionError> {
     let runs = if runs_in_process(spec, fenv) {
         let built = fenv.tools.project.join(&spec.code_uri).join("bootstrap");
         if built.is_file() {
@@ -405,7 +405,7 @@ pub(crate) fn runs_in_process(spec: &FunctionSpec, fenv: &FunctionEnv) -> bool {
 async fn in_process_handler(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
-) -> Result<Handler, EmulatorError> {
+) -> Result<Handler, FunctionError> {
     let mut env = fenv.shared.injected.clone();
     for (k, v) in &spec.environment {
         if !v.is_empty() || !env.contains_key(k) {
@@ -426,11 +426,11 @@ async fn in_process_handler(
         }
     };
     found
-        .map_err(|e| EmulatorError::FunctionInit {
+        .map_err(|e| FunctionError::FunctionInit {
             function: spec.logical_id.clone(),
             reason: e.to_string(),
         })?
-        .ok_or_else(|| EmulatorError::UnknownFunction {
+        .ok_or_else(|| FunctionError::UnknownFunction {
             function: spec.logical_id.clone(),
             binary: spec.binary.clone(),
             known: registry::BINARIES.join(", "),
@@ -442,7 +442,7 @@ async fn in_process_handler(
 async fn process_function(
     spec: &FunctionSpec,
     fenv: &FunctionEnv,
-) -> Result<Arc<ProcessFunction>, EmulatorError> {
+) -> Result<Arc<ProcessFunction>, FunctionError> {
     if let Some(e) = fenv.failed_builds.get(&spec.logical_id) {
         return Err(e.clone().into());
     }

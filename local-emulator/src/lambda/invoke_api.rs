@@ -97,7 +97,7 @@ async fn invoke(
     match kind {
         Kind::DryRun => Ok(StatusCode::NO_CONTENT.into_response()),
         Kind::Event => {
-            crate::lambda::async_queue::enqueue(lambda.clone(), function, event, context);
+            lambda.queue.enqueue(function, event, context);
             Ok(executed(StatusCode::ACCEPTED, Body::empty()))
         }
         Kind::RequestResponse => Ok(run_sync(&lambda, &function, event, context).await),

@@ -1,4 +1,7 @@
-//! Why a function cannot run as a process, found at start-up.
+//! Why a function cannot be made ready at start-up (`FunctionError`), and
+//! why one cannot run as a process (`LaunchError`).
+
+use super::runtime_sdk::RuntimeSdkError;
 
 /// Why a function cannot be run as a process. Each says what to fix.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -97,4 +100,40 @@ pub enum LaunchError {
         /// What is wrong with it.
         problem: &'static str,
     },
+}
+
+/// Why a function of the template cannot be made ready at start-up. Each
+/// variant says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// The template's entry for it is wrong.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// A function meant to run in process names a binary no plug-in
+    /// handles. Fix `Metadata.BuildProperties.Binary` in the template.
+    #[error("function {function} has Binary {binary:?}, which has no handler; known: {known}")]
+    UnknownFunction {
+        /// The function's logical id.
+        function: String,
+        /// Its binary name.
+        binary: String,
+        /// The binaries that exist.
+        known: String,
+    },
+    /// A function could not initialise with its environment.
+    #[error("function {function} failed to initialise: {reason}")]
+    FunctionInit {
+        /// The function's logical id.
+        function: String,
+        /// Why.
+        reason: String,
+    },
+    /// A function cannot run as a process (unsupported runtime, a program
+    /// missing or not executable, a failed build): fix what it names.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The AWS SDK a function imports, which Lambda's runtime would
+    /// provide, could not be installed: the error says how to install it.
+    #[error(transparent)]
+    RuntimeSdk(#[from] RuntimeSdkError),
 }

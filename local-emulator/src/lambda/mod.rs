@@ -33,7 +33,7 @@ pub(crate) mod sandbox;
 pub(crate) mod service;
 pub(crate) mod watch;
 
-pub use launch_error::LaunchError;
+pub use launch_error::{FunctionError, LaunchError};
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::iam::Iam;
+use crate::lambda::async_queue::AsyncQueue;
 use crate::lambda::invoke::Function;
 use crate::metrics::Metrics;
 
@@ -19,8 +20,8 @@ pub(crate) struct Lambda {
     functions: HashMap<String, Arc<Function>>,
     /// `AWS_REGION` of the functions and of their ARNs.
     region: String,
-    /// The wait before the first retry of a failed `Event` invocation.
-    pub(crate) async_retry_base: Duration,
+    /// `Event` invocations, with Lambda's retries.
+    pub(crate) queue: AsyncQueue,
     pub(crate) metrics: Arc<Metrics>,
     /// Checks the Invoke API's callers (`None` with `--no-iam`).
     pub(crate) iam: Option<Arc<Iam>>,
@@ -37,7 +38,10 @@ impl Lambda {
         Self {
             functions,
             region,
-            async_retry_base,
+            queue: AsyncQueue {
+                retry_base: async_retry_base,
+                metrics: metrics.clone(),
+            },
             metrics,
             iam,
         }
@@ -56,11 +60,11 @@ impl Lambda {
     /// Queues an `Event` invocation of the function `name` (Lambda's
     /// asynchronous queue, with its retries); false when there is no such
     /// function.
-    pub(crate) fn invoke_async(self: &Arc<Self>, name: &str, event: Value) -> bool {
+    pub(crate) fn invoke_async(&self, name: &str, event: Value) -> bool {
         let Some(function) = self.function(name) else {
             return false;
         };
-        crate::lambda::async_queue::enqueue(self.clone(), function, event, Default::default());
+        self.queue.enqueue(function, event, Default::default());
         true
     }
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use super::{ApiSpec, AuthorizerSpec, RouteSpec, Template, TemplateError, invalid};
+use super::{ApiSpec, AuthorizerSpec, RouteSpec};
+use crate::template::{Template, TemplateError, invalid};
 
 /// samtranslator's stage name when `StageName` is absent.
 const DEFAULT_STAGE: &str = "default";
@@ -62,7 +63,7 @@ impl Template {
             )));
         }
         Ok(ApiSpec {
-            id: super::api_id_of(id),
+            id: crate::template::api_id_of(id),
             route_selection,
             stage,
             stage_variables: self.stage_variables(api),

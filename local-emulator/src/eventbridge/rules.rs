@@ -10,8 +10,8 @@
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
-use super::{Template, TemplateError, invalid};
-use crate::eventbridge::pattern::Pattern;
+use super::pattern::Pattern;
+use crate::template::{Template, TemplateError, invalid};
 
 /// The bus every account has.
 pub const DEFAULT_BUS: &str = "default";
@@ -174,3 +174,6 @@ pub fn bus_name(named: &str) -> &str {
     let name = named.rsplit_once("event-bus/").map_or(named, |(_, n)| n);
     if name.is_empty() { DEFAULT_BUS } else { name }
 }
+
+#[cfg(test)]
+mod tests;
