@@ -84,7 +84,70 @@ impl Verifier {
         functions: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), HttpError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let auth = header("authorization")
+        let auth = Authorization::parse(header("authorization"))?;
+        let secret = if auth.access_key == self.access_key {
+            self.secret.clone()
+        } else {
+            functions(auth.access_key).ok_or_else(|| {
+                refuse(
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                )
+            })?
+        };
+        let scope = Scope::parse(auth.scope, endpoint)?;
+        let body_hash = sha256_hex(body);
+        if let Some(claimed) = header("x-amz-content-sha256")
+            && claimed != body_hash
+        {
+            return Err(refuse(
+                "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
+        let amz_date = header("x-amz-date")
+            .ok_or_else(|| refuse("IncompleteSignatureException", "X-Amz-Date is required"))?;
+        let signed_at = signed_at(amz_date, scope.date, now)?;
+        let canonical = canonical_request(parts, auth.signed_headers, &body_hash);
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}",
+            auth.scope,
+            sha256_hex(canonical.as_bytes())
+        );
+        let key = aws_sigv4::sign::v4::generate_signing_key(
+            &secret,
+            signed_at,
+            scope.region,
+            scope.service,
+        );
+        let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
+        if expected != auth.signature {
+            tracing::info!(
+                service = scope.service,
+                region = scope.region,
+                "SigV4 signature mismatch"
+            );
+            return Err(refuse(
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `Authorization` header's parts.
+struct Authorization<'a> {
+    access_key: &'a str,
+    /// `date/region/service/aws4_request`.
+    scope: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Authorization<'a> {
+    fn parse(header: Option<&'a str>) -> Result<Self, HttpError> {
+        let auth = header
             .and_then(|a| a.strip_prefix("AWS4-HMAC-SHA256 "))
             .ok_or_else(|| {
                 refuse(
@@ -118,23 +181,31 @@ impl Verifier {
         let (access_key, scope) = credential
             .split_once('/')
             .ok_or_else(|| refuse("IncompleteSignatureException", "malformed Credential"))?;
-        let secret = if access_key == self.access_key {
-            self.secret.clone()
-        } else {
-            functions(access_key).ok_or_else(|| {
-                refuse(
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid.",
-                )
-            })?
-        };
-        let mut scope_parts = scope.split('/');
+        Ok(Self {
+            access_key,
+            scope,
+            signed_headers,
+            signature,
+        })
+    }
+}
+
+/// A credential scope, checked against the endpoint's service and region.
+struct Scope<'a> {
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    fn parse(scope: &'a str, endpoint: Endpoint<'_>) -> Result<Self, HttpError> {
+        let mut parts = scope.split('/');
         let (Some(date), Some(region), Some(service), Some("aws4_request"), None) = (
-            scope_parts.next(),
-            scope_parts.next(),
-            scope_parts.next(),
-            scope_parts.next(),
-            scope_parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
         ) else {
             return Err(refuse(
                 "IncompleteSignatureException",
@@ -159,50 +230,35 @@ impl Verifier {
                 ),
             ));
         }
-        let body_hash = sha256_hex(body);
-        if let Some(claimed) = header("x-amz-content-sha256")
-            && claimed != body_hash
-        {
-            return Err(refuse(
-                "InvalidSignatureException",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            ));
-        }
-        let amz_date = header("x-amz-date")
-            .ok_or_else(|| refuse("IncompleteSignatureException", "X-Amz-Date is required"))?;
-        let signed_at = parse_amz_date(amz_date)
-            .filter(|_| amz_date.starts_with(date))
-            .ok_or_else(|| {
-                refuse(
-                    "InvalidSignatureException",
-                    "X-Amz-Date does not match the credential scope",
-                )
-            })?;
-        let off = now
-            .duration_since(signed_at)
-            .unwrap_or_else(|e| e.duration());
-        if off > SKEW {
-            return Err(refuse(
-                "InvalidSignatureException",
-                "Signature expired: the request's date is more than 15 minutes from the server's",
-            ));
-        }
-        let canonical = canonical_request(parts, signed_headers, &body_hash);
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            sha256_hex(canonical.as_bytes())
-        );
-        let key = aws_sigv4::sign::v4::generate_signing_key(&secret, signed_at, region, service);
-        let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
-        if expected != signature {
-            tracing::info!(service, region, "SigV4 signature mismatch");
-            return Err(refuse(
-                "InvalidSignatureException",
-                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-            ));
-        }
-        Ok(())
+        Ok(Self {
+            date,
+            region,
+            service,
+        })
     }
+}
+
+/// When the request was signed: `X-Amz-Date`, on the scope's day, within
+/// 15 minutes of `now`.
+fn signed_at(amz_date: &str, scope_date: &str, now: SystemTime) -> Result<SystemTime, HttpError> {
+    let signed_at = parse_amz_date(amz_date)
+        .filter(|_| amz_date.starts_with(scope_date))
+        .ok_or_else(|| {
+            refuse(
+                "InvalidSignatureException",
+                "X-Amz-Date does not match the credential scope",
+            )
+        })?;
+    let off = now
+        .duration_since(signed_at)
+        .unwrap_or_else(|e| e.duration());
+    if off > SKEW {
+        return Err(refuse(
+            "InvalidSignatureException",
+            "Signature expired: the request's date is more than 15 minutes from the server's",
+        ));
+    }
+    Ok(signed_at)
 }
 
 fn refuse(kind: &'static str, message: &str) -> HttpError {

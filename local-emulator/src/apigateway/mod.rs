@@ -13,6 +13,7 @@ pub(crate) mod management;
 pub(crate) mod options;
 pub(crate) mod post;
 pub(crate) mod query;
+pub(crate) mod routing;
 pub(crate) mod service;
 pub(crate) mod socket;
 pub(crate) mod template;

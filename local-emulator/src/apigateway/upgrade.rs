@@ -239,7 +239,7 @@ fn open(gateway: &Arc<ApiGateway>, peer: Peer, authorizer: Value, on_upgrade: On
                 Err(e) => {
                     tracing::warn!(error = %e, "upgrade failed after $connect");
                     let reason = "Connection was closed abnormally";
-                    crate::apigateway::socket::disconnected(&gateway, &connection, 1006, reason)
+                    crate::apigateway::routing::disconnected(&gateway, &connection, 1006, reason)
                         .await;
                 }
             }

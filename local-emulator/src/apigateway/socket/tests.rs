@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use super::*;
 use crate::apigateway::connections::{Connection, Peer};
 use crate::config::EmulatorConfig;
+use serde_json::Value;
 
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(10);

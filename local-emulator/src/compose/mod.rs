@@ -25,7 +25,6 @@ use crate::lambda::build::FunctionBuilder;
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::FunctionEnv;
 use crate::lambda::launch::Callback;
-use crate::lambda::options::FunctionsMode;
 use crate::lambda::service::Lambda;
 use crate::metrics::Metrics;
 use crate::server::Server;
@@ -34,6 +33,9 @@ use crate::sigv4::Signatures;
 use crate::template::{Profile, Template};
 use crate::timeline::Timeline;
 use crate::tls::LocalTls;
+
+mod settings;
+use settings::{check_modes, dev_secret, dynamodb_proxy, front_door, injected_env, local_tls};
 
 /// A built emulator: the accept loop's state and what `Emulator` reports.
 pub(crate) struct Built {
@@ -64,6 +66,7 @@ struct Loaded {
     sdk: aws_config::SdkConfig,
 }
 
+/// Builds every service, then the router and the accept loop's state.
 pub(crate) async fn build(
     config: EmulatorConfig,
     addr: SocketAddr,
@@ -72,25 +75,13 @@ pub(crate) async fn build(
     check_modes(&config)?;
     let dev_secret = dev_secret(&config)?;
     let loaded = load(&config).await?;
-    let tools = Tools {
-        metrics: Arc::new(Metrics::default()),
-        faults: Arc::new(Faults::default()),
-        timeline: Arc::new(Timeline::new(config.dev.timeline_size)),
-        clock: Arc::new(SystemClock),
-    };
+    let tools = Tools::new(config.dev.timeline_size);
     // In-process functions share this store; `store-error` faults strike
     // through it, and through the proxy that process functions reach
     // DynamoDB by.
     let store =
         crate::dynamodb::store::open(&config.dynamodb, &loaded.template, &loaded.sdk).await?;
-    let iam = config.lambda.iam.then(|| {
-        Arc::new(Iam::new(
-            &loaded.template,
-            &loaded.region,
-            &loaded.template.functions().unwrap_or_default(),
-            tools.timeline.clone(),
-        ))
-    });
+    let iam = iam(&config, &loaded, &tools);
     let proxy = dynamodb_proxy(&config, &tools, &iam, &loaded.region).await?;
     let execute_api_host = format!(
         "{}.execute-api.{}.amazonaws.com",
@@ -103,27 +94,7 @@ pub(crate) async fn build(
         iam: iam.clone(),
     });
     let connections = Arc::new(Connections::default());
-    let post = Arc::new(PostToConnection {
-        connections: connections.clone(),
-        max_message_bytes: config.gateway.max_message_bytes,
-        api_arn: format!(
-            "arn:aws:execute-api:{}:{}:{}/{}",
-            loaded.region,
-            crate::template::ACCOUNT,
-            loaded.api.id,
-            loaded.api.stage
-        ),
-        signatures: signatures.clone(),
-        iam: iam.clone(),
-        faults: tools.faults.clone(),
-        metrics: tools.metrics.clone(),
-        timeline: tools.timeline.clone(),
-        clock: tools.clock.clone(),
-    });
-    let callback = tls.as_ref().map(|_| Callback {
-        host: execute_api_host.clone(),
-        port: addr.port(),
-    });
+    let post = post_to_connection(&config, &loaded, &tools, &signatures, &iam, &connections);
     let env = function_env(
         &config,
         &loaded,
@@ -136,22 +107,8 @@ pub(crate) async fn build(
         &dev_secret,
         &proxy,
         &tls,
-        callback,
     );
-    let mut builder = FunctionBuilder::new(loaded.template.clone(), format!("http://{addr}"), env);
-    builder.build_binaries().await?;
-    let api =
-        crate::apigateway::service::Api::build(&loaded.api, &loaded.region, &mut builder).await?;
-    let lambda = Arc::new(Lambda::new(
-        builder.every_function().await?,
-        loaded.region.clone(),
-        config.lambda.async_retry_base,
-        tools.metrics.clone(),
-        iam.clone(),
-    ));
-    if config.lambda.watch {
-        builder.watch();
-    }
+    let (api, lambda) = functions(&config, &loaded, &tools, &iam, addr, env).await?;
     let gateway = Arc::new(ApiGateway::new(
         api,
         config.gateway.clone(),
@@ -162,49 +119,10 @@ pub(crate) async fn build(
         &tools.timeline,
         &tools.clock,
     ));
-    let eventbridge = Arc::new(EventBridge::from_template(
-        &loaded.template,
-        crate::eventbridge::Handles {
-            region: loaded.region.clone(),
-            metrics: tools.metrics.clone(),
-            iam: iam.clone(),
-            clock: tools.clock.clone(),
-            lambda: Arc::new(ThroughLambda(lambda.clone())),
-        },
-    )?);
-    tracing::info!(
-        routes = ?gateway.api.routes.keys().collect::<Vec<_>>(),
-        stage = %gateway.api.stage,
-        authorizer = gateway.api.authorizer.is_some(),
-        store = if config.dynamodb.endpoint.is_some() { "dynamodb" } else { "memory" },
-        rules = ?eventbridge.rules().iter().map(|r| &r.name).collect::<Vec<_>>(),
-        "template loaded"
-    );
-    let inspector = Arc::new(Inspector {
-        timeline: tools.timeline.clone(),
-        connections,
-        store,
-        lambda: lambda.clone(),
-        faults: tools.faults.clone(),
-        clock: tools.clock.clone(),
-        about: crate::inspector::About {
-            api_id: loaded.api.id.clone(),
-            stage: loaded.api.stage.clone(),
-            dev_tokens: config.dev.dev,
-            profile: loaded.profile.clone(),
-        },
-    });
-    let services = axum::Router::new()
-        .merge(crate::apigateway::management::router(
-            gateway.clone(),
-            signatures.clone(),
-        ))
-        .merge(crate::lambda::invoke_api::router(
-            lambda,
-            signatures.clone(),
-        ))
-        .merge(crate::eventbridge::tail::router(eventbridge.clone()))
-        .merge(crate::inspector::router(inspector));
+    let eventbridge = eventbridge(&loaded, &tools, &iam, &lambda)?;
+    log_loaded(&config, &gateway, &eventbridge);
+    let inspector = inspector(&config, &loaded, &tools, connections, store, lambda.clone());
+    let services = services(&gateway, lambda, &eventbridge, inspector, &signatures);
     let front = Arc::new(Front {
         gateway: gateway.clone(),
         eventbridge,
@@ -232,6 +150,161 @@ pub(crate) async fn build(
         stage: loaded.api.stage,
         iam,
         _dynamodb_proxy: proxy,
+    })
+}
+
+impl Tools {
+    fn new(timeline_size: usize) -> Self {
+        Self {
+            metrics: Arc::new(Metrics::default()),
+            faults: Arc::new(Faults::default()),
+            timeline: Arc::new(Timeline::new(timeline_size)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Process functions' roles, checked on the AWS calls they make (`None`
+/// with `--no-iam`).
+fn iam(config: &EmulatorConfig, loaded: &Loaded, tools: &Tools) -> Option<Arc<Iam>> {
+    config.lambda.iam.then(|| {
+        Arc::new(Iam::new(
+            &loaded.template,
+            &loaded.region,
+            &loaded.template.functions().unwrap_or_default(),
+            tools.timeline.clone(),
+        ))
+    })
+}
+
+/// EventBridge, reaching its function targets through Lambda's handle.
+fn eventbridge(
+    loaded: &Loaded,
+    tools: &Tools,
+    iam: &Option<Arc<Iam>>,
+    lambda: &Arc<Lambda>,
+) -> Result<Arc<EventBridge>, EmulatorError> {
+    Ok(Arc::new(EventBridge::from_template(
+        &loaded.template,
+        crate::eventbridge::Handles {
+            region: loaded.region.clone(),
+            metrics: tools.metrics.clone(),
+            iam: iam.clone(),
+            clock: tools.clock.clone(),
+            lambda: Arc::new(ThroughLambda(lambda.clone())),
+        },
+    )?))
+}
+
+fn log_loaded(config: &EmulatorConfig, gateway: &ApiGateway, eventbridge: &EventBridge) {
+    tracing::info!(
+        routes = ?gateway.api.routes.keys().collect::<Vec<_>>(),
+        stage = %gateway.api.stage,
+        authorizer = gateway.api.authorizer.is_some(),
+        store = if config.dynamodb.endpoint.is_some() { "dynamodb" } else { "memory" },
+        rules = ?eventbridge.rules().iter().map(|r| &r.name).collect::<Vec<_>>(),
+        "template loaded"
+    );
+}
+
+/// Each service's own routes.
+fn services(
+    gateway: &Arc<ApiGateway>,
+    lambda: Arc<Lambda>,
+    eventbridge: &Arc<EventBridge>,
+    inspector: Arc<Inspector>,
+    signatures: &Arc<Signatures>,
+) -> axum::Router {
+    axum::Router::new()
+        .merge(crate::apigateway::management::router(
+            gateway.clone(),
+            signatures.clone(),
+        ))
+        .merge(crate::lambda::invoke_api::router(
+            lambda,
+            signatures.clone(),
+        ))
+        .merge(crate::eventbridge::tail::router(eventbridge.clone()))
+        .merge(crate::inspector::router(inspector))
+}
+
+/// The one PostToConnection, shared by the `@connections` API and the
+/// in-process gateway.
+fn post_to_connection(
+    config: &EmulatorConfig,
+    loaded: &Loaded,
+    tools: &Tools,
+    signatures: &Arc<Signatures>,
+    iam: &Option<Arc<Iam>>,
+    connections: &Arc<Connections>,
+) -> Arc<PostToConnection> {
+    Arc::new(PostToConnection {
+        connections: connections.clone(),
+        max_message_bytes: config.gateway.max_message_bytes,
+        api_arn: format!(
+            "arn:aws:execute-api:{}:{}:{}/{}",
+            loaded.region,
+            crate::template::ACCOUNT,
+            loaded.api.id,
+            loaded.api.stage
+        ),
+        signatures: signatures.clone(),
+        iam: iam.clone(),
+        faults: tools.faults.clone(),
+        metrics: tools.metrics.clone(),
+        timeline: tools.timeline.clone(),
+        clock: tools.clock.clone(),
+    })
+}
+
+/// Every function built (a route's must build), the API with its routes,
+/// and the Lambda service over them.
+async fn functions(
+    config: &EmulatorConfig,
+    loaded: &Loaded,
+    tools: &Tools,
+    iam: &Option<Arc<Iam>>,
+    addr: SocketAddr,
+    env: FunctionEnv,
+) -> Result<(crate::apigateway::service::Api, Arc<Lambda>), EmulatorError> {
+    let mut builder = FunctionBuilder::new(loaded.template.clone(), format!("http://{addr}"), env);
+    builder.build_binaries().await?;
+    let api =
+        crate::apigateway::service::Api::build(&loaded.api, &loaded.region, &mut builder).await?;
+    let lambda = Arc::new(Lambda::new(
+        builder.every_function().await?,
+        loaded.region.clone(),
+        config.lambda.async_retry_base,
+        tools.metrics.clone(),
+        iam.clone(),
+    ));
+    if config.lambda.watch {
+        builder.watch();
+    }
+    Ok((api, lambda))
+}
+
+fn inspector(
+    config: &EmulatorConfig,
+    loaded: &Loaded,
+    tools: &Tools,
+    connections: Arc<Connections>,
+    store: Arc<dyn Store>,
+    lambda: Arc<Lambda>,
+) -> Arc<Inspector> {
+    Arc::new(Inspector {
+        timeline: tools.timeline.clone(),
+        connections,
+        store,
+        lambda,
+        faults: tools.faults.clone(),
+        clock: tools.clock.clone(),
+        about: crate::inspector::About {
+            api_id: loaded.api.id.clone(),
+            stage: loaded.api.stage.clone(),
+            dev_tokens: config.dev.dev,
+            profile: loaded.profile.clone(),
+        },
     })
 }
 
@@ -276,55 +349,6 @@ async fn load(config: &EmulatorConfig) -> Result<Loaded, EmulatorError> {
     })
 }
 
-fn dev_secret(config: &EmulatorConfig) -> Result<String, EmulatorError> {
-    Ok(match &config.dev.dev_secret {
-        Some(secret) => secret.clone(),
-        None if config.dev.dev => crate::dev_secret::load_or_create(&config.server.cache_dir)?,
-        None => String::new(),
-    })
-}
-
-async fn dynamodb_proxy(
-    config: &EmulatorConfig,
-    tools: &Tools,
-    iam: &Option<Arc<Iam>>,
-    region: &str,
-) -> Result<Option<crate::dynamodb::proxy::Proxy>, EmulatorError> {
-    let Some(upstream) = &config.dynamodb.endpoint else {
-        return Ok(None);
-    };
-    let checks = crate::dynamodb::proxy::Checks {
-        faults: tools.faults.clone(),
-        timeline: tools.timeline.clone(),
-        iam: iam.clone(),
-        region: region.to_owned(),
-        upstream_timeout: None,
-    };
-    crate::dynamodb::proxy::start(upstream, checks)
-        .await
-        .map(Some)
-        .map_err(|source| EmulatorError::Bind {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            source,
-        })
-}
-
-fn front_door(
-    config: &EmulatorConfig,
-    addr: SocketAddr,
-    execute_api_host: &str,
-) -> crate::guard::FrontDoor {
-    let expose = config.server.expose_dev_apis;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(
-            %addr,
-            expose_dev_apis = expose,
-            "listening beyond this machine: other machines can reach the WebSocket API and @connections; the inspector, replay, faults, /dev/token and the Invoke API answer this machine only unless --expose-dev-apis"
-        );
-    }
-    crate::guard::FrontDoor::new(execute_api_host, &config.server.allowed_hosts, addr, expose)
-}
-
 /// What every function is built with.
 #[allow(clippy::too_many_arguments)]
 fn function_env(
@@ -339,8 +363,14 @@ fn function_env(
     dev_secret: &str,
     proxy: &Option<crate::dynamodb::proxy::Proxy>,
     tls: &Option<LocalTls>,
-    callback: Option<Callback>,
 ) -> FunctionEnv {
+    let callback = tls.as_ref().map(|_| Callback {
+        host: format!(
+            "{}.execute-api.{}.amazonaws.com",
+            loaded.api.id, loaded.region
+        ),
+        port: addr.port(),
+    });
     let faulty: Arc<dyn Store> = Arc::new(crate::faults::store::FaultyStore::new(
         store.clone(),
         tools.faults.clone(),
@@ -383,87 +413,4 @@ fn function_env(
         failed_builds: BTreeMap::new(),
         watched: std::sync::Mutex::default(),
     }
-}
-
-/// The emulator's TLS, with a certificate for every name a callback may
-/// use: `localhost`, the loopback addresses, the bound address, and the
-/// API's execute-api host. Without it (`--no-tls`, or a cache that cannot
-/// be written) the port serves plain HTTP only, and the log says why.
-fn local_tls(
-    config: &EmulatorConfig,
-    addr: SocketAddr,
-    execute_api_host: &str,
-) -> Option<LocalTls> {
-    if !config.server.tls {
-        return None;
-    }
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-        execute_api_host.to_owned(),
-    ];
-    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
-        names.push(addr.ip().to_string());
-    }
-    let dir = config.server.cache_dir.join("tls");
-    match LocalTls::load_or_create(&dir, &names) {
-        Ok(tls) => {
-            tracing::info!(ca = %tls.ca_pem.display(), host = execute_api_host, "TLS on the same port as HTTP (https://, wss://), with a certificate from the local CA");
-            Some(tls)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "TLS is off: https:// callbacks will fail; fix the cache directory or pass --no-tls to silence this");
-            None
-        }
-    }
-}
-
-/// `--functions process` needs a store every process reaches, and posts
-/// through `@connections`, not the in-process gateway.
-fn check_modes(config: &EmulatorConfig) -> Result<(), EmulatorError> {
-    if config.lambda.functions == FunctionsMode::Process
-        && (config.dynamodb.endpoint.is_none() || config.gateway.gateway == GatewayMode::InProcess)
-    {
-        return Err(EmulatorError::ProcessNeedsStore {
-            conflict: if config.gateway.gateway == GatewayMode::InProcess {
-                "; and drop --gateway in-process: processes post through @connections"
-            } else {
-                ""
-            },
-        });
-    }
-    Ok(())
-}
-
-/// Settings the emulator gives every function, beside the template's.
-fn injected_env(
-    config: &EmulatorConfig,
-    addr: SocketAddr,
-    stage: &str,
-    dev_secret: &str,
-) -> BTreeMap<String, String> {
-    let mut injected = BTreeMap::new();
-    injected.insert(
-        "ROOMCAST_CALLBACK_URL".to_owned(),
-        format!("http://{addr}/{stage}"),
-    );
-    // In-process functions reach the Invoke API (the fanout function's
-    // shards) as process functions do.
-    injected.insert(
-        "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
-        format!("http://{addr}"),
-    );
-    injected.insert(
-        "AWS_ENDPOINT_URL_EVENTBRIDGE".to_owned(),
-        format!("http://{addr}"),
-    );
-    injected.insert(
-        "ROOMCAST_IDLE_TIMEOUT_SECS".to_owned(),
-        config.gateway.idle_timeout.as_secs().max(1).to_string(),
-    );
-    if config.dev.dev {
-        injected.insert("ROOMCAST_JWT_SECRET".to_owned(), dev_secret.to_owned());
-    }
-    injected
 }
