@@ -508,3 +508,80 @@ async fn a_store_error_reaches_functions_run_as_processes_through_their_own_sdk(
     drop(stream);
     emu.shutdown().await;
 }
+
+/// Every fault that strikes a post (docs/faults.md: `post-status` 429, 413
+/// and 410, `post-stall`) fires the same under both gateways: handlers
+/// posting through the AWS SDK and `@connections` (the default), and
+/// handlers posting in the emulator's process (`--gateway in-process`).
+/// Both go through the one PostToConnection, so each struck post is also
+/// counted with the status API Gateway would answer (API Gateway
+/// Developer Guide, "Use @connections commands in your backend service":
+/// 410 GoneException; 413 PayloadTooLargeException; 429
+/// LimitExceededException).
+async fn post_faults_fire(in_process: bool) {
+    let emu = start(
+        config("template.yaml")
+            .integration_timeout(std::time::Duration::from_secs(1))
+            .in_process_gateway(in_process),
+    )
+    .await;
+    let (mut alice, _) = join_as(&emu, "alice", "r").await;
+    let (mut bob, _) = join_as(&emu, "bob", "r").await;
+    let calls = |result: &str| {
+        format!("roomcast_connections_api_calls_total{{method=\"POST\",result=\"{result}\"}} 1")
+    };
+    for (status, result, id) in [(429, "throttled", "m1"), (413, "too_large", "m2")] {
+        let (added, _) = fault(
+            &emu,
+            json!({"fault": "post-status", "status": status, "scope": {"user": "bob"}, "count": 1}),
+        )
+        .await;
+        assert_eq!(added, 201);
+        say(&mut alice, "r", id).await;
+        let (e, want) = (&emu, calls(result));
+        eventually(&format!("bob's post answered {status}"), || {
+            let want = want.clone();
+            async move { metrics(e).await.contains(&want) }
+        })
+        .await;
+    }
+    let (added, _) = fault(
+        &emu,
+        json!({"fault": "post-stall", "ms": 200, "scope": {"user": "bob"}, "count": 1}),
+    )
+    .await;
+    assert_eq!(added, 201);
+    say(&mut alice, "r", "m3").await;
+    // The struck posts were not delivered: the stalled one is bob's next.
+    assert_eq!(recv_type(&mut bob, "message").await["id"], "m3");
+    let (added, _) = fault(
+        &emu,
+        json!({"fault": "post-status", "status": 410, "scope": {"user": "bob"}, "count": 1}),
+    )
+    .await;
+    assert_eq!(added, 201);
+    say(&mut alice, "r", "m4").await;
+    ends_without_close(&mut bob).await;
+    let text = metrics(&emu).await;
+    assert!(text.contains(&calls("gone")), "{text}");
+    assert!(
+        text.contains("roomcast_fault_hits_total{fault=\"post-status\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("roomcast_fault_hits_total{fault=\"post-stall\"} 1"),
+        "{text}"
+    );
+    assert!(faults(&emu).await.is_empty());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn post_faults_fire_through_the_sdk_and_connections() {
+    post_faults_fire(false).await;
+}
+
+#[tokio::test]
+async fn post_faults_fire_through_the_in_process_gateway() {
+    post_faults_fire(true).await;
+}
