@@ -430,7 +430,11 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,
     });
-    let config = args.config;
+    // Roomcast's own functions run in the emulator's process (unless
+    // --functions process): the plug-in is handed in here.
+    let config = args
+        .config
+        .plugin(roomcast_emulator::plugins::roomcast::functions());
     let emulator = Emulator::bind(config).await.map_err(|e| e.to_string())?;
     let urls = emulator.urls();
     // The banner is for the person at the terminal, so it goes to stdout.

@@ -21,6 +21,7 @@ pub mod dynamodb;
 pub mod error_chain;
 pub mod eventbridge;
 pub mod handlers;
+pub mod in_process;
 pub mod management;
 pub mod sigv4;
 pub mod telemetry;

@@ -12,7 +12,7 @@ use clap::{ArgAction, Args};
 pub use crate::apigateway::options::{GatewayMode, GatewayOptions};
 pub use crate::dynamodb::options::DynamoDbOptions;
 pub use crate::lambda::options::{FunctionsMode, LambdaOptions};
-use crate::lambda::registry::Handler;
+use crate::lambda::registry::{FunctionPlugin, Handler};
 pub use crate::server::options::ServerOptions;
 pub use crate::template::options::TemplateOptions;
 
@@ -144,13 +144,14 @@ impl EmulatorConfig {
     /// Registers an in-process handler for functions whose
     /// `BuildProperties.Binary` is `binary`.
     pub fn handler(mut self, binary: impl Into<String>, handler: Handler) -> Self {
-        self.lambda.handlers.insert(binary.into(), handler);
+        self.lambda.handlers.0.insert(binary.into(), handler);
         self
     }
 
-    /// Registers in-process handlers by binary name (a plug-in's table).
-    pub fn handlers(mut self, table: impl IntoIterator<Item = (String, Handler)>) -> Self {
-        self.lambda.handlers.extend(table);
+    /// Hands in a plug-in whose functions run in the emulator's process
+    /// (`roomcast_emulator::plugins::roomcast::functions()` for Roomcast's).
+    pub fn plugin(mut self, plugin: std::sync::Arc<dyn FunctionPlugin>) -> Self {
+        self.lambda.plugins.push(plugin);
         self
     }
 

@@ -35,6 +35,7 @@ mod iam;
 mod inspector;
 pub mod lambda;
 mod metrics;
+pub mod plugins;
 pub mod private_dir;
 mod sdk;
 mod server;

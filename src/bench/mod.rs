@@ -557,7 +557,7 @@ async fn coldstart(dir: &std::path::Path) -> Result<(), String> {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    for name in roomcast_emulator::lambda::registry::BINARIES {
+    for name in roomcast_aws::in_process::BINARIES {
         let path = dir.join(name);
         if !path.is_file() {
             return Err(format!(

@@ -25,6 +25,7 @@ use crate::lambda::build::FunctionBuilder;
 use crate::lambda::environment::Shared;
 use crate::lambda::invoke::FunctionEnv;
 use crate::lambda::launch::Callback;
+use crate::lambda::registry::FunctionPlugin;
 use crate::lambda::service::Lambda;
 use crate::metrics::Metrics;
 use crate::server::Server;
@@ -337,8 +338,12 @@ async fn load(config: &EmulatorConfig) -> Result<Loaded, EmulatorError> {
         .with_region(region.clone())
         .with_parameters(&overrides)?;
     let api = template.websocket_api()?;
-    let mut plugged: Vec<&str> = config.lambda.handlers.keys().map(String::as_str).collect();
-    plugged.extend(crate::lambda::registry::BINARIES);
+    let plugged: Vec<String> = config
+        .lambda
+        .plugins
+        .iter()
+        .flat_map(|p| p.binaries())
+        .collect();
     let profile = template.profile(&plugged)?;
     Ok(Loaded {
         template,
@@ -384,7 +389,11 @@ fn function_env(
             }) as Arc<dyn Gateway>
         });
     FunctionEnv {
-        extra: config.lambda.handlers.clone(),
+        plugins: std::iter::once(
+            Arc::new(config.lambda.handlers.clone()) as Arc<dyn FunctionPlugin>
+        )
+        .chain(config.lambda.plugins.iter().cloned())
+        .collect(),
         sdk: loaded.sdk.clone(),
         store: faulty,
         gateway,
@@ -406,6 +415,12 @@ fn function_env(
                 .as_ref()
                 .map(|t| (t.ca_pem.clone(), t.bundle_pem.clone())),
             iam: iam.clone(),
+            plugged: config
+                .lambda
+                .plugins
+                .iter()
+                .flat_map(|p| p.binaries())
+                .collect(),
         },
         metrics: tools.metrics.clone(),
         faults: tools.faults.clone(),

@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     pub(crate) injected: BTreeMap<String, String>,
     /// Each function's role credentials, when IAM is checked.
     pub(crate) iam: Option<std::sync::Arc<crate::iam::Iam>>,
+    /// The binaries plug-ins provide: their functions are given `injected`
+    /// even when they run as processes.
+    pub(crate) plugged: std::collections::BTreeSet<String>,
 }
 
 /// `arn:aws:lambda:<region>:<account>:function:<name>`.
@@ -46,10 +49,11 @@ pub(crate) fn for_function(
     shared: &Shared,
     host: &dyn Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, String> {
-    // Roomcast's own functions get the settings the emulator provides; a
-    // team's own function gets Lambda's reserved variables and its own
-    // template variables, nothing of ours (not the dev signing secret).
-    let ours = crate::lambda::registry::BINARIES.contains(&spec.binary.as_str());
+    // A plug-in's functions (Roomcast's own) get the settings the emulator
+    // provides; a team's own function gets Lambda's reserved variables and
+    // its own template variables, nothing of ours (not the dev signing
+    // secret).
+    let ours = shared.plugged.contains(&spec.binary);
     let mut env = if ours {
         shared.injected.clone()
     } else {
@@ -209,6 +213,7 @@ mod tests {
             trust: None,
             injected: BTreeMap::from([("_HANDLER".into(), "sneaky".into())]),
             iam: None,
+            plugged: Default::default(),
         };
         let host = |k: &str| (k == "B").then(|| "from-host".to_owned());
         let env = for_function(&spec(), Path::new("/code"), &shared, &host);
@@ -254,6 +259,7 @@ mod tests {
                     "http://127.0.0.1:1/prod".into(),
                 ),
             ]),
+            plugged: ["message".to_owned()].into(),
         };
         let host = |k: &str| match k {
             "PATH" => Some("/usr/bin".to_owned()),

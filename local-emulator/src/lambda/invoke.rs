@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomcast_aws::handlers::AppBuilder;
 use roomcast_core::gateway::Gateway;
 use roomcast_core::store::Store;
 use serde_json::Value;
@@ -16,7 +15,7 @@ use crate::lambda::environment::{self, Shared};
 use crate::lambda::launch::{self, Toolchain};
 use crate::lambda::options::FunctionsMode;
 use crate::lambda::pool::{InvokeContext, ProcessFunction};
-use crate::lambda::registry::{self, Handler, InvokeError};
+use crate::lambda::registry::{FunctionPlugin, Handler, InvokeError, Setup};
 use crate::lambda::runtime_sdk;
 use crate::metrics::Metrics;
 use crate::template::FunctionSpec;
@@ -336,8 +335,9 @@ pub(crate) fn first_lines(text: &str) -> String {
 
 /// What every function is built with: the emulator's shared parts.
 pub(crate) struct FunctionEnv {
-    /// Extra in-process handlers by binary name.
-    pub(crate) extra: BTreeMap<String, Handler>,
+    /// What runs in process, by binary name: the handlers given one by
+    /// one first, then the plug-ins.
+    pub(crate) plugins: Vec<Arc<dyn FunctionPlugin>>,
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) store: Arc<dyn Store>,
     /// The in-process gateway, when chosen.
@@ -392,11 +392,13 @@ pub(crate) async fn build_function(
     }))
 }
 
-/// Whether `spec` runs in the emulator's process: when the emulator has a
-/// handler for its binary and the mode allows.
+/// Whether `spec` runs in the emulator's process: when a plug-in provides
+/// its binary and the mode allows.
 pub(crate) fn runs_in_process(spec: &FunctionSpec, fenv: &FunctionEnv) -> bool {
-    let known =
-        fenv.extra.contains_key(&spec.binary) || registry::BINARIES.contains(&spec.binary.as_str());
+    let known = fenv
+        .plugins
+        .iter()
+        .any(|p| p.binaries().contains(&spec.binary));
     known && fenv.mode == FunctionsMode::InProcess
 }
 
@@ -413,28 +415,33 @@ async fn in_process_handler(
         }
     }
     let env = Arc::new(env);
-    let lookup = Arc::new(move |k: &str| std::env::var(k).ok().or_else(|| env.get(k).cloned()));
-    let mut builder = AppBuilder::new(lookup, fenv.sdk.clone()).with_store(fenv.store.clone());
-    if let Some(g) = &fenv.gateway {
-        builder = builder.with_gateway(g.clone());
-    }
-    let found = match fenv.extra.get(&spec.binary) {
-        Some(h) => Ok(Some(h.clone())),
-        None => {
-            let timeout = Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout);
-            registry::handler_for(&spec.binary, &builder, timeout).await
-        }
+    let setup = Setup {
+        env: Arc::new(move |k: &str| std::env::var(k).ok().or_else(|| env.get(k).cloned())),
+        sdk: fenv.sdk.clone(),
+        store: fenv.store.clone(),
+        gateway: fenv.gateway.clone(),
+        timeout: Duration::from_secs(spec.timeout_secs).min(fenv.integration_timeout),
     };
-    found
-        .map_err(|e| FunctionError::FunctionInit {
-            function: spec.logical_id.clone(),
-            reason: e.to_string(),
-        })?
-        .ok_or_else(|| FunctionError::UnknownFunction {
+    let Some(build) = fenv
+        .plugins
+        .iter()
+        .find_map(|p| p.build(&spec.binary, setup.clone()))
+    else {
+        return Err(FunctionError::UnknownFunction {
             function: spec.logical_id.clone(),
             binary: spec.binary.clone(),
-            known: registry::BINARIES.join(", "),
-        })
+            known: fenv
+                .plugins
+                .iter()
+                .flat_map(|p| p.binaries())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    build.await.map_err(|e| FunctionError::FunctionInit {
+        function: spec.logical_id.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// The function as processes: its program resolved (and built) now, so a

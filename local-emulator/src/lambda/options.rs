@@ -1,13 +1,13 @@
 //! Lambda's settings: how functions run, their concurrency, and the
 //! asynchronous queue's retries.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use crate::lambda::registry::Handler;
+use crate::lambda::registry::{FunctionPlugin, Handlers};
 
 /// The cargo profile of this build: what process functions run by default,
 /// so a `cargo run --release` emulator runs release binaries, reusing the
@@ -61,11 +61,18 @@ pub struct LambdaOptions {
     /// minute, then two: 60s (the second retry waits twice this).
     #[arg(skip = Duration::from_secs(60))]
     pub async_retry_base: Duration,
-    /// In-process handlers by binary name: the plug-ins whose functions run
-    /// in the emulator's process (Roomcast's own, handed in by the
-    /// `roomcast` binary, and any of yours).
+    /// In-process handlers given one by one, by binary name (your own Rust
+    /// handlers, tests' probes); consulted before the plug-ins.
     #[arg(skip)]
-    pub handlers: BTreeMap<String, Handler>,
+    pub handlers: Handlers,
+    /// Plug-ins whose functions run in the emulator's process (the
+    /// `roomcast` binary hands Roomcast's own,
+    /// `crate::plugins::roomcast::functions`). Their functions are given the
+    /// settings the emulator provides (`ROOMCAST_*`, the dev secret), and a
+    /// template with one of them is served as Roomcast's (the demo, dev
+    /// tokens). Default none.
+    #[arg(skip)]
+    pub plugins: Vec<Arc<dyn FunctionPlugin>>,
 }
 
 /// How the functions with in-process handlers are run.
@@ -90,7 +97,8 @@ impl Default for LambdaOptions {
             python: PathBuf::from("python3"),
             iam: true,
             async_retry_base: Duration::from_secs(60),
-            handlers: BTreeMap::new(),
+            handlers: Handlers::default(),
+            plugins: Vec::new(),
         }
     }
 }
@@ -106,7 +114,15 @@ impl std::fmt::Debug for LambdaOptions {
             .field("python", &self.python)
             .field("iam", &self.iam)
             .field("async_retry_base", &self.async_retry_base)
-            .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
+            .field("handlers", &self.handlers.0.keys().collect::<Vec<_>>())
+            .field(
+                "plugins",
+                &self
+                    .plugins
+                    .iter()
+                    .map(|p| p.binaries())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -1,33 +1,18 @@
-//! In-process handlers by binary name: the emulator's fast path for
-//! Roomcast's own functions, built from roomcast-aws's handlers.
-//!
-//! Each entry takes the event as JSON and returns the response as JSON, so
-//! serde mismatches surface offline exactly as they would in Lambda.
+//! In-process handlers: what a function the emulator runs in its own
+//! process is (JSON in, JSON or Lambda's error out), and the plug-ins that
+//! provide them by binary name, handed in at start-up (the `roomcast`
+//! binary hands Roomcast's own, `crate::plugins::roomcast`). The emulator
+//! knows no function by heart.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use roomcast_core::gateway::Gateway;
+use roomcast_core::store::Store;
 use serde_json::Value;
-
-use roomcast_aws::handlers::{self, AppBuilder, HandlerError, InitError};
-use roomcast_aws::shard::Shard;
-
-/// The binaries roomcast-aws builds, i.e. the keys of the registry.
-pub const BINARIES: &[&str] = &[
-    "authorizer",
-    "connect",
-    "disconnect",
-    "fanout",
-    "message",
-    "publish",
-];
 
 /// A failed invocation, as Lambda would report it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,102 +34,75 @@ impl InvokeError {
     }
 }
 
-impl From<HandlerError> for InvokeError {
-    fn from(e: HandlerError) -> Self {
-        let d: lambda_runtime::Diagnostic = e.into();
-        Self {
-            error_type: d.error_type,
-            error_message: d.error_message,
-        }
-    }
-}
-
 /// The future an invocation returns.
 pub type InvokeFuture = Pin<Box<dyn Future<Output = Result<Value, InvokeError>> + Send>>;
 
 /// One function, ready to invoke with a JSON event.
 pub type Handler = Arc<dyn Fn(Value) -> InvokeFuture + Send + Sync>;
 
-fn decode<T: DeserializeOwned>(event: Value) -> Result<T, InvokeError> {
-    serde_json::from_value(event).map_err(|e| InvokeError {
-        error_type: "Runtime.UnmarshalError".into(),
-        error_message: format!("cannot deserialise the event: {e}"),
-    })
+/// What an in-process function is built with at init: its environment and
+/// the parts the emulator shares with it.
+#[derive(Clone)]
+pub struct Setup {
+    /// The function's environment: the emulator process's own variables
+    /// first, then the template's, then what the emulator injects.
+    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    /// SDK settings for its AWS clients.
+    pub sdk: aws_config::SdkConfig,
+    /// The store every in-process function shares (and the inspector reads).
+    pub store: Arc<dyn Store>,
+    /// The in-process gateway, when chosen (`--gateway in-process`).
+    pub gateway: Option<Arc<dyn Gateway>>,
+    /// The function's timeout, from which each invocation's deadline is
+    /// taken, as Lambda's context gives it.
+    pub timeout: Duration,
 }
 
-fn encode<T: Serialize>(response: T) -> Result<Value, InvokeError> {
-    serde_json::to_value(response).map_err(|e| InvokeError {
-        error_type: "Runtime.MarshalError".into(),
-        error_message: e.to_string(),
-    })
+/// Why a plug-in could not build a function's handler.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+/// The future a build returns.
+pub type BuildFuture = Pin<Box<dyn Future<Output = Result<Handler, BuildError>> + Send>>;
+
+/// Functions the emulator runs in its own process, by binary name
+/// (`Metadata.BuildProperties.Binary`).
+pub trait FunctionPlugin: Send + Sync {
+    /// The binaries it provides.
+    fn binaries(&self) -> Vec<String>;
+    /// Builds `binary`'s handler as its Lambda `main` would at init; `None`
+    /// for a binary it does not provide.
+    fn build(&self, binary: &str, setup: Setup) -> Option<BuildFuture>;
 }
 
-/// Builds the handler for `binary` from `builder`'s settings, as the Lambda
-/// main of that binary would at init. `Ok(None)` for an unknown binary.
-/// `timeout` is the function's, from which each invocation's deadline is
-/// taken, as Lambda's context gives it.
-pub async fn handler_for(
-    binary: &str,
-    builder: &AppBuilder,
-    timeout: Duration,
-) -> Result<Option<Handler>, InitError> {
-    Ok(Some(match binary {
-        "authorizer" => {
-            let verifier = builder.verifier().await?;
-            let origins = Arc::new(builder.origins());
-            let events = builder.events(builder.emf());
-            Arc::new(move |event: Value| -> InvokeFuture {
-                let verifier = verifier.clone();
-                let origins = origins.clone();
-                let events = events.clone();
-                Box::pin(async move {
-                    let event: ApiGatewayCustomAuthorizerRequestTypeRequest = decode(event)?;
-                    encode(
-                        handlers::authorizer(&*verifier, &origins, events.as_ref(), event).await?,
-                    )
-                })
-            })
-        }
-        "connect" | "disconnect" | "message" => {
-            let app = if binary == "message" {
-                builder.app_verifying().await?
-            } else {
-                builder.app().await?
-            };
-            let app = Arc::new(app);
-            let route = binary.to_owned();
-            Arc::new(move |event: Value| -> InvokeFuture {
-                let app = app.clone();
-                let route = route.clone();
-                Box::pin(async move {
-                    let event: ApiGatewayWebsocketProxyRequest = decode(event)?;
-                    let response = match route.as_str() {
-                        "connect" => handlers::connect(&app, event).await?,
-                        "disconnect" => handlers::disconnect(&app, event).await?,
-                        _ => handlers::message(&app, event).await?,
-                    };
-                    encode(response)
-                })
-            })
-        }
-        "publish" => {
-            let app = Arc::new(builder.app().await?);
-            Arc::new(move |event: Value| -> InvokeFuture {
-                let app = app.clone();
-                Box::pin(async move { encode(handlers::server(&app, event).await?) })
-            })
-        }
-        "fanout" => {
-            let app = Arc::new(builder.app().await?);
-            Arc::new(move |event: Value| -> InvokeFuture {
-                let app = app.clone();
-                Box::pin(async move {
-                    let deadline = tokio::time::Instant::now() + timeout;
-                    let shard: Shard = decode(event)?;
-                    encode(handlers::fanout(&app, shard, deadline).await?)
-                })
-            })
-        }
-        _ => return Ok(None),
-    }))
+/// Handlers given one by one (`EmulatorConfig::handler`): each is used as
+/// it is, whatever the setup.
+#[derive(Clone, Default)]
+pub struct Handlers(pub BTreeMap<String, Handler>);
+
+impl FunctionPlugin for Handlers {
+    fn binaries(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    fn build(&self, binary: &str, _: Setup) -> Option<BuildFuture> {
+        let handler = self.0.get(binary)?.clone();
+        Some(Box::pin(async move { Ok(handler) }))
+    }
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("gateway", &self.gateway.is_some())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }

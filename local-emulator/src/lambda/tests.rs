@@ -82,6 +82,7 @@ async fn function(mode: &str, timeout_secs: u64) -> (Arc<ProcessFunction>, Arc<M
         trust: None,
         injected: BTreeMap::new(),
         iam: None,
+        plugged: Default::default(),
     };
     let env = environment::for_function(&spec, &launch.task_root, &shared, &|k: &str| {
         std::env::var(k).ok()

@@ -24,15 +24,12 @@ pub enum Profile {
 }
 
 impl Template {
-    /// Which kind of template this is; `handlers` are the binary names of
-    /// Roomcast's own functions (the Lambda registry's, passed in so that
-    /// the template reader does not depend on the Lambda service).
-    pub fn profile(&self, handlers: &[&str]) -> Result<Profile, TemplateError> {
+    /// Which kind of template this is; `plugged` are the binary names the
+    /// plug-ins provide (Roomcast's own functions, handed in at start-up, so
+    /// that the template reader depends on neither Lambda nor Roomcast).
+    pub fn profile(&self, plugged: &[String]) -> Result<Profile, TemplateError> {
         let functions = self.functions()?;
-        if !functions
-            .iter()
-            .any(|f| handlers.contains(&f.binary.as_str()))
-        {
+        if !functions.iter().any(|f| plugged.contains(&f.binary)) {
             return Ok(Profile::Foreign);
         }
         let event_bus = functions

@@ -328,7 +328,7 @@ fn every_function_in_the_template_maps_to_a_binary_that_exists() {
     let bin_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
     for f in &functions {
         assert!(
-            crate::lambda::registry::BINARIES.contains(&f.binary.as_str()),
+            roomcast_aws::in_process::BINARIES.contains(&f.binary.as_str()),
             "{} ({}) has no in-process handler",
             f.logical_id,
             f.binary

@@ -165,6 +165,7 @@ pub(crate) fn with_probes(mut config: EmulatorConfig, rec: &Recorder) -> Emulato
 /// `ROOMCAST_CACHE_DIR` names one: tests never write to the home directory.
 pub(crate) fn config(template: &str) -> EmulatorConfig {
     EmulatorConfig::default()
+        .plugin(roomcast_emulator::plugins::roomcast::functions())
         .addr("127.0.0.1:0".parse().unwrap())
         .template(repo_path(template))
         .static_dir(Some(repo_path("web")))
@@ -243,7 +244,7 @@ pub(crate) fn assert_lambda_binaries_fresh() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_path("target"), std::path::PathBuf::from);
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified());
-    for bin in roomcast_emulator::lambda::registry::BINARIES {
+    for bin in roomcast_aws::in_process::BINARIES {
         let path = target.join("debug").join(bin);
         let built = modified(&path)
             .unwrap_or_else(|_| panic!("{} is missing: run `{BUILD}` first", path.display()));

@@ -26,6 +26,7 @@ const BOUND: Duration = Duration::from_secs(10);
 async fn state(tune: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> Arc<ApiGateway> {
     let config = tune(
         EmulatorConfig::default()
+            .plugin(crate::plugins::roomcast::functions())
             .template(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
             .in_process_gateway(true),
     );
