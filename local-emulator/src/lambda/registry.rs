@@ -40,13 +40,16 @@ pub type InvokeFuture = Pin<Box<dyn Future<Output = Result<Value, InvokeError>> 
 /// One function, ready to invoke with a JSON event.
 pub type Handler = Arc<dyn Fn(Value) -> InvokeFuture + Send + Sync>;
 
+/// A function's environment variables, by name.
+pub type Environment = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What an in-process function is built with at init: its environment and
 /// the parts the emulator shares with it.
 #[derive(Clone)]
 pub struct Setup {
     /// The function's environment: the emulator process's own variables
     /// first, then the template's, then what the emulator injects.
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: Environment,
     /// SDK settings for its AWS clients.
     pub sdk: aws_config::SdkConfig,
     /// The store every in-process function shares (and the inspector reads).
