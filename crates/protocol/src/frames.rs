@@ -423,6 +423,18 @@ fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action,
     })
 }
 
+/// A history page's size as asked (`None`: `history_page_default`): 1 to
+/// `history_page_max`. The one check of it, for clients' `history` frames
+/// and the server API's `history` alike.
+pub fn history_page_size(asked: Option<u64>, limits: &Limits) -> Result<u32, FrameError> {
+    let max = limits.history_page_max;
+    let asked = asked.unwrap_or(u64::from(limits.history_page_default));
+    match u32::try_from(asked) {
+        Ok(l) if (1..=max).contains(&l) => Ok(l),
+        _ => Err(field_error("limit", &format!("between 1 and {max}"))),
+    }
+}
+
 fn field_error(name: &str, expected: &str) -> FrameError {
     FrameError::new(
         ErrorCode::InvalidField,
@@ -520,13 +532,9 @@ impl Fields<'_> {
     }
 
     fn limit(&self) -> Result<Option<u32>, FrameError> {
-        let Some(limit) = self.opt_u64("limit")? else {
-            return Ok(None);
-        };
-        let max = self.limits.history_page_max;
-        match u32::try_from(limit) {
-            Ok(l) if (1..=max).contains(&l) => Ok(Some(l)),
-            _ => Err(field_error("limit", &format!("between 1 and {max}"))),
+        match self.opt_u64("limit")? {
+            Some(limit) => history_page_size(Some(limit), self.limits).map(Some),
+            None => Ok(None),
         }
     }
 }

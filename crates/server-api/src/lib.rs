@@ -13,10 +13,8 @@
 //! ```
 
 use aws_sdk_lambda::primitives::Blob;
-use roomcast_protocol::{Member, Message};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Why a call failed. Each variant says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -51,77 +49,10 @@ pub enum ServerApiError {
     Decode(String),
 }
 
-/// What a publish did.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Published {
-    /// The room seq (room publishes).
-    pub seq: Option<u64>,
-    /// The id was used before; nothing was delivered again.
-    pub duplicate: bool,
-    /// Connections that accepted it inline.
-    pub delivered: usize,
-    /// Connections found gone.
-    pub gone: usize,
-    /// Posts that failed.
-    pub failed: usize,
-}
-
-/// A room's state.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomInfo {
-    /// The room.
-    pub room: String,
-    /// Member connections (approximate).
-    pub member_count: u64,
-    /// Users present, up to `PresenceMax`.
-    pub present: Vec<Member>,
-    /// More are present than listed.
-    pub present_truncated: bool,
-    /// The current seq.
-    pub seq: u64,
-}
-
-/// One member connection.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberEntry {
-    /// The connection.
-    pub connection_id: String,
-    /// Its user.
-    pub user: String,
-    /// Their display name.
-    pub name: String,
-    /// When it joined (ms since the epoch).
-    pub joined_at: i64,
-}
-
-/// A page of members.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct MembersPage {
-    /// This page.
-    pub members: Vec<MemberEntry>,
-    /// Pass to the next call; `None` on the last page.
-    pub cursor: Option<String>,
-}
-
-/// A page of history, newest first.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct HistoryPage {
-    /// The messages.
-    pub messages: Vec<Message>,
-    /// Older ones exist.
-    pub more: bool,
-}
-
-/// What `disconnect` and `revoke` did.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Disconnected {
-    /// Connections closed.
-    pub disconnected: usize,
-    /// For `revoke`: refused until then (ms since the epoch).
-    pub until: Option<i64>,
-}
+pub use roomcast_protocol::server_api::{
+    Disconnected, HistoryPage, MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX, MemberEntry, MembersPage,
+    PublishRequest, Published, RoomInfo, ServerRequest,
+};
 
 /// The server API of one Roomcast stack.
 #[derive(Clone, Debug)]
@@ -146,8 +77,14 @@ impl ServerApi {
         data: Value,
         id: Option<&str>,
     ) -> Result<Published, ServerApiError> {
-        self.call(json!({"op": "publish", "room": room, "data": data, "id": id}))
-            .await
+        self.call(ServerRequest::Publish(PublishRequest {
+            room: Some(room.to_owned()),
+            user: None,
+            data,
+            id: id.map(str::to_owned),
+            from: None,
+        }))
+        .await
     }
 
     /// Publishes to every connection of a user (not stored).
@@ -157,24 +94,38 @@ impl ServerApi {
         data: Value,
         id: Option<&str>,
     ) -> Result<Published, ServerApiError> {
-        self.call(json!({"op": "publish", "user": user, "data": data, "id": id}))
-            .await
+        self.call(ServerRequest::Publish(PublishRequest {
+            room: None,
+            user: Some(user.to_owned()),
+            data,
+            id: id.map(str::to_owned),
+            from: None,
+        }))
+        .await
     }
 
     /// Member count, present users, current seq.
     pub async fn room_info(&self, room: &str) -> Result<RoomInfo, ServerApiError> {
-        self.call(json!({"op": "roomInfo", "room": room})).await
+        self.call(ServerRequest::RoomInfo {
+            room: room.to_owned(),
+        })
+        .await
     }
 
-    /// One page of a room's member connections (`limit` 1–1000).
+    /// One page of a room's member connections (`limit` 1 to
+    /// [`MEMBERS_PAGE_MAX`], default [`MEMBERS_PAGE_DEFAULT`]).
     pub async fn members(
         &self,
         room: &str,
         cursor: Option<&str>,
         limit: Option<usize>,
     ) -> Result<MembersPage, ServerApiError> {
-        self.call(json!({"op": "members", "room": room, "cursor": cursor, "limit": limit}))
-            .await
+        self.call(ServerRequest::Members {
+            room: room.to_owned(),
+            cursor: cursor.map(str::to_owned),
+            limit,
+        })
+        .await
     }
 
     /// One page of a room's history, older than `before`.
@@ -184,8 +135,12 @@ impl ServerApi {
         before: Option<u64>,
         limit: Option<u32>,
     ) -> Result<HistoryPage, ServerApiError> {
-        self.call(json!({"op": "history", "room": room, "before": before, "limit": limit}))
-            .await
+        self.call(ServerRequest::History {
+            room: room.to_owned(),
+            before,
+            limit,
+        })
+        .await
     }
 
     /// Closes a user's connections; they see `code` (4000–4999) and
@@ -197,8 +152,13 @@ impl ServerApi {
         reason: &str,
         reconnect: bool,
     ) -> Result<Disconnected, ServerApiError> {
-        self.call(json!({"op": "disconnect", "user": user, "code": code, "reason": reason, "reconnect": reconnect}))
-            .await
+        self.call(ServerRequest::Disconnect {
+            user: user.to_owned(),
+            code: Some(code),
+            reason: Some(reason.to_owned()),
+            reconnect,
+        })
+        .await
     }
 
     /// Closes a user's connections and refuses their connects and frames
@@ -211,22 +171,25 @@ impl ServerApi {
         code: u16,
         reason: &str,
     ) -> Result<Disconnected, ServerApiError> {
-        self.call(
-            json!({"op": "revoke", "user": user, "until": until, "code": code, "reason": reason}),
-        )
+        self.call(ServerRequest::Revoke {
+            user: user.to_owned(),
+            until,
+            code: Some(code),
+            reason: Some(reason.to_owned()),
+        })
         .await
     }
 
-    async fn call<T: DeserializeOwned>(&self, mut request: Value) -> Result<T, ServerApiError> {
-        // Absent, not null, for what the caller left out.
-        if let Value::Object(fields) = &mut request {
-            fields.retain(|_, v| !v.is_null());
-        }
+    async fn call<T: DeserializeOwned>(&self, request: ServerRequest) -> Result<T, ServerApiError> {
+        // Plain data: serialising cannot fail; what the caller left out is
+        // absent, not null (`skip_serializing_if`).
+        let request =
+            serde_json::to_string(&request).map_err(|e| ServerApiError::Decode(e.to_string()))?;
         let out = self
             .lambda
             .invoke()
             .function_name(&self.function)
-            .payload(Blob::new(request.to_string()))
+            .payload(Blob::new(request))
             .send()
             .await
             .map_err(|e| {

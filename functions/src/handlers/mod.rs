@@ -9,8 +9,6 @@ use aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
 use aws_lambda_events::encodings::Body;
-use serde::Deserialize;
-use serde_json::Value;
 use tracing::Instrument;
 
 use crate::auth::{self, AuthError, OriginPolicy, SUBPROTOCOL, Verify};
@@ -406,25 +404,7 @@ async fn reply_then_events(
     reply
 }
 
-/// The publish function's input: exactly one of `room` and `user`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishRequest {
-    /// Publish to this room (stored in history).
-    #[serde(default)]
-    pub room: Option<String>,
-    /// Or to every connection of this user.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// The payload.
-    pub data: Value,
-    /// Idempotency key for retries.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Shown as the sender; defaults to `{"user":"server","name":"server"}`.
-    #[serde(default)]
-    pub from: Option<Sender>,
-}
+pub use crate::protocol::server_api::PublishRequest;
 
 /// The publish function: invoked directly (Lambda Invoke, IAM) by the team's
 /// backends. Needs `ROOMCAST_CALLBACK_URL`, since no event names the API.

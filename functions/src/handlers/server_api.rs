@@ -3,84 +3,12 @@
 //! before the other operations existed, so existing callers are unchanged.
 //! docs/server-api.md documents each operation and its errors.
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::{App, HandlerError, PublishRequest};
+use super::{App, HandlerError};
+use crate::protocol::server_api::Published;
+pub use crate::protocol::server_api::{OPERATIONS, ServerRequest};
 use crate::routes::server::{self, Kick};
-
-/// Every operation's name, as `op` spells it.
-pub const OPERATIONS: [&str; 6] = [
-    "publish",
-    "roomInfo",
-    "members",
-    "history",
-    "disconnect",
-    "revoke",
-];
-
-/// One server API request.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
-pub enum ServerRequest {
-    /// Publish to a room or a user (see [`PublishRequest`]).
-    Publish(PublishRequest),
-    /// Member count, present users, current seq.
-    RoomInfo {
-        /// The room.
-        room: String,
-    },
-    /// A page of a room's member connections.
-    Members {
-        /// The room.
-        room: String,
-        /// From the previous page's `cursor`.
-        #[serde(default)]
-        cursor: Option<String>,
-        /// 1 to 1000; default 100.
-        #[serde(default)]
-        limit: Option<usize>,
-    },
-    /// A page of a room's history, newest first.
-    History {
-        /// The room.
-        room: String,
-        /// Only messages with a lower seq.
-        #[serde(default)]
-        before: Option<u64>,
-        /// Up to the history page maximum; default as for clients.
-        #[serde(default)]
-        limit: Option<u32>,
-    },
-    /// Close a user's connections, telling them why.
-    Disconnect {
-        /// The user (the token's `sub`).
-        user: String,
-        /// 4000–4999; default 4000.
-        #[serde(default)]
-        code: Option<u16>,
-        /// For the user; default "disconnected by the server".
-        #[serde(default)]
-        reason: Option<String>,
-        /// Whether the clients may reconnect on their own; default false.
-        #[serde(default)]
-        reconnect: bool,
-    },
-    /// Close a user's connections and refuse their connects and frames
-    /// until `until`.
-    Revoke {
-        /// The user.
-        user: String,
-        /// Seconds since the epoch (a token's `exp` is a good choice).
-        until: i64,
-        /// 4000–4999; default 4000.
-        #[serde(default)]
-        code: Option<u16>,
-        /// For the user.
-        #[serde(default)]
-        reason: Option<String>,
-    },
-}
 
 /// Reads a request: `op` names the operation; none means publish.
 pub(crate) fn parse(request: Value) -> Result<ServerRequest, HandlerError> {
@@ -112,7 +40,7 @@ pub async fn server(app: &App, request: Value) -> Result<Value, HandlerError> {
     let request = parse(request)?;
     if let ServerRequest::Publish(p) = request {
         let report = super::publish(app, p).await?;
-        return Ok(serde_json::to_value(report).unwrap_or(Value::Null));
+        return Ok(json(Published::from(report)));
     }
     let gateway = app.gateway_at(None, None)?;
     let outbox = app.outbox();

@@ -333,6 +333,20 @@ pub struct PublishReport {
     pub delivery: Delivery,
 }
 
+impl From<PublishReport> for crate::protocol::server_api::Published {
+    /// The report as the server API answers it.
+    fn from(r: PublishReport) -> Self {
+        Self {
+            seq: r.seq,
+            duplicate: r.duplicate,
+            delivered: r.delivery.delivered,
+            gone: r.delivery.gone,
+            failed: r.delivery.failed,
+            queued: r.delivery.queued,
+        }
+    }
+}
+
 /// Why a backend publish failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {

@@ -3,18 +3,16 @@
 //! token rights apply). Each operation validates its arguments first and
 //! answers with plain data; nothing here ever panics on a bad request.
 
-use serde::Serialize;
-
 use super::rooms::{group_by_user, roster};
 use super::{Closed, Context};
 use crate::clock::Millis;
-use crate::protocol::{ErrorCode, FrameError, Member, Message, RoomName, ServerFrame};
+use crate::protocol::{ErrorCode, FrameError, RoomName, ServerFrame};
 use crate::store::StoreError;
 
-/// The most members one page may ask for.
-pub const MEMBERS_PAGE_MAX: usize = 1000;
-/// Members per page when the caller does not say.
-pub const MEMBERS_PAGE_DEFAULT: usize = 100;
+pub use crate::protocol::server_api::{
+    Disconnected, HistoryPage, MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX, MemberEntry, MembersPage,
+    RoomInfo,
+};
 
 /// Why a server operation failed. Each variant says what the caller does.
 #[derive(Debug, thiserror::Error)]
@@ -41,23 +39,6 @@ fn invalid(message: impl Into<String>) -> ServerError {
     ServerError::Invalid(FrameError::new(ErrorCode::InvalidField, message))
 }
 
-/// `roomInfo`'s answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomInfo {
-    /// The room.
-    pub room: String,
-    /// Member connections (approximate: a lost `$disconnect` is counted
-    /// until its connection is cleaned up).
-    pub member_count: u64,
-    /// Users present, with their device counts: at most `PresenceMax`.
-    pub present: Vec<Member>,
-    /// More are present than listed.
-    pub present_truncated: bool,
-    /// The room's current seq (what a joiner would be told).
-    pub seq: u64,
-}
-
 /// `roomInfo`: member count, who is present, current seq. An unknown room
 /// is an empty one. O(PresenceMax) reads, never O(members).
 pub async fn room_info(ctx: &Context<'_>, room: &str) -> Result<RoomInfo, ServerError> {
@@ -76,31 +57,6 @@ pub async fn room_info(ctx: &Context<'_>, room: &str) -> Result<RoomInfo, Server
         present_truncated: truncated,
         seq,
     })
-}
-
-/// One member connection, as `members` lists it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberEntry {
-    /// The connection.
-    pub connection_id: String,
-    /// Its user.
-    pub user: String,
-    /// Their display name.
-    pub name: String,
-    /// When it joined.
-    pub joined_at: Millis,
-}
-
-/// `members`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MembersPage {
-    /// This page, in connection-id order.
-    pub members: Vec<MemberEntry>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
 }
 
 /// `members`: one page of a room's member connections. O(limit).
@@ -134,15 +90,6 @@ pub async fn members(
     })
 }
 
-/// `history`'s answer: the page a client's `history` gets.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HistoryPage {
-    /// Newest first.
-    pub messages: Vec<Message>,
-    /// Older messages exist: ask again with `before` = the last seq here.
-    pub more: bool,
-}
-
 /// `history`: a page of a room's messages older than `before`. An unknown
 /// room has none.
 pub async fn history(
@@ -153,13 +100,7 @@ pub async fn history(
 ) -> Result<HistoryPage, ServerError> {
     let limits = &ctx.config.limits;
     let room = RoomName::parse(room, limits)?;
-    let limit = limit.unwrap_or(limits.history_page_default);
-    if !(1..=limits.history_page_max).contains(&limit) {
-        return Err(invalid(format!(
-            "limit must be 1 to {}",
-            limits.history_page_max
-        )));
-    }
+    let limit = crate::protocol::history_page_size(limit.map(u64::from), limits)?;
     let page = ctx
         .store
         .history_before(room.as_str(), before, limit, ctx.now())
@@ -192,17 +133,6 @@ impl Kick {
         }
         Ok(Self { code, reason })
     }
-}
-
-/// What `disconnect` and `revoke` did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Disconnected {
-    /// Connections closed.
-    pub disconnected: usize,
-    /// For `revoke`: refused until then (ms since the epoch).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<Millis>,
 }
 
 /// `disconnect`: tells each of `user`'s connections why (a `closing`
