@@ -205,6 +205,12 @@ struct BenchArgs {
     /// Also bench an emulator using the in-process gateway.
     #[arg(long)]
     in_process: bool,
+    /// Another build of `roomcast` (the commit before a change, built to a
+    /// copy): its emulators run beside this build's, as
+    /// `roomcast-baseline` and `roomcast-in-process-baseline`, so the two
+    /// are compared side by side in one run.
+    #[arg(long, value_name = "PATH")]
+    baseline_exe: Option<std::path::PathBuf>,
     /// Also bench an emulator with its inspector open: a reader of the
     /// live timeline attached for the whole run (frames and posts are then
     /// recorded), beside the default, which nobody inspects.

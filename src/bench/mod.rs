@@ -32,6 +32,15 @@ impl Drop for Server {
 /// Starts `roomcast ARGS` and waits for its "listening on 127.0.0.1:PORT".
 fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    spawn_exe(&exe, args, envs)
+}
+
+/// Starts `exe ARGS` (another build of roomcast) as `spawn` does.
+fn spawn_exe(
+    exe: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<Server, String> {
     let mut child = Command::new(exe)
         .args(args)
         .envs(envs.iter().copied())
@@ -262,6 +271,36 @@ const NO_LIMITS: [(&str, &str); 3] = [
     ("ROOMCAST_ABUSE_STRIKES", "1000000"),
 ];
 
+/// One emulator variant: whether it is wanted, its name, its extra flags,
+/// and another build to run it with (`None`: this one).
+type Variant<'a> = (
+    bool,
+    &'static str,
+    &'a [&'a str],
+    Option<&'a std::path::Path>,
+);
+
+/// The variants, each of the default and in-process ones followed by its
+/// run on `--baseline-exe`, when given.
+fn with_baselines<'a>(
+    variants: &[(bool, &'static str, &'a [&'a str])],
+    args: &'a BenchArgs,
+) -> Vec<Variant<'a>> {
+    let mut all = Vec::new();
+    for &(wanted, name, extra) in variants {
+        all.push((wanted, name, extra, None));
+        let baseline = match name {
+            "roomcast" => "roomcast-baseline",
+            "roomcast-in-process" => "roomcast-in-process-baseline",
+            _ => continue,
+        };
+        if let Some(exe) = &args.baseline_exe {
+            all.push((wanted, baseline, extra, Some(exe.as_path())));
+        }
+    }
+    all
+}
+
 /// Targets and the pid of the process serving each (for `memory`).
 type Targets = Vec<(Target, Option<u32>)>;
 
@@ -303,13 +342,16 @@ fn start_targets(args: &BenchArgs) -> Result<(Vec<Server>, Targets), String> {
                     &["--gateway", "in-process"],
                 ),
             ];
-            for (wanted, name, extra) in variants {
+            for (wanted, name, extra, exe) in with_baselines(&variants, args) {
                 if !wanted {
                     continue;
                 }
                 let mut argv = vec!["dev", "--port", "0", "--outbound-queue", "4096"];
                 argv.extend_from_slice(extra);
-                let server = spawn(&argv, &NO_LIMITS)?;
+                let server = match exe {
+                    Some(exe) => spawn_exe(exe, &argv, &NO_LIMITS)?,
+                    None => spawn(&argv, &NO_LIMITS)?,
+                };
                 if name == "roomcast-inspector" {
                     watch_timeline(server.port);
                 }
