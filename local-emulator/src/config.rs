@@ -46,7 +46,11 @@ pub struct DevOptions {
     /// Serve `GET /dev/token` with tokens signed by the dev secret, and give
     /// functions that secret for the authorizer unless the environment sets
     /// another. `--no-dev` turns both off.
-    #[arg(long = "no-dev", action = ArgAction::SetFalse)]
+    #[arg(
+        long = "no-dev",
+        action = ArgAction::SetFalse,
+        help = "Disable dev mode: no /dev/token, no dev JWT secret"
+    )]
     pub dev: bool,
     /// The HS256 secret for dev tokens. Default: the installation's own,
     /// random, kept in `cache_dir/dev-secret` (mode 0600,

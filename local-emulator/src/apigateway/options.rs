@@ -13,15 +13,15 @@ use crate::cli_values::duration;
 pub struct GatewayOptions {
     /// Idle timeout: no data frame either way for this long closes with
     /// 1001 (API Gateway: 10m), e.g. 2s, 500ms, 10m.
-    #[arg(long, default_value = "10m", value_parser = duration)]
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = duration)]
     pub idle_timeout: Duration,
     /// Longest a connection may live; then it closes with 1001 (API
     /// Gateway: 2h).
-    #[arg(long = "max-duration", default_value = "2h", value_parser = duration)]
+    #[arg(long = "max-duration", default_value = "2h", value_name = "DURATION", value_parser = duration)]
     pub max_connection_duration: Duration,
     /// Longest a handler invocation may run (API Gateway's integration
     /// timeout: 29s); a function's own `Timeout` applies if shorter.
-    #[arg(long, default_value = "29s", value_parser = duration)]
+    #[arg(long, default_value = "29s", value_name = "DURATION", value_parser = duration)]
     pub integration_timeout: Duration,
     /// Frames queued per connection before `@connections` POSTs get 429
     /// (the client is not reading). Emulator choice: 256.
@@ -30,12 +30,12 @@ pub struct GatewayOptions {
     /// A client that takes no frame for this long is cut (slow consumer:
     /// TCP closed, `$disconnect` with 1006), so it holds no memory or task
     /// beyond this bound. Emulator choice: 10s.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = duration)]
     pub write_timeout: Duration,
     /// How long a server-initiated close (DELETE `@connections`, timeouts,
     /// limits, shutdown) waits for queued frames, the close frame and the
     /// client's reply before the TCP connection is dropped. Default 2s.
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = duration)]
     pub close_timeout: Duration,
     /// Largest WebSocket frame: 32 KiB.
     #[arg(skip = 32 * 1024_usize)]

@@ -7,7 +7,7 @@ use clap::Args;
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct DynamoDbOptions {
     /// Use DynamoDB at this endpoint instead of the in-memory store.
-    #[arg(long = "dynamodb-endpoint")]
+    #[arg(long = "dynamodb-endpoint", value_name = "URL")]
     pub endpoint: Option<String>,
     /// The name of Roomcast's table (DynamoDB mode): the one its functions
     /// get as `ROOMCAST_TABLE`, and what `!Ref` of it means. The

@@ -55,7 +55,11 @@ pub struct LambdaOptions {
     /// against its execution role in the template, as IAM would, and give
     /// each function credentials of its own. `--no-iam` turns it off
     /// (functions then get the emulator's own credentials).
-    #[arg(long = "no-iam", action = ArgAction::SetFalse)]
+    #[arg(
+        long = "no-iam",
+        action = ArgAction::SetFalse,
+        help = "Do not check process functions' AWS calls against their execution roles. By default each function gets credentials of its own, and a call its role in the template does not allow is refused with AccessDeniedException, as IAM refuses it in AWS"
+    )]
     pub iam: bool,
     /// After a failed `Event` invocation, Lambda retries after about one
     /// minute, then two: 60s (the second retry waits twice this).

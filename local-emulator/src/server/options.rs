@@ -25,7 +25,7 @@ pub struct ServerOptions {
     /// Longest a client may take to send a request's headers, the upgrade
     /// included; then the TCP connection is closed. Also ends idle HTTP
     /// keep-alive connections. Emulator choice: 10s.
-    #[arg(long = "header-timeout", default_value = "10s", value_parser = duration)]
+    #[arg(long = "header-timeout", value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub header_read_timeout: Duration,
     /// Connections still sending their first request's headers, at most.
     /// At the cap no more are accepted until one finishes or times out, so
@@ -39,7 +39,11 @@ pub struct ServerOptions {
     /// byte), with a certificate from a local CA kept in the cache
     /// directory, so that `https://{domainName}/{stage}` callbacks work as
     /// written. `--no-tls` serves plain HTTP only.
-    #[arg(long = "no-tls", action = ArgAction::SetFalse)]
+    #[arg(
+        long = "no-tls",
+        action = ArgAction::SetFalse,
+        help = "Serve plain HTTP only. By default the port also serves TLS (https://, wss://) with a certificate from a local CA kept in the cache directory, so that `https://{domainName}/{stage}` callbacks work as written"
+    )]
     pub tls: bool,
     /// Serve requests that name this host too (repeatable). By default the
     /// emulator answers localhost, *.localhost, IP addresses and the API's
