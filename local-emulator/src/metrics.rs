@@ -127,6 +127,16 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
     out
 }
 
+/// What a POST to `@connections` can come to (`apigateway::post`).
+const POST_RESULTS: [&str; 6] = [
+    "ok",
+    "gone",
+    "too_large",
+    "throttled",
+    "denied",
+    "bad_request",
+];
+
 /// The emulator's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -135,6 +145,10 @@ pub(crate) struct Metrics {
     connects: Family<u64>,
     disconnects: Family<u64>,
     api_calls: Family<u64>,
+    /// POSTs by result, apart from `api_calls`: a post is made per
+    /// recipient of every fan-out, so it is counted with an atomic add,
+    /// not a labelled series' lock and key.
+    posts: [AtomicU64; POST_RESULTS.len()],
     errors: Family<u64>,
     events_calls: Family<u64>,
     events_put: Family<u64>,
@@ -157,6 +171,7 @@ impl Default for Metrics {
                 "roomcast_disconnects_total",
                 "Closed connections by close code.",
             ),
+            posts: Default::default(),
             api_calls: Family::new(
                 "roomcast_connections_api_calls_total",
                 "@connections calls by method and result.",
@@ -203,6 +218,12 @@ impl Metrics {
     }
 
     pub(crate) fn api_call(&self, method: &str, result: &str) {
+        if method == "POST"
+            && let Some(i) = POST_RESULTS.iter().position(|r| *r == result)
+        {
+            self.posts[i].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.api_calls
             .bump(&[("method", method), ("result", result)]);
     }
@@ -259,6 +280,13 @@ impl Metrics {
             &self.frames_out,
         );
         self.api_calls.render(&mut out);
+        for (result, count) in POST_RESULTS.iter().zip(&self.posts) {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
+                let labels = render_labels(&[("method", "POST"), ("result", result)]);
+                let _ = writeln!(out, "{}{labels} {count}", self.api_calls.name);
+            }
+        }
         self.errors.render(&mut out);
         self.events_calls.render(&mut out);
         self.events_put.render(&mut out);
