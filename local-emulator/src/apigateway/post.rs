@@ -279,5 +279,5 @@ pub(crate) fn trace_root(headers: &http::HeaderMap) -> Option<String> {
     headers
         .get("x-amzn-trace-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(crate::lambda::invoke::trace_root)
+        .and_then(crate::lambda::log_text::trace_root)
 }

@@ -94,7 +94,7 @@ fn log_error_status(route: &Route, connection_id: &str, request_id: &str, respon
     if status < 400 {
         return;
     }
-    let body = crate::lambda::invoke::first_lines(
+    let body = crate::lambda::log_text::first_lines(
         response
             .get("body")
             .and_then(Value::as_str)

@@ -29,7 +29,7 @@ use crate::apigateway::service::ApiGateway;
 use crate::header_case::OriginalNames;
 use crate::http::HttpError;
 use crate::lambda::invoke::InvokeFailure;
-use crate::lambda::invoke::first_lines;
+use crate::lambda::log_text::first_lines;
 
 /// Whether this request asks for a WebSocket upgrade.
 pub(crate) fn is_websocket<B>(req: &http::Request<B>) -> bool {

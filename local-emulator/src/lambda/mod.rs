@@ -22,6 +22,7 @@ pub(crate) mod invoke;
 pub(crate) mod invoke_api;
 pub(crate) mod launch;
 pub(crate) mod launch_error;
+pub(crate) mod log_text;
 pub(crate) mod node_version;
 pub(crate) mod options;
 pub(crate) mod pool;
