@@ -18,6 +18,33 @@ export interface RoomMessage {
   ts: number;
   /** True for the app's own sends, delivered once their ack arrives. */
   own?: boolean;
+  /** On a change event (an edit or a delete): the message it changes. `data` is the new payload, or null for a delete. */
+  change?: MessageChange;
+  /** On a changed message (history, resume): its latest change. `data` is the latest version; null once deleted. */
+  revision?: MessageRevision;
+}
+
+/** The message a change event changes (docs/protocol.md, "Messages that change"). */
+export interface MessageChange {
+  kind: 'edit' | 'delete';
+  /** The changed message's id. */
+  message: string;
+  /** Its sender's user id. */
+  author: string;
+  /** Its seq. */
+  seq: number;
+  /** The seq of the version the change replaced, as its client saw it. */
+  replaces?: number;
+}
+
+/** A changed message's latest change. */
+export interface MessageRevision {
+  /** The seq of the change event that made this version. */
+  seq: number;
+  by: Sender;
+  ts: number;
+  /** Deleted: `data` is gone for good. */
+  deleted?: boolean;
 }
 
 export interface Member {
@@ -95,7 +122,7 @@ export interface JoinedEvent {
 export type ErrorCode =
   | 'invalid_json' | 'invalid_frame' | 'unknown_action' | 'invalid_field' | 'invalid_room'
   | 'invalid_id' | 'payload_too_large' | 'forbidden' | 'not_joined' | 'rate_limited'
-  | 'token_expired' | 'invalid_token' | 'unavailable';
+  | 'token_expired' | 'invalid_token' | 'unavailable' | 'not_found';
 
 /** Limits the client should respect, sent in `welcome`. */
 export interface ClientLimits {
@@ -112,7 +139,7 @@ export interface ClientLimits {
 export interface WelcomeFrame { type: 'welcome'; connectionId: string; user: Sender; exp: number; limits: ClientLimits; ref?: unknown; }
 export interface JoinedFrame { type: 'joined'; room: string; seq: number; epoch?: string; members?: Member[]; memberCount?: number; rosterTruncated?: boolean; missed?: RoomMessage[]; truncated?: boolean; more?: boolean; ref?: unknown; }
 export interface LeftFrame { type: 'left'; room: string; ref?: unknown; }
-export interface MessageFrame { type: 'message'; room: string; seq: number; epoch?: string; id: string; from: Sender; data: unknown; ts: number; }
+export interface MessageFrame { type: 'message'; room: string; seq: number; epoch?: string; id: string; from: Sender; data: unknown; ts: number; change?: MessageChange; revision?: MessageRevision; }
 export interface AckFrame { type: 'ack'; id: string; seq?: number; epoch?: string; duplicate?: boolean; delivered?: number; ref?: unknown; }
 export interface PresenceFrame { type: 'presence'; room: string; user: string; name: string; event: 'joined' | 'left'; }
 export interface RosterFrame { type: 'roster'; room: string; memberCount: number; truncated: boolean; }

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod changes;
 mod cli;
 mod client;
 mod emulator_echo;

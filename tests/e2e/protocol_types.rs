@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use roomcast_protocol::{
-    ClientLimits, ErrorCode, Member, Message, PresenceEvent, Sender, ServerFrame,
+    Change, ChangeKind, ClientLimits, ErrorCode, Member, Message, PresenceEvent, Revision, Sender,
+    ServerFrame,
 };
 use serde_json::{Value, json};
 
@@ -25,6 +26,19 @@ fn message() -> Message {
         from: sender(),
         data: json!({}),
         ts: 1,
+        change: Some(Box::new(Change {
+            kind: ChangeKind::Edit,
+            message: "m".into(),
+            author: "u".into(),
+            seq: 1,
+            replaces: Some(1),
+        })),
+        revision: Some(Box::new(Revision {
+            seq: 2,
+            by: sender(),
+            ts: 2,
+            deleted: true,
+        })),
     }
 }
 

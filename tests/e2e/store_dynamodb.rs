@@ -548,6 +548,7 @@ async fn oversize_messages_are_refused_before_the_write() {
         data: json!("x".repeat(410 * 1024)),
         ts: NOW,
         expires_at: NOW + 3_600_000,
+        change: None,
     };
     let clock = ManualClock::new(NOW);
     match sequencer::append(&*store, &clock, msg, NOW + 3_600_000).await {

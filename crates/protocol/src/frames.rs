@@ -49,11 +49,14 @@ pub enum ErrorCode {
     InvalidToken,
     /// A backend dependency failed. Retrying with the same `id` is safe.
     Unavailable,
+    /// The message a change names does not exist (never sent, expired, or
+    /// deleted). Do not retry.
+    NotFound,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         Self::InvalidJson,
         Self::InvalidFrame,
         Self::UnknownAction,
@@ -67,6 +70,7 @@ impl ErrorCode {
         Self::TokenExpired,
         Self::InvalidToken,
         Self::Unavailable,
+        Self::NotFound,
     ];
 
     /// The snake_case wire name.
@@ -85,6 +89,7 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::InvalidToken => "invalid_token",
             Self::Unavailable => "unavailable",
+            Self::NotFound => "not_found",
         }
     }
 }
@@ -225,6 +230,37 @@ pub enum Action {
         /// nobody resumes.
         ephemeral: bool,
     },
+    /// Replace the data of a message in the room. A new event in the
+    /// room's stream (its own seq), idempotent by `id` like a send; its own
+    /// messages with `send`, anyone's with `moderate`.
+    Edit {
+        /// The room.
+        room: RoomName,
+        /// The change's own id, for idempotency.
+        id: MessageId,
+        /// The id of the message it changes.
+        message: MessageId,
+        /// The message's sender (default: the one editing).
+        author: Option<String>,
+        /// The seq of the version the client saw: the message's own, or
+        /// of the change that made its latest version. Two edits racing
+        /// are both stored; the later seq wins.
+        replaces: Option<u64>,
+        /// The new payload.
+        data: Value,
+    },
+    /// Delete a message: its data is erased from storage, a tombstone
+    /// (who, when) stays. A new event in the stream like an edit.
+    Delete {
+        /// The room.
+        room: RoomName,
+        /// The change's own id, for idempotency.
+        id: MessageId,
+        /// The id of the message it deletes.
+        message: MessageId,
+        /// The message's sender (default: the one deleting).
+        author: Option<String>,
+    },
     /// Ephemeral typing indicator; never stored.
     Typing {
         /// The room.
@@ -267,6 +303,8 @@ impl Action {
             Self::Join { .. } => "join",
             Self::Leave { .. } => "leave",
             Self::Send { .. } => "send",
+            Self::Edit { .. } => "edit",
+            Self::Delete { .. } => "delete",
             Self::Typing { .. } => "typing",
             Self::Direct { .. } => "direct",
             Self::History { .. } => "history",
@@ -387,6 +425,20 @@ fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action,
             data: f.data()?,
             ephemeral: f.opt_bool("ephemeral")?.unwrap_or(false),
         },
+        "edit" => Action::Edit {
+            room: f.room()?,
+            id: f.id()?,
+            message: f.message()?,
+            author: f.opt_user("author")?,
+            replaces: f.opt_u64("replaces")?,
+            data: f.data()?,
+        },
+        "delete" => Action::Delete {
+            room: f.room()?,
+            id: f.id()?,
+            message: f.message()?,
+            author: f.opt_user("author")?,
+        },
         "typing" => Action::Typing {
             room: f.room()?,
             active: f.bool("active")?,
@@ -416,7 +468,7 @@ fn parse_action(obj: &mut Map<String, Value>, limits: &Limits) -> Result<Action,
             return Err(FrameError::new(
                 ErrorCode::UnknownAction,
                 format!(
-                    "unknown action {shown:?}; expected one of hello, join, leave, send, typing, direct, history, heartbeat, auth"
+                    "unknown action {shown:?}; expected one of hello, join, leave, send, edit, delete, typing, direct, history, heartbeat, auth"
                 ),
             ));
         }
@@ -508,6 +560,21 @@ impl Fields<'_> {
         MessageId::parse(&self.string("id")?, self.limits)
     }
 
+    /// The id of the message a change names (`message`).
+    fn message(&self) -> Result<MessageId, FrameError> {
+        MessageId::parse(&self.string("message")?, self.limits).map_err(|mut e| {
+            e.message = format!("message: {}", e.message);
+            e
+        })
+    }
+
+    fn opt_user(&self, name: &str) -> Result<Option<String>, FrameError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.user(name).map(Some),
+        }
+    }
+
     fn user(&self, name: &str) -> Result<String, FrameError> {
         let user = self.string(name)?;
         if !crate::limits::valid_user_id(&user) {
@@ -568,6 +635,55 @@ pub struct Message {
     pub data: Value,
     /// Server time of acceptance, ms since the epoch.
     pub ts: i64,
+    /// On a change (an edit or a delete): the message it changes. `data`
+    /// is then the new payload (an edit) or null (a delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Box<Change>>,
+    /// On a message that was changed, as history and resume return it:
+    /// its latest change. `data` is then the latest version (null once
+    /// deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Box<Revision>>,
+}
+
+/// What a change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// New data for the message.
+    Edit,
+    /// The message's data erased; a tombstone stays.
+    Delete,
+}
+
+/// The message a change event changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// An edit or a delete.
+    pub kind: ChangeKind,
+    /// The changed message's id.
+    pub message: String,
+    /// Its sender's user id.
+    pub author: String,
+    /// Its seq.
+    pub seq: u64,
+    /// The seq of the version the change replaced, as its client saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<u64>,
+}
+
+/// A changed message's latest change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The seq of the change event that made this version.
+    pub seq: u64,
+    /// Who changed it.
+    pub by: Sender,
+    /// When, ms since the epoch.
+    pub ts: i64,
+    /// Deleted: `data` is gone for good.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// One user present in a room.

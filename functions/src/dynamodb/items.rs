@@ -173,6 +173,18 @@ impl<'a> Reader<'a> {
             .map_err(|e| self.corrupt(format!("{name} is not valid JSON: {e}")))
     }
 
+    /// A JSON text attribute that most items lack.
+    pub(crate) fn json_opt<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        if self.item.contains_key(name) {
+            self.json(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     pub(crate) fn expires(&self) -> Result<i64, StoreError> {
         self.number(EXPIRES)
     }
@@ -282,7 +294,31 @@ pub(crate) fn message_item(m: &Message, expires_at: Millis) -> Item {
     if !m.epoch.is_empty() {
         item.insert("epoch".to_owned(), s(&m.epoch));
     }
+    if let Some(change) = &m.change {
+        item.insert(CHANGE.to_owned(), s(json_text(change)));
+    }
+    if let Some(revision) = &m.revision {
+        item.insert(REVISION.to_owned(), s(json_text(revision)));
+        item.insert(REVISION_SEQ.to_owned(), n(revision.seq));
+    }
     item
+}
+
+/// On a change event: the `Change` it makes, as JSON text.
+pub(crate) const CHANGE: &str = "change";
+/// On a changed message: its latest `Revision`, as JSON text, and that
+/// revision's seq (`revSeq`, what a later change's condition compares).
+pub(crate) const REVISION: &str = "rev";
+pub(crate) const REVISION_SEQ: &str = "revSeq";
+/// On a deleted message: true (a delete is final).
+pub(crate) const DELETED: &str = "deleted";
+/// On a message: the seqs of its edits (a number set), erased by a delete.
+pub(crate) const VERSIONS: &str = "versions";
+
+/// Plain data as JSON text (it has no maps with non-string keys: writing
+/// it cannot fail).
+pub(crate) fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
 pub(crate) fn message_from(item: &Item) -> Result<Message, StoreError> {
@@ -299,6 +335,8 @@ pub(crate) fn message_from(item: &Item) -> Result<Message, StoreError> {
         },
         data: r.json("data")?,
         ts: r.number("ts")?,
+        change: r.json_opt(CHANGE)?,
+        revision: r.json_opt(REVISION)?,
     })
 }
 
@@ -366,6 +404,8 @@ mod tests {
             },
             data: json!({"b": [1, 2.5, null], "a": "x"}),
             ts: 3,
+            change: None,
+            revision: None,
         };
         assert_eq!(message_from(&message_item(&m, 10_000)).unwrap(), m);
         // Messages stored before epochs have none.

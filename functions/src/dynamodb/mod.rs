@@ -17,10 +17,11 @@ use crate::clock::Millis;
 use crate::config::RateLimit;
 use crate::protocol::Message;
 use crate::store::{
-    Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed, Reserved,
-    SeqState, Slot, Store, StoreError, Touched,
+    ChangeApplied, Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed,
+    Reserved, SeqState, Slot, Store, StoreError, Touched,
 };
 
+mod changes;
 mod counting;
 mod items;
 mod member_cache;
@@ -577,6 +578,25 @@ impl Store for DynamoStore {
 
     async fn advance_settled(&self, room: &str, seq: u64) -> Result<(), StoreError> {
         self.raise_settled(room, seq).await
+    }
+
+    async fn find_message(
+        &self,
+        room: &str,
+        author: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<Message>, StoreError> {
+        self.find(room, author, id, now).await
+    }
+
+    async fn apply_change(
+        &self,
+        room: &str,
+        target: u64,
+        change: &Message,
+    ) -> Result<ChangeApplied, StoreError> {
+        self.apply(room, target, change).await
     }
 
     async fn history_before(

@@ -12,8 +12,8 @@ use roomcast_core::clock::Millis;
 use roomcast_core::config::RateLimit;
 use roomcast_core::protocol::Message;
 use roomcast_core::store::{
-    Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed, Reserved,
-    SeqState, Slot, Store, StoreError, Touched,
+    ChangeApplied, Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed,
+    Reserved, SeqState, Slot, Store, StoreError, Touched,
 };
 
 use super::{FaultKind, Faults, Point, StoreFault, Subject};
@@ -97,6 +97,8 @@ faulty! {
     fn advance_settled(&self, room: &str, seq: u64) -> ();
     fn history_before(&self, room: &str, before: Option<u64>, limit: u32, now: Millis) -> Page;
     fn history_after(&self, room: &str, after: u64, limit: u32, now: Millis) -> Page;
+    fn find_message(&self, room: &str, author: &str, id: &str, now: Millis) -> Option<Message>;
+    fn apply_change(&self, room: &str, target: u64, change: &Message) -> ChangeApplied;
     fn revoke(&self, user: &str, until: Millis) -> ();
     fn revoked_until(&self, user: &str, now: Millis) -> Option<Millis>;
     fn mark_direct(&self, user: &str, id: &str, now: Millis, expires_at: Millis) -> bool;

@@ -23,6 +23,9 @@ pub enum Right {
     Send,
     /// See who is present: the member list and presence and typing events.
     Presence,
+    /// Edit and delete anyone's messages in the room (with `send`, a member
+    /// edits and deletes its own).
+    Moderate,
 }
 
 /// The `rooms` claim: glob pattern → rights. Deny by default.

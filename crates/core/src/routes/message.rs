@@ -6,14 +6,15 @@
 //! gets an error with its `ref` and changes nothing stored), memberships are
 //! refreshed when due, and the action is dispatched.
 
-use super::{Context, RouteError, rooms, send};
+use super::{Context, RouteError, change, rooms, send};
 use crate::auth::{Identity, Right, Verify};
 use crate::clock::Millis;
 use crate::events::{self, Event, Outbox, RoomLeftReason};
 use crate::gateway::GatewayError;
 use crate::metrics::Metric;
 use crate::protocol::{
-    Action, ClientFrame, ClientLimits, ErrorCode, FrameError, ServerFrame, parse_client_frame,
+    Action, ChangeKind, ClientFrame, ClientLimits, ErrorCode, FrameError, ServerFrame,
+    parse_client_frame,
 };
 use crate::ratelimit::Verdict;
 use crate::store::{ConnectionRecord, Membership, StoreError};
@@ -371,6 +372,42 @@ async fn dispatch(
         } => send::ephemeral(ctx, conn, &room, id, data, reference, now).await?,
         Action::Direct { to, id, data } => {
             send::direct(ctx, conn, &to, id, data, reference, now).await?
+        }
+        Action::Edit {
+            room,
+            id,
+            message,
+            author,
+            replaces,
+            data,
+        } => {
+            let request = change::ChangeRequest {
+                room,
+                id,
+                message,
+                author,
+                kind: ChangeKind::Edit,
+                replaces,
+                data,
+            };
+            return change::change(ctx, conn, request, reference, now).await;
+        }
+        Action::Delete {
+            room,
+            id,
+            message,
+            author,
+        } => {
+            let request = change::ChangeRequest {
+                room,
+                id,
+                message,
+                author,
+                kind: ChangeKind::Delete,
+                replaces: None,
+                data: serde_json::Value::Null,
+            };
+            return change::change(ctx, conn, request, reference, now).await;
         }
     }))
 }

@@ -16,6 +16,7 @@ use crate::protocol::{ErrorCode, FrameError, PresenceEvent, Ref, ServerFrame};
 use crate::shard::Dispatch;
 use crate::store::{Membership, Removed, Store, StoreError};
 
+mod change;
 mod connection;
 mod fanout;
 mod message;

@@ -22,6 +22,7 @@ pub(super) fn require(
         Right::Join => "join",
         Right::Send => "send to",
         Right::Presence => "see presence in",
+        Right::Moderate => "change others' messages in",
     };
     Err(RouteError::rejected(
         ErrorCode::Forbidden,

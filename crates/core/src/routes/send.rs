@@ -100,7 +100,13 @@ fn record_stored(ctx: &Context<'_>, stored: &Message, origin: Origin, connection
 /// unsettled: a send that followed a settled seq raises it to its own (one
 /// write, no read); otherwise every [`SETTLE_EVERY`](sequencer::SETTLE_EVERY)
 /// seqs the writer settles the room. A failure leaves it to the next send.
-async fn keep_settled(ctx: &Context<'_>, room: &str, seq: u64, follows_settled: bool, now: Millis) {
+pub(super) async fn keep_settled(
+    ctx: &Context<'_>,
+    room: &str,
+    seq: u64,
+    follows_settled: bool,
+    now: Millis,
+) {
     let result = if follows_settled {
         ctx.store.advance_settled(room, seq).await
     } else if seq.is_multiple_of(sequencer::SETTLE_EVERY) {
@@ -151,7 +157,7 @@ pub(super) async fn ephemeral(
     })
 }
 
-fn history_ttl(ctx: &Context<'_>) -> Millis {
+pub(super) fn history_ttl(ctx: &Context<'_>) -> Millis {
     Context::ms(ctx.config.retention.history)
 }
 
@@ -170,13 +176,14 @@ fn new_message(
         data,
         ts: now,
         expires_at: now.saturating_add(history_ttl(ctx)),
+        change: None,
     }
 }
 
 /// Delivers a stored message to the room's members except `exclude`.
 /// Members are read after the append: whoever joins later finds the
 /// message in history, so no joiner can miss it.
-async fn fan_out(
+pub(super) async fn fan_out(
     ctx: &Context<'_>,
     stored: Message,
     exclude: Option<&str>,

@@ -1424,6 +1424,23 @@ impl Store for BrokenAppends {
     async fn member_count(&self, r: &str, now: i64) -> Result<u64, StoreError> {
         self.0.member_count(r, now).await
     }
+    async fn find_message(
+        &self,
+        r: &str,
+        author: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<Message>, StoreError> {
+        self.0.find_message(r, author, id, now).await
+    }
+    async fn apply_change(
+        &self,
+        r: &str,
+        target: u64,
+        change: &Message,
+    ) -> Result<crate::store::ChangeApplied, StoreError> {
+        self.0.apply_change(r, target, change).await
+    }
     async fn put_connection(&self, c: &ConnectionRecord) -> Result<(), StoreError> {
         self.0.put_connection(c).await
     }

@@ -69,6 +69,10 @@ macro_rules! store_conformance_tests {
             expired_history_is_skipped,
             direct_markers_dedupe_until_expiry,
             revocations_hold_until_their_time_and_are_replaced,
+            find_message_finds_live_messages_only,
+            edits_make_the_latest_version_and_the_later_seq_wins,
+            a_delete_erases_every_version_and_is_final,
+            concurrent_edits_keep_every_version_and_the_latest_seq,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -81,6 +85,9 @@ macro_rules! store_conformance_tests {
         )*
     };
 }
+
+mod changes;
+pub use changes::*;
 
 /// A fixed "now" far from zero, so that "expired" is unambiguous.
 pub const NOW: Millis = 1_900_000_000_000;
@@ -128,6 +135,7 @@ fn message(room: &str, user: &str, id: &str) -> NewMessage {
         data: json!({"text": format!("message {id}"), "n": [1, 2.5, null, true]}),
         ts: NOW,
         expires_at: NOW + 7 * 24 * HOUR,
+        change: None,
     }
 }
 
@@ -170,6 +178,8 @@ fn at_seq(msg: &NewMessage, seq: u64) -> Message {
         from: msg.from.clone(),
         data: msg.data.clone(),
         ts: msg.ts,
+        change: msg.change.clone().map(Box::new),
+        revision: None,
     }
 }
 

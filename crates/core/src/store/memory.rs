@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed, Reserved,
-    SeqState, Slot, Store, StoreError, Touched, apply_identity,
+    ChangeApplied, Committed, ConnectionRecord, JoinOutcome, MemberPage, Membership, Page, Removed,
+    Reserved, SeqState, Slot, Store, StoreError, Touched, apply_identity,
 };
 use crate::auth::Identity;
 use crate::clock::Millis;
@@ -36,10 +36,13 @@ struct Inner {
     direct_markers: HashMap<(String, String), Millis>,
     /// Revoked users, until when.
     revoked: HashMap<String, Millis>,
+    /// (room, message seq) → the seqs of its edits (`changes`).
+    versions: HashMap<(String, u64), BTreeSet<u64>>,
     /// When expired items were last deleted (`sweep`).
     swept_at: Millis,
 }
 
+mod changes;
 mod sweep;
 
 /// The in-memory store.
@@ -512,6 +515,25 @@ impl Store for MemoryStore {
         }
         g.direct_markers.insert(key, expires_at);
         Ok(true)
+    }
+
+    async fn find_message(
+        &self,
+        room: &str,
+        author: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<Message>, StoreError> {
+        Ok(self.lock().find_message(room, author, id, now))
+    }
+
+    async fn apply_change(
+        &self,
+        room: &str,
+        target: u64,
+        change: &Message,
+    ) -> Result<ChangeApplied, StoreError> {
+        Ok(self.lock().apply_change(room, target, change))
     }
 
     async fn revoke(&self, user: &str, until: Millis) -> Result<(), StoreError> {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::auth::{Identity, RoomRights};
 use crate::clock::Millis;
 use crate::config::RateLimit;
-use crate::protocol::{Message, Sender};
+use crate::protocol::{Change, Message, Sender};
 use crate::ratelimit::{RateState, Verdict};
 
 #[cfg(any(test, feature = "test-util"))]
@@ -167,6 +167,22 @@ pub struct NewMessage {
     pub ts: Millis,
     /// History expiry.
     pub expires_at: Millis,
+    /// On a change event: the message it changes.
+    pub change: Option<Change>,
+}
+
+/// What applying a change did (`Store::apply_change`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeApplied {
+    /// The message's latest version (or its tombstone) is now this change.
+    Applied,
+    /// A change with a later seq was applied already: this one is kept as
+    /// a version (or, a repeated delete, nothing changed).
+    Superseded,
+    /// The message was deleted: an edit's own data was erased too.
+    Deleted,
+    /// The message is gone (expired): nothing to change.
+    Missing,
 }
 
 /// The result of appending.
@@ -512,6 +528,32 @@ pub trait Store: Send + Sync {
         limit: u32,
         now: Millis,
     ) -> Result<Page, StoreError>;
+
+    /// The message `author` stored as `id` in `room`, in its latest version
+    /// (with its revision), if it is live: what a change names. Found by
+    /// its idempotency marker, then its slot. `None` for a change event
+    /// (changes change messages, not each other).
+    async fn find_message(
+        &self,
+        room: &str,
+        author: &str,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<Message>, StoreError>;
+
+    /// Applies `change`, a change event already stored in the room's
+    /// stream, to the message at seq `target`. An edit records its seq as
+    /// one of the message's versions and becomes the message's latest
+    /// version unless a change with a later seq already is (the later seq
+    /// wins). A delete erases the data of the message and of every edit
+    /// of it, leaving the revision as a tombstone; it is final: an edit
+    /// applied after it erases its own data instead (`Deleted`).
+    async fn apply_change(
+        &self,
+        room: &str,
+        target: u64,
+        change: &Message,
+    ) -> Result<ChangeApplied, StoreError>;
 
     /// Refuses `user` until `until`: their connects and the frames of their
     /// connections. Replaces any earlier revocation of the user; an `until`

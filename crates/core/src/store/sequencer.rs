@@ -72,6 +72,8 @@ pub async fn append(
             from: msg.from.clone(),
             data: msg.data.clone(),
             ts: clock.now_ms().max(msg.ts),
+            change: msg.change.clone().map(Box::new),
+            revision: None,
         };
         let outcome = match store
             .commit(&stored, msg.expires_at, marker_expires_at, &writer)

@@ -459,3 +459,67 @@ fn error_code_wire_names_match_as_str() {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
     }
 }
+
+/// `edit` and `delete` name a message by its id, and its author when it is
+/// not the sender's own; `replaces` is the version the client saw.
+#[test]
+fn changes_parse_with_their_target_and_refuse_bad_fields() {
+    let edit = parse(r#"{"action":"edit","room":"r","id":"e1","message":"m1","replaces":4,"data":{"t":"fixed"},"ref":9}"#).unwrap();
+    assert_eq!(edit.reference, Some(json!(9)));
+    assert_eq!(
+        edit.action,
+        Action::Edit {
+            room: RoomName("r".into()),
+            id: MessageId("e1".into()),
+            message: MessageId("m1".into()),
+            author: None,
+            replaces: Some(4),
+            data: json!({"t": "fixed"}),
+        }
+    );
+    let delete =
+        parse(r#"{"action":"delete","room":"r","id":"d1","message":"m1","author":"alice"}"#)
+            .unwrap();
+    assert_eq!(
+        delete.action,
+        Action::Delete {
+            room: RoomName("r".into()),
+            id: MessageId("d1".into()),
+            message: MessageId("m1".into()),
+            author: Some("alice".into()),
+        }
+    );
+    assert_eq!(delete.action.name(), "delete");
+    for (body, code, names) in [
+        (
+            r#"{"action":"edit","room":"r","id":"e1","data":1,"ref":"x"}"#,
+            ErrorCode::InvalidField,
+            "message",
+        ),
+        (
+            r#"{"action":"edit","room":"r","id":"e1","message":"m1","ref":"x"}"#,
+            ErrorCode::InvalidField,
+            "data",
+        ),
+        (
+            r#"{"action":"edit","room":"r","id":"e1","message":"bad id!","data":1,"ref":"x"}"#,
+            ErrorCode::InvalidId,
+            "message",
+        ),
+        (
+            r#"{"action":"delete","room":"r","id":"d1","message":"m1","author":" alice","ref":"x"}"#,
+            ErrorCode::InvalidField,
+            "author",
+        ),
+        (
+            r#"{"action":"edit","room":"r","id":"e1","message":"m1","replaces":-1,"data":1,"ref":"x"}"#,
+            ErrorCode::InvalidField,
+            "replaces",
+        ),
+    ] {
+        let e = err(body);
+        assert_eq!(e.code, code, "{body}: {e:?}");
+        assert!(e.message.contains(names), "{body}: {}", e.message);
+        assert_eq!(e.reference, Some(json!("x")), "{body}");
+    }
+}

@@ -132,6 +132,7 @@ mod tests {
             data: json!(1),
             ts: at,
             expires_at: at + ttl,
+            change: None,
         };
         crate::store::sequencer::append(store, &crate::clock::ManualClock::new(at), msg, at + ttl)
             .await

@@ -1,0 +1,128 @@
+//! Messages that change: `edit` and `delete`. A change is a new event in
+//! the room's stream, appended like a send (its own seq, idempotent by its
+//! own id), so live members, a client resuming with `since` and history see
+//! it in order, gap-free, exactly once. Then it is applied to the message it
+//! names (`Store::apply_change`): history returns the message in its
+//! latest version, or as a tombstone once deleted.
+
+use serde_json::Value;
+
+use super::send::{fan_out, history_ttl, keep_settled};
+use super::{Context, RouteError, rooms::require};
+use crate::auth::Right;
+use crate::clock::Millis;
+use crate::protocol::{Change, ChangeKind, ErrorCode, MessageId, Ref, RoomName, ServerFrame};
+use crate::store::{Appended, ChangeApplied, ConnectionRecord, NewMessage, sequencer};
+
+/// A change as a client asks for it.
+#[derive(Debug)]
+pub(crate) struct ChangeRequest {
+    pub(crate) room: RoomName,
+    /// The change's own id.
+    pub(crate) id: MessageId,
+    /// The message it changes, and its sender (default: the requester).
+    pub(crate) message: MessageId,
+    pub(crate) author: Option<String>,
+    pub(crate) kind: ChangeKind,
+    pub(crate) replaces: Option<u64>,
+    /// The new data (an edit); null for a delete.
+    pub(crate) data: Value,
+}
+
+/// `edit` and `delete`: its own message with `send`, anyone's with
+/// `moderate`. Acks the requester at once, then fans out to every other
+/// member. A repeated id is acked with the original seq and not applied
+/// again.
+pub(super) async fn change(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    request: ChangeRequest,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<Option<ServerFrame>, RouteError> {
+    let room = &request.room;
+    require(conn, room, Right::Send)?;
+    // Identities are compared exactly: never trimmed or folded.
+    let author = request.author.clone().unwrap_or_else(|| conn.user.clone());
+    if author != conn.user {
+        require(conn, room, Right::Moderate)?;
+    }
+    let target = ctx
+        .store
+        .find_message(room.as_str(), &author, request.message.as_str(), now)
+        .await?
+        .filter(|m| !m.revision.as_ref().is_some_and(|r| r.deleted))
+        .ok_or_else(|| {
+            RouteError::rejected(
+                ErrorCode::NotFound,
+                format!(
+                    "no message {} from {author} in room {room} (never sent, expired or deleted)",
+                    request.message.as_str()
+                ),
+            )
+        })?;
+    let ack = |seq, epoch: &str, duplicate| ServerFrame::Ack {
+        id: request.id.as_str().to_owned(),
+        seq: Some(seq),
+        epoch: epoch.to_owned(),
+        duplicate,
+        delivered: None,
+        reference: reference.clone(),
+    };
+    let message = NewMessage {
+        room: room.to_string(),
+        id: request.id.as_str().to_owned(),
+        from: conn.sender(),
+        data: request.data.clone(),
+        ts: now,
+        expires_at: target
+            .ts
+            .saturating_add(history_ttl(ctx))
+            .max(now.saturating_add(history_ttl(ctx))),
+        change: Some(Change {
+            kind: request.kind,
+            message: request.message.as_str().to_owned(),
+            author,
+            seq: target.seq,
+            replaces: request.replaces,
+        }),
+    };
+    let marker_expires_at = message.expires_at;
+    let (mut stored, follows_settled) = match sequencer::append(
+        ctx.store,
+        ctx.clock,
+        message,
+        marker_expires_at,
+    )
+    .await?
+    {
+        Appended::Duplicate { seq } => {
+            tracing::info!(%room, id = request.id.as_str(), seq, "repeated change acked with the original seq");
+            return Ok(Some(ack(seq, "", true)));
+        }
+        Appended::New {
+            message,
+            follows_settled,
+        } => (message, follows_settled),
+    };
+    let applied = ctx
+        .store
+        .apply_change(room.as_str(), target.seq, &stored)
+        .await?;
+    if applied == ChangeApplied::Deleted {
+        // Deleted meanwhile: the edit's data is erased; members see the
+        // change as stored.
+        stored.data = Value::Null;
+    }
+    tracing::info!(%room, seq = stored.seq, target = target.seq, kind = ?request.kind, ?applied, "message changed");
+    let (seq, epoch) = (stored.seq, stored.epoch.clone());
+    let early = ack(seq, &epoch, false);
+    let acked = ctx
+        .gateway
+        .post(&conn.connection_id, early.to_json().as_bytes())
+        .await
+        .is_ok();
+    fan_out(ctx, stored, Some(&conn.connection_id), now).await?;
+    keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
+    Ok((!acked).then_some(early))
+}
