@@ -55,15 +55,17 @@ async fn ask(ws: &mut Ws, mut frame: Value, reference: &str) -> Value {
     }
 }
 
-/// Every message frame `ws` receives until one with seq `upto`.
-async fn messages_upto(ws: &mut Ws, upto: u64) -> Vec<Value> {
-    let mut seen = Vec::new();
-    while seen
-        .last()
-        .is_none_or(|m: &Value| m["seq"].as_u64().unwrap() < upto)
-    {
+/// Every message frame `ws` receives until it has every seq from `from`
+/// to `upto`, in seq order. Frames of changes made at once may arrive out
+/// of order on a raw socket (separate invocations fan them out, as with
+/// racing sends); the clients order them by seq (docs/protocol.md).
+async fn messages_upto(ws: &mut Ws, from: u64, upto: u64) -> Vec<Value> {
+    let mut seen: Vec<Value> = Vec::new();
+    let has = |seen: &[Value], seq: u64| seen.iter().any(|m| m["seq"] == seq);
+    while !(from..=upto).all(|seq| has(&seen, seq)) {
         seen.push(recv_type(ws, "message").await);
     }
+    seen.sort_by_key(|m| m["seq"].as_u64().unwrap());
     seen
 }
 
@@ -89,7 +91,7 @@ async fn edits_race_deletes_erase_and_a_resumed_client_catches_up() {
     let m1 = sent["seq"].as_u64().unwrap();
     // Carol saw m1, then drops off.
     assert_eq!(
-        messages_upto(&mut carol, m1).await.last().unwrap()["data"],
+        messages_upto(&mut carol, m1, m1).await.last().unwrap()["data"],
         "the secret plan"
     );
     carol.close(None).await.unwrap();
@@ -133,7 +135,7 @@ async fn edits_race_deletes_erase_and_a_resumed_client_catches_up() {
     );
 
     // Bob sees both changes in order, each naming m1.
-    let bobs = messages_upto(&mut bob, ea.max(em)).await;
+    let bobs = messages_upto(&mut bob, m1, ea.max(em)).await;
     let changes: Vec<&Value> = bobs.iter().filter(|f| f["change"].is_object()).collect();
     assert_eq!(changes.len(), 2, "{bobs:?}");
     assert!(changes.iter().all(|c| c["change"]["message"] == "m1"
