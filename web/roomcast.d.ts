@@ -220,6 +220,10 @@ export declare class Roomcast {
   rosterPartial(room: string): boolean;
   history(room: string, options?: { before?: number; limit?: number }): Promise<HistoryPage>;
   send(room: string, data: unknown, options?: { id?: string }): Promise<Ack>;
+  /** Edits message `message` (its id) of `author` (default: you; anyone's needs `moderate`). Delivered as a `change` event. */
+  edit(room: string, message: string, data: unknown, options?: { author?: string; replaces?: number; id?: string }): Promise<Ack>;
+  /** Deletes a message: its data is erased, a tombstone stays. As `edit`. */
+  delete(room: string, message: string, options?: { author?: string; id?: string }): Promise<Ack>;
   /** Fan-out only: no seq, no history, no resend; rejects with 'not_connected' while down. */
   sendEphemeral(room: string, data: unknown): Promise<Ack>;
   direct(to: string, data: unknown, options?: { id?: string }): Promise<Ack>;
@@ -227,6 +231,8 @@ export declare class Roomcast {
   stopTyping(room: string): void;
   on(event: 'state', fn: (e: StateEvent) => void): () => void;
   on(event: 'message', fn: (m: RoomMessage) => void): () => void;
+  /** An edit or a delete of a message, in the room's order (live, resumed, or your own once acked): `change` names the message; `data` is its new payload, null for a delete. */
+  on(event: 'change', fn: (m: RoomMessage & { change: MessageChange }) => void): () => void;
   on(event: 'presence', fn: (e: PresenceEvent) => void): () => void;
   on(event: 'typing', fn: (e: TypingEvent) => void): () => void;
   on(event: 'direct', fn: (m: DirectMessage) => void): () => void;

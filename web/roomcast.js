@@ -569,12 +569,22 @@ export class Roomcast {
       room.buffer.delete(room.lastSeq + 1);
       room.lastSeq += 1;
       if (next.unreadable) this.emit('error', new RoomcastError('malformed_frame', `message ${next.seq} in ${name} could not be read; skipped`, { room: name, seq: next.seq }));
-      else this.emit('message', next);
+      else this.deliver(next);
     }
     if (room.buffer.size === 0 && room.gapTimer !== undefined) {
       this.clock.clearTimeout(room.gapTimer);
       room.gapTimer = undefined;
     }
+  }
+
+  /**
+   * One event of the room's stream, in order: a `message`, or a `change`
+   * (an edit or a delete of the message `change.message` from
+   * `change.author`) for the app to apply to the message it shows.
+   */
+  deliver(m) {
+    if (m.change && typeof m.change === 'object') this.emit('change', m);
+    else this.emit('message', m);
   }
 
   skipTo(name, seq) {
@@ -586,7 +596,7 @@ export class Roomcast {
       room.buffer.delete(s);
       if (s > room.lastSeq) {
         room.lastSeq = s;
-        this.emit('message', m);
+        this.deliver(m);
       }
     }
     if (seq > room.lastSeq) room.lastSeq = seq;
@@ -600,11 +610,35 @@ export class Roomcast {
    * across reconnects); rejects if the outbox is full or the server refuses.
    */
   send(room, data, { id } = {}) {
+    return this.enqueue({ action: 'send', room, id: id ?? newId(), data });
+  }
+
+  /**
+   * Edits a message of the room: `message` is its id, `author` its sender
+   * (default: this user; anyone's needs the `moderate` right), `replaces`
+   * the seq of the version shown. Queued, resent and acked exactly once
+   * like a send; members get it as a `change` event.
+   */
+  edit(room, message, data, { author, replaces, id } = {}) {
+    const frame = { action: 'edit', room, id: id ?? newId(), message, data };
+    if (author !== undefined) frame.author = author;
+    if (replaces !== undefined) frame.replaces = replaces;
+    return this.enqueue(frame);
+  }
+
+  /** Deletes a message of the room (its data is erased; a tombstone stays). As `edit`. */
+  delete(room, message, { author, id } = {}) {
+    const frame = { action: 'delete', room, id: id ?? newId(), message };
+    if (author !== undefined) frame.author = author;
+    return this.enqueue(frame);
+  }
+
+  enqueue(frame) {
     if (this.outbox.length >= this.options.outboxLimit) {
       return Promise.reject(new RoomcastError('outbox_full', `${this.outbox.length} messages are waiting to be sent; try again later`));
     }
     return new Promise((resolve, reject) => {
-      const item = { id: id ?? newId(), room, data, resolve, reject };
+      const item = { id: frame.id, room: frame.room, data: frame.data ?? null, frame, resolve, reject };
       this.outbox.push(item);
       this.emit('outbox', { size: this.outbox.length });
       this.pump();
@@ -620,13 +654,17 @@ export class Roomcast {
     if (this.inflight || this.state !== 'open' || this.outbox.length === 0) return;
     const item = this.outbox[0];
     this.inflight = item;
-    this.request({ action: 'send', room: item.room, id: item.id, data: item.data })
+    this.request({ ...item.frame })
       .then((ack) => {
         this.inflight = null;
         this.outbox = this.outbox.filter((o) => o !== item);
         this.emit('outbox', { size: this.outbox.length });
-        // The sender's own message, delivered in order like anyone else's.
-        this.offerMessage({ room: item.room, seq: ack.seq, epoch: ack.epoch, id: item.id, from: this.user, data: item.data, ts: this.clock.now(), own: true });
+        // The sender's own message (or change), delivered in order like
+        // anyone else's.
+        const own = { room: item.room, seq: ack.seq, epoch: ack.epoch, id: item.id, from: this.user, data: item.data, ts: this.clock.now(), own: true };
+        const { action, message, author, replaces } = item.frame;
+        if (action !== 'send') own.change = { kind: action, message, author: author ?? this.user?.user, replaces };
+        this.offerMessage(own);
         item.resolve(ack);
         this.pump();
       })

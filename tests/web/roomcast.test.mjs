@@ -17,7 +17,7 @@ function client(overrides = {}) {
     random: () => 0.5,
     ...overrides,
   });
-  for (const e of ['state', 'message', 'error', 'joined', 'presence', 'typing', 'direct', 'closing', 'restart']) c.on(e, (p) => events.push([e, p]));
+  for (const e of ['state', 'message', 'change', 'error', 'joined', 'presence', 'typing', 'direct', 'closing', 'restart']) c.on(e, (p) => events.push([e, p]));
   return { c, clock, events, of: (kind) => events.filter(([e]) => e === kind).map(([, p]) => p) };
 }
 
@@ -498,4 +498,45 @@ test('ephemeral sends go out at once with no seq, are never queued, and arrive a
   await flush();
   assert.deepEqual(seen.map((e) => e.data), [{ x: 3 }]);
   assert.equal(t.of('message').length, 0, 'not a room message');
+});
+
+test('edits and deletes go through the outbox and arrive as change events in order', async () => {
+  const t = client();
+  const ws = await connected(t);
+  t.c.join('r');
+  await flush();
+  await joinRoom(ws, 'r', 1);
+  // Another member's edit of message m1, live, between two messages.
+  ws.receive(msg('r', 2));
+  ws.receive({ ...msg('r', 3, 'fixed'), id: 'e1', change: { kind: 'edit', message: 'id1', author: 'bob', seq: 1 } });
+  await flush();
+  assert.deepEqual(t.of('message').map((m) => m.seq), [2]);
+  assert.deepEqual(t.of('change').map((m) => [m.seq, m.change.kind, m.change.message, m.data.text]), [[3, 'edit', 'id1', 'fixed']]);
+  // Our own edit and delete: queued in order, each frame as the protocol
+  // has it, and delivered as our own changes once acked.
+  const edited = t.c.edit('r', 'mine', { text: 'better' }, { replaces: 2 });
+  const deleted = t.c.delete('r', 'theirs', { author: 'bob' });
+  await flush();
+  const edit = ws.lastSent('edit');
+  assert.deepEqual({ ...edit, id: undefined, ref: undefined }, { action: 'edit', room: 'r', id: undefined, ref: undefined, message: 'mine', data: { text: 'better' }, replaces: 2 });
+  assert.equal(ws.lastSent('delete'), undefined, 'one change in flight at a time');
+  ws.receive({ type: 'ack', id: edit.id, seq: 4, ref: edit.ref });
+  await flush();
+  const del = ws.lastSent('delete');
+  assert.deepEqual([del.message, del.author, 'data' in del], ['theirs', 'bob', false]);
+  ws.receive({ type: 'ack', id: del.id, seq: 5, ref: del.ref });
+  assert.equal((await edited).seq, 4);
+  assert.equal((await deleted).seq, 5);
+  await flush();
+  assert.deepEqual(t.of('change').map((m) => [m.seq, m.change.kind, m.change.author, Boolean(m.own)]), [
+    [3, 'edit', 'bob', false],
+    [4, 'edit', 'alice', true],
+    [5, 'delete', 'bob', true],
+  ]);
+  // A refusal rejects with the server's code.
+  const refused = t.c.edit('r', 'x', 1);
+  await flush();
+  const bad = ws.lastSent('edit');
+  ws.receive({ type: 'error', code: 'not_found', message: 'no message x', ref: bad.ref });
+  await assert.rejects(refused, (e) => e instanceof RoomcastError && e.code === 'not_found');
 });
