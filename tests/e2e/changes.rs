@@ -244,3 +244,101 @@ async fn edits_race_deletes_erase_and_a_resumed_client_catches_up() {
     }
     emu.shutdown().await;
 }
+
+/// The server API's `edit` and `delete` (docs/server-api.md): the backend
+/// changes any member's message as a moderator; members get the changes in
+/// the stream; a repeated id is not applied twice; a message that is not
+/// there is a typed refusal.
+#[tokio::test]
+async fn the_backend_edits_and_deletes_any_message() {
+    let emu = start(config("template.yaml")).await;
+    let (mut alice, _) = join_with_token(&emu, &token("alice", member()), "r").await;
+    let (mut bob, _) = join_with_token(&emu, &token("bob", member()), "r").await;
+    let sent = ask(
+        &mut alice,
+        json!({"action": "send", "room": "r", "id": "m1", "data": "spam"}),
+        "s",
+    )
+    .await;
+    let m1 = sent["seq"].as_u64().unwrap();
+    let api = roomcast_server_api::ServerApi::new(lambda_client(&emu).await, "PublishFunction");
+    let edited = api
+        .edit(
+            "r",
+            "alice",
+            "m1",
+            json!("[removed by a moderator]"),
+            "mod-1",
+        )
+        .await
+        .unwrap();
+    assert!(!edited.duplicate);
+    let again = api
+        .edit("r", "alice", "m1", json!("other"), "mod-1")
+        .await
+        .unwrap();
+    assert_eq!((again.seq, again.duplicate), (edited.seq, true));
+    let deleted = api.delete("r", "alice", "m1", "mod-2").await.unwrap();
+    let frames = messages_upto(&mut bob, m1, deleted.seq.unwrap()).await;
+    let changes: Vec<(&str, &str)> = frames
+        .iter()
+        .filter_map(|f| Some((f["change"]["kind"].as_str()?, f["from"]["user"].as_str()?)))
+        .collect();
+    assert_eq!(changes, vec![("edit", "server"), ("delete", "server")]);
+    let missing = api.delete("r", "alice", "nope", "mod-3").await.unwrap_err();
+    assert!(
+        matches!(&missing, roomcast_server_api::ServerApiError::InvalidRequest(m) if m.contains("no message nope")),
+        "{missing}"
+    );
+    let page = api.history("r", None, None).await.unwrap();
+    let tombstone = page.messages.iter().find(|m| m.seq == m1).unwrap();
+    assert_eq!(tombstone.data, Value::Null);
+    assert!(
+        tombstone
+            .revision
+            .as_ref()
+            .is_some_and(|r| r.deleted && r.by.user == "server")
+    );
+    emu.shutdown().await;
+}
+
+/// Changes with every function as its real binary on moto: the message
+/// function's role allows every call a change makes (the emulator checks
+/// the roles as IAM does).
+#[tokio::test]
+async fn changes_need_no_right_the_template_does_not_grant() {
+    let emu = roomcast_processes_on_moto().await;
+    let _roles = no_access_denied(&emu);
+    let (mut alice, _) = join_with_token(&emu, &token("alice", member()), "r").await;
+    let sent = ask(
+        &mut alice,
+        json!({"action": "send", "room": "r", "id": "m1", "data": 1}),
+        "s",
+    )
+    .await;
+    assert_eq!(sent["type"], "ack", "{sent}");
+    let edited = ask(
+        &mut alice,
+        json!({"action": "edit", "room": "r", "id": "e1", "message": "m1", "data": 2}),
+        "e",
+    )
+    .await;
+    assert_eq!(edited["type"], "ack", "{edited}");
+    let deleted = ask(
+        &mut alice,
+        json!({"action": "delete", "room": "r", "id": "d1", "message": "m1"}),
+        "d",
+    )
+    .await;
+    assert_eq!(deleted["type"], "ack", "{deleted}");
+    let page = ask(&mut alice, json!({"action": "history", "room": "r"}), "h").await;
+    let m1 = &page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "m1")
+        .unwrap()
+        .clone();
+    assert_eq!(m1["revision"]["deleted"], true, "{page}");
+    emu.shutdown().await;
+}

@@ -11,13 +11,15 @@ use serde_json::Value;
 use crate::frames::{Member, Message, Sender};
 
 /// Every operation's name, as `op` spells it.
-pub const OPERATIONS: [&str; 6] = [
+pub const OPERATIONS: [&str; 8] = [
     "publish",
     "roomInfo",
     "members",
     "history",
     "disconnect",
     "revoke",
+    "edit",
+    "delete",
 ];
 
 /// The most members one page may ask for.
@@ -73,6 +75,43 @@ pub enum ServerRequest {
         /// Whether the clients may reconnect on their own; default false.
         #[serde(default)]
         reconnect: bool,
+    },
+    /// Edit any message of a room, as a moderator (docs/protocol.md,
+    /// "Messages that change"): a new event in the room's stream.
+    Edit {
+        /// The room.
+        room: String,
+        /// The change's own id: a retry with the same id is not applied
+        /// twice.
+        id: String,
+        /// The id of the message it changes.
+        message: String,
+        /// The message's sender.
+        author: String,
+        /// The new payload.
+        data: Value,
+        /// The seq of the version the backend replaces, if it knows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<u64>,
+        /// Shown as the one who changed it; default
+        /// `{"user":"server","name":"server"}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Sender>,
+    },
+    /// Delete any message of a room, as a moderator: its data is erased, a
+    /// tombstone stays.
+    Delete {
+        /// The room.
+        room: String,
+        /// The change's own id.
+        id: String,
+        /// The id of the message it deletes.
+        message: String,
+        /// The message's sender.
+        author: String,
+        /// Shown as the one who deleted it; default the server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Sender>,
     },
     /// Close a user's connections and refuse their connects and frames
     /// until `until`.
@@ -234,6 +273,22 @@ mod tests {
                 until: 9,
                 code: None,
                 reason: Some("bye".into()),
+            },
+            ServerRequest::Edit {
+                room: "r".into(),
+                id: "c1".into(),
+                message: "m1".into(),
+                author: "u".into(),
+                data: json!("fixed"),
+                replaces: Some(3),
+                from: None,
+            },
+            ServerRequest::Delete {
+                room: "r".into(),
+                id: "c2".into(),
+                message: "m1".into(),
+                author: "u".into(),
+                from: None,
             },
         ];
         for request in requests {

@@ -161,6 +161,48 @@ impl ServerApi {
         .await
     }
 
+    /// Edits any message of a room as a moderator: `message` is its id,
+    /// `author` its sender; `id` makes retries safe. Members get it as a
+    /// change in the room's stream (docs/protocol.md).
+    pub async fn edit(
+        &self,
+        room: &str,
+        author: &str,
+        message: &str,
+        data: Value,
+        id: &str,
+    ) -> Result<Published, ServerApiError> {
+        self.call(ServerRequest::Edit {
+            room: room.to_owned(),
+            id: id.to_owned(),
+            message: message.to_owned(),
+            author: author.to_owned(),
+            data,
+            replaces: None,
+            from: None,
+        })
+        .await
+    }
+
+    /// Deletes any message of a room as a moderator: its data is erased
+    /// from storage, a tombstone stays. As [`ServerApi::edit`].
+    pub async fn delete(
+        &self,
+        room: &str,
+        author: &str,
+        message: &str,
+        id: &str,
+    ) -> Result<Published, ServerApiError> {
+        self.call(ServerRequest::Delete {
+            room: room.to_owned(),
+            id: id.to_owned(),
+            message: message.to_owned(),
+            author: author.to_owned(),
+            from: None,
+        })
+        .await
+    }
+
     /// Closes a user's connections and refuses their connects and frames
     /// until `until` (seconds since the epoch; their token's `exp` at most
     /// is enough).

@@ -11,7 +11,9 @@ use super::send::{fan_out, history_ttl, keep_settled};
 use super::{Context, RouteError, rooms::require};
 use crate::auth::Right;
 use crate::clock::Millis;
-use crate::protocol::{Change, ChangeKind, ErrorCode, MessageId, Ref, RoomName, ServerFrame};
+use crate::protocol::{
+    Change, ChangeKind, ErrorCode, Message, MessageId, Ref, RoomName, Sender, ServerFrame,
+};
 use crate::store::{Appended, ChangeApplied, ConnectionRecord, NewMessage, sequencer};
 
 /// A change as a client asks for it.
@@ -29,24 +31,27 @@ pub(crate) struct ChangeRequest {
     pub(crate) data: Value,
 }
 
-/// `edit` and `delete`: its own message with `send`, anyone's with
-/// `moderate`. Acks the requester at once, then fans out to every other
-/// member. A repeated id is acked with the original seq and not applied
-/// again.
-pub(super) async fn change(
+/// A change appended to the stream: new, or a repeat of one stored before.
+pub(super) enum Stored {
+    /// Stored under a fresh seq and applied to its message.
+    New {
+        stored: Message,
+        follows_settled: bool,
+    },
+    /// Its id was used before: stored then under this seq.
+    Duplicate { seq: u64 },
+}
+
+/// Finds the message `request` names from `author`, appends the change as
+/// `from`, and applies it. The caller has checked the rights.
+pub(super) async fn store_change(
     ctx: &Context<'_>,
-    conn: &ConnectionRecord,
-    request: ChangeRequest,
-    reference: Option<Ref>,
+    request: &ChangeRequest,
+    author: String,
+    from: Sender,
     now: Millis,
-) -> Result<Option<ServerFrame>, RouteError> {
+) -> Result<Stored, RouteError> {
     let room = &request.room;
-    require(conn, room, Right::Send)?;
-    // Identities are compared exactly: never trimmed or folded.
-    let author = request.author.clone().unwrap_or_else(|| conn.user.clone());
-    if author != conn.user {
-        require(conn, room, Right::Moderate)?;
-    }
     let target = ctx
         .store
         .find_message(room.as_str(), &author, request.message.as_str(), now)
@@ -61,24 +66,14 @@ pub(super) async fn change(
                 ),
             )
         })?;
-    let ack = |seq, epoch: &str, duplicate| ServerFrame::Ack {
-        id: request.id.as_str().to_owned(),
-        seq: Some(seq),
-        epoch: epoch.to_owned(),
-        duplicate,
-        delivered: None,
-        reference: reference.clone(),
-    };
+    let expires_at = now.saturating_add(history_ttl(ctx));
     let message = NewMessage {
         room: room.to_string(),
         id: request.id.as_str().to_owned(),
-        from: conn.sender(),
+        from,
         data: request.data.clone(),
         ts: now,
-        expires_at: target
-            .ts
-            .saturating_add(history_ttl(ctx))
-            .max(now.saturating_add(history_ttl(ctx))),
+        expires_at,
         change: Some(Change {
             kind: request.kind,
             message: request.message.as_str().to_owned(),
@@ -87,18 +82,14 @@ pub(super) async fn change(
             replaces: request.replaces,
         }),
     };
-    let marker_expires_at = message.expires_at;
     let (mut stored, follows_settled) = match sequencer::append(
-        ctx.store,
-        ctx.clock,
-        message,
-        marker_expires_at,
+        ctx.store, ctx.clock, message, expires_at,
     )
     .await?
     {
         Appended::Duplicate { seq } => {
             tracing::info!(%room, id = request.id.as_str(), seq, "repeated change acked with the original seq");
-            return Ok(Some(ack(seq, "", true)));
+            return Ok(Stored::Duplicate { seq });
         }
         Appended::New {
             message,
@@ -115,6 +106,46 @@ pub(super) async fn change(
         stored.data = Value::Null;
     }
     tracing::info!(%room, seq = stored.seq, target = target.seq, kind = ?request.kind, ?applied, "message changed");
+    Ok(Stored::New {
+        stored,
+        follows_settled,
+    })
+}
+
+/// `edit` and `delete`: its own message with `send`, anyone's with
+/// `moderate`. Acks the requester at once, then fans out to every other
+/// member. A repeated id is acked with the original seq and not applied
+/// again.
+pub(super) async fn change(
+    ctx: &Context<'_>,
+    conn: &ConnectionRecord,
+    request: ChangeRequest,
+    reference: Option<Ref>,
+    now: Millis,
+) -> Result<Option<ServerFrame>, RouteError> {
+    let room = request.room.clone();
+    require(conn, &room, Right::Send)?;
+    // Identities are compared exactly: never trimmed or folded.
+    let author = request.author.clone().unwrap_or_else(|| conn.user.clone());
+    if author != conn.user {
+        require(conn, &room, Right::Moderate)?;
+    }
+    let ack = |seq, epoch: &str, duplicate| ServerFrame::Ack {
+        id: request.id.as_str().to_owned(),
+        seq: Some(seq),
+        epoch: epoch.to_owned(),
+        duplicate,
+        delivered: None,
+        reference: reference.clone(),
+    };
+    let (stored, follows_settled) =
+        match store_change(ctx, &request, author, conn.sender(), now).await? {
+            Stored::Duplicate { seq } => return Ok(Some(ack(seq, "", true))),
+            Stored::New {
+                stored,
+                follows_settled,
+            } => (stored, follows_settled),
+        };
     let (seq, epoch) = (stored.seq, stored.epoch.clone());
     let early = ack(seq, &epoch, false);
     let acked = ctx
@@ -125,4 +156,40 @@ pub(super) async fn change(
     fan_out(ctx, stored, Some(&conn.connection_id), now).await?;
     keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
     Ok((!acked).then_some(early))
+}
+
+/// A change from the backend (the server API's `edit` and `delete`): a
+/// moderator's, trusted (IAM let it invoke), delivered to the whole room.
+pub(super) async fn backend_change(
+    ctx: &Context<'_>,
+    request: ChangeRequest,
+    author: String,
+    from: Sender,
+    now: Millis,
+) -> Result<crate::protocol::server_api::Published, RouteError> {
+    let room = request.room.clone();
+    let (stored, follows_settled) = match store_change(ctx, &request, author, from, now).await? {
+        Stored::Duplicate { seq } => {
+            return Ok(crate::protocol::server_api::Published {
+                seq: Some(seq),
+                duplicate: true,
+                ..Default::default()
+            });
+        }
+        Stored::New {
+            stored,
+            follows_settled,
+        } => (stored, follows_settled),
+    };
+    let seq = stored.seq;
+    let delivery = fan_out(ctx, stored, None, now).await?;
+    keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
+    Ok(crate::protocol::server_api::Published {
+        seq: Some(seq),
+        duplicate: false,
+        delivered: delivery.delivered,
+        gone: delivery.gone,
+        failed: delivery.failed,
+        queued: delivery.queued,
+    })
 }

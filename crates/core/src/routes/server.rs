@@ -234,3 +234,55 @@ async fn close_with(ctx: &Context<'_>, id: &str, kick: &Kick, reconnect: bool) {
         Err(e) => tracing::warn!(connection_id = id, error = %e, "could not close the connection"),
     }
 }
+
+/// `edit` and `delete` from the backend: a moderator's change of any
+/// message, by its id and author (docs/protocol.md, "Messages that change").
+pub async fn change_message(
+    ctx: &Context<'_>,
+    change: BackendChange,
+) -> Result<crate::protocol::server_api::Published, ServerError> {
+    let limits = &ctx.config.limits;
+    let request = super::change::ChangeRequest {
+        room: RoomName::parse(&change.room, limits)?,
+        id: crate::protocol::MessageId::parse(&change.id, limits)?,
+        message: crate::protocol::MessageId::parse(&change.message, limits)?,
+        author: None,
+        kind: change.kind,
+        replaces: change.replaces,
+        data: change.data,
+    };
+    if !crate::protocol::valid_user_id(&change.author) {
+        return Err(invalid(
+            "author must be a user id, exactly as the token's sub",
+        ));
+    }
+    if change.kind == crate::protocol::ChangeKind::Edit {
+        crate::protocol::check_data(&request.data, limits)?;
+    }
+    let from = change.from.unwrap_or_else(|| crate::protocol::Sender {
+        user: "server".into(),
+        name: "server".into(),
+    });
+    Ok(super::change::backend_change(ctx, request, change.author, from, ctx.now()).await?)
+}
+
+/// A change the backend asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendChange {
+    /// The room.
+    pub room: String,
+    /// The change's own id.
+    pub id: String,
+    /// The message it changes, and its sender.
+    pub message: String,
+    /// The message's sender.
+    pub author: String,
+    /// An edit or a delete.
+    pub kind: crate::protocol::ChangeKind,
+    /// The new data (null for a delete).
+    pub data: serde_json::Value,
+    /// The version replaced, if known.
+    pub replaces: Option<u64>,
+    /// Shown as the one who changed it (default: the server).
+    pub from: Option<crate::protocol::Sender>,
+}
