@@ -166,6 +166,46 @@ pub struct MessageStored {
     pub ts: Millis,
 }
 
+/// `Message Updated` and `Message Deleted`: a change stored in the room's
+/// stream, naming the message it changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageChanged {
+    /// The room.
+    pub room: String,
+    /// The change's seq in the room.
+    pub seq: u64,
+    /// The room's stream epoch.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// The change's own id.
+    pub id: String,
+    /// An edit or a delete.
+    #[serde(skip)]
+    pub kind: crate::protocol::ChangeKind,
+    /// The changed message's id, sender and seq.
+    pub message: String,
+    /// Its sender.
+    pub author: String,
+    /// Its seq.
+    pub message_seq: u64,
+    /// Who changed it.
+    pub from: Sender,
+    /// A client or a backend.
+    pub origin: Origin,
+    /// The changing connection (client changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// An edit's new payload, unless left out (a delete has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// Why `data` is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_omitted: Option<DataOmitted>,
+    /// The change's timestamp.
+    pub ts: Millis,
+}
+
 /// `Direct Sent`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -20,12 +20,13 @@ use tokio::time::Instant;
 mod detail;
 
 pub use detail::{
-    ConnectionClosed, ConnectionOpened, DataOmitted, DirectSent, MessagePublished, MessageStored,
-    Origin, PresenceChange, PresenceChanged, Rejected, RoomJoined, RoomLeft, RoomLeftReason,
+    ConnectionClosed, ConnectionOpened, DataOmitted, DirectSent, MessageChanged, MessagePublished,
+    MessageStored, Origin, PresenceChange, PresenceChanged, Rejected, RoomJoined, RoomLeft,
+    RoomLeftReason,
 };
 
 /// Every detail-type, as [`Event::detail_type`] names them.
-pub const DETAIL_TYPES: [&str; 9] = [
+pub const DETAIL_TYPES: [&str; 11] = [
     "Connection Opened",
     "Connection Closed",
     "Room Joined",
@@ -35,6 +36,8 @@ pub const DETAIL_TYPES: [&str; 9] = [
     "Direct Sent",
     "Message Published",
     "Request Rejected",
+    "Message Updated",
+    "Message Deleted",
 ];
 
 /// The version of every detail schema. Raised only for a change that could
@@ -63,6 +66,9 @@ pub enum Event {
     MessagePublished(MessagePublished),
     /// A client's frame or token was refused in a way worth alerting on.
     Rejected(Rejected),
+    /// A message was edited or deleted: a change stored in the room's
+    /// stream (`Message Updated`, `Message Deleted`).
+    MessageChanged(MessageChanged),
 }
 
 impl Event {
@@ -78,6 +84,10 @@ impl Event {
             Self::DirectSent(_) => "Direct Sent",
             Self::MessagePublished(_) => "Message Published",
             Self::Rejected(_) => "Request Rejected",
+            Self::MessageChanged(d) => match d.kind {
+                crate::protocol::ChangeKind::Edit => "Message Updated",
+                crate::protocol::ChangeKind::Delete => "Message Deleted",
+            },
         }
     }
 
@@ -93,6 +103,7 @@ impl Event {
             Self::DirectSent(d) => versioned(d),
             Self::MessagePublished(d) => versioned(d),
             Self::Rejected(d) => versioned(d),
+            Self::MessageChanged(d) => versioned(d),
         }
     }
 
@@ -106,6 +117,7 @@ impl Event {
             Self::RoomLeft(d) => format!("{}/{}", d.room, d.connection_id),
             Self::PresenceChanged(d) => format!("{}/{}", d.room, d.user),
             Self::MessageStored(d) => format!("{}#{}", d.room, d.seq),
+            Self::MessageChanged(d) => format!("{}#{}", d.room, d.seq),
             Self::DirectSent(d) => format!("{}:{}", d.from.user, d.id),
             Self::MessagePublished(d) => d.id.clone(),
             Self::Rejected(d) => d
@@ -121,6 +133,7 @@ impl Event {
     pub fn without_data(&mut self, why: DataOmitted) {
         let (data, omitted) = match self {
             Self::MessageStored(d) => (&mut d.data, &mut d.data_omitted),
+            Self::MessageChanged(d) => (&mut d.data, &mut d.data_omitted),
             Self::DirectSent(d) => (&mut d.data, &mut d.data_omitted),
             Self::MessagePublished(d) => (&mut d.data, &mut d.data_omitted),
             _ => return,

@@ -11,6 +11,7 @@ use super::send::{fan_out, history_ttl, keep_settled};
 use super::{Context, RouteError, rooms::require};
 use crate::auth::Right;
 use crate::clock::Millis;
+use crate::events::{self, Event, Origin};
 use crate::protocol::{
     Change, ChangeKind, ErrorCode, Message, MessageId, Ref, RoomName, Sender, ServerFrame,
 };
@@ -49,6 +50,7 @@ pub(super) async fn store_change(
     request: &ChangeRequest,
     author: String,
     from: Sender,
+    origin: (Origin, Option<&str>),
     now: Millis,
 ) -> Result<Stored, RouteError> {
     let room = &request.room;
@@ -106,6 +108,7 @@ pub(super) async fn store_change(
         stored.data = Value::Null;
     }
     tracing::info!(%room, seq = stored.seq, target = target.seq, kind = ?request.kind, ?applied, "message changed");
+    record_changed(ctx, &stored, origin);
     Ok(Stored::New {
         stored,
         follows_settled,
@@ -138,14 +141,22 @@ pub(super) async fn change(
         delivered: None,
         reference: reference.clone(),
     };
-    let (stored, follows_settled) =
-        match store_change(ctx, &request, author, conn.sender(), now).await? {
-            Stored::Duplicate { seq } => return Ok(Some(ack(seq, "", true))),
-            Stored::New {
-                stored,
-                follows_settled,
-            } => (stored, follows_settled),
-        };
+    let (stored, follows_settled) = match store_change(
+        ctx,
+        &request,
+        author,
+        conn.sender(),
+        (Origin::Client, Some(&conn.connection_id)),
+        now,
+    )
+    .await?
+    {
+        Stored::Duplicate { seq } => return Ok(Some(ack(seq, "", true))),
+        Stored::New {
+            stored,
+            follows_settled,
+        } => (stored, follows_settled),
+    };
     let (seq, epoch) = (stored.seq, stored.epoch.clone());
     let early = ack(seq, &epoch, false);
     let acked = ctx
@@ -153,7 +164,12 @@ pub(super) async fn change(
         .post(&conn.connection_id, early.to_json().as_bytes())
         .await
         .is_ok();
-    fan_out(ctx, stored, Some(&conn.connection_id), now).await?;
+    // The events go out beside the fan-out, after the ack, as a send's.
+    let (delivered, ()) = futures::join!(
+        fan_out(ctx, stored, Some(&conn.connection_id), now),
+        ctx.events.flush()
+    );
+    delivered?;
     keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
     Ok((!acked).then_some(early))
 }
@@ -168,19 +184,20 @@ pub(super) async fn backend_change(
     now: Millis,
 ) -> Result<crate::protocol::server_api::Published, RouteError> {
     let room = request.room.clone();
-    let (stored, follows_settled) = match store_change(ctx, &request, author, from, now).await? {
-        Stored::Duplicate { seq } => {
-            return Ok(crate::protocol::server_api::Published {
-                seq: Some(seq),
-                duplicate: true,
-                ..Default::default()
-            });
-        }
-        Stored::New {
-            stored,
-            follows_settled,
-        } => (stored, follows_settled),
-    };
+    let (stored, follows_settled) =
+        match store_change(ctx, &request, author, from, (Origin::Server, None), now).await? {
+            Stored::Duplicate { seq } => {
+                return Ok(crate::protocol::server_api::Published {
+                    seq: Some(seq),
+                    duplicate: true,
+                    ..Default::default()
+                });
+            }
+            Stored::New {
+                stored,
+                follows_settled,
+            } => (stored, follows_settled),
+        };
     let seq = stored.seq;
     let delivery = fan_out(ctx, stored, None, now).await?;
     keep_settled(ctx, room.as_str(), seq, follows_settled, now).await;
@@ -192,4 +209,33 @@ pub(super) async fn backend_change(
         failed: delivery.failed,
         queued: delivery.queued,
     })
+}
+
+/// Records `Message Updated` or `Message Deleted` for a change just stored.
+fn record_changed(
+    ctx: &Context<'_>,
+    stored: &Message,
+    (origin, connection_id): (Origin, Option<&str>),
+) {
+    let Some(change) = stored.change.as_deref() else {
+        return;
+    };
+    ctx.events.record(|| {
+        Event::MessageChanged(events::MessageChanged {
+            room: stored.room.clone(),
+            seq: stored.seq,
+            epoch: stored.epoch.clone(),
+            id: stored.id.clone(),
+            kind: change.kind,
+            message: change.message.clone(),
+            author: change.author.clone(),
+            message_seq: change.seq,
+            from: stored.from.clone(),
+            origin,
+            connection_id: connection_id.map(str::to_owned),
+            data: (change.kind == ChangeKind::Edit).then(|| stored.data.clone()),
+            data_omitted: None,
+            ts: stored.ts,
+        })
+    });
 }

@@ -413,3 +413,48 @@ async fn a_slow_bus_delays_neither_the_ack_nor_the_fan_out() {
     assert!(delivered, "the fan-out finished while the put was held");
     assert!(reply.is_none(), "the ack was posted early: {reply:?}");
 }
+
+/// An edit is `Message Updated` with its new data, a delete `Message
+/// Deleted` without any, each naming the message it changed; a repeated
+/// change is not told again.
+#[tokio::test]
+async fn changes_are_updated_and_deleted_events_naming_their_message() {
+    let w = World::new().with_events();
+    w.connect("a1", "alice").await;
+    w.join("a1", "r").await;
+    w.reply(
+        "a1",
+        json!({"action": "send", "room": "r", "id": "m1", "data": "hi"}),
+    )
+    .await;
+    w.events.take();
+    let edit = json!({"action": "edit", "room": "r", "id": "e1", "message": "m1", "data": "hi!"});
+    w.reply("a1", edit.clone()).await;
+    let epoch = w.store.seq_state("r").await.unwrap().epoch;
+    assert_eq!(
+        w.events.take(),
+        vec![(
+            "Message Updated",
+            json!({
+                "version": 1, "room": "r", "seq": 2, "epoch": epoch, "id": "e1",
+                "message": "m1", "author": "alice", "messageSeq": 1,
+                "from": {"user": "alice", "name": "alice!"}, "origin": "client",
+                "connectionId": "a1", "data": "hi!", "ts": T0
+            })
+        )]
+    );
+    w.reply("a1", edit).await;
+    assert!(
+        w.events.take_batches().is_empty(),
+        "a repeat is not told again"
+    );
+    w.reply(
+        "a1",
+        json!({"action": "delete", "room": "r", "id": "d1", "message": "m1"}),
+    )
+    .await;
+    let deleted = only(&w, "Message Deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["messageSeq"], 1);
+    assert!(deleted[0].get("data").is_none(), "{}", deleted[0]);
+}
