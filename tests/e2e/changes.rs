@@ -55,6 +55,15 @@ async fn ask(ws: &mut Ws, mut frame: Value, reference: &str) -> Value {
     }
 }
 
+/// The message at `seq` in a `history` reply.
+fn in_page(page: &Value, seq: u64) -> Value {
+    let messages = page["messages"].as_array().expect("a history page");
+    let found = messages.iter().find(|m| m["seq"] == seq);
+    found
+        .unwrap_or_else(|| panic!("no seq {seq} in {page}"))
+        .clone()
+}
+
 /// Every message frame `ws` receives until it has every seq from `from`
 /// to `upto`, in seq order. Frames of changes made at once may arrive out
 /// of order on a raw socket (separate invocations fan them out, as with
@@ -168,13 +177,7 @@ async fn edits_race_deletes_erase_and_a_resumed_client_catches_up() {
 
     // The history shows the latest version with its revision.
     let latest = ask(&mut bob, json!({"action": "history", "room": "r"}), "h").await;
-    let original = latest["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["seq"] == m1)
-        .unwrap()
-        .clone();
+    let original = in_page(&latest, m1);
     assert_eq!(original["data"], later);
     assert_eq!(original["revision"]["seq"], ea.max(em));
 
@@ -221,13 +224,7 @@ async fn edits_race_deletes_erase_and_a_resumed_client_catches_up() {
 
     // The tombstone: no data, who and when.
     let page = ask(&mut carol, json!({"action": "history", "room": "r"}), "h2").await;
-    let tombstone = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["seq"] == m1)
-        .unwrap()
-        .clone();
+    let tombstone = in_page(&page, m1);
     assert_eq!(tombstone["data"], Value::Null);
     assert_eq!(tombstone["revision"]["deleted"], true);
     assert_eq!(tombstone["revision"]["by"]["user"], "alice");

@@ -6,7 +6,6 @@
 use serde_json::Value;
 
 use super::{App, HandlerError};
-use crate::protocol::ChangeKind;
 use crate::protocol::server_api::Published;
 pub use crate::protocol::server_api::{OPERATIONS, ServerRequest};
 use crate::routes::server::{self, Kick};
@@ -78,52 +77,12 @@ pub async fn server(app: &App, request: Value) -> Result<Value, HandlerError> {
             let until_ms = until.saturating_mul(1000);
             json(server::revoke_user(&ctx, &user, until_ms, &kick).await?)
         }
-        ServerRequest::Edit {
-            room,
-            id,
-            message,
-            author,
-            data,
-            replaces,
-            from,
-        } => json(
-            server::change_message(
-                &ctx,
-                server::BackendChange {
-                    room,
-                    id,
-                    message,
-                    author,
-                    kind: ChangeKind::Edit,
-                    data,
-                    replaces,
-                    from,
-                },
-            )
-            .await?,
-        ),
-        ServerRequest::Delete {
-            room,
-            id,
-            message,
-            author,
-            from,
-        } => json(
-            server::change_message(
-                &ctx,
-                server::BackendChange {
-                    room,
-                    id,
-                    message,
-                    author,
-                    kind: ChangeKind::Delete,
-                    data: Value::Null,
-                    replaces: None,
-                    from,
-                },
-            )
-            .await?,
-        ),
+        request @ (ServerRequest::Edit { .. } | ServerRequest::Delete { .. }) => {
+            match server::BackendChange::of(request) {
+                Some(change) => json(server::change_message(&ctx, change).await?),
+                None => Value::Null,
+            }
+        }
     };
     outbox.flush().await;
     Ok(answer)

@@ -286,3 +286,49 @@ pub struct BackendChange {
     /// Shown as the one who changed it (default: the server).
     pub from: Option<crate::protocol::Sender>,
 }
+
+impl BackendChange {
+    /// The change an `edit` or `delete` request asks for; `None` for any
+    /// other operation.
+    pub fn of(request: crate::protocol::server_api::ServerRequest) -> Option<Self> {
+        use crate::protocol::ChangeKind;
+        use crate::protocol::server_api::ServerRequest;
+        Some(match request {
+            ServerRequest::Edit {
+                room,
+                id,
+                message,
+                author,
+                data,
+                replaces,
+                from,
+            } => Self {
+                room,
+                id,
+                message,
+                author,
+                kind: ChangeKind::Edit,
+                data,
+                replaces,
+                from,
+            },
+            ServerRequest::Delete {
+                room,
+                id,
+                message,
+                author,
+                from,
+            } => Self {
+                room,
+                id,
+                message,
+                author,
+                kind: ChangeKind::Delete,
+                data: serde_json::Value::Null,
+                replaces: None,
+                from,
+            },
+            _ => return None,
+        })
+    }
+}
